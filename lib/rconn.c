@@ -1,0 +1,69 @@
+/* rconn.c -- blocking Redis connections with auth, database and timeouts applied. */
+#include "rconn.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+
+int rconn_error(redisContext *c, const redisReply *r, char *err, size_t errlen)
+{
+    if (r == NULL) {
+        snprintf(err, errlen, "%s", c->err ? c->errstr : "no reply");
+        return -1;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        snprintf(err, errlen, "%s", r->str);
+        return -1;
+    }
+    return 0;
+}
+
+static int rconn_command(redisContext *c, char *err, size_t errlen, const char *what, int argc,
+                         const char **argv)
+{
+    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+    char why[256];
+    int rc = rconn_error(c, r, why, sizeof(why));
+    if (rc < 0)
+        snprintf(err, errlen, "%s: %s", what, why);
+    if (r)
+        freeReplyObject(r);
+    return rc;
+}
+
+redisContext *rconn_open(const struct redis_target *t, long timeout_ms, char *err, size_t errlen)
+{
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    redisContext *c = redisConnectWithTimeout(t->host, t->port, tv);
+    if (c == NULL) {
+        snprintf(err, errlen, "redis %s:%d: out of memory", t->host, t->port);
+        return NULL;
+    }
+    if (c->err) {
+        snprintf(err, errlen, "redis %s:%d: %s", t->host, t->port, c->errstr);
+        goto fail;
+    }
+    if (redisSetTimeout(c, tv) != REDIS_OK) {
+        snprintf(err, errlen, "redis %s:%d: cannot set timeout", t->host, t->port);
+        goto fail;
+    }
+    if (t->password[0]) {
+        const char *argv[] = {"AUTH", t->user, t->password};
+        int off = t->user[0] ? 0 : 1;
+        if (off)
+            argv[1] = "AUTH";
+        if (rconn_command(c, err, errlen, "redis AUTH", 3 - off, argv + off) < 0)
+            goto fail;
+    }
+    if (t->db) {
+        char db[16];
+        snprintf(db, sizeof(db), "%d", t->db);
+        const char *argv[] = {"SELECT", db};
+        if (rconn_command(c, err, errlen, "redis SELECT", 2, argv) < 0)
+            goto fail;
+    }
+    return c;
+fail:
+    redisFree(c);
+    return NULL;
+}

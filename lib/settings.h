@@ -1,0 +1,73 @@
+/* settings.h -- the settings every pixflow program shares (SPEC §2), parsed and checked once. */
+#ifndef PIXFLOW_SETTINGS_H
+#define PIXFLOW_SETTINGS_H
+
+#include "config.h"
+#include "log.h"
+#include "url.h"
+
+#define SET_KEY_MAX        512
+#define SET_CONNECT_TO_MAX 16
+
+struct redis_target {
+    char host[256];
+    int port;
+    char user[128]; /* Redis 6 ACL user, empty for the default user */
+    char password[256];
+    int db;
+};
+
+struct connect_to {
+    char host[URL_HOST_MAX + 1]; /* as the URL names it, lowercase */
+    int port;
+    char to_host[256]; /* where traffic really goes */
+    int to_port;
+};
+
+struct settings {
+    struct redis_target redis;
+    const char *redis_url;
+    const char *mongo_uri;
+    const char *prefix;
+    const char *group;
+    const char *consumer;
+    const char *transforms;
+    const char *plugin_path;
+    struct url_hosts allowed;
+    const char *connect_to_text; /* as given, for curl's CURLOPT_CONNECT_TO */
+    int connect_to_count;
+    struct connect_to connect_to[SET_CONNECT_TO_MAX];
+    const char *ca_file;
+    enum log_level log_level;
+    int log_json;
+    char consumer_default[300];
+};
+
+/* Which shared settings a program takes. */
+enum {
+    SET_REDIS = 1 << 0,   /* --redis-url, --prefix */
+    SET_MONGO = 1 << 1,   /* --mongo-uri */
+    SET_GROUP = 1 << 2,   /* --group, --consumer */
+    SET_PLUGINS = 1 << 3, /* --transforms, --plugin-path */
+    SET_FETCH = 1 << 4,   /* --allowed-hosts, --connect-to, --ca-file */
+    SET_HOSTS = 1 << 5,   /* --allowed-hosts alone (URL validation without fetching) */
+};
+
+#define SET_OPTIONS_MAX 16
+
+/* Fill `out` (room for SET_OPTIONS_MAX entries) with the shared options selected by `which`,
+ * bound to `s`; returns how many. Programs append their own after them. */
+int settings_options(struct settings *s, unsigned which, struct cfg_option *out);
+
+/* Builds a table of shared + own options, parses, starts logging. Returns what cfg_parse does;
+ * on -1 the message is already printed as one line. */
+int settings_load(struct settings *s, unsigned which, const struct cfg_option *own,
+                  const char *prog, const char *synopsis, int argc, char **argv, int *first_arg);
+
+/* "<prefix><name>", e.g. "pixflow:urls". */
+const char *settings_key(const struct settings *s, const char *name, char *buf, size_t len);
+
+/* The connect-to entry that redirects host:port, or NULL. */
+const struct connect_to *settings_connect_to(const struct settings *s, const char *host, int port);
+
+#endif

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# stack.sh -- start, stop and inspect the local servers pixflow needs: redis-server (AOF on),
+# FerretDB (MongoDB wire protocol on SQLite) and pixflow-picsum (the picsum-like image server),
+# each on a free loopback port, with data under $PIXFLOW_STACK_DIR (default .stack/).
+#
+#   scripts/stack.sh start | stop | status | env
+#
+# `start` writes $PIXFLOW_STACK_DIR/env with the PIXFLOW_* exports that point pixflow at them:
+#   . .stack/env
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+dir=${PIXFLOW_STACK_DIR:-$root/.stack}
+build=${PIXFLOW_BUILD_DIR:-$root/build}
+ferretdb=${PIXFLOW_FERRETDB:-$root/.cache/bin/ferretdb}
+
+die() { echo "stack: $*" >&2; exit 1; }
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+alive() { [ -f "$dir/$1.pid" ] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
+
+wait_port() { # name port
+    for _ in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then return 0; fi
+        alive "$1" || die "$1 exited during start-up; see $dir/$1.log"
+        sleep 0.1
+    done
+    die "$1 did not listen on 127.0.0.1:$2 within 10 s; see $dir/$1.log"
+}
+
+start() {
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    for s in redis ferretdb picsum; do
+        alive "$s" && die "$s already runs (pid $(cat "$dir/$s.pid")); run '$0 stop' first"
+    done
+    command -v redis-server >/dev/null || die "redis-server is missing: run scripts/setup.sh"
+    [ -x "$ferretdb" ] || die "FerretDB is missing at $ferretdb: run scripts/setup.sh"
+    [ -x "$build/bin/pixflow-picsum" ] || die "$build/bin/pixflow-picsum is missing: build first"
+
+    local rport mport
+    rport=$(free_port)
+    mkdir -p "$dir/redis"
+    redis-server --bind 127.0.0.1 --port "$rport" --dir "$dir/redis" --appendonly yes \
+        --appendfsync everysec --save "" --daemonize yes --pidfile "$dir/redis.pid" \
+        --logfile "$dir/redis.log" >/dev/null
+    for _ in $(seq 1 50); do [ -s "$dir/redis.pid" ] && break; sleep 0.1; done
+    wait_port redis "$rport"
+
+    mport=$(free_port)
+    mkdir -p "$dir/ferretdb"
+    "$ferretdb" --handler=sqlite --sqlite-url="file:$dir/ferretdb/" \
+        --listen-addr="127.0.0.1:$mport" --debug-addr=127.0.0.1:0 --telemetry=disable \
+        --state-dir="$dir/ferretdb" --log-level=warn >"$dir/ferretdb.log" 2>&1 &
+    echo $! >"$dir/ferretdb.pid"
+    wait_port ferretdb "$mport"
+
+    mkdir -p "$dir/picsum"
+    rm -f "$dir/picsum/ready"
+    # shellcheck disable=SC2086 # PIXFLOW_PICSUM_ARGS is a list of flags, e.g. --deterministic
+    "$build/bin/pixflow-picsum" --state-dir "$dir/picsum" --ready-file "$dir/picsum/ready" \
+        ${PIXFLOW_PICSUM_ARGS:-} >"$dir/picsum.log" 2>&1 &
+    echo $! >"$dir/picsum.pid"
+    for _ in $(seq 1 100); do [ -f "$dir/picsum/ready" ] && break; alive picsum || break; sleep 0.1; done
+    [ -f "$dir/picsum/ready" ] || die "pixflow-picsum did not start; see $dir/picsum.log"
+    local https http ca
+    https=$(sed -n 's/^https=//p' "$dir/picsum/ready")
+    http=$(sed -n 's/^http=//p' "$dir/picsum/ready")
+    ca=$(sed -n 's/^ca=//p' "$dir/picsum/ready")
+
+    cat >"$dir/env" <<ENV
+export PIXFLOW_STACK_DIR='$dir'
+export PIXFLOW_REDIS_URL='redis://127.0.0.1:$rport/0'
+export PIXFLOW_MONGO_URI='mongodb://127.0.0.1:$mport/pixflow'
+export PIXFLOW_CONNECT_TO='picsum.photos:443:127.0.0.1:$https,fastly.picsum.photos:443:127.0.0.1:$https,picsum.photos:80:127.0.0.1:$http,fastly.picsum.photos:80:127.0.0.1:$http'
+export PIXFLOW_CA_FILE='$ca'
+export PIXFLOW_PICSUM_HTTP='127.0.0.1:$http'
+export PIXFLOW_PICSUM_HTTPS='127.0.0.1:$https'
+ENV
+    status
+}
+
+stop() {
+    local s pid
+    for s in picsum ferretdb redis; do
+        [ -f "$dir/$s.pid" ] || continue
+        pid=$(cat "$dir/$s.pid")
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || true
+            for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            kill -KILL "$pid" 2>/dev/null || true
+            echo "stack: stopped $s (pid $pid)"
+        fi
+        rm -f "$dir/$s.pid"
+    done
+}
+
+status() {
+    local s
+    for s in redis ferretdb picsum; do
+        if alive "$s"; then
+            echo "stack: $s runs (pid $(cat "$dir/$s.pid"), log $dir/$s.log)"
+        else
+            echo "stack: $s is not running"
+        fi
+    done
+    if [ -f "$dir/env" ]; then
+        sed -n 's/^export \(PIXFLOW_\(REDIS_URL\|MONGO_URI\|PICSUM_HTTPS\)\)=/stack: \1=/p' "$dir/env"
+    fi
+}
+
+case "${1:-}" in
+start) start ;;
+stop) stop ;;
+status) status ;;
+env) [ -f "$dir/env" ] && cat "$dir/env" || die "no stack started in $dir" ;;
+*) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
+esac
