@@ -1,0 +1,24 @@
+/* slow.h -- replies whose body trickles out on timers (the "slow" fault). */
+#ifndef PICSUM_SLOW_H
+#define PICSUM_SLOW_H
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+struct slow_set;
+
+struct slow_set *slow_new(struct event_base *base);
+
+/* End every reply still trickling, then free the set. Call before evhttp_free. */
+void slow_free(struct slow_set *set);
+
+/* Send the status line and headers of req now, then body in SLOW_PIECES pieces, the last one
+ * delay_ms from now. Set Content-Length first, or libevent falls back to chunked encoding.
+ * Takes body on success (0); -1 leaves body and req to the caller. */
+int slow_start(struct slow_set *set, struct evhttp_request *req, int code, const char *reason,
+               struct evbuffer *body, int delay_ms);
+
+#define SLOW_PIECES 20
+
+#endif
