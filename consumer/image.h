@@ -1,0 +1,45 @@
+/* image.h -- recognise, check and decode downloaded pictures (JPEG and PNG only). */
+#ifndef PIXFLOW_IMAGE_H
+#define PIXFLOW_IMAGE_H
+
+#include <stddef.h>
+
+#include <pixflow/plugin.h>
+
+enum image_status {
+    IMAGE_OK,
+    IMAGE_NOT_IMAGE,   /* no known picture signature: an HTML error page, garbage */
+    IMAGE_UNSUPPORTED, /* a picture, but not JPEG or PNG (GIF, WebP, ...) */
+    IMAGE_CORRUPT,     /* JPEG or PNG that does not parse, is truncated or lies about its size */
+    IMAGE_TOO_LARGE,   /* more bytes than the decoder can address (2 GiB) */
+    IMAGE_NOMEM,       /* out of memory: worth retrying */
+};
+
+enum image_format { IMAGE_FORMAT_NONE, IMAGE_FORMAT_JPEG, IMAGE_FORMAT_PNG };
+
+struct image_info {
+    enum image_format format;
+    const char *name;  /* "jpeg", "png"; for IMAGE_UNSUPPORTED the format found ("gif"...) */
+    int width, height; /* as the header declares them */
+    int channels;      /* stored channels: 1 gray, 2 gray+alpha, 3 colour, 4 colour+alpha */
+};
+
+/* Reads the signature and the header only: no pixel memory, cheap enough to run before any
+ * size cap. IMAGE_OK fills info; otherwise err says why (info->name is set for UNSUPPORTED). */
+enum image_status image_probe(const unsigned char *data, size_t len, struct image_info *info,
+                              char *err, size_t errlen);
+
+/* Decodes a probed picture to `channels` (1, 3 or 4) 8-bit samples per pixel. Refuses a truncated
+ * file (no JPEG EOI after the scans, no PNG IEND, a bad CRC on a critical PNG chunk) and a result
+ * whose size differs from the header. On IMAGE_OK, out->pixels is malloc'd (free() it, or hand it
+ * on), tightly packed, flagged PIXFLOW_IMAGE_WRITABLE. Safe to call from many threads at once:
+ * stb_image is compiled here with private (static) functions whose process-wide flags nothing can
+ * set, and with its failure reason in thread-local storage. */
+enum image_status image_decode(const unsigned char *data, size_t len, const struct image_info *info,
+                               int channels, struct pixflow_image *out, char *err, size_t errlen);
+
+/* Bytes the decoder has asked the allocator for on the calling thread since it started: lets
+ * tests prove that a refused header never reached the pixel decoder. */
+size_t image_decoder_bytes(void);
+
+#endif

@@ -1,0 +1,56 @@
+/* process.h -- the CPU stage of one picture: check, decode, transform, encode PNG, digest. */
+#ifndef PIXFLOW_PROCESS_H
+#define PIXFLOW_PROCESS_H
+
+#include <stddef.h>
+
+#include "loader.h"
+
+/* picsum serves up to 5000 x 5000; leave room for other sources without allowing bombs. */
+#define PROCESS_DEFAULT_MAX_PIXELS    50000000L
+#define PROCESS_DEFAULT_MAX_DIMENSION 20000L
+
+struct process_limits {
+    long max_pixels;    /* width * height, checked on the header before decoding; <= 0: none */
+    long max_dimension; /* width and height each; <= 0: none */
+};
+
+/* Where the time went, for the worker's counters and the benchmark. */
+struct process_timing {
+    long decode_us;    /* header checks and decoding */
+    long transform_us; /* the chain */
+    long encode_us;    /* PNG */
+    long digest_us;    /* SHA-256 of both the download and the PNG, base64 */
+};
+
+struct process_out { /* everything the store needs */
+    unsigned char *png;
+    size_t png_len;
+    char sha256[65]; /* of png, hex: the document's _id */
+    char *b64;       /* png in base64, NUL-terminated */
+    size_t b64_len;
+    int width, height, channels; /* of the stored PNG */
+    char origin_format[8];       /* "jpeg", "png" */
+    int origin_width, origin_height;
+    char origin_sha256[65]; /* of the downloaded bytes */
+    struct process_timing timing;
+};
+
+enum process_status { PROCESS_OK, PROCESS_PERMANENT, PROCESS_TRANSIENT };
+
+/* Runs the whole stage on the downloaded bytes (lim NULL: no limits). Header first: a picture over
+ * the limits is refused before any pixel memory exists. The picture is decoded straight to the
+ * channels the chain's first link takes (chain_input_channels()). chain NULL means no transform.
+ * PROCESS_OK fills *out (free it with process_out_free()). Otherwise reason gets a short stable
+ * code for counters and dead letters and err the detail:
+ *   permanent: not_image, unsupported_format, corrupt_image, too_many_pixels, transform_failed,
+ *              encode_failed
+ *   transient: out_of_memory
+ * Safe to call from many threads at once. */
+enum process_status process_run(const struct chain *chain, const struct process_limits *lim,
+                                const unsigned char *data, size_t len, struct process_out *out,
+                                char *reason, size_t rlen, char *err, size_t errlen);
+
+void process_out_free(struct process_out *out);
+
+#endif
