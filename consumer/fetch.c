@@ -1,0 +1,969 @@
+/* fetch.c -- picture downloads on a libevent loop with libcurl's multi_socket API.
+ *
+ * Shaped like curl's docs/examples/hiperfifo.c: one struct per lifetime (the engine per loop, a
+ * fetch per transfer, a fetch_sock per socket curl watches), CURLOPT_PRIVATE to find the fetch
+ * again, and CURLMSG_DONE drained after every socket action and timeout.
+ *
+ * The input is hostile, so curl is never trusted to follow anything on its own: redirects are
+ * followed here, hop by hop, each Location re-checked with url_check_hop(); every address is
+ * checked by netguard after DNS in CURLOPT_OPENSOCKETFUNCTION (a name that resolves to 10.0.0.1
+ * never gets a socket); bodies are capped while they arrive; and the whole transfer, all hops
+ * included, has one deadline.
+ *
+ * Nothing here blocks the loop: no curl_easy_perform, and the engine refuses to start unless
+ * libcurl resolves names asynchronously (its threaded resolver on Debian). The one blocking
+ * call is getaddrinfo() in fetch_engine_new for connect-to targets given by name, before the
+ * loop runs.
+ *
+ * PIXFLOW_CA_FILE adds to the system store rather than replacing it (SPEC §2): CURLOPT_CAINFO
+ * would replace curl's default bundle, so the file's certificates are loaded once and added to
+ * each TLS context from CURLOPT_SSL_CTX_FUNCTION, after curl has loaded its defaults (from its
+ * CA store cache: see fetch_ca_defaults). */
+#include "fetch.h"
+
+#include <ctype.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "log.h"
+#include "netguard.h"
+
+#ifndef PIXFLOW_VERSION
+#define PIXFLOW_VERSION "0.1.0"
+#endif
+
+#define FETCH_BODY_FIRST         (16 * 1024) /* first buffer when Content-Length is unknown */
+#define FETCH_RETRY_AFTER_MAX_MS (24L * 3600 * 1000)
+#define FETCH_REDIRECTS_MAX      20
+#define FETCH_MAX_BYTES_MAX      (1L << 32) /* a body is one malloc: 4 GiB is already absurd */
+
+struct fetch_sock {
+    struct fetch_engine *e;
+    curl_socket_t fd;
+    struct event *ev;
+    struct fetch_sock *prev, *next;
+};
+
+struct fetch_engine {
+    struct event_base *base;
+    const struct settings *s;
+    struct fetch_limits lim;
+    CURLM *multi;
+    struct event *timer;
+    struct curl_slist *connect_to; /* "HOST:PORT:CONNECT-HOST:CONNECT-PORT" for every hop */
+    struct curl_slist *headers;
+    STACK_OF(X509_INFO) * extra_ca; /* PIXFLOW_CA_FILE, NULL when not set */
+    struct netguard_allow allow;    /* the connect-to targets, exempt from netguard */
+    char user_agent[64];
+    int bundle_only; /* drop curl's default CA folder: see fetch_ca_defaults */
+    int active;
+    struct fetch *fetches; /* every fetch not yet done or cancelled */
+    struct fetch_sock *socks;
+};
+
+struct fetch {
+    struct fetch_engine *e;
+    CURL *easy;
+    int in_multi;
+    struct event *refuse; /* set when the URL was refused in fetch_start: completes it later */
+    fetch_done_fn *done;
+    void *arg;
+    struct fetch_result *res;
+    double start_ms, deadline_ms;
+
+    /* State of the current hop, reset before each. */
+    size_t cap;          /* bytes allocated in res->body */
+    size_t received;     /* body bytes of this response, kept or not */
+    long status;         /* status of the response whose headers are being read */
+    long content_length; /* -1 when not announced */
+    int in_headers;      /* between a status line and the blank line after it */
+    int keep_body;       /* a 2xx: the body is the picture; anything else is read and dropped */
+    int dropped;         /* a dropped body grew past the cap: the transfer stopped on purpose */
+    char abort_reason[FETCH_REASON_MAX]; /* why a callback stopped the transfer */
+    enum fetch_class abort_cls;
+    char abort_error[200];
+    char blocked[200]; /* the last address netguard refused, and why */
+    char errbuf[CURL_ERROR_SIZE];
+
+    struct fetch *prev, *next;
+};
+
+static double fetch_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ---- results ---------------------------------------------------------------------------- */
+
+static struct fetch_result *fetch_result_new(const char *url)
+{
+    struct fetch_result *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    r->retry_after_ms = -1;
+    snprintf(r->final_url, sizeof(r->final_url), "%s", url);
+    return r;
+}
+
+void fetch_result_free(struct fetch_result *r)
+{
+    if (r == NULL)
+        return;
+    free(r->body);
+    free(r);
+}
+
+/* ---- headers and body ------------------------------------------------------------------- */
+
+/* When `line` (n bytes, CRLF included) is the header `name`, its trimmed value into out. */
+static int fetch_header(const char *line, size_t n, const char *name, char *out, size_t outlen)
+{
+    size_t nlen = strlen(name);
+    if (n <= nlen || line[nlen] != ':' || strncasecmp(line, name, nlen) != 0)
+        return 0;
+    const char *v = line + nlen + 1, *end = line + n;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && isspace((unsigned char)end[-1]))
+        end--;
+    size_t vlen = (size_t)(end - v);
+    if (vlen >= outlen)
+        vlen = outlen - 1;
+    memcpy(out, v, vlen);
+    out[vlen] = '\0';
+    return 1;
+}
+
+/* Retry-After: delta-seconds or an HTTP-date (RFC 9110 §10.2.3); -1 when unreadable. */
+static long fetch_retry_after(const char *v)
+{
+    if (*v == '\0')
+        return -1;
+    if (strspn(v, "0123456789") == strlen(v)) {
+        long secs = 0, max = FETCH_RETRY_AFTER_MAX_MS / 1000;
+        for (const char *p = v; *p && secs <= max; p++)
+            secs = secs * 10 + (*p - '0');
+        return secs > max ? FETCH_RETRY_AFTER_MAX_MS : secs * 1000;
+    }
+    time_t when = curl_getdate(v, NULL);
+    if (when == -1)
+        return -1;
+    double ms = difftime(when, time(NULL)) * 1000.0;
+    if (ms < 0)
+        return 0;
+    return ms > (double)FETCH_RETRY_AFTER_MAX_MS ? FETCH_RETRY_AFTER_MAX_MS : (long)ms;
+}
+
+static void fetch_abort(struct fetch *f, enum fetch_class cls, const char *reason, const char *fmt,
+                        ...) __attribute__((format(printf, 4, 5)));
+
+/* Remember why a callback is about to stop the transfer; the first reason wins. */
+static void fetch_abort(struct fetch *f, enum fetch_class cls, const char *reason, const char *fmt,
+                        ...)
+{
+    if (f->abort_reason[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->abort_error, sizeof(f->abort_error), fmt, ap);
+    va_end(ap);
+    snprintf(f->abort_reason, sizeof(f->abort_reason), "%s", reason);
+    f->abort_cls = cls;
+}
+
+static int fetch_is_image(const char *content_type)
+{
+    return strncasecmp(content_type, "image/", 6) == 0 && content_type[6] != '\0';
+}
+
+/* Headers end: decide about the body before a byte of it arrives. 0 to stop the transfer. */
+static int fetch_headers_done(struct fetch *f)
+{
+    struct fetch_result *r = f->res;
+    f->in_headers = 0;
+    if (f->status >= 100 && f->status < 200)
+        return 1; /* interim response: the real one follows */
+    f->keep_body = f->status >= 200 && f->status < 300;
+    if (!f->keep_body)
+        return 1;
+    if (!fetch_is_image(r->content_type)) {
+        fetch_abort(f, FETCH_PERMANENT, "not_image_type", "Content-Type '%s' is not image/*",
+                    r->content_type);
+        return 0;
+    }
+    if (f->content_length > f->e->lim.max_bytes) {
+        fetch_abort(f, FETCH_PERMANENT, "too_large", "Content-Length %ld over the %ld byte cap",
+                    f->content_length, f->e->lim.max_bytes);
+        return 0;
+    }
+    return 1;
+}
+
+static size_t fetch_header_cb(char *line, size_t size, size_t n, void *userdata)
+{
+    struct fetch *f = userdata;
+    struct fetch_result *r = f->res;
+    char value[128];
+    n *= size;
+
+    if (n > 5 && strncmp(line, "HTTP/", 5) == 0) {
+        const char *sp = memchr(line, ' ', n);
+        f->status = 0;
+        for (const char *p = sp ? sp + 1 : line + n; p < line + n && isdigit((unsigned char)*p);
+             p++)
+            f->status = f->status < 1000 ? f->status * 10 + (*p - '0') : f->status;
+        f->in_headers = 1;
+        f->content_length = -1;
+        f->keep_body = 0;
+        r->content_type[0] = '\0';
+        r->retry_after_ms = -1;
+        return n;
+    }
+    if (!f->in_headers)
+        return n; /* trailers: nothing in them may change a decision already made */
+    if (n <= 2 && (line[0] == '\r' || line[0] == '\n'))
+        return fetch_headers_done(f) ? n : 0;
+    if (fetch_header(line, n, "content-type", r->content_type, sizeof(r->content_type)))
+        return n;
+    if (fetch_header(line, n, "retry-after", value, sizeof(value))) {
+        r->retry_after_ms = fetch_retry_after(value);
+        return n;
+    }
+    if (fetch_header(line, n, "content-length", value, sizeof(value))) {
+        char *end;
+        long long v = strtoll(value, &end, 10);
+        if (end != value && *end == '\0' && v >= 0)
+            f->content_length = v > f->e->lim.max_bytes ? f->e->lim.max_bytes + 1 : (long)v;
+    }
+    return n;
+}
+
+/* Grow the body geometrically, never past the cap. 0, or -1 when out of memory. */
+static int fetch_body_reserve(struct fetch *f, size_t need)
+{
+    size_t max = (size_t)f->e->lim.max_bytes, cap = f->cap;
+    if (need <= cap)
+        return 0;
+    if (cap == 0)
+        cap = f->content_length > 0 ? (size_t)f->content_length : FETCH_BODY_FIRST;
+    while (cap < need)
+        cap = cap > max / 2 ? max : cap * 2;
+    if (cap > max)
+        cap = max;
+    unsigned char *p = realloc(f->res->body, cap);
+    if (p == NULL)
+        return -1;
+    f->res->body = p;
+    f->cap = cap;
+    return 0;
+}
+
+static size_t fetch_write_cb(char *data, size_t size, size_t n, void *userdata)
+{
+    struct fetch *f = userdata;
+    size_t max = (size_t)f->e->lim.max_bytes;
+    n *= size;
+    if (n > max - f->received) { /* received <= max always holds */
+        if (!f->keep_body) {
+            f->dropped = 1; /* enough of an error page or a redirect's body */
+            return 0;
+        }
+        fetch_abort(f, FETCH_PERMANENT, "too_large", "body over the %ld byte cap",
+                    f->e->lim.max_bytes);
+        return 0;
+    }
+    f->received += n;
+    if (!f->keep_body)
+        return n;
+    if (fetch_body_reserve(f, f->res->len + n) < 0) {
+        fetch_abort(f, FETCH_TRANSIENT, "internal", "out of memory for a %zu byte body",
+                    f->res->len + n);
+        return 0;
+    }
+    memcpy(f->res->body + f->res->len, data, n);
+    f->res->len += n;
+    return n;
+}
+
+/* ---- SSRF guard and TLS ----------------------------------------------------------------- */
+
+static curl_socket_t fetch_opensocket_cb(void *clientp, curlsocktype purpose,
+                                         struct curl_sockaddr *a)
+{
+    struct fetch *f = clientp;
+    char where[INET6_ADDRSTRLEN + 16];
+    if (purpose != CURLSOCKTYPE_IPCXN) {
+        snprintf(f->blocked, sizeof(f->blocked), "socket purpose %d refused", (int)purpose);
+        return CURL_SOCKET_BAD;
+    }
+    const char *why = netguard_blocked(&a->addr, &f->e->allow);
+    if (why) {
+        snprintf(f->blocked, sizeof(f->blocked), "address %s is %s",
+                 netguard_format(&a->addr, where, sizeof(where)), why);
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
+static CURLcode fetch_ssl_ctx_cb(CURL *easy, void *ssl_ctx, void *userdata)
+{
+    struct fetch_engine *e = userdata;
+    X509_STORE *store = SSL_CTX_get_cert_store(ssl_ctx);
+    for (int i = 0; i < sk_X509_INFO_num(e->extra_ca); i++) {
+        X509_INFO *info = sk_X509_INFO_value(e->extra_ca, i);
+        /* Adding a certificate the store already holds succeeds (OpenSSL >= 1.1.1). */
+        if (info->x509 && X509_STORE_add_cert(store, info->x509) != 1)
+            return CURLE_SSL_CACERT_BADFILE;
+    }
+    return CURLE_OK;
+}
+
+static STACK_OF(X509_INFO) * fetch_load_ca(const char *path, char *err, size_t errlen)
+{
+    BIO *bio = BIO_new_file(path, "r");
+    STACK_OF(X509_INFO) *infos = bio ? PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL) : NULL;
+    int certs = 0;
+    for (int i = 0; infos && i < sk_X509_INFO_num(infos); i++)
+        certs += sk_X509_INFO_value(infos, i)->x509 != NULL;
+    BIO_free(bio);
+    if (certs == 0) {
+        snprintf(err, errlen, "CA file '%s' holds no PEM certificate", path);
+        sk_X509_INFO_pop_free(infos, X509_INFO_free);
+        return NULL;
+    }
+    return infos;
+}
+
+/* Debian's curl has both a default CA bundle file and a CA folder, and a folder disables the
+ * CA store cache of curl >= 7.87: every new connection would parse the whole bundle again, about
+ * 40 ms of CPU each, on the loop thread. When the bundle file exists it holds the same
+ * certificates (update-ca-certificates writes both), so the folder is dropped. */
+static void fetch_ca_defaults(struct fetch_engine *e)
+{
+    CURL *c = curl_easy_init();
+    char *bundle = NULL, *folder = NULL;
+    if (c == NULL)
+        return;
+    curl_easy_getinfo(c, CURLINFO_CAINFO, &bundle);
+    curl_easy_getinfo(c, CURLINFO_CAPATH, &folder);
+    e->bundle_only = bundle && folder && access(bundle, R_OK) == 0;
+    curl_easy_cleanup(c);
+}
+
+/* The connect-to targets are exempt from netguard: numeric ones as given, names as they
+ * resolve now (a mirror whose address changes later needs a restart). */
+static int fetch_allow_targets(struct fetch_engine *e, char *err, size_t errlen)
+{
+    for (int i = 0; i < e->s->connect_to_count; i++) {
+        const struct connect_to *ct = &e->s->connect_to[i];
+        if (netguard_allow_numeric(&e->allow, ct->to_host, ct->to_port) == 0)
+            continue;
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *list, *ai;
+        int rc = getaddrinfo(ct->to_host, NULL, &hints, &list);
+        if (rc != 0) {
+            snprintf(err, errlen, "connect-to target '%s': %s", ct->to_host, gai_strerror(rc));
+            return -1;
+        }
+        for (ai = list; ai; ai = ai->ai_next) {
+            struct sockaddr_storage ss;
+            if (ai->ai_addrlen > sizeof(ss))
+                continue;
+            memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+            if (ss.ss_family == AF_INET)
+                ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)ct->to_port);
+            else if (ss.ss_family == AF_INET6)
+                ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)ct->to_port);
+            else
+                continue;
+            if (netguard_allow_add(&e->allow, (struct sockaddr *)&ss) < 0) {
+                freeaddrinfo(list);
+                snprintf(err, errlen, "too many connect-to addresses");
+                return -1;
+            }
+        }
+        freeaddrinfo(list);
+    }
+    return 0;
+}
+
+/* ---- one transfer ----------------------------------------------------------------------- */
+
+static void fetch_link(struct fetch *f)
+{
+    struct fetch_engine *e = f->e;
+    f->next = e->fetches;
+    if (e->fetches)
+        e->fetches->prev = f;
+    e->fetches = f;
+    e->active++;
+}
+
+/* Take f out of curl and the engine; what remains is f itself and its result. */
+static void fetch_detach(struct fetch *f)
+{
+    struct fetch_engine *e = f->e;
+    if (f->in_multi)
+        curl_multi_remove_handle(e->multi, f->easy);
+    f->in_multi = 0;
+    if (f->easy)
+        curl_easy_cleanup(f->easy);
+    f->easy = NULL;
+    if (f->refuse)
+        event_free(f->refuse);
+    f->refuse = NULL;
+    if (f->prev)
+        f->prev->next = f->next;
+    else
+        e->fetches = f->next;
+    if (f->next)
+        f->next->prev = f->prev;
+    e->active--;
+}
+
+static void fetch_finish(struct fetch *f, enum fetch_class cls, const char *reason, const char *fmt,
+                         ...) __attribute__((format(printf, 4, 5)));
+
+/* The end of every transfer that is not cancelled: fill the result, free f, call done. */
+static void fetch_finish(struct fetch *f, enum fetch_class cls, const char *reason, const char *fmt,
+                         ...)
+{
+    struct fetch_result *r = f->res;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->error, sizeof(r->error), fmt, ap);
+    va_end(ap);
+    r->cls = cls;
+    snprintf(r->reason, sizeof(r->reason), "%s", reason);
+    if (cls != FETCH_OK) {
+        free(r->body);
+        r->body = NULL;
+        r->len = 0;
+    }
+    r->total_ms = fetch_now_ms() - f->start_ms;
+    log_debug("event=fetch_done url=%s result=%s reason=%s http=%ld bytes=%zu redirects=%d "
+              "ms=%.1f",
+              r->final_url,
+              cls == FETCH_OK          ? "ok"
+              : cls == FETCH_TRANSIENT ? "transient"
+                                       : "permanent",
+              r->reason, r->http_code, r->len, r->redirects, r->total_ms);
+
+    fetch_done_fn *done = f->done;
+    void *arg = f->arg;
+    fetch_detach(f);
+    free(f);
+    done(r, arg);
+}
+
+static void fetch_hop_reset(struct fetch *f)
+{
+    free(f->res->body);
+    f->res->body = NULL;
+    f->res->len = 0;
+    f->cap = 0;
+    f->received = 0;
+    f->status = 0;
+    f->content_length = -1;
+    f->in_headers = 0;
+    f->keep_body = 0;
+    f->dropped = 0;
+    f->abort_reason[0] = '\0';
+    f->abort_error[0] = '\0';
+    f->blocked[0] = '\0';
+    f->errbuf[0] = '\0';
+}
+
+static long fetch_remaining_ms(const struct fetch *f)
+{
+    double left = f->deadline_ms - fetch_now_ms();
+    return left < 1 ? 0 : (long)left;
+}
+
+static int fetch_easy_setup(struct fetch *f)
+{
+    struct fetch_engine *e = f->e;
+    const struct fetch_limits *lim = &e->lim;
+    CURL *c = f->easy;
+    CURLcode rc = CURLE_OK;
+#define SET(opt, val)                                                                              \
+    do {                                                                                           \
+        if (rc == CURLE_OK)                                                                        \
+            rc = curl_easy_setopt(c, opt, val);                                                    \
+    } while (0)
+    SET(CURLOPT_PRIVATE, f);
+    SET(CURLOPT_ERRORBUFFER, f->errbuf);
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_FOLLOWLOCATION, 0L); /* hops are followed by fetch_follow, checked */
+    SET(CURLOPT_PROXY, "");          /* no proxy from the environment: addresses are checked */
+    SET(CURLOPT_USERAGENT, e->user_agent);
+    SET(CURLOPT_HTTPHEADER, e->headers);
+    SET(CURLOPT_CONNECT_TO, e->connect_to);
+    SET(CURLOPT_OPENSOCKETFUNCTION, fetch_opensocket_cb);
+    SET(CURLOPT_OPENSOCKETDATA, f);
+    SET(CURLOPT_HEADERFUNCTION, fetch_header_cb);
+    SET(CURLOPT_HEADERDATA, f);
+    SET(CURLOPT_WRITEFUNCTION, fetch_write_cb);
+    SET(CURLOPT_WRITEDATA, f);
+    SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    SET(CURLOPT_PIPEWAIT, 1L); /* HTTP/2: wait for a connection to multiplex on */
+    if (lim->connect_timeout_ms > 0)
+        SET(CURLOPT_CONNECTTIMEOUT_MS, lim->connect_timeout_ms);
+    if (lim->low_speed_secs > 0) {
+        SET(CURLOPT_LOW_SPEED_LIMIT, lim->low_speed_bytes);
+        SET(CURLOPT_LOW_SPEED_TIME, lim->low_speed_secs);
+    }
+    if (e->bundle_only)
+        SET(CURLOPT_CAPATH, NULL);
+    if (e->extra_ca) {
+        SET(CURLOPT_SSL_CTX_FUNCTION, fetch_ssl_ctx_cb);
+        SET(CURLOPT_SSL_CTX_DATA, e);
+    }
+#undef SET
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+/* Start the hop to f->res->final_url with `left_ms` to go. 0, or -1 when curl refuses. */
+static int fetch_hop(struct fetch *f, long left_ms)
+{
+    fetch_hop_reset(f);
+    if (curl_easy_setopt(f->easy, CURLOPT_URL, f->res->final_url) != CURLE_OK ||
+        curl_easy_setopt(f->easy, CURLOPT_TIMEOUT_MS, left_ms) != CURLE_OK ||
+        curl_multi_add_handle(f->e->multi, f->easy) != CURLM_OK)
+        return -1;
+    f->in_multi = 1;
+    return 0;
+}
+
+/* A 3xx with a Location: follow it if it is allowed. `location` belongs to the easy handle and
+ * is copied before the handle changes. */
+static void fetch_follow(struct fetch *f, const char *location)
+{
+    struct fetch_result *r = f->res;
+    if (r->redirects >= f->e->lim.max_redirects) {
+        fetch_finish(f, FETCH_PERMANENT, "too_many_redirects",
+                     "more than %d redirects, next: %.200s", f->e->lim.max_redirects, location);
+        return;
+    }
+    enum url_reason why = url_check_hop(location, &f->e->s->allowed);
+    if (why != URL_OK) {
+        fetch_finish(f, FETCH_PERMANENT,
+                     why == URL_BAD_SCHEME ? "redirect_scheme" : "redirect_host",
+                     "redirect to %.200s refused: %s", location, url_reason_name(why));
+        return;
+    }
+    memcpy(r->final_url, location, strlen(location) + 1); /* url_check_hop: <= URL_MAX */
+    curl_multi_remove_handle(f->e->multi, f->easy);
+    f->in_multi = 0;
+    r->redirects++;
+    long left = fetch_remaining_ms(f);
+    if (left == 0)
+        fetch_finish(f, FETCH_TRANSIENT, "timeout", "%ld ms spent before hop %d",
+                     f->e->lim.total_timeout_ms, r->redirects);
+    else if (fetch_hop(f, left) < 0)
+        fetch_finish(f, FETCH_TRANSIENT, "internal", "cannot start hop %d", r->redirects);
+}
+
+static void fetch_http_done(struct fetch *f)
+{
+    struct fetch_result *r = f->res;
+    long code = r->http_code;
+    if (code >= 200 && code < 300) {
+        if (r->len == 0)
+            fetch_finish(f, FETCH_PERMANENT, "empty_body", "HTTP %ld with no body", code);
+        else
+            fetch_finish(f, FETCH_OK, "ok", "%s", "");
+    } else if (code == 408 || code == 429) {
+        fetch_finish(f, FETCH_TRANSIENT, code == 408 ? "http_408" : "http_429", "HTTP %ld", code);
+    } else if (code >= 500 && code <= 599) {
+        fetch_finish(f, FETCH_TRANSIENT, "http_5xx", "HTTP %ld", code);
+    } else if (code >= 100 && code <= 599) {
+        char reason[FETCH_REASON_MAX];
+        snprintf(reason, sizeof(reason), "http_%03ld", code);
+        fetch_finish(f, FETCH_PERMANENT, reason, "HTTP %ld", code);
+    } else {
+        fetch_finish(f, FETCH_PERMANENT, "protocol", "HTTP status %ld", code);
+    }
+}
+
+static void fetch_curl_failed(struct fetch *f, CURLcode rc)
+{
+    const char *detail = f->errbuf[0] ? f->errbuf : curl_easy_strerror(rc);
+    enum fetch_class cls = FETCH_TRANSIENT;
+    const char *reason;
+    switch (rc) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+        reason = "dns";
+        break;
+    case CURLE_COULDNT_CONNECT:
+        if (f->blocked[0]) {
+            fetch_finish(f, FETCH_PERMANENT, "blocked_address", "%s", f->blocked);
+            return;
+        }
+        reason = "connect";
+        break;
+    case CURLE_OPERATION_TIMEDOUT:
+        reason = "timeout";
+        break;
+    case CURLE_PARTIAL_FILE:
+        reason = "truncated";
+        break;
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+        reason = f->received > 0 ? "truncated" : "network";
+        break;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+        /* Transient: a certificate problem is usually the operator's to fix, and entries
+         * retried meanwhile succeed afterwards instead of being dead-lettered. */
+        reason = "tls";
+        break;
+    case CURLE_OUT_OF_MEMORY:
+        reason = "internal";
+        break;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+        cls = FETCH_PERMANENT;
+        reason = "bad_url";
+        break;
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_BAD_CONTENT_ENCODING:
+        cls = FETCH_PERMANENT;
+        reason = "protocol";
+        break;
+    default:
+        reason = "network";
+        break;
+    }
+    fetch_finish(f, cls, reason, "%s (curl %d)", detail, (int)rc);
+}
+
+/* One hop ended (CURLMSG_DONE): finish, or follow a redirect. */
+static void fetch_hop_done(struct fetch *f, CURLcode rc)
+{
+    struct fetch_result *r = f->res;
+    curl_off_t connect_us = 0, ttfb_us = 0;
+    const char *ctype = NULL;
+    long code = 0, connects = 0;
+    curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_getinfo(f->easy, CURLINFO_NUM_CONNECTS, &connects);
+    r->connections += (int)connects;
+    curl_easy_getinfo(f->easy, CURLINFO_CONNECT_TIME_T, &connect_us);
+    curl_easy_getinfo(f->easy, CURLINFO_STARTTRANSFER_TIME_T, &ttfb_us);
+    if (curl_easy_getinfo(f->easy, CURLINFO_CONTENT_TYPE, &ctype) == CURLE_OK && ctype)
+        snprintf(r->content_type, sizeof(r->content_type), "%s", ctype);
+    r->http_code = code;
+    r->connect_ms = (double)connect_us / 1e3;
+    r->ttfb_ms = (double)ttfb_us / 1e3;
+
+    if (f->abort_reason[0]) {
+        fetch_finish(f, f->abort_cls, f->abort_reason, "%s", f->abort_error);
+        return;
+    }
+    if (rc == CURLE_WRITE_ERROR && f->dropped)
+        rc = CURLE_OK; /* an over-long error page or redirect body: the status says enough */
+    if (rc != CURLE_OK) {
+        fetch_curl_failed(f, rc);
+        return;
+    }
+    if (code >= 300 && code < 400) {
+        const char *location = NULL;
+        curl_easy_getinfo(f->easy, CURLINFO_REDIRECT_URL, &location);
+        if (location && *location) {
+            fetch_follow(f, location);
+            return;
+        }
+    }
+    fetch_http_done(f);
+}
+
+/* ---- the loop side ---------------------------------------------------------------------- */
+
+static void fetch_drain(struct fetch_engine *e)
+{
+    CURLMsg *m;
+    int left;
+    /* One message at a time: a done callback may cancel other fetches, and removing a handle
+     * also removes its queued message, so nothing read here can dangle. */
+    while ((m = curl_multi_info_read(e->multi, &left)) != NULL) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        CURLcode rc = m->data.result;
+        char *priv = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
+        fetch_hop_done((struct fetch *)(void *)priv, rc);
+    }
+}
+
+static void fetch_event_cb(evutil_socket_t fd, short kind, void *arg)
+{
+    struct fetch_engine *e = arg;
+    int action =
+        ((kind & EV_READ) ? CURL_CSELECT_IN : 0) | ((kind & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+    int running;
+    curl_multi_socket_action(e->multi, fd, action, &running);
+    fetch_drain(e);
+}
+
+static void fetch_timer_cb(evutil_socket_t fd, short kind, void *arg)
+{
+    struct fetch_engine *e = arg;
+    int running;
+    curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    fetch_drain(e);
+}
+
+/* CURLMOPT_TIMERFUNCTION: curl asks to be woken up after timeout_ms (-1: never). */
+static int fetch_multi_timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct fetch_engine *e = userp;
+    if (timeout_ms < 0) {
+        evtimer_del(e->timer);
+        return 0;
+    }
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    return evtimer_add(e->timer, &tv) == 0 ? 0 : -1;
+}
+
+static void fetch_sock_free(struct fetch_sock *fs)
+{
+    struct fetch_engine *e = fs->e;
+    if (fs->prev)
+        fs->prev->next = fs->next;
+    else
+        e->socks = fs->next;
+    if (fs->next)
+        fs->next->prev = fs->prev;
+    if (fs->ev)
+        event_free(fs->ev);
+    free(fs);
+}
+
+/* CURLMOPT_SOCKETFUNCTION: watch fd for what curl wants, or forget it. */
+static int fetch_multi_sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *sockp)
+{
+    struct fetch_engine *e = userp;
+    struct fetch_sock *fs = sockp;
+    if (what == CURL_POLL_REMOVE) {
+        if (fs)
+            fetch_sock_free(fs);
+        curl_multi_assign(e->multi, fd, NULL);
+        return 0;
+    }
+    if (fs == NULL) {
+        fs = calloc(1, sizeof(*fs));
+        if (fs == NULL)
+            return -1;
+        fs->e = e;
+        fs->fd = fd;
+        fs->next = e->socks;
+        if (e->socks)
+            e->socks->prev = fs;
+        e->socks = fs;
+        curl_multi_assign(e->multi, fd, fs);
+    }
+    short kind = (short)(((what & CURL_POLL_IN) ? EV_READ : 0) |
+                         ((what & CURL_POLL_OUT) ? EV_WRITE : 0) | EV_PERSIST);
+    if (fs->ev) {
+        event_free(fs->ev);
+        fs->ev = NULL;
+    }
+    fs->ev = event_new(e->base, fd, kind, fetch_event_cb, e);
+    if (fs->ev == NULL || event_add(fs->ev, NULL) < 0)
+        return -1;
+    return 0;
+}
+
+static void fetch_refuse_cb(evutil_socket_t fd, short kind, void *arg)
+{
+    struct fetch *f = arg;
+    fetch_finish(f, FETCH_PERMANENT, f->abort_reason, "URL refused before any connection: %s",
+                 f->abort_reason);
+}
+
+struct fetch *fetch_start(struct fetch_engine *e, const char *url, fetch_done_fn *done, void *arg)
+{
+    struct fetch *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return NULL;
+    f->e = e;
+    f->done = done;
+    f->arg = arg;
+    f->start_ms = fetch_now_ms();
+    f->deadline_ms = f->start_ms + (double)e->lim.total_timeout_ms;
+    f->res = fetch_result_new(url);
+    if (f->res == NULL)
+        goto err;
+
+    enum url_reason why = url_check_hop(url, &e->s->allowed);
+    if (why != URL_OK) {
+        /* Completed on a later loop iteration: done never runs inside fetch_start. */
+        struct timeval now = {0, 0};
+        snprintf(f->abort_reason, sizeof(f->abort_reason), "%s", url_reason_name(why));
+        f->refuse = evtimer_new(e->base, fetch_refuse_cb, f);
+        if (f->refuse == NULL || evtimer_add(f->refuse, &now) < 0)
+            goto err;
+    } else {
+        f->easy = curl_easy_init();
+        if (f->easy == NULL || fetch_easy_setup(f) < 0 || fetch_hop(f, e->lim.total_timeout_ms) < 0)
+            goto err;
+    }
+    fetch_link(f);
+    return f;
+err:
+    if (f->refuse)
+        event_free(f->refuse);
+    if (f->easy)
+        curl_easy_cleanup(f->easy);
+    fetch_result_free(f->res);
+    free(f);
+    return NULL;
+}
+
+void fetch_cancel(struct fetch *f)
+{
+    if (f == NULL)
+        return;
+    fetch_detach(f);
+    fetch_result_free(f->res);
+    free(f);
+}
+
+int fetch_active(const struct fetch_engine *e)
+{
+    return e->active;
+}
+
+/* ---- the engine ------------------------------------------------------------------------- */
+
+static int fetch_limits_check(const struct fetch_limits *lim, char *err, size_t errlen)
+{
+    if (lim->max_bytes < 1 || lim->max_bytes > FETCH_MAX_BYTES_MAX)
+        snprintf(err, errlen, "max_bytes must be 1..%ld", FETCH_MAX_BYTES_MAX);
+    else if (lim->total_timeout_ms < 1)
+        snprintf(err, errlen, "total_timeout_ms must be positive");
+    else if (lim->connect_timeout_ms < 0 || lim->low_speed_bytes < 0 || lim->low_speed_secs < 0)
+        snprintf(err, errlen, "timeouts and low-speed limits must not be negative");
+    else if (lim->max_redirects < 0 || lim->max_redirects > FETCH_REDIRECTS_MAX)
+        snprintf(err, errlen, "max_redirects must be 0..%d", FETCH_REDIRECTS_MAX);
+    else
+        return 0;
+    return -1;
+}
+
+static int fetch_connect_to_list(struct fetch_engine *e, char *err, size_t errlen)
+{
+    for (int i = 0; i < e->s->connect_to_count; i++) {
+        const struct connect_to *ct = &e->s->connect_to[i];
+        char entry[URL_HOST_MAX + 300];
+        snprintf(entry, sizeof(entry), "%s:%d:%s:%d", ct->host, ct->port, ct->to_host, ct->to_port);
+        struct curl_slist *l = curl_slist_append(e->connect_to, entry);
+        if (l == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        e->connect_to = l;
+    }
+    return 0;
+}
+
+struct fetch_engine *fetch_engine_new(struct event_base *base, const struct settings *s,
+                                      const struct fetch_limits *lim, char *err, size_t errlen)
+{
+    if (fetch_limits_check(lim, err, errlen) < 0)
+        return NULL;
+    /* Thread-safe and reference-counted since curl 7.84; paired with the cleanup in _free. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        snprintf(err, errlen, "curl_global_init failed");
+        return NULL;
+    }
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    struct fetch_engine *e = calloc(1, sizeof(*e));
+    if (e == NULL) {
+        snprintf(err, errlen, "out of memory");
+        curl_global_cleanup();
+        return NULL;
+    }
+    e->base = base;
+    e->s = s;
+    e->lim = *lim;
+    snprintf(e->user_agent, sizeof(e->user_agent), "pixflow/%s", PIXFLOW_VERSION);
+
+    if (!(v->features & CURL_VERSION_ASYNCHDNS)) {
+        snprintf(err, errlen, "libcurl %s resolves names synchronously: it would block the loop",
+                 v->version);
+        goto err;
+    }
+    if (s->ca_file) {
+        e->extra_ca = fetch_load_ca(s->ca_file, err, errlen);
+        if (e->extra_ca == NULL)
+            goto err;
+    }
+    fetch_ca_defaults(e);
+    if (fetch_allow_targets(e, err, errlen) < 0 || fetch_connect_to_list(e, err, errlen) < 0)
+        goto err;
+    e->headers = curl_slist_append(NULL, "Accept: image/*");
+    e->multi = curl_multi_init();
+    e->timer = evtimer_new(base, fetch_timer_cb, e);
+    if (e->headers == NULL || e->multi == NULL || e->timer == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto err;
+    }
+    curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, fetch_multi_sock_cb);
+    curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, e);
+    curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, fetch_multi_timer_cb);
+    curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, e);
+    log_info("event=fetch_engine curl=%s tls=%s async_dns=yes http2=%s user_agent=%s "
+             "connect_to=%d extra_ca=%s",
+             v->version, v->ssl_version ? v->ssl_version : "none",
+             (v->features & CURL_VERSION_HTTP2) ? "yes" : "no", e->user_agent, s->connect_to_count,
+             s->ca_file ? s->ca_file : "none");
+    return e;
+err:
+    fetch_engine_free(e);
+    return NULL;
+}
+
+void fetch_engine_free(struct fetch_engine *e)
+{
+    if (e == NULL)
+        return;
+    while (e->fetches)
+        fetch_cancel(e->fetches);
+    if (e->multi)
+        curl_multi_cleanup(e->multi);
+    /* curl does not always report CURL_POLL_REMOVE for connections closed by the cleanup. */
+    while (e->socks)
+        fetch_sock_free(e->socks);
+    if (e->timer)
+        event_free(e->timer);
+    curl_slist_free_all(e->connect_to);
+    curl_slist_free_all(e->headers);
+    sk_X509_INFO_pop_free(e->extra_ca, X509_INFO_free);
+    free(e);
+    curl_global_cleanup();
+}

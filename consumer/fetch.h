@@ -1,0 +1,88 @@
+/* fetch.h -- the consumer's download engine: libcurl multi_socket driven by a libevent loop.
+ *
+ * One engine per event loop; hundreds of transfers in flight on it, none ever blocking the loop
+ * (curl's threaded resolver, non-blocking sockets, no curl_easy_perform). Every transfer ends in
+ * exactly one call of its done function with a classified result, unless it is cancelled first.
+ * Redirects are followed by the engine itself, each hop re-checked against the allowed hosts,
+ * and every address is checked after DNS (netguard.h) before a socket is even opened. */
+#ifndef PIXFLOW_FETCH_H
+#define PIXFLOW_FETCH_H
+
+#include <stddef.h>
+
+#include <event2/event.h>
+
+#include "settings.h"
+
+struct fetch_engine; /* one per loop: the CURLM, its timer and one event per socket */
+struct fetch;        /* one transfer, from fetch_start until done is called or fetch_cancel */
+
+struct fetch_limits {
+    long max_bytes;          /* body cap: refused early from Content-Length, and aborted in the
+                                write callback once more arrives; "too_large" (permanent) */
+    long connect_timeout_ms; /* per connection attempt (TCP + TLS handshake) */
+    long total_timeout_ms;   /* whole transfer, every redirect hop included; "timeout" */
+    int max_redirects;       /* hops followed at most; one more is "too_many_redirects" */
+    long low_speed_bytes;    /* a body slower than this many bytes per second ... */
+    long low_speed_secs;     /* ... for this many seconds is aborted as "timeout"; 0 = never */
+};
+
+/* SPEC §5.4: transient failures are retried with backoff, permanent ones dead-lettered. */
+enum fetch_class { FETCH_OK, FETCH_TRANSIENT, FETCH_PERMANENT };
+
+#define FETCH_REASON_MAX 32
+
+struct fetch_result {
+    enum fetch_class cls;
+    /* Stable short code for counters and dead letters ("ok" on success).
+     * Transient: "http_5xx", "http_429", "http_408", "timeout", "connect", "dns", "tls",
+     *            "truncated", "network", "internal".
+     * Permanent: "http_NNN" (other 3xx without Location, and other 4xx, e.g. "http_404"),
+     *            "not_image_type", "empty_body", "too_large", "redirect_host", "redirect_scheme",
+     *            "too_many_redirects", "blocked_address", "protocol" (a reply curl cannot
+     *            read), "bad_url" (curl refused the URL), and for a URL refused before any
+     *            connection the url.h reason ("bad_host", "bad_scheme", "userinfo", ...). */
+    char reason[FETCH_REASON_MAX];
+    char error[256];     /* human detail: curl's error buffer, the refused address, ... */
+    long http_code;      /* status of the last hop; 0 when it got no response */
+    long retry_after_ms; /* Retry-After of the last response (delta-seconds or HTTP-date, capped
+                            at 24 h), -1 when absent */
+    char final_url[URL_MAX + 1]; /* the URL of the last hop requested */
+    char content_type[128];      /* Content-Type of the last response, "" when none */
+    unsigned char *body;         /* FETCH_OK only (NULL otherwise); owned by the result */
+    size_t len;
+    double total_ms;   /* fetch_start to completion, every hop included */
+    double connect_ms; /* last hop: until the TCP connection was up (0 for a reused one) */
+    double ttfb_ms;    /* last hop: until the first response byte */
+    int redirects;     /* hops followed */
+    int connections;   /* new connections opened, all hops: 0 when every hop reused one */
+};
+
+/* Called on the loop thread, never from inside fetch_start or fetch_cancel. The callee owns
+ * res (release with fetch_result_free); the struct fetch is already gone when this runs. It
+ * may start and cancel other fetches, but must not free the engine. */
+typedef void fetch_done_fn(struct fetch_result *res, void *arg);
+
+/* `s` (allowed hosts, connect_to, ca_file) must outlive the engine. Host names among the
+ * connect-to targets are resolved here, once, to learn the addresses exempt from netguard: call
+ * it before the loop runs. NULL with a message in err on failure. */
+struct fetch_engine *fetch_engine_new(struct event_base *base, const struct settings *s,
+                                      const struct fetch_limits *lim, char *err, size_t errlen);
+
+/* Start downloading `url` (absolute http/https URL, at most URL_MAX bytes). A URL refused before
+ * any connection still completes through done, on a later loop iteration. NULL only when out of
+ * memory (done is then never called). */
+struct fetch *fetch_start(struct fetch_engine *e, const char *url, fetch_done_fn *done, void *arg);
+
+/* Abort a transfer in flight and free it; done is not called afterwards. */
+void fetch_cancel(struct fetch *f);
+
+/* Transfers started and neither done nor cancelled. */
+int fetch_active(const struct fetch_engine *e);
+
+void fetch_result_free(struct fetch_result *r);
+
+/* Cancels whatever is still in flight (no done calls), then frees everything. */
+void fetch_engine_free(struct fetch_engine *e);
+
+#endif
