@@ -1,0 +1,108 @@
+/* store.h -- the consumer's MongoDB store: one document per image, one image per URL.
+ *
+ * SPEC §5.3 and §6.
+ *
+ * Every function may be called from any thread at the same time: each call borrows a client from
+ * the store's pool and gives it back. None may run on the event loop thread: they block on the
+ * network (bounded by the URI's timeouts, see store_new).
+ *
+ * Errors: functions return 0, or STORE_ERR_TRANSIENT (-1) with err set, meaning "try again later"
+ * (MongoDB down or unreachable, not primary, timeout, a race that did not settle). Only store_put
+ * can also return STORE_ERR_PERMANENT (-2): this document can never be stored (invalid field,
+ * malformed request the server rejects as such); retrying is pointless, dead-letter it. A caller
+ * that tests `< 0` treats both as failures and degrades to retrying until max-attempts. */
+#ifndef PIXFLOW_STORE_H
+#define PIXFLOW_STORE_H
+
+#include <stddef.h>
+
+#define STORE_ERR_TRANSIENT (-1)
+#define STORE_ERR_PERMANENT (-2)
+
+/* store_find_url's *found: how the URL is recorded. */
+#define STORE_FOUND_SOURCE 1 /* it is the `source` of the document */
+#define STORE_FOUND_ALIAS  2 /* it is one of the document's `aliases` */
+
+/* Size of store_find_url's owner_out: a Redis stream id ("<ms>-<seq>", at most 41 characters) and
+ * its NUL. A recorded stream id that does not fit is reported as unknown (""). */
+#define STORE_OWNER_MAX 48
+
+struct store; /* a mongoc_client_pool_t and the database name; thread-safe */
+
+struct store_transform {
+    const char *name, *version, *so_sha256; /* so_sha256 may be NULL: field left out */
+};
+
+/* One processed picture, as SPEC §6 describes it. Strings must be valid UTF-8; a NULL optional
+ * string (format, origin strings, stream_id, consumer) is stored as null. */
+struct store_doc {
+    const char *sha256; /* 64 lowercase hex digits of the stored PNG bytes = _id */
+    const char *image_b64;
+    size_t image_b64_len;
+    const unsigned char *image; /* raw PNG: needed only when the document goes to GridFS */
+    size_t image_len;           /* stored as `bytes`; required */
+    const char *format;         /* "png" */
+    int width, height, channels;
+    const char *source; /* normalized URL; required */
+    struct {
+        const char *final_url, *content_type, *sha256;
+        size_t bytes;
+        int width, height;
+    } origin;
+    const struct store_transform *transforms;
+    int ntransforms;
+    const char *stream_id, *consumer;
+    int attempts;
+};
+
+/* The outcome describes the stream entry (d->stream_id), not only this call: when the URL is
+ * already recorded by the same entry (an earlier call whose reply was lost, a redelivery after a
+ * crash, or the same entry in flight twice), the answer is that recording's, INSERTED or
+ * ALIASED, although this call wrote nothing. So every delivery of one entry gets the same answer
+ * and the caller must count each entry once. */
+enum store_outcome {
+    STORE_INSERTED, /* a new document with this URL as its source, by this entry */
+    STORE_ALIASED,  /* identical bytes were stored from another URL: this URL added to aliases
+                     * (and alias_from) by this entry */
+    STORE_ALREADY   /* this URL already maps to a stored image (source or alias), recorded by a
+                     * different entry, or by one that is unknown (a NULL or empty stream id on
+                     * either side): nothing written */
+};
+
+/* Once per process: store_global_init() in main() before any thread or store exists,
+ * store_global_cleanup() after the last store_free(). The driver cannot be initialized again
+ * after cleanup, which is why this is not hidden behind a refcount in store_new/store_free. */
+void store_global_init(void);
+void store_global_cleanup(void);
+
+/* Parses the URI (database = its path, default "pixflow") and creates the pool; no network I/O.
+ * Options the URI does not set get defaults that make a down server a fast transient error:
+ * serverSelectionTimeoutMS=2000, connectTimeoutMS=2000, socketTimeoutMS=30000, retryWrites=true.
+ * Write concern and read preference are the URI's (e.g. ?w=majority). */
+struct store *store_new(const char *uri, char *err, size_t errlen);
+void store_free(struct store *st);
+
+/* Creates the indexes (unique `source`, `aliases`, `inserted_at`, and GridFS's on images.files and
+ * images.chunks). Idempotent. */
+int store_prepare(struct store *st, char *err, size_t errlen);
+
+/* Stores d exactly once: see store.c for the protocol and the races it resolves. A source
+ * document records its entry as `stream_id`; an alias records it as an element {url, stream_id}
+ * of `alias_from`, written in the same update as the URL in `aliases`. */
+int store_put(struct store *st, const struct store_doc *d, enum store_outcome *out, char *err,
+              size_t errlen);
+
+/* Which image the URL maps to, and which stream entry recorded it there: *found = 0 (id_out and
+ * owner_out untouched), or STORE_FOUND_SOURCE or STORE_FOUND_ALIAS with the document's _id in
+ * id_out (65 bytes) and the recorder's stream id in owner_out (STORE_OWNER_MAX bytes, may be
+ * NULL): the document's `stream_id` for a source, the URL's `alias_from` element's for an alias;
+ * "" when unknown (null, or an alias written before alias_from existed). A redelivered entry
+ * compares it with its own id: equal means this entry's own write (its stored or aliased
+ * outcome), different means another entry's (a duplicate). */
+int store_find_url(struct store *st, const char *url, char *id_out, char *owner_out, int *found,
+                   char *err, size_t errlen);
+
+/* One round trip to the server ({ping: 1}). */
+int store_ping(struct store *st, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,1389 @@
+/* test_store.c -- consumer/store.c against a real FerretDB this test starts on a free port.
+ *
+ * The server runs as a child process (PIXFLOW_FERRETDB, default the project's .cache/bin/ferretdb)
+ * with its data in a temporary folder; it is killed in the group teardown, by an atexit handler
+ * if a test aborts, and by the kernel (PR_SET_PDEATHSIG) if this process dies any other way.
+ * Each test uses its own database. The stop/restart test runs last. */
+#include "store.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <mongoc/mongoc.h>
+#include <openssl/evp.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NTHREADS 8
+
+static pid_t ferret_pid = -1;
+static int ferret_port;
+static char ferret_dir[1024];
+static char ferret_bin[PATH_MAX];
+static int test_seq;
+static int stream_seq;
+
+/* ---- the FerretDB child ---- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static int port_open(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return 0;
+    int ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(fd);
+    return ok;
+}
+
+static void ferret_stop(void)
+{
+    if (ferret_pid <= 0)
+        return;
+    kill(ferret_pid, SIGTERM);
+    for (int i = 0; i < 100; i++) {
+        if (waitpid(ferret_pid, NULL, WNOHANG) == ferret_pid) {
+            ferret_pid = -1;
+            return;
+        }
+        usleep(50 * 1000);
+    }
+    kill(ferret_pid, SIGKILL);
+    waitpid(ferret_pid, NULL, 0);
+    ferret_pid = -1;
+}
+
+static int ferret_start(void)
+{
+    char sqlite[1100], state[1100], listen[64], logpath[1100];
+    snprintf(sqlite, sizeof(sqlite), "--sqlite-url=file:%s/", ferret_dir);
+    snprintf(state, sizeof(state), "--state-dir=%s", ferret_dir);
+    snprintf(listen, sizeof(listen), "--listen-addr=127.0.0.1:%d", ferret_port);
+    snprintf(logpath, sizeof(logpath), "%s/ferretdb.log", ferret_dir);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+            close(fd);
+        }
+        execl(ferret_bin, ferret_bin, "--handler=sqlite", sqlite, state, listen,
+              "--debug-addr=127.0.0.1:0", "--telemetry=disable", "--log-level=warn", (char *)NULL);
+        _exit(127);
+    }
+    ferret_pid = pid;
+    for (double end = now_s() + 15; now_s() < end;) {
+        if (port_open(ferret_port))
+            return 0;
+        if (waitpid(pid, NULL, WNOHANG) == pid) {
+            ferret_pid = -1;
+            fprintf(stderr, "ferretdb exited at start; see %s\n", logpath);
+            return -1;
+        }
+        usleep(50 * 1000);
+    }
+    fprintf(stderr, "ferretdb did not listen on %d; see %s\n", ferret_port, logpath);
+    ferret_stop();
+    return -1;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    remove(path);
+    return 0;
+}
+
+static void at_exit_kill(void)
+{
+    if (ferret_pid > 0)
+        kill(ferret_pid, SIGKILL);
+}
+
+static int group_setup(void **state)
+{
+    const char *bin = getenv("PIXFLOW_FERRETDB");
+    const char *src = getenv("PIXFLOW_SOURCE_DIR");
+    if (bin && *bin) {
+        snprintf(ferret_bin, sizeof(ferret_bin), "%s", bin);
+    } else if (src && *src) {
+        snprintf(ferret_bin, sizeof(ferret_bin), "%s/.cache/bin/ferretdb", src);
+    } else {
+        /* Run by hand: the source tree is three levels above this file. */
+        snprintf(ferret_bin, sizeof(ferret_bin), "%s", __FILE__);
+        for (int i = 0; i < 3; i++) {
+            char *slash = strrchr(ferret_bin, '/');
+            if (slash)
+                *slash = '\0';
+        }
+        strncat(ferret_bin, "/.cache/bin/ferretdb", sizeof(ferret_bin) - strlen(ferret_bin) - 1);
+    }
+    if (access(ferret_bin, X_OK) != 0) {
+        fprintf(stderr, "FerretDB not found at %s (set PIXFLOW_FERRETDB)\n", ferret_bin);
+        return -1;
+    }
+    const char *tmp = getenv("TMPDIR");
+    snprintf(ferret_dir, sizeof(ferret_dir), "%s/pixflow-store-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (mkdtemp(ferret_dir) == NULL)
+        return -1;
+    atexit(at_exit_kill);
+    ferret_port = free_port();
+    if (ferret_port < 0 || ferret_start() < 0)
+        return -1;
+    store_global_init();
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    ferret_stop();
+    nftw(ferret_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    store_global_cleanup();
+    return 0;
+}
+
+/* ---- test data ---- */
+
+struct timg {
+    unsigned char *raw;
+    size_t len;
+    char *b64;
+    size_t b64_len;
+    char sha[65];
+};
+
+static void timg_make(struct timg *t, uint32_t seed, size_t len)
+{
+    t->raw = malloc(len);
+    assert_non_null(t->raw);
+    uint64_t x = 0x9E3779B97F4A7C15ull ^ seed;
+    for (size_t i = 0; i < len; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        t->raw[i] = (unsigned char)x;
+    }
+    t->len = len;
+    t->b64 = malloc(4 * ((len + 2) / 3) + 1);
+    assert_non_null(t->b64);
+    t->b64_len = (size_t)EVP_EncodeBlock((unsigned char *)t->b64, t->raw, (int)len);
+    unsigned char md[32];
+    unsigned int mdlen;
+    assert_int_equal(EVP_Digest(t->raw, len, md, &mdlen, EVP_sha256(), NULL), 1);
+    for (int i = 0; i < 32; i++)
+        snprintf(t->sha + 2 * i, 3, "%02x", md[i]);
+}
+
+static void timg_free(struct timg *t)
+{
+    free(t->raw);
+    free(t->b64);
+}
+
+static const struct store_transform test_chain[] = {
+    {"grayscale", "1.0.0", "aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11"},
+    {"resize", "0.3.1", NULL},
+};
+
+static struct store_doc doc_of(const struct timg *t, const char *url)
+{
+    struct store_doc d = {
+        .sha256 = t->sha,
+        .image_b64 = t->b64,
+        .image_b64_len = t->b64_len,
+        .image = t->raw,
+        .image_len = t->len,
+        .format = "png",
+        .width = 320,
+        .height = 200,
+        .channels = 1,
+        .source = url,
+        .origin = {.final_url = "https://fastly.picsum.photos/id/7/320/200.jpg?hmac=x",
+                   .content_type = "image/jpeg",
+                   .sha256 = "bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22",
+                   .bytes = 12345,
+                   .width = 320,
+                   .height = 200},
+        .transforms = test_chain,
+        .ntransforms = 2,
+        .stream_id = "1700000000000-0",
+        .consumer = "host-42",
+        .attempts = 1,
+    };
+    return d;
+}
+
+/* ---- per-test database and a plain client to look at it ---- */
+
+struct ctx {
+    char uri[256];
+    char db[32];
+    struct store *st;
+    mongoc_client_t *client;
+    mongoc_collection_t *coll;
+};
+
+static int ctx_setup(void **state)
+{
+    struct ctx *c = calloc(1, sizeof(*c));
+    char err[256];
+    if (c == NULL)
+        return -1;
+    snprintf(c->db, sizeof(c->db), "t%d_%d", (int)getpid(), ++test_seq);
+    snprintf(c->uri, sizeof(c->uri), "mongodb://127.0.0.1:%d/%s?w=majority", ferret_port, c->db);
+    c->st = store_new(c->uri, err, sizeof(err));
+    if (c->st == NULL || store_prepare(c->st, err, sizeof(err)) < 0) {
+        fprintf(stderr, "store: %s\n", err);
+        store_free(c->st);
+        free(c);
+        return -1;
+    }
+    c->client = mongoc_client_new(c->uri);
+    mongoc_client_set_error_api(c->client, MONGOC_ERROR_API_VERSION_2);
+    c->coll = mongoc_client_get_collection(c->client, c->db, "images");
+    *state = c;
+    return 0;
+}
+
+static int ctx_teardown(void **state)
+{
+    struct ctx *c = *state;
+    if (c == NULL)
+        return 0;
+    mongoc_collection_destroy(c->coll);
+    mongoc_client_destroy(c->client);
+    store_free(c->st);
+    free(c);
+    return 0;
+}
+
+static int64_t count_where(struct ctx *c, bson_t *filter)
+{
+    bson_error_t e;
+    int64_t n = mongoc_collection_count_documents(c->coll, filter, NULL, NULL, NULL, &e);
+    if (n < 0)
+        fprintf(stderr, "count: %s\n", e.message);
+    bson_destroy(filter);
+    return n;
+}
+
+static int64_t count_all(struct ctx *c)
+{
+    return count_where(c, bson_new());
+}
+
+/* How many documents claim the URL, as source or alias. */
+static int64_t claims(struct ctx *c, const char *url)
+{
+    return count_where(c, BCON_NEW("$or", "[", "{", "source", BCON_UTF8(url), "}", "{", "aliases",
+                                   BCON_UTF8(url), "}", "]"));
+}
+
+static bson_t *fetch(struct ctx *c, const char *id)
+{
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c->coll, filter, NULL, NULL);
+    const bson_t *doc;
+    bson_t *copy = NULL;
+    if (mongoc_cursor_next(cur, &doc))
+        copy = bson_copy(doc);
+    mongoc_cursor_destroy(cur);
+    bson_destroy(filter);
+    return copy;
+}
+
+static void expect_str(const bson_t *doc, const char *path, const char *want)
+{
+    bson_iter_t it;
+    assert_true(bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, path, &it));
+    assert_int_equal(bson_iter_type(&it), BSON_TYPE_UTF8);
+    assert_string_equal(bson_iter_utf8(&it, NULL), want);
+}
+
+static void expect_int(const bson_t *doc, const char *path, bson_type_t type, int64_t want)
+{
+    bson_iter_t it;
+    assert_true(bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, path, &it));
+    assert_int_equal(bson_iter_type(&it), type);
+    assert_int_equal(bson_iter_as_int64(&it), want);
+}
+
+static int has_field(const bson_t *doc, const char *path)
+{
+    bson_iter_t it;
+    return bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, path, &it);
+}
+
+/* The aliases array as a count; checks each entry is a string and want (if set) is one. */
+static int aliases_count(const bson_t *doc, const char *want, int *want_seen)
+{
+    bson_iter_t it, arr;
+    int n = 0;
+    if (!bson_iter_init_find(&it, doc, "aliases"))
+        return 0;
+    assert_int_equal(bson_iter_type(&it), BSON_TYPE_ARRAY);
+    assert_true(bson_iter_recurse(&it, &arr));
+    if (want_seen)
+        *want_seen = 0;
+    while (bson_iter_next(&arr)) {
+        assert_int_equal(bson_iter_type(&arr), BSON_TYPE_UTF8);
+        if (want && strcmp(bson_iter_utf8(&arr, NULL), want) == 0)
+            (*want_seen)++;
+        n++;
+    }
+    return n;
+}
+
+/* A stream id no other put of this run uses: a distinct entry. */
+static void new_stream_id(char *buf, size_t len)
+{
+    snprintf(buf, len, "1700000000001-%d", ++stream_seq);
+}
+
+/* Store t from url as stream entry stream_id (NULL: unknown). */
+static int put_as(struct ctx *c, const struct timg *t, const char *url, const char *stream_id,
+                  enum store_outcome *out)
+{
+    char err[512] = "";
+    struct store_doc d = doc_of(t, url);
+    d.stream_id = stream_id;
+    int rc = store_put(c->st, &d, out, err, sizeof(err));
+    if (rc != 0)
+        fprintf(stderr, "store_put(%s): %d %s\n", url, rc, err);
+    return rc;
+}
+
+/* Store t from url as a new stream entry. */
+static int put(struct ctx *c, const struct timg *t, const char *url, enum store_outcome *out)
+{
+    char sid[STORE_OWNER_MAX];
+    new_stream_id(sid, sizeof(sid));
+    return put_as(c, t, url, sid, out);
+}
+
+/* The stream_id of doc's alias_from element for url; NULL when there is no such element. */
+static const char *alias_from_owner(const bson_t *doc, const char *url)
+{
+    bson_iter_t it, arr, f;
+    if (!bson_iter_init_find(&it, doc, "alias_from") || !bson_iter_recurse(&it, &arr))
+        return NULL;
+    while (bson_iter_next(&arr)) {
+        assert_true(bson_iter_recurse(&arr, &f));
+        if (bson_iter_find(&f, "url") && strcmp(bson_iter_utf8(&f, NULL), url) == 0) {
+            assert_true(bson_iter_recurse(&arr, &f) && bson_iter_find(&f, "stream_id"));
+            return BSON_ITER_HOLDS_UTF8(&f) ? bson_iter_utf8(&f, NULL) : "";
+        }
+    }
+    return NULL;
+}
+
+/* Every document's aliases and alias_from agree: no alias twice, exactly one alias_from element
+ * per alias, and no element for a URL that is not an alias. Returns the number of aliases. */
+static int check_alias_from(struct ctx *c)
+{
+    bson_t empty = BSON_INITIALIZER;
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c->coll, &empty, NULL, NULL);
+    const bson_t *doc;
+    bson_error_t e;
+    int total = 0;
+    while (mongoc_cursor_next(cur, &doc)) {
+        bson_iter_t it, arr, arr2, f;
+        int naliases = 0, nfrom = 0;
+        assert_true(bson_iter_init_find(&it, doc, "aliases") && bson_iter_recurse(&it, &arr));
+        while (bson_iter_next(&arr)) {
+            const char *url = bson_iter_utf8(&arr, NULL);
+            int same = 0, elems = 0;
+            assert_true(bson_iter_init_find(&it, doc, "aliases") && bson_iter_recurse(&it, &arr2));
+            while (bson_iter_next(&arr2))
+                same += strcmp(bson_iter_utf8(&arr2, NULL), url) == 0;
+            assert_int_equal(same, 1);
+            assert_true(bson_iter_init_find(&it, doc, "alias_from") &&
+                        bson_iter_recurse(&it, &arr2));
+            while (bson_iter_next(&arr2)) {
+                assert_true(bson_iter_recurse(&arr2, &f) && bson_iter_find(&f, "url"));
+                elems += strcmp(bson_iter_utf8(&f, NULL), url) == 0;
+            }
+            if (elems != 1)
+                fprintf(stderr, "alias %s has %d alias_from elements\n", url, elems);
+            assert_int_equal(elems, 1);
+            naliases++;
+        }
+        assert_true(bson_iter_init_find(&it, doc, "alias_from") && bson_iter_recurse(&it, &arr));
+        while (bson_iter_next(&arr)) {
+            assert_true(bson_iter_recurse(&arr, &f) && bson_iter_find(&f, "stream_id"));
+            assert_int_equal(bson_iter_type(&f), BSON_TYPE_UTF8);
+            nfrom++;
+        }
+        assert_int_equal(nfrom, naliases);
+        total += naliases;
+    }
+    assert_false(mongoc_cursor_error(cur, &e));
+    mongoc_cursor_destroy(cur);
+    return total;
+}
+
+/* ---- tests ---- */
+
+static void test_new_does_not_block(void **state)
+{
+    char err[256] = "";
+    assert_null(store_new("http://nope", err, sizeof(err)));
+    assert_true(strstr(err, "URI") != NULL);
+
+    /* Nothing listens on this port: creating the pool must not try. */
+    char uri[128];
+    snprintf(uri, sizeof(uri), "mongodb://127.0.0.1:%d/x", free_port());
+    double t0 = now_s();
+    struct store *st = store_new(uri, err, sizeof(err));
+    assert_non_null(st);
+    assert_true(now_s() - t0 < 0.5);
+    store_free(st);
+}
+
+static void test_insert_fields(void **state)
+{
+    struct ctx *c = *state;
+    struct timg a;
+    enum store_outcome out = -1;
+    timg_make(&a, 1, 3000);
+    int64_t before = (int64_t)time(NULL) * 1000;
+    assert_int_equal(put_as(c, &a, "https://picsum.photos/320/200", "1700000000000-0", &out), 0);
+    assert_int_equal(out, STORE_INSERTED);
+
+    bson_t *doc = fetch(c, a.sha);
+    assert_non_null(doc);
+    expect_str(doc, "_id", a.sha);
+    expect_str(doc, "sha256", a.sha);
+    bson_iter_t it;
+    assert_true(bson_iter_init_find(&it, doc, "image") && BSON_ITER_HOLDS_UTF8(&it));
+    uint32_t len;
+    const char *img = bson_iter_utf8(&it, &len);
+    assert_int_equal(len, a.b64_len);
+    assert_memory_equal(img, a.b64, a.b64_len);
+    expect_str(doc, "format", "png");
+    expect_int(doc, "width", BSON_TYPE_INT32, 320);
+    expect_int(doc, "height", BSON_TYPE_INT32, 200);
+    expect_int(doc, "channels", BSON_TYPE_INT32, 1);
+    expect_int(doc, "bytes", BSON_TYPE_INT64, 3000);
+    expect_str(doc, "source", "https://picsum.photos/320/200");
+    assert_int_equal(aliases_count(doc, NULL, NULL), 0);
+    assert_true(bson_iter_init_find(&it, doc, "alias_from"));
+    assert_int_equal(bson_iter_type(&it), BSON_TYPE_ARRAY);
+    assert_false(has_field(doc, "alias_from.0"));
+    expect_str(doc, "origin.final_url", "https://fastly.picsum.photos/id/7/320/200.jpg?hmac=x");
+    expect_str(doc, "origin.content_type", "image/jpeg");
+    expect_int(doc, "origin.bytes", BSON_TYPE_INT64, 12345);
+    expect_str(doc, "origin.sha256",
+               "bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22");
+    expect_int(doc, "origin.width", BSON_TYPE_INT32, 320);
+    expect_int(doc, "origin.height", BSON_TYPE_INT32, 200);
+    assert_true(bson_iter_init_find(&it, doc, "transforms"));
+    assert_int_equal(bson_iter_type(&it), BSON_TYPE_ARRAY);
+    expect_str(doc, "transforms.0.name", "grayscale");
+    expect_str(doc, "transforms.0.version", "1.0.0");
+    expect_str(doc, "transforms.0.sha256", test_chain[0].so_sha256);
+    expect_str(doc, "transforms.1.name", "resize");
+    expect_str(doc, "transforms.1.version", "0.3.1");
+    assert_false(has_field(doc, "transforms.1.sha256"));
+    assert_false(has_field(doc, "transforms.2"));
+    assert_true(bson_iter_init_find(&it, doc, "inserted_at"));
+    assert_int_equal(bson_iter_type(&it), BSON_TYPE_DATE_TIME);
+    int64_t at = bson_iter_date_time(&it);
+    assert_true(at >= before - 1000 && at <= (int64_t)time(NULL) * 1000 + 1000);
+    expect_str(doc, "stream_id", "1700000000000-0");
+    expect_str(doc, "consumer", "host-42");
+    expect_int(doc, "attempts", BSON_TYPE_INT32, 1);
+    assert_false(has_field(doc, "storage"));
+    assert_false(has_field(doc, "gridfs_id"));
+    bson_destroy(doc);
+    assert_int_equal(count_all(c), 1);
+    timg_free(&a);
+}
+
+static void test_same_url_again(void **state)
+{
+    struct ctx *c = *state;
+    struct timg a, b;
+    enum store_outcome out;
+    const char *u = "https://picsum.photos/64/64";
+    timg_make(&a, 10, 500);
+    timg_make(&b, 11, 500);
+    assert_int_equal(put(c, &a, u, &out), 0);
+    assert_int_equal(out, STORE_INSERTED);
+    assert_int_equal(put(c, &a, u, &out), 0);
+    assert_int_equal(out, STORE_ALREADY);
+    assert_int_equal(count_all(c), 1);
+    /* A redelivery re-downloaded: picsum gave other bytes. Still the first image. */
+    assert_int_equal(put(c, &b, u, &out), 0);
+    assert_int_equal(out, STORE_ALREADY);
+    assert_int_equal(count_all(c), 1);
+    bson_t *doc = fetch(c, b.sha);
+    assert_null(doc);
+    doc = fetch(c, a.sha);
+    assert_int_equal(aliases_count(doc, NULL, NULL), 0);
+    bson_destroy(doc);
+    timg_free(&a);
+    timg_free(&b);
+}
+
+static void test_alias_and_find(void **state)
+{
+    struct ctx *c = *state;
+    struct timg a, n;
+    enum store_outcome out;
+    char err[256], id[65];
+    int found, seen;
+    const char *u1 = "https://picsum.photos/10/10", *u2 = "https://picsum.photos/10/10?b=2";
+    timg_make(&a, 20, 800);
+    timg_make(&n, 21, 800);
+
+    assert_int_equal(store_find_url(c->st, u1, id, NULL, &found, err, sizeof(err)), 0);
+    assert_int_equal(found, 0);
+    assert_int_equal(put(c, &a, u1, &out), 0);
+    assert_int_equal(out, STORE_INSERTED);
+    assert_int_equal(put(c, &a, u2, &out), 0);
+    assert_int_equal(out, STORE_ALIASED);
+    bson_t *doc = fetch(c, a.sha);
+    assert_int_equal(aliases_count(doc, u2, &seen), 1);
+    assert_int_equal(seen, 1);
+    bson_destroy(doc);
+
+    /* The alias again, and the source again: nothing changes. */
+    assert_int_equal(put(c, &a, u2, &out), 0);
+    assert_int_equal(out, STORE_ALREADY);
+    assert_int_equal(put(c, &a, u1, &out), 0);
+    assert_int_equal(out, STORE_ALREADY);
+    doc = fetch(c, a.sha);
+    assert_int_equal(aliases_count(doc, u2, &seen), 1);
+    assert_int_equal(seen, 1);
+    expect_str(doc, "source", u1);
+    bson_destroy(doc);
+
+    /* The alias URL redelivered with new bytes maps to its image already: no new document. */
+    assert_int_equal(put(c, &n, u2, &out), 0);
+    assert_int_equal(out, STORE_ALREADY);
+    assert_int_equal(count_all(c), 1);
+
+    assert_int_equal(store_find_url(c->st, u1, id, NULL, &found, err, sizeof(err)), 0);
+    assert_int_equal(found, STORE_FOUND_SOURCE);
+    assert_string_equal(id, a.sha);
+    assert_int_equal(store_find_url(c->st, u2, id, NULL, &found, err, sizeof(err)), 0);
+    assert_int_equal(found, STORE_FOUND_ALIAS);
+    assert_string_equal(id, a.sha);
+    assert_int_equal(
+        store_find_url(c->st, "https://picsum.photos/11", id, NULL, &found, err, sizeof(err)), 0);
+    assert_int_equal(found, 0);
+    assert_int_equal(check_alias_from(c), 1);
+    timg_free(&a);
+    timg_free(&n);
+}
+
+static void test_invalid_is_permanent(void **state)
+{
+    struct ctx *c = *state;
+    struct timg a;
+    enum store_outcome out;
+    char err[256] = "";
+    timg_make(&a, 30, 100);
+    struct store_doc d = doc_of(&a, "https://picsum.photos/5/5");
+    d.sha256 = "ABC";
+    assert_int_equal(store_put(c->st, &d, &out, err, sizeof(err)), STORE_ERR_PERMANENT);
+    assert_true(strstr(err, "sha256") != NULL);
+    d = doc_of(&a, "https://picsum.photos/5/\xff\xfe");
+    assert_int_equal(store_put(c->st, &d, &out, err, sizeof(err)), STORE_ERR_PERMANENT);
+    assert_true(strstr(err, "UTF-8") != NULL);
+    d = doc_of(&a, "https://picsum.photos/5/5");
+    d.image_b64 = NULL;
+    assert_int_equal(store_put(c->st, &d, &out, err, sizeof(err)), STORE_ERR_PERMANENT);
+    assert_int_equal(count_all(c), 0);
+    timg_free(&a);
+}
+
+static void test_prepare_twice(void **state)
+{
+    struct ctx *c = *state;
+    char err[256] = "";
+    for (int i = 0; i < 2; i++) {
+        int rc = store_prepare(c->st, err, sizeof(err));
+        if (rc != 0)
+            fprintf(stderr, "store_prepare: %s\n", err);
+        assert_int_equal(rc, 0);
+    }
+    bson_error_t e;
+    mongoc_cursor_t *cur = mongoc_collection_find_indexes_with_opts(c->coll, NULL);
+    const bson_t *ix;
+    int source_unique = 0, aliases = 0, inserted_at = 0;
+    while (mongoc_cursor_next(cur, &ix)) {
+        bson_iter_t it;
+        assert_true(bson_iter_init_find(&it, ix, "name"));
+        const char *name = bson_iter_utf8(&it, NULL);
+        int unique = bson_iter_init_find(&it, ix, "unique") && bson_iter_as_bool(&it);
+        source_unique += strcmp(name, "source_1") == 0 && unique;
+        aliases += strcmp(name, "aliases_1") == 0;
+        inserted_at += strcmp(name, "inserted_at_1") == 0;
+    }
+    assert_false(mongoc_cursor_error(cur, &e));
+    mongoc_cursor_destroy(cur);
+    assert_int_equal(source_unique, 1);
+    assert_int_equal(aliases, 1);
+    assert_int_equal(inserted_at, 1);
+}
+
+static void download(struct ctx *c, const bson_value_t *id, unsigned char **buf, size_t *len)
+{
+    bson_error_t e;
+    mongoc_database_t *db = mongoc_client_get_database(c->client, c->db);
+    bson_t *opts = BCON_NEW("bucketName", BCON_UTF8("images"));
+    mongoc_gridfs_bucket_t *b = mongoc_gridfs_bucket_new(db, opts, NULL, &e);
+    assert_non_null(b);
+    mongoc_stream_t *s = mongoc_gridfs_bucket_open_download_stream(b, id, &e);
+    assert_non_null(s);
+    size_t cap = 1 << 20, n = 0;
+    unsigned char *p = malloc(cap);
+    for (;;) {
+        if (n == cap) {
+            cap *= 2;
+            p = realloc(p, cap);
+            assert_non_null(p);
+        }
+        ssize_t r = mongoc_stream_read(s, p + n, cap - n, 1, 0);
+        assert_true(r >= 0);
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    mongoc_stream_destroy(s);
+    mongoc_gridfs_bucket_destroy(b);
+    bson_destroy(opts);
+    mongoc_database_destroy(db);
+    *buf = p;
+    *len = n;
+}
+
+static void test_large_goes_to_gridfs(void **state)
+{
+    struct ctx *c = *state;
+    struct timg big, mid;
+    enum store_outcome out;
+    /* 13 MiB raw = 17.3 MiB of base64: over the BSON limit. */
+    timg_make(&big, 40, 13u << 20);
+    assert_true(big.b64_len > 16u << 20);
+    assert_int_equal(put(c, &big, "https://picsum.photos/5000/5000", &out), 0);
+    assert_int_equal(out, STORE_INSERTED);
+    bson_t *doc = fetch(c, big.sha);
+    assert_non_null(doc);
+    assert_false(has_field(doc, "image"));
+    expect_str(doc, "storage", "gridfs");
+    expect_str(doc, "source", "https://picsum.photos/5000/5000");
+    expect_int(doc, "bytes", BSON_TYPE_INT64, (int64_t)big.len);
+    expect_str(doc, "transforms.0.name", "grayscale");
+    bson_iter_t it;
+    assert_true(bson_iter_init_find(&it, doc, "gridfs_id"));
+    assert_int_equal(bson_iter_type(&it), BSON_TYPE_OID);
+    unsigned char *back;
+    size_t back_len;
+    download(c, bson_iter_value(&it), &back, &back_len);
+    assert_int_equal(back_len, big.len);
+    assert_memory_equal(back, big.raw, big.len);
+    free(back);
+    bson_destroy(doc);
+
+    /* Same bytes from another URL: an alias, and no second upload. */
+    assert_int_equal(put(c, &big, "https://picsum.photos/5000", &out), 0);
+    assert_int_equal(out, STORE_ALIASED);
+    mongoc_collection_t *files = mongoc_client_get_collection(c->client, c->db, "images.files");
+    bson_error_t e;
+    bson_t empty = BSON_INITIALIZER;
+    assert_int_equal(mongoc_collection_count_documents(files, &empty, NULL, NULL, NULL, &e), 1);
+    mongoc_collection_destroy(files);
+
+    /* 10.5 MiB raw = 14 MiB of base64: fits, stays inline. */
+    timg_make(&mid, 41, 21u << 19);
+    assert_int_equal(put(c, &mid, "https://picsum.photos/4000/4000", &out), 0);
+    assert_int_equal(out, STORE_INSERTED);
+    doc = fetch(c, mid.sha);
+    assert_non_null(doc);
+    assert_true(has_field(doc, "image"));
+    assert_false(has_field(doc, "storage"));
+    bson_destroy(doc);
+    assert_int_equal(count_all(c), 2);
+    timg_free(&big);
+    timg_free(&mid);
+}
+
+static void put_lock(struct ctx *c, const char *sha, int64_t expires_ms)
+{
+    bson_error_t e;
+    mongoc_collection_t *locks = mongoc_client_get_collection(c->client, c->db, "images.locks");
+    bson_t *sel = BCON_NEW("_id", BCON_UTF8(sha));
+    assert_true(mongoc_collection_delete_one(locks, sel, NULL, NULL, &e));
+    bson_t *lock = BCON_NEW("_id", BCON_UTF8(sha), "owner", BCON_UTF8("dead-writer"), "expires",
+                            BCON_DATE_TIME(expires_ms));
+    assert_true(mongoc_collection_insert_one(locks, lock, NULL, NULL, &e));
+    bson_destroy(lock);
+    bson_destroy(sel);
+    mongoc_collection_destroy(locks);
+}
+
+/* An alias waits for the image's update lock: a held lock gives a transient error, one whose
+ * lease ran out (its writer died) is broken. */
+static void test_alias_lock(void **state)
+{
+    struct ctx *c = *state;
+    struct timg a;
+    enum store_outcome out;
+    char err[512] = "";
+    timg_make(&a, 35, 900);
+    assert_int_equal(put(c, &a, "https://picsum.photos/6/6", &out), 0);
+    int64_t now_ms = (int64_t)time(NULL) * 1000;
+
+    put_lock(c, a.sha, now_ms + 60000);
+    struct store_doc d = doc_of(&a, "https://picsum.photos/6/7");
+    double t0 = now_s();
+    assert_int_equal(store_put(c->st, &d, &out, err, sizeof(err)), STORE_ERR_TRANSIENT);
+    assert_true(now_s() - t0 < 10.0);
+    assert_non_null(strstr(err, "locked"));
+    assert_int_equal(claims(c, "https://picsum.photos/6/7"), 0);
+
+    put_lock(c, a.sha, now_ms - 1000);
+    assert_int_equal(put(c, &a, "https://picsum.photos/6/7", &out), 0);
+    assert_int_equal(out, STORE_ALIASED);
+    assert_int_equal(claims(c, "https://picsum.photos/6/7"), 1);
+    mongoc_collection_t *locks = mongoc_client_get_collection(c->client, c->db, "images.locks");
+    bson_error_t e;
+    bson_t empty = BSON_INITIALIZER;
+    assert_int_equal(mongoc_collection_count_documents(locks, &empty, NULL, NULL, NULL, &e), 0);
+    mongoc_collection_destroy(locks);
+    timg_free(&a);
+}
+
+/* ---- which entry recorded a URL ---- */
+
+/* A put whose reply was lost, or a redelivery, comes back with the same stream id: the answer is
+ * that entry's INSERTED, whatever it downloaded this time; another entry gets ALREADY. */
+static void test_same_entry_again(void **state)
+{
+    struct ctx *c = *state;
+    struct timg a, b, n;
+    enum store_outcome out;
+    const char *u = "https://picsum.photos/65/65";
+    timg_make(&a, 12, 500);
+    timg_make(&b, 13, 500);
+    timg_make(&n, 14, 500);
+    assert_int_equal(put_as(c, &a, u, "1700000000100-0", &out), 0);
+    assert_int_equal(out, STORE_INSERTED);
+    assert_int_equal(put_as(c, &a, u, "1700000000100-0", &out), 0);
+    assert_int_equal(out, STORE_INSERTED);
+    assert_int_equal(put_as(c, &b, u, "1700000000100-0", &out), 0);
+    assert_int_equal(out, STORE_INSERTED);
+    assert_int_equal(count_all(c), 1);
+    assert_null(fetch(c, b.sha));
+
+    assert_int_equal(put_as(c, &a, u, "1700000000100-1", &out), 0);
+    assert_int_equal(out, STORE_ALREADY);
+    assert_int_equal(put_as(c, &b, u, "1700000000101-0", &out), 0);
+    assert_int_equal(out, STORE_ALREADY);
+    /* A prefix of the recorder's id is another entry. */
+    assert_int_equal(put_as(c, &a, u, "1700000000100-", &out), 0);
+    assert_int_equal(out, STORE_ALREADY);
+    /* Unknown on this side: never taken for the recorder. */
+    assert_int_equal(put_as(c, &a, u, NULL, &out), 0);
+    assert_int_equal(out, STORE_ALREADY);
+    assert_int_equal(put_as(c, &a, u, "", &out), 0);
+    assert_int_equal(out, STORE_ALREADY);
+
+    /* The same entry's bytes stored from another URL meanwhile: its URL is still its source. */
+    assert_int_equal(put_as(c, &n, "https://picsum.photos/65/66", "1700000000102-0", &out), 0);
+    assert_int_equal(out, STORE_INSERTED);
+    assert_int_equal(put_as(c, &n, u, "1700000000100-0", &out), 0);
+    assert_int_equal(out, STORE_INSERTED);
+    assert_int_equal(count_all(c), 2);
+    assert_int_equal(claims(c, u), 1);
+    assert_int_equal(check_alias_from(c), 0);
+    bson_t *doc = fetch(c, a.sha);
+    expect_str(doc, "stream_id", "1700000000100-0");
+    expect_str(doc, "source", u);
+    bson_destroy(doc);
+    timg_free(&a);
+    timg_free(&b);
+    timg_free(&n);
+}
+
+/* An alias records its entry in alias_from: the same entry again is ALIASED (one element, one
+ * alias), another entry is ALREADY. */
+static void test_alias_same_entry(void **state)
+{
+    struct ctx *c = *state;
+    struct timg a, n;
+    enum store_outcome out;
+    const char *src = "https://picsum.photos/70/70", *u = "https://picsum.photos/70/71";
+    timg_make(&a, 15, 600);
+    timg_make(&n, 16, 600);
+    assert_int_equal(put_as(c, &a, src, "1700000000200-0", &out), 0);
+    assert_int_equal(out, STORE_INSERTED);
+    assert_int_equal(put_as(c, &a, u, "1700000000200-1", &out), 0);
+    assert_int_equal(out, STORE_ALIASED);
+    assert_int_equal(put_as(c, &a, u, "1700000000200-1", &out), 0);
+    assert_int_equal(out, STORE_ALIASED);
+    /* Redelivered, the download differs: still this entry's alias, no new document. */
+    assert_int_equal(put_as(c, &n, u, "1700000000200-1", &out), 0);
+    assert_int_equal(out, STORE_ALIASED);
+    assert_int_equal(put_as(c, &a, u, "1700000000200-2", &out), 0);
+    assert_int_equal(out, STORE_ALREADY);
+    assert_int_equal(put_as(c, &n, u, "1700000000200-2", &out), 0);
+    assert_int_equal(out, STORE_ALREADY);
+    /* The source's entry, through the alias URL: another URL, so another entry's alias. */
+    assert_int_equal(put_as(c, &a, u, "1700000000200-0", &out), 0);
+    assert_int_equal(out, STORE_ALREADY);
+    assert_int_equal(count_all(c), 1);
+
+    bson_t *doc = fetch(c, a.sha);
+    int seen;
+    assert_int_equal(aliases_count(doc, u, &seen), 1);
+    assert_int_equal(seen, 1);
+    assert_string_equal(alias_from_owner(doc, u), "1700000000200-1");
+    expect_str(doc, "alias_from.0.url", u);
+    bson_destroy(doc);
+    assert_int_equal(check_alias_from(c), 1);
+    timg_free(&a);
+    timg_free(&n);
+}
+
+/* Push url into the aliases of image id, with an alias_from element unless stream_id is NULL
+ * (an alias written before alias_from existed): what a crashed or older writer leaves. */
+static void raw_alias(struct ctx *c, const char *id, const char *url, const char *stream_id)
+{
+    bson_error_t e;
+    bson_t *sel = BCON_NEW("_id", BCON_UTF8(id));
+    bson_t *upd = stream_id
+                      ? BCON_NEW("$push", "{", "aliases", BCON_UTF8(url), "alias_from", "{", "url",
+                                 BCON_UTF8(url), "stream_id", BCON_UTF8(stream_id), "}", "}")
+                      : BCON_NEW("$push", "{", "aliases", BCON_UTF8(url), "}");
+    assert_true(mongoc_collection_update_one(c->coll, sel, upd, NULL, NULL, &e));
+    bson_destroy(sel);
+    bson_destroy(upd);
+}
+
+static void test_find_owner(void **state)
+{
+    struct ctx *c = *state;
+    struct timg a, b;
+    enum store_outcome out;
+    char err[256], id[65], owner[STORE_OWNER_MAX];
+    int found;
+    const char *u1 = "https://picsum.photos/80/80", *u2 = "https://picsum.photos/80/81";
+    const char *old = "https://picsum.photos/80/82", *u4 = "https://picsum.photos/80/83";
+    timg_make(&a, 17, 700);
+    timg_make(&b, 18, 700);
+
+    snprintf(owner, sizeof(owner), "untouched");
+    assert_int_equal(store_find_url(c->st, u1, id, owner, &found, err, sizeof(err)), 0);
+    assert_int_equal(found, 0);
+    assert_string_equal(owner, "untouched");
+
+    assert_int_equal(put_as(c, &a, u1, "1700000000300-0", &out), 0);
+    assert_int_equal(out, STORE_INSERTED);
+    assert_int_equal(put_as(c, &a, u2, "1700000000300-7", &out), 0);
+    assert_int_equal(out, STORE_ALIASED);
+    assert_int_equal(store_find_url(c->st, u1, id, owner, &found, err, sizeof(err)), 0);
+    assert_int_equal(found, STORE_FOUND_SOURCE);
+    assert_string_equal(id, a.sha);
+    assert_string_equal(owner, "1700000000300-0");
+    assert_int_equal(store_find_url(c->st, u2, id, owner, &found, err, sizeof(err)), 0);
+    assert_int_equal(found, STORE_FOUND_ALIAS);
+    assert_string_equal(id, a.sha);
+    assert_string_equal(owner, "1700000000300-7");
+
+    /* An alias without alias_from: found, recorder unknown, and no entry may claim it. */
+    raw_alias(c, a.sha, old, NULL);
+    assert_int_equal(store_find_url(c->st, old, id, owner, &found, err, sizeof(err)), 0);
+    assert_int_equal(found, STORE_FOUND_ALIAS);
+    assert_string_equal(id, a.sha);
+    assert_string_equal(owner, "");
+    assert_int_equal(put_as(c, &a, old, "1700000000300-8", &out), 0);
+    assert_int_equal(out, STORE_ALREADY);
+
+    /* A source stored without a stream id, or with one too long to report: unknown too. */
+    char longid[STORE_OWNER_MAX + 8];
+    memset(longid, '7', sizeof(longid) - 1);
+    longid[sizeof(longid) - 1] = '\0';
+    assert_int_equal(put_as(c, &b, u4, longid, &out), 0);
+    assert_int_equal(out, STORE_INSERTED);
+    assert_int_equal(store_find_url(c->st, u4, id, owner, &found, err, sizeof(err)), 0);
+    assert_int_equal(found, STORE_FOUND_SOURCE);
+    assert_string_equal(id, b.sha);
+    assert_string_equal(owner, "");
+    assert_int_equal(put_as(c, &b, u4, longid, &out), 0);
+    assert_int_equal(out, STORE_ALREADY);
+    bson_t *doc = fetch(c, b.sha);
+    expect_str(doc, "stream_id", longid);
+    bson_destroy(doc);
+
+    assert_int_equal(put_as(c, &a, "https://picsum.photos/80/84", NULL, &out), 0);
+    assert_int_equal(out, STORE_ALIASED);
+    assert_int_equal(
+        store_find_url(c->st, "https://picsum.photos/80/84", id, owner, &found, err, sizeof(err)),
+        0);
+    assert_int_equal(found, STORE_FOUND_ALIAS);
+    assert_string_equal(owner, "");
+    /* Elements for u2 and 80/84 (none for the old alias); the last one's stream_id is null. */
+    doc = fetch(c, a.sha);
+    bson_iter_t it;
+    assert_true(bson_iter_init(&it, doc) &&
+                bson_iter_find_descendant(&it, "alias_from.1.stream_id", &it));
+    assert_int_equal(bson_iter_type(&it), BSON_TYPE_NULL);
+    assert_false(has_field(doc, "alias_from.2"));
+    bson_destroy(doc);
+    timg_free(&a);
+    timg_free(&b);
+}
+
+/* A URL left in the aliases of two images (a writer died between aliasing and settling): the
+ * next put of that URL removes it from the non-canonical one together with its alias_from
+ * element, and leaves that image's other aliases alone. */
+static void test_settle_pulls_alias_from(void **state)
+{
+    struct ctx *c = *state;
+    struct timg x, y;
+    enum store_outcome out;
+    char err[256], id[65], owner[STORE_OWNER_MAX];
+    int found;
+    const char *u = "https://picsum.photos/90/90", *other = "https://picsum.photos/90/91";
+    timg_make(&x, 19, 650);
+    timg_make(&y, 23, 650);
+    assert_int_equal(put(c, &x, "https://picsum.photos/90/1", &out), 0);
+    assert_int_equal(put(c, &y, "https://picsum.photos/90/2", &out), 0);
+    const struct timg *keep = strcmp(x.sha, y.sha) < 0 ? &x : &y;
+    const struct timg *drop = keep == &x ? &y : &x;
+    assert_int_equal(put_as(c, drop, other, "1700000000400-9", &out), 0);
+    assert_int_equal(out, STORE_ALIASED);
+    raw_alias(c, drop->sha, u, "1700000000400-2");
+    raw_alias(c, keep->sha, u, "1700000000400-1");
+    assert_int_equal(claims(c, u), 2);
+
+    /* Reading does not repair; the canonical holder is the smaller _id. */
+    assert_int_equal(store_find_url(c->st, u, id, owner, &found, err, sizeof(err)), 0);
+    assert_int_equal(found, STORE_FOUND_ALIAS);
+    assert_string_equal(id, keep->sha);
+    assert_string_equal(owner, "1700000000400-1");
+    assert_int_equal(claims(c, u), 2);
+
+    assert_int_equal(put_as(c, drop, u, "1700000000400-3", &out), 0);
+    assert_int_equal(out, STORE_ALREADY);
+    assert_int_equal(claims(c, u), 1);
+    bson_t *doc = fetch(c, drop->sha);
+    assert_null(alias_from_owner(doc, u));
+    assert_string_equal(alias_from_owner(doc, other), "1700000000400-9");
+    assert_int_equal(aliases_count(doc, NULL, NULL), 1);
+    bson_destroy(doc);
+    doc = fetch(c, keep->sha);
+    assert_string_equal(alias_from_owner(doc, u), "1700000000400-1");
+    bson_destroy(doc);
+    assert_int_equal(check_alias_from(c), 2);
+
+    /* The recorder of the surviving alias, redelivered: its own outcome. */
+    assert_int_equal(put_as(c, drop, u, "1700000000400-1", &out), 0);
+    assert_int_equal(out, STORE_ALIASED);
+    timg_free(&x);
+    timg_free(&y);
+}
+
+/* ---- concurrency ---- */
+
+struct racer {
+    struct ctx *c;
+    pthread_barrier_t *go;
+    const struct timg *img;
+    char url[128];
+    char stream[STORE_OWNER_MAX]; /* "": race() gives the racer an entry of its own */
+    int rc;
+    enum store_outcome out;
+};
+
+static void *racer_run(void *arg)
+{
+    struct racer *r = arg;
+    char err[512] = "";
+    struct store_doc d = doc_of(r->img, r->url);
+    d.stream_id = r->stream;
+    pthread_barrier_wait(r->go);
+    r->rc = store_put(r->c->st, &d, &r->out, err, sizeof(err));
+    if (r->rc != 0)
+        fprintf(stderr, "racer %s: %s\n", r->url, err);
+    return NULL;
+}
+
+static void race(struct ctx *c, struct racer *r, int n)
+{
+    pthread_barrier_t go;
+    pthread_t th[NTHREADS];
+    pthread_barrier_init(&go, NULL, (unsigned)n);
+    for (int i = 0; i < n; i++) {
+        r[i].c = c;
+        r[i].go = &go;
+        if (r[i].stream[0] == '\0')
+            new_stream_id(r[i].stream, sizeof(r[i].stream));
+        assert_int_equal(pthread_create(&th[i], NULL, racer_run, &r[i]), 0);
+    }
+    for (int i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&go);
+}
+
+static void test_race_same_bytes(void **state)
+{
+    struct ctx *c = *state;
+    struct timg a;
+    struct racer r[NTHREADS] = {0};
+    timg_make(&a, 50, 2000);
+    for (int i = 0; i < NTHREADS; i++) {
+        r[i].img = &a;
+        snprintf(r[i].url, sizeof(r[i].url), "https://picsum.photos/%d/8", 100 + i);
+    }
+    race(c, r, NTHREADS);
+    int inserted = 0, aliased = 0;
+    for (int i = 0; i < NTHREADS; i++) {
+        assert_int_equal(r[i].rc, 0);
+        inserted += r[i].out == STORE_INSERTED;
+        aliased += r[i].out == STORE_ALIASED;
+    }
+    assert_int_equal(inserted, 1);
+    assert_int_equal(aliased, NTHREADS - 1);
+    assert_int_equal(count_all(c), 1);
+    bson_t *doc = fetch(c, a.sha);
+    assert_int_equal(aliases_count(doc, NULL, NULL), NTHREADS - 1);
+    for (int i = 0; i < NTHREADS; i++) {
+        char err[256], id[65], owner[STORE_OWNER_MAX];
+        int found;
+        assert_int_equal(claims(c, r[i].url), 1);
+        /* Each URL recorded by its own writer, in stream_id or in alias_from. */
+        assert_int_equal(store_find_url(c->st, r[i].url, id, owner, &found, err, sizeof(err)), 0);
+        assert_int_equal(found,
+                         r[i].out == STORE_INSERTED ? STORE_FOUND_SOURCE : STORE_FOUND_ALIAS);
+        assert_string_equal(owner, r[i].stream);
+        if (r[i].out == STORE_ALIASED)
+            assert_string_equal(alias_from_owner(doc, r[i].url), r[i].stream);
+        else
+            expect_str(doc, "stream_id", r[i].stream);
+    }
+    assert_int_equal(check_alias_from(c), NTHREADS - 1);
+    bson_destroy(doc);
+    timg_free(&a);
+}
+
+static void test_race_same_url(void **state)
+{
+    struct ctx *c = *state;
+    struct timg img[NTHREADS];
+    struct racer r[NTHREADS] = {0};
+    for (int i = 0; i < NTHREADS; i++)
+        timg_make(&img[i], 60 + (uint32_t)i, 1500);
+    for (int round = 0; round < 3; round++) {
+        char url[128];
+        snprintf(url, sizeof(url), "https://picsum.photos/77/%d", round + 1);
+        for (int i = 0; i < NTHREADS; i++) {
+            /* Each round reuses the bytes, so later rounds also race into existing images. */
+            r[i].img = &img[(i + round) % NTHREADS];
+            snprintf(r[i].url, sizeof(r[i].url), "%s", url);
+            r[i].stream[0] = '\0';
+        }
+        race(c, r, NTHREADS);
+        int written = 0;
+        for (int i = 0; i < NTHREADS; i++) {
+            assert_int_equal(r[i].rc, 0);
+            written += r[i].out != STORE_ALREADY;
+        }
+        if (round == 0) {
+            assert_int_equal(written, 1);
+            assert_int_equal(count_all(c), 1);
+        }
+        assert_int_equal(claims(c, url), 1);
+        char err[256], id[65], owner[STORE_OWNER_MAX];
+        int found;
+        assert_int_equal(store_find_url(c->st, url, id, owner, &found, err, sizeof(err)), 0);
+        assert_true(found == STORE_FOUND_SOURCE || found == STORE_FOUND_ALIAS);
+        /* Recorded by one of this round's writers, and the one answering other than ALREADY. */
+        int by = -1;
+        for (int i = 0; i < NTHREADS; i++)
+            if (strcmp(r[i].stream, owner) == 0)
+                by = i;
+        assert_true(by >= 0);
+        assert_int_not_equal(r[by].out, STORE_ALREADY);
+        if (round == 0)
+            assert_int_equal(r[by].out, STORE_INSERTED);
+    }
+    for (int i = 0; i < NTHREADS; i++)
+        timg_free(&img[i]);
+}
+
+/* One entry delivered 8 times at once (reclaimed while its workers still run): every delivery
+ * answers the entry's outcome, INSERTED for 8 new images, ALIASED onto an image already stored. */
+static void test_race_same_entry(void **state)
+{
+    struct ctx *c = *state;
+    struct timg img[NTHREADS], x;
+    struct racer r[NTHREADS] = {0};
+    enum store_outcome out;
+    const char *u1 = "https://picsum.photos/78/1", *u2 = "https://picsum.photos/78/2";
+    for (int i = 0; i < NTHREADS; i++)
+        timg_make(&img[i], 70 + (uint32_t)i, 1500);
+    timg_make(&x, 69, 1500);
+    assert_int_equal(put(c, &x, "https://picsum.photos/78/0", &out), 0);
+
+    for (int i = 0; i < NTHREADS; i++) {
+        r[i].img = &img[i];
+        snprintf(r[i].url, sizeof(r[i].url), "%s", u1);
+        snprintf(r[i].stream, sizeof(r[i].stream), "1700000000500-0");
+    }
+    race(c, r, NTHREADS);
+    for (int i = 0; i < NTHREADS; i++) {
+        assert_int_equal(r[i].rc, 0);
+        assert_int_equal(r[i].out, STORE_INSERTED);
+    }
+    assert_int_equal(count_all(c), 2);
+    assert_int_equal(claims(c, u1), 1);
+
+    for (int i = 0; i < NTHREADS; i++) {
+        r[i].img = &x;
+        snprintf(r[i].url, sizeof(r[i].url), "%s", u2);
+        snprintf(r[i].stream, sizeof(r[i].stream), "1700000000500-1");
+    }
+    race(c, r, NTHREADS);
+    for (int i = 0; i < NTHREADS; i++) {
+        assert_int_equal(r[i].rc, 0);
+        assert_int_equal(r[i].out, STORE_ALIASED);
+    }
+    assert_int_equal(count_all(c), 2);
+    assert_int_equal(claims(c, u2), 1);
+    bson_t *doc = fetch(c, x.sha);
+    assert_string_equal(alias_from_owner(doc, u2), "1700000000500-1");
+    bson_destroy(doc);
+    assert_int_equal(check_alias_from(c), 1);
+    for (int i = 0; i < NTHREADS; i++)
+        timg_free(&img[i]);
+    timg_free(&x);
+}
+
+static int64_t count_in(struct ctx *c, const char *coll, bson_t *filter)
+{
+    bson_error_t e;
+    mongoc_collection_t *col = mongoc_client_get_collection(c->client, c->db, coll);
+    int64_t n = mongoc_collection_count_documents(col, filter, NULL, NULL, NULL, &e);
+    mongoc_collection_destroy(col);
+    bson_destroy(filter);
+    return n;
+}
+
+/* Two URLs upload the same large image at once: one document, one alias, and the losing upload
+ * is deleted (no orphaned file or chunk is left). */
+static void test_race_large(void **state)
+{
+    struct ctx *c = *state;
+    struct timg big;
+    struct racer r[2] = {0};
+    timg_make(&big, 45, 12u << 20);
+    for (int i = 0; i < 2; i++) {
+        r[i].img = &big;
+        snprintf(r[i].url, sizeof(r[i].url), "https://picsum.photos/4999/%d", 4990 + i);
+    }
+    race(c, r, 2);
+    assert_int_equal(r[0].rc, 0);
+    assert_int_equal(r[1].rc, 0);
+    assert_int_equal((r[0].out == STORE_INSERTED) + (r[1].out == STORE_INSERTED), 1);
+    assert_int_equal((r[0].out == STORE_ALIASED) + (r[1].out == STORE_ALIASED), 1);
+    assert_int_equal(count_all(c), 1);
+    assert_int_equal(count_in(c, "images.files", bson_new()), 1);
+    int64_t chunks = (int64_t)((big.len + 255 * 1024 - 1) / (255 * 1024));
+    assert_int_equal(count_in(c, "images.chunks", bson_new()), chunks);
+    bson_t *doc = fetch(c, big.sha);
+    bson_iter_t it;
+    assert_true(bson_iter_init_find(&it, doc, "gridfs_id"));
+    assert_int_equal(
+        count_in(c, "images.chunks", BCON_NEW("files_id", BCON_OID(bson_iter_oid(&it)))), chunks);
+    bson_destroy(doc);
+    timg_free(&big);
+}
+
+/* The stream id that recorded url, which must be one of the racers'; its index in r. */
+static int recorder(struct ctx *c, const struct racer *r, int n, const char *url)
+{
+    char err[256], id[65], owner[STORE_OWNER_MAX] = "";
+    int found = 0, by = -1;
+    assert_int_equal(store_find_url(c->st, url, id, owner, &found, err, sizeof(err)), 0);
+    assert_true(found == STORE_FOUND_SOURCE || found == STORE_FOUND_ALIAS);
+    for (int i = 0; i < n; i++)
+        if (strcmp(r[i].stream, owner) == 0)
+            by = i;
+    assert_true(by >= 0);
+    return by;
+}
+
+/* Same URL, 8 downloads at once, three of them equal to images stored from other URLs: the URL
+ * must end up claimed by exactly one document whatever mix of inserts and aliases raced. Rounds
+ * 0-3 are 8 entries of one URL; rounds 4 and 5 one entry delivered 8 times at once, so no
+ * delivery may answer ALREADY. */
+static void test_race_same_url_into_existing(void **state)
+{
+    struct ctx *c = *state;
+    struct timg img[NTHREADS];
+    struct racer r[NTHREADS] = {0};
+    enum store_outcome out;
+    for (int i = 0; i < NTHREADS; i++)
+        timg_make(&img[i], 80 + (uint32_t)i, 1200);
+    for (int i = 0; i < 3; i++) {
+        char url[64];
+        snprintf(url, sizeof(url), "https://picsum.photos/9/%d", i + 1);
+        assert_int_equal(put(c, &img[i], url, &out), 0);
+        assert_int_equal(out, STORE_INSERTED);
+    }
+    for (int round = 0; round < 6; round++) {
+        char url[128], entry[STORE_OWNER_MAX];
+        int same_entry = round >= 4, mix = round == 2 || round == 3 || round == 5;
+        snprintf(url, sizeof(url), "https://picsum.photos/33/%d", round + 1);
+        new_stream_id(entry, sizeof(entry));
+        for (int i = 0; i < NTHREADS; i++) {
+            /* Only existing images (alias vs alias), or a mix with new ones. */
+            int k = mix ? (i + round) % NTHREADS : i % 3;
+            r[i].img = &img[k];
+            snprintf(r[i].url, sizeof(r[i].url), "%s", url);
+            snprintf(r[i].stream, sizeof(r[i].stream), "%s", same_entry ? entry : "");
+        }
+        race(c, r, NTHREADS);
+        for (int i = 0; i < NTHREADS; i++) {
+            assert_int_equal(r[i].rc, 0);
+            if (same_entry)
+                assert_int_not_equal(r[i].out, STORE_ALREADY);
+        }
+        assert_int_equal(claims(c, url), 1);
+        assert_int_not_equal(r[recorder(c, r, NTHREADS, url)].out, STORE_ALREADY);
+    }
+    check_alias_from(c);
+    for (int i = 0; i < NTHREADS; i++)
+        timg_free(&img[i]);
+}
+
+/* ---- server down ---- */
+
+static void test_server_down_and_back(void **state)
+{
+    struct ctx *c = *state;
+    struct timg a, b;
+    enum store_outcome out;
+    char err[512];
+    timg_make(&a, 90, 700);
+    timg_make(&b, 91, 700);
+    assert_int_equal(put(c, &a, "https://picsum.photos/2/2", &out), 0);
+    assert_int_equal(store_ping(c->st, err, sizeof(err)), 0);
+
+    ferret_stop();
+    double slowest = 0;
+    for (int i = 0; i < 2; i++) {
+        double t0 = now_s();
+        err[0] = '\0';
+        struct store_doc d = doc_of(&b, "https://picsum.photos/3/3");
+        assert_int_equal(store_put(c->st, &d, &out, err, sizeof(err)), STORE_ERR_TRANSIENT);
+        assert_true(err[0] != '\0');
+        slowest = fmax(slowest, now_s() - t0);
+        t0 = now_s();
+        assert_int_equal(store_ping(c->st, err, sizeof(err)), -1);
+        slowest = fmax(slowest, now_s() - t0);
+        int found;
+        char id[65];
+        t0 = now_s();
+        assert_int_equal(
+            store_find_url(c->st, "https://picsum.photos/2/2", id, NULL, &found, err, sizeof(err)),
+            -1);
+        slowest = fmax(slowest, now_s() - t0);
+    }
+    fprintf(stderr, "server down: slowest call %.2f s (%s)\n", slowest, err);
+    assert_true(slowest < 5.0);
+
+    assert_int_equal(ferret_start(), 0);
+    double t0 = now_s();
+    int rc = -1;
+    for (double end = now_s() + 30; rc != 0 && now_s() < end;) {
+        rc = put(c, &b, "https://picsum.photos/3/3", &out);
+        if (rc != 0)
+            usleep(200 * 1000);
+    }
+    fprintf(stderr, "server back: first put succeeded after %.2f s\n", now_s() - t0);
+    assert_int_equal(rc, 0);
+    assert_int_equal(out, STORE_INSERTED);
+    assert_int_equal(store_ping(c->st, err, sizeof(err)), 0);
+    assert_int_equal(count_all(c), 2); /* the data survived the restart */
+    timg_free(&a);
+    timg_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_new_does_not_block),
+        cmocka_unit_test_setup_teardown(test_insert_fields, ctx_setup, ctx_teardown),
+        cmocka_unit_test_setup_teardown(test_same_url_again, ctx_setup, ctx_teardown),
+        cmocka_unit_test_setup_teardown(test_alias_and_find, ctx_setup, ctx_teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_is_permanent, ctx_setup, ctx_teardown),
+        cmocka_unit_test_setup_teardown(test_prepare_twice, ctx_setup, ctx_teardown),
+        cmocka_unit_test_setup_teardown(test_large_goes_to_gridfs, ctx_setup, ctx_teardown),
+        cmocka_unit_test_setup_teardown(test_alias_lock, ctx_setup, ctx_teardown),
+        cmocka_unit_test_setup_teardown(test_same_entry_again, ctx_setup, ctx_teardown),
+        cmocka_unit_test_setup_teardown(test_alias_same_entry, ctx_setup, ctx_teardown),
+        cmocka_unit_test_setup_teardown(test_find_owner, ctx_setup, ctx_teardown),
+        cmocka_unit_test_setup_teardown(test_settle_pulls_alias_from, ctx_setup, ctx_teardown),
+        cmocka_unit_test_setup_teardown(test_race_same_bytes, ctx_setup, ctx_teardown),
+        cmocka_unit_test_setup_teardown(test_race_same_url, ctx_setup, ctx_teardown),
+        cmocka_unit_test_setup_teardown(test_race_same_entry, ctx_setup, ctx_teardown),
+        cmocka_unit_test_setup_teardown(test_race_large, ctx_setup, ctx_teardown),
+        cmocka_unit_test_setup_teardown(test_race_same_url_into_existing, ctx_setup, ctx_teardown),
+        cmocka_unit_test_setup_teardown(test_server_down_and_back, ctx_setup, ctx_teardown),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
