@@ -1,0 +1,268 @@
+/* link.c -- a self-healing hiredis async connection.
+ *
+ * hiredis 0.14 (Debian 12's) has no async timeouts, so a watchdog timer drops a connection whose
+ * oldest command has seen no reply for too long; redisAsyncFree then hands NULL to every waiting
+ * callback, which is how callers learn that a command's fate is unknown. Reconnects back off
+ * exponentially from 100 ms to 5 s. AUTH and SELECT are queued first on every new connection,
+ * so callers never see a connection that is not ready. */
+#include "link.h"
+#include "log.h"
+
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define LINK_BACKOFF_MIN 100
+#define LINK_BACKOFF_MAX 5000
+
+struct link {
+    struct event_base *base;
+    const struct redis_target *target;
+    const char *name;
+    redisAsyncContext *ac;
+    int up, ever_up;
+    long backoff_ms, timeout_ms;
+    int waiting;            /* commands sent, no reply yet */
+    struct timespec active; /* last reply, or when the first waiting command was sent */
+    struct event *retry, *watchdog;
+    link_state_fn *state;
+    void *arg;
+};
+
+struct link_call {
+    struct link *link;
+    link_reply_fn *fn;
+    void *arg;
+};
+
+static void link_connect(struct link *l);
+
+int reply_is_error(const redisReply *r)
+{
+    return r == NULL || r->type == REDIS_REPLY_ERROR;
+}
+
+const char *reply_error(const redisReply *r)
+{
+    return r == NULL ? "connection lost" : r->type == REDIS_REPLY_ERROR ? r->str : "";
+}
+
+static long link_since_ms(const struct timespec *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
+}
+
+static void link_schedule(struct link *l)
+{
+    struct timeval tv = {l->backoff_ms / 1000, (l->backoff_ms % 1000) * 1000};
+    evtimer_add(l->retry, &tv);
+    l->backoff_ms = l->backoff_ms * 2 > LINK_BACKOFF_MAX ? LINK_BACKOFF_MAX : l->backoff_ms * 2;
+}
+
+static void link_down(struct link *l, const char *why)
+{
+    int was_up = l->up;
+    l->ac = NULL;
+    l->up = 0;
+    l->waiting = 0;
+    if (was_up || !l->ever_up)
+        log_warn("event=redis_down link=%s redis=%s:%d error=\"%s\" retry_ms=%ld", l->name,
+                 l->target->host, l->target->port, why, l->backoff_ms);
+    l->ever_up = 1; /* log the first failure, then only transitions */
+    link_schedule(l);
+    if (was_up && l->state)
+        l->state(l, 0, l->arg);
+}
+
+static void link_on_connect(const redisAsyncContext *ac, int status)
+{
+    struct link *l = ac->data;
+    if (status != REDIS_OK)
+        link_down(l, ac->errstr); /* hiredis frees the context after this returns */
+}
+
+static void link_on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct link *l = ac->data;
+    if (l->ac == ac) /* not when we dropped it ourselves */
+        link_down(l, status == REDIS_OK ? "closed" : ac->errstr);
+}
+
+static void link_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct link_call *c = privdata;
+    struct link *l = c->link;
+    if (l->waiting > 0)
+        l->waiting--;
+    clock_gettime(CLOCK_MONOTONIC, &l->active);
+    if (c->fn)
+        c->fn(l, reply, c->arg);
+    free(c);
+}
+
+/* The reply to the AUTH/SELECT preamble (the last one queued) tells that the link is ready. */
+static void link_on_ready(struct link *l, redisReply *r, void *arg)
+{
+    if (r == NULL)
+        return; /* the disconnect path reports it */
+    if (r->type == REDIS_REPLY_ERROR) {
+        log_error("event=redis_setup_failed link=%s error=\"%s\"", l->name, r->str);
+        redisAsyncContext *ac = l->ac;
+        link_down(l, r->str);
+        redisAsyncDisconnect(ac);
+        return;
+    }
+    if (!l->up) {
+        l->up = 1;
+        l->backoff_ms = LINK_BACKOFF_MIN;
+        log_info("event=redis_up link=%s redis=%s:%d", l->name, l->target->host, l->target->port);
+        if (l->state)
+            l->state(l, 1, l->arg);
+    }
+}
+
+static int link_send(struct link *l, link_reply_fn *fn, void *arg, int argc, const char **argv,
+                     const size_t *lens)
+{
+    struct link_call *c = malloc(sizeof(*c));
+    if (c == NULL)
+        return -1;
+    *c = (struct link_call){l, fn, arg};
+    if (redisAsyncCommandArgv(l->ac, link_on_reply, c, argc, argv, lens) != REDIS_OK) {
+        free(c);
+        return -1;
+    }
+    if (l->waiting++ == 0)
+        clock_gettime(CLOCK_MONOTONIC, &l->active);
+    return 0;
+}
+
+static void link_connect(struct link *l)
+{
+    const struct redis_target *t = l->target;
+    redisAsyncContext *ac = redisAsyncConnect(t->host, t->port);
+    if (ac == NULL || ac->err) {
+        const char *why = ac ? ac->errstr : "out of memory";
+        char copy[128];
+        snprintf(copy, sizeof(copy), "%s", why);
+        if (ac)
+            redisAsyncFree(ac);
+        link_down(l, copy);
+        return;
+    }
+    ac->data = l;
+    l->ac = ac;
+    redisLibeventAttach(ac, l->base);
+    redisAsyncSetConnectCallback(ac, link_on_connect);
+    redisAsyncSetDisconnectCallback(ac, link_on_disconnect);
+
+    if (t->password[0]) {
+        const char *argv[] = {"AUTH", t->user, t->password};
+        int skip = t->user[0] ? 0 : 1;
+        argv[skip] = "AUTH";
+        link_send(l, NULL, NULL, 3 - skip, argv + skip, NULL);
+    }
+    char db[16];
+    snprintf(db, sizeof(db), "%d", t->db);
+    const char *sel[] = {"SELECT", db};
+    link_send(l, link_on_ready, NULL, 2, sel, NULL);
+}
+
+static void link_on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    link_connect(arg);
+}
+
+static void link_on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+    struct link *l = arg;
+    if (l->ac == NULL || l->waiting == 0 || link_since_ms(&l->active) < l->timeout_ms)
+        return;
+    log_warn("event=redis_timeout link=%s waiting=%d silent_ms=%ld", l->name, l->waiting,
+             link_since_ms(&l->active));
+    redisAsyncContext *ac = l->ac;
+    link_down(l, "timeout");
+    redisAsyncFree(ac); /* every waiting callback gets NULL */
+}
+
+struct link *link_new(struct event_base *base, const struct redis_target *t, const char *name,
+                      long timeout_ms, link_state_fn *state, void *arg)
+{
+    struct link *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return NULL;
+    l->base = base;
+    l->target = t;
+    l->name = name;
+    l->timeout_ms = timeout_ms;
+    l->backoff_ms = LINK_BACKOFF_MIN;
+    l->state = state;
+    l->arg = arg;
+    l->retry = evtimer_new(base, link_on_retry, l);
+    l->watchdog = event_new(base, -1, EV_PERSIST, link_on_watchdog, l);
+    if (l->retry == NULL || l->watchdog == NULL) {
+        link_free(l);
+        return NULL;
+    }
+    struct timeval tick = {0, 250000};
+    evtimer_add(l->watchdog, &tick);
+    link_connect(l);
+    return l;
+}
+
+int link_up(const struct link *l)
+{
+    return l->up;
+}
+
+int link_command(struct link *l, link_reply_fn *fn, void *arg, int argc, const char **argv,
+                 const size_t *lens)
+{
+    if (!l->up)
+        return -1;
+    return link_send(l, fn, arg, argc, argv, lens);
+}
+
+int link_commandf(struct link *l, link_reply_fn *fn, void *arg, const char *fmt, ...)
+{
+    if (!l->up)
+        return -1;
+    struct link_call *c = malloc(sizeof(*c));
+    if (c == NULL)
+        return -1;
+    *c = (struct link_call){l, fn, arg};
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = redisvAsyncCommand(l->ac, link_on_reply, c, fmt, ap);
+    va_end(ap);
+    if (rc != REDIS_OK) {
+        free(c);
+        return -1;
+    }
+    if (l->waiting++ == 0)
+        clock_gettime(CLOCK_MONOTONIC, &l->active);
+    return 0;
+}
+
+void link_free(struct link *l)
+{
+    if (l == NULL)
+        return;
+    l->state = NULL;
+    if (l->ac) {
+        redisAsyncContext *ac = l->ac;
+        l->ac = NULL;
+        l->up = 0;
+        redisAsyncFree(ac);
+    }
+    if (l->retry)
+        event_free(l->retry);
+    if (l->watchdog)
+        event_free(l->watchdog);
+    free(l);
+}

@@ -1,0 +1,500 @@
+/* stream.c -- the Redis side of the worker: reads, reclaims, dedup, acks, trims, heartbeats.
+ *
+ * Every decision that must not be split by a crash is one Lua script, so Redis runs it whole or
+ * not at all:
+ *  - ACCEPT: SADD the URL; on a duplicate, XACK and count it in the same step.
+ *  - FINISH: for each entry XACK it, and only when that XACK removed it from the pending list,
+ *    count its outcome and write its dead letter. A redelivered entry that another worker already
+ *    acked is therefore never counted twice, and the counters reconcile at rest (SPEC §7).
+ *  - RECLAIM: XAUTOCLAIM plus each claimed entry's delivery count (for the poison-pill rule).
+ *  - TRIM: XTRIM MINID below the oldest entry any group has pending or not yet read.
+ *  - IDLE: no backlog and nothing pending for our group (for --exit-when-idle). */
+#include "stream.h"
+#include "link.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifndef PIXFLOW_VERSION
+#define PIXFLOW_VERSION "0"
+#endif
+
+static const char ACCEPT_LUA[] = "if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then return 1 end\n"
+                                 "if redis.call('XACK', KEYS[2], ARGV[2], ARGV[3]) == 1 then\n"
+                                 "  redis.call('HINCRBY', KEYS[3], 'received', 1)\n"
+                                 "  redis.call('HINCRBY', KEYS[3], 'duplicates', 1)\n"
+                                 "end\n"
+                                 "return 0\n";
+
+static const char FINISH_LUA[] =
+    "local i, acked = 3, 0\n"
+    "for e = 1, tonumber(ARGV[2]) do\n"
+    "  local mine = redis.call('XACK', KEYS[1], ARGV[1], ARGV[i]) == 1\n"
+    "  local nc = tonumber(ARGV[i + 1])\n"
+    "  i = i + 2\n"
+    "  if mine then\n"
+    "    acked = acked + 1\n"
+    "    for k = i, i + nc - 1 do redis.call('HINCRBY', KEYS[2], ARGV[k], 1) end\n"
+    "  end\n"
+    "  i = i + nc\n"
+    "  local nf = tonumber(ARGV[i])\n"
+    "  i = i + 1\n"
+    "  if mine and nf > 0 then redis.call('XADD', KEYS[3], '*', unpack(ARGV, i, i + nf - 1)) end\n"
+    "  i = i + nf\n"
+    "end\n"
+    "while i < #ARGV do\n"
+    "  redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i + 1])\n"
+    "  i = i + 2\n"
+    "end\n"
+    "return acked\n";
+
+static const char RECLAIM_LUA[] =
+    "local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT',"
+    " ARGV[5])\n"
+    "local out = {}\n"
+    "for i, e in ipairs(r[2]) do\n"
+    "  local p = redis.call('XPENDING', KEYS[1], ARGV[1], e[1], e[1], 1)\n"
+    "  out[i] = {e[1], e[2], p[1] and p[1][4] or 1}\n"
+    "end\n"
+    "return {r[1], out}\n";
+
+static const char GROUPS_LUA[] = /* shared head of TRIM and IDLE: the groups as Lua tables */
+    "local function groups(key)\n"
+    "  local r = redis.pcall('XINFO', 'GROUPS', key)\n"
+    "  if type(r) ~= 'table' or r.err then return {} end\n"
+    "  local out = {}\n"
+    "  for _, g in ipairs(r) do\n"
+    "    local info = {}\n"
+    "    for i = 1, #g, 2 do info[g[i]] = g[i + 1] end\n"
+    "    out[#out + 1] = info\n"
+    "  end\n"
+    "  return out\n"
+    "end\n";
+
+static const char TRIM_LUA[] =
+    "local function before(a, b)\n"
+    "  local am, as = string.match(a, '(%d+)-(%d+)')\n"
+    "  local bm, bs = string.match(b, '(%d+)-(%d+)')\n"
+    "  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)\n"
+    "  return am < bm or (am == bm and as < bs)\n"
+    "end\n"
+    "local minid\n"
+    "for _, g in ipairs(groups(KEYS[1])) do\n"
+    "  local id = g['last-delivered-id']\n"
+    "  if g['pending'] > 0 then id = redis.call('XPENDING', KEYS[1], g['name'])[2] end\n"
+    "  if not minid or before(id, minid) then minid = id end\n"
+    "end\n"
+    "if not minid then return 0 end\n"
+    "return redis.call('XTRIM', KEYS[1], 'MINID', minid)\n";
+
+static const char IDLE_LUA[] = "for _, g in ipairs(groups(KEYS[1])) do\n"
+                               "  if g['name'] == ARGV[1] then\n"
+                               "    if g['pending'] > 0 then return 0 end\n"
+                               "    if g['lag'] then return g['lag'] == 0 and 1 or 0 end\n"
+                               "    local s = redis.call('XINFO', 'STREAM', KEYS[1])\n"
+                               "    for i = 1, #s, 2 do\n"
+                               "      if s[i] == 'last-generated-id' then\n"
+                               "        return s[i + 1] == g['last-delivered-id'] and 1 or 0\n"
+                               "      end\n"
+                               "    end\n"
+                               "    return 0\n"
+                               "  end\n"
+                               "end\n"
+                               "return 0\n";
+
+struct stream {
+    const struct settings *s;
+    struct stream_options o;
+    struct stream_hooks hooks;
+    void *arg;
+    struct link *reader, *cmd;
+    int group_ready, creating, reading, reclaiming, flushing, idle_checking, trimming;
+    int own_done; /* finished re-reading our own pending list */
+    char own_cursor[STREAM_ID_MAX], reclaim_cursor[STREAM_ID_MAX];
+    char k_stream[SET_KEY_MAX], k_seen[SET_KEY_MAX], k_stats[SET_KEY_MAX], k_dead[SET_KEY_MAX];
+    char k_worker[SET_KEY_MAX];
+    char *trim_script, *idle_script;
+    char started_at[32];
+};
+
+static void stream_create_group(struct stream *st);
+
+static void stream_on_created(struct link *l, redisReply *r, void *arg)
+{
+    struct stream *st = arg;
+    st->creating = 0;
+    if (r && (r->type != REDIS_REPLY_ERROR || strncmp(r->str, "BUSYGROUP", 9) == 0)) {
+        if (!st->group_ready)
+            log_info("event=group_ready stream=%s group=%s consumer=%s", st->k_stream, st->s->group,
+                     st->s->consumer);
+        st->group_ready = 1;
+        return;
+    }
+    if (r)
+        log_error("event=group_create_failed stream=%s error=\"%s\"", st->k_stream, r->str);
+}
+
+/* Starts from the first entry ("0"): URLs queued before any worker existed are work too. */
+static void stream_create_group(struct stream *st)
+{
+    if (st->creating || !link_up(st->cmd))
+        return;
+    const char *argv[] = {"XGROUP", "CREATE", st->k_stream, st->s->group, "0", "MKSTREAM"};
+    if (link_command(st->cmd, stream_on_created, st, 6, argv, NULL) == 0)
+        st->creating = 1;
+}
+
+static void stream_on_link(struct link *l, int up, void *arg)
+{
+    struct stream *st = arg;
+    if (l != st->cmd)
+        return;
+    if (up)
+        stream_create_group(st);
+    else
+        st->group_ready = 0; /* it may be a new, empty Redis when it comes back */
+    if (st->hooks.link)
+        st->hooks.link(st->arg, up);
+}
+
+/* Hands each [id, fields] of an array to hooks->entry. */
+static const char *stream_deliver(struct stream *st, const redisReply *list, int redelivered,
+                                  const redisReply *counts_from)
+{
+    const char *last = NULL;
+    for (size_t i = 0; i < list->elements; i++) {
+        const redisReply *e = list->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
+            e->element[0]->type != REDIS_REPLY_STRING)
+            continue;
+        const char *id = e->element[0]->str;
+        const redisReply *f = e->element[1];
+        long long deliveries = 1;
+        if (counts_from && e->elements >= 3 && e->element[2]->type == REDIS_REPLY_INTEGER)
+            deliveries = e->element[2]->integer;
+        last = id;
+        if (f->type != REDIS_REPLY_ARRAY) {
+            /* Deleted from the stream while pending: nothing to do but let it go. */
+            st->hooks.entry(st->arg, id, NULL, 0, redelivered, deliveries);
+            continue;
+        }
+        st->hooks.entry(st->arg, id, (void *const *)f->element, f->elements, redelivered,
+                        deliveries);
+    }
+    return last;
+}
+
+static void stream_on_read(struct link *l, redisReply *r, void *arg)
+{
+    struct stream *st = arg;
+    int own = !st->own_done;
+    st->reading = 0;
+    if (r == NULL)
+        return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        log_warn("event=read_failed stream=%s error=\"%s\"", st->k_stream, r->str);
+        if (strncmp(r->str, "NOGROUP", 7) == 0) {
+            st->group_ready = 0;
+            stream_create_group(st);
+        }
+        return;
+    }
+    const redisReply *entries = NULL;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 && r->element[0]->elements >= 2)
+        entries = r->element[0]->element[1];
+    if (entries == NULL || entries->type != REDIS_REPLY_ARRAY || entries->elements == 0) {
+        if (own) {
+            st->own_done = 1; /* our pending list is empty: on to new entries */
+        }
+        return;
+    }
+    const char *last = stream_deliver(st, entries, own, NULL);
+    if (own && last)
+        snprintf(st->own_cursor, sizeof(st->own_cursor), "%s", last);
+}
+
+int stream_ready(const struct stream *st)
+{
+    return st->group_ready && link_up(st->reader) && link_up(st->cmd);
+}
+
+int stream_reading(const struct stream *st)
+{
+    return st->reading;
+}
+
+void stream_read(struct stream *st, int slots)
+{
+    if (st->reading || slots <= 0 || !stream_ready(st))
+        return;
+    char count[24], block[24];
+    snprintf(count, sizeof(count), "%d", slots);
+    snprintf(block, sizeof(block), "%ld", st->o.block_ms);
+    int rc;
+    if (!st->own_done) {
+        const char *argv[] = {"XREADGROUP", "GROUP",   st->s->group, st->s->consumer, "COUNT",
+                              count,        "STREAMS", st->k_stream, st->own_cursor};
+        rc = link_command(st->cmd, stream_on_read, st, 9, argv, NULL);
+    } else {
+        const char *argv[] = {"XREADGROUP", "GROUP", st->s->group, st->s->consumer, "COUNT", count,
+                              "BLOCK",      block,   "STREAMS",    st->k_stream,    ">"};
+        rc = link_command(st->reader, stream_on_read, st, 11, argv, NULL);
+    }
+    if (rc == 0)
+        st->reading = 1;
+}
+
+static void stream_on_reclaim(struct link *l, redisReply *r, void *arg)
+{
+    struct stream *st = arg;
+    st->reclaiming = 0;
+    if (r == NULL)
+        return;
+    if (r->type == REDIS_REPLY_ERROR || r->elements < 2) {
+        log_warn("event=reclaim_failed stream=%s error=\"%s\"", st->k_stream, reply_error(r));
+        return;
+    }
+    if (r->element[0]->type == REDIS_REPLY_STRING)
+        snprintf(st->reclaim_cursor, sizeof(st->reclaim_cursor), "%s", r->element[0]->str);
+    const redisReply *claimed = r->element[1];
+    if (claimed->type == REDIS_REPLY_ARRAY && claimed->elements > 0) {
+        log_info("event=reclaimed stream=%s count=%zu", st->k_stream, claimed->elements);
+        stream_deliver(st, claimed, 1, claimed);
+    }
+}
+
+void stream_reclaim(struct stream *st, int slots)
+{
+    if (st->reclaiming || slots <= 0 || !stream_ready(st))
+        return;
+    char idle[24], count[24];
+    snprintf(idle, sizeof(idle), "%ld", st->o.reclaim_idle_ms);
+    snprintf(count, sizeof(count), "%d", slots > 100 ? 100 : slots);
+    const char *argv[] = {"EVAL",       RECLAIM_LUA,        "1",
+                          st->k_stream, st->s->group,       st->s->consumer,
+                          idle,         st->reclaim_cursor, count};
+    if (link_command(st->cmd, stream_on_reclaim, st, 9, argv, NULL) == 0)
+        st->reclaiming = 1;
+}
+
+struct stream_call {
+    struct stream *st;
+    void *token;
+};
+
+static void stream_on_accept(struct link *l, redisReply *r, void *arg)
+{
+    struct stream_call *c = arg;
+    int verdict = -1;
+    if (r && r->type == REDIS_REPLY_INTEGER)
+        verdict = r->integer == 1;
+    else if (r)
+        log_warn("event=accept_failed error=\"%s\"", reply_error(r));
+    c->st->hooks.accepted(c->st->arg, c->token, verdict);
+    free(c);
+}
+
+int stream_accept(struct stream *st, const char *id, const char *url, void *token)
+{
+    struct stream_call *c = malloc(sizeof(*c));
+    if (c == NULL)
+        return -1;
+    *c = (struct stream_call){st, token};
+    const char *argv[] = {"EVAL",      ACCEPT_LUA, "3",          st->k_seen, st->k_stream,
+                          st->k_stats, url,        st->s->group, id};
+    if (link_command(st->cmd, stream_on_accept, c, 9, argv, NULL) < 0) {
+        free(c);
+        return -1;
+    }
+    return 0;
+}
+
+static void stream_on_flush(struct link *l, redisReply *r, void *arg)
+{
+    struct stream *st = arg;
+    st->flushing = 0;
+    if (r && r->type == REDIS_REPLY_INTEGER) {
+        st->hooks.flushed(st->arg, 1, r->integer);
+        return;
+    }
+    log_warn("event=ack_failed error=\"%s\"", reply_error(r));
+    st->hooks.flushed(st->arg, 0, 0);
+}
+
+int stream_flushing(const struct stream *st)
+{
+    return st->flushing;
+}
+
+int stream_flush(struct stream *st, const struct outcome *const *out, int n,
+                 const struct counters *events)
+{
+    if (st->flushing || !link_up(st->cmd))
+        return -1;
+    int nev = counters_count(events);
+    size_t argc = 8 + (size_t)nev * 2; /* EVAL script 3 keys... group n */
+    for (int i = 0; i < n; i++)
+        argc += 3 + (size_t)out[i]->ncounters + (size_t)out[i]->nfields;
+    const char **argv = calloc(argc, sizeof(*argv));
+    size_t *lens = calloc(argc, sizeof(*lens));
+    /* numbers: n, then per entry ncounters and nfields, then the event values */
+    char(*nums)[24] = calloc((size_t)(1 + 2 * n + nev), sizeof(*nums));
+    if (argv == NULL || lens == NULL || nums == NULL) {
+        free(argv), free(lens), free(nums);
+        return -1;
+    }
+    size_t a = 0;
+    int k = 0;
+#define ARG(s)      (argv[a] = (s), lens[a] = strlen(argv[a]), a++)
+#define NUM(fmt, v) (snprintf(nums[k], sizeof(nums[k]), fmt, v), ARG(nums[k++]))
+    ARG("EVAL");
+    ARG(FINISH_LUA);
+    ARG("3");
+    ARG(st->k_stream);
+    ARG(st->k_stats);
+    ARG(st->k_dead);
+    ARG(st->s->group);
+    NUM("%d", n);
+    for (int i = 0; i < n; i++) {
+        const struct outcome *o = out[i];
+        ARG(o->id);
+        NUM("%d", o->ncounters);
+        for (int c = 0; c < o->ncounters; c++)
+            ARG(o->counters[c]);
+        NUM("%d", o->nfields);
+        for (int f = 0; f < o->nfields; f++) {
+            argv[a] = o->fields[f];
+            lens[a++] = o->lens[f];
+        }
+    }
+    for (int i = 0; i < nev; i++) {
+        ARG(counters_name(events, i));
+        NUM("%lld", counters_value(events, i));
+    }
+#undef ARG
+#undef NUM
+    int rc = link_command(st->cmd, stream_on_flush, st, (int)a, argv, lens);
+    free(argv), free(lens), free(nums);
+    if (rc == 0)
+        st->flushing = 1;
+    return rc;
+}
+
+static void stream_on_trim(struct link *l, redisReply *r, void *arg)
+{
+    struct stream *st = arg;
+    st->trimming = 0;
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+        log_info("event=trimmed stream=%s entries=%lld", st->k_stream, r->integer);
+    else if (reply_is_error(r) && r)
+        log_warn("event=trim_failed stream=%s error=\"%s\"", st->k_stream, r->str);
+}
+
+void stream_trim(struct stream *st)
+{
+    if (st->trimming || !stream_ready(st))
+        return;
+    const char *argv[] = {"EVAL", st->trim_script, "1", st->k_stream};
+    if (link_command(st->cmd, stream_on_trim, st, 4, argv, NULL) == 0)
+        st->trimming = 1;
+}
+
+static void stream_on_idle(struct link *l, redisReply *r, void *arg)
+{
+    struct stream *st = arg;
+    st->idle_checking = 0;
+    if (r && r->type == REDIS_REPLY_ERROR)
+        log_warn("event=idle_check_failed error=\"%s\"", r->str);
+    st->hooks.idle(st->arg, r && r->type == REDIS_REPLY_INTEGER && r->integer == 1);
+}
+
+void stream_idle_check(struct stream *st)
+{
+    if (st->idle_checking || !stream_ready(st))
+        return;
+    const char *argv[] = {"EVAL", st->idle_script, "1", st->k_stream, st->s->group};
+    if (link_command(st->cmd, stream_on_idle, st, 5, argv, NULL) == 0)
+        st->idle_checking = 1;
+}
+
+void stream_heartbeat(struct stream *st, int in_flight, long long processed, long ttl_s)
+{
+    char inflight[24], done[24], now[32], ttl[24];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(inflight, sizeof(inflight), "%d", in_flight);
+    snprintf(done, sizeof(done), "%lld", processed);
+    snprintf(ttl, sizeof(ttl), "%ld", ttl_s);
+    const char *hset[] = {"HSET",    st->k_worker,    "in_flight",    inflight,    "processed",
+                          done,      "started_at",    st->started_at, "last_seen", now,
+                          "version", PIXFLOW_VERSION, "group",        st->s->group};
+    const char *expire[] = {"EXPIRE", st->k_worker, ttl};
+    if (link_command(st->cmd, NULL, NULL, 14, hset, NULL) == 0)
+        link_command(st->cmd, NULL, NULL, 3, expire, NULL);
+}
+
+static char *stream_concat(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *s = malloc(la + lb + 1);
+    if (s) {
+        memcpy(s, a, la);
+        memcpy(s + la, b, lb + 1);
+    }
+    return s;
+}
+
+struct stream *stream_new(struct event_base *base, const struct settings *s,
+                          const struct stream_options *o, const struct stream_hooks *hooks,
+                          void *arg)
+{
+    struct stream *st = calloc(1, sizeof(*st));
+    if (st == NULL)
+        return NULL;
+    st->s = s;
+    st->o = *o;
+    st->hooks = *hooks;
+    st->arg = arg;
+    strcpy(st->own_cursor, "0");
+    strcpy(st->reclaim_cursor, "0-0");
+    settings_key(s, "urls", st->k_stream, sizeof(st->k_stream));
+    settings_key(s, "seen", st->k_seen, sizeof(st->k_seen));
+    settings_key(s, "stats", st->k_stats, sizeof(st->k_stats));
+    settings_key(s, "dead", st->k_dead, sizeof(st->k_dead));
+    char name[SET_KEY_MAX];
+    snprintf(name, sizeof(name), "worker:%s", s->consumer);
+    settings_key(s, name, st->k_worker, sizeof(st->k_worker));
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(st->started_at, sizeof(st->started_at), "%Y-%m-%dT%H:%M:%SZ", &tm);
+
+    st->trim_script = stream_concat(GROUPS_LUA, TRIM_LUA);
+    st->idle_script = stream_concat(GROUPS_LUA, IDLE_LUA);
+    /* The reader's only command is XREADGROUP BLOCK: its silence limit must exceed the block. */
+    st->reader =
+        link_new(base, &s->redis, "reader", o->block_ms + o->timeout_ms, stream_on_link, st);
+    st->cmd = link_new(base, &s->redis, "commands", o->timeout_ms, stream_on_link, st);
+    if (st->trim_script == NULL || st->idle_script == NULL || st->reader == NULL ||
+        st->cmd == NULL) {
+        stream_free(st);
+        return NULL;
+    }
+    return st;
+}
+
+void stream_free(struct stream *st)
+{
+    if (st == NULL)
+        return;
+    link_free(st->reader);
+    link_free(st->cmd);
+    free(st->trim_script);
+    free(st->idle_script);
+    free(st);
+}

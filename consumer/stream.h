@@ -1,0 +1,80 @@
+/* stream.h -- the worker's side of the Redis protocol (SPEC §3, §5): the consumer group, reads,
+ * reclaims, dedup, atomic acks with their counters, dead letters, trimming, heartbeats.
+ *
+ * Everything goes through two self-healing links: one only for the blocking XREADGROUP, one for
+ * every other command, so an ack never waits behind a BLOCK. */
+#ifndef PIXFLOW_STREAM_H
+#define PIXFLOW_STREAM_H
+
+#include <event2/event.h>
+
+#include "counters.h"
+#include "settings.h"
+
+#define STREAM_ID_MAX 48
+
+struct stream;
+
+/* One finished entry, as it goes into the ack batch. The counters (each +1) are applied and the
+ * dead letter written only if this worker's XACK removes the entry from the pending list, in the
+ * same script: so a redelivered entry is never counted twice, whatever crashed when. */
+#define OUTCOME_COUNTERS_MAX 4
+#define OUTCOME_FIELDS_MAX   20
+struct outcome {
+    char id[STREAM_ID_MAX];
+    int ncounters;
+    char counters[OUTCOME_COUNTERS_MAX][COUNTER_NAME_MAX];
+    int nfields; /* dead-letter fields and values, 0 when not dead-lettered */
+    const char *fields[OUTCOME_FIELDS_MAX];
+    size_t lens[OUTCOME_FIELDS_MAX];
+};
+
+struct stream_hooks {
+    /* A delivered entry. `fields` is the flat field/value array of the stream entry (hiredis
+     * replies, valid during the call). redelivered: not a first delivery (own pending list or
+     * reclaimed); deliveries: how many times Redis has delivered it. */
+    void (*entry)(void *arg, const char *id, void *const *fields, size_t nfields, int redelivered,
+                  long long deliveries);
+    /* Dedup verdict for stream_accept: 1 accepted (first time this URL is seen), 0 duplicate
+     * (already acked and counted by the script), -1 unknown (Redis failed: treat as redelivery). */
+    void (*accepted)(void *arg, void *token, int verdict);
+    /* The batch given to stream_flush is durable (ok=1) or must be given again (ok=0). */
+    void (*flushed)(void *arg, int ok, long long acked);
+    /* Result of stream_idle_check: 1 when the group has no backlog and nothing pending. */
+    void (*idle)(void *arg, int idle);
+    /* The command link went up (1) or down (0). */
+    void (*link)(void *arg, int up);
+};
+
+struct stream_options {
+    long block_ms;        /* XREADGROUP BLOCK */
+    long reclaim_idle_ms; /* XAUTOCLAIM min-idle: above the per-entry deadline */
+    long timeout_ms;      /* a command without reply for that long: reconnect */
+};
+
+struct stream *stream_new(struct event_base *base, const struct settings *s,
+                          const struct stream_options *o, const struct stream_hooks *hooks,
+                          void *arg);
+/* Ready to read: links up and the group exists. */
+int stream_ready(const struct stream *st);
+/* Ask for at most `slots` entries unless a read is already out. Own pending entries first
+ * (after a restart under the same consumer name), then new ones with BLOCK. */
+void stream_read(struct stream *st, int slots);
+int stream_reading(const struct stream *st);
+/* XAUTOCLAIM entries idle longer than reclaim_idle_ms from any consumer (at most `slots`),
+ * following the cursor across calls; they arrive through hooks->entry as redelivered. */
+void stream_reclaim(struct stream *st, int slots);
+/* SADD the normalized URL; a duplicate is acked and counted atomically. -1: link down. */
+int stream_accept(struct stream *st, const char *id, const char *url, void *token);
+/* One script: XACK each outcome (+ its counters and dead letter when the ack was ours) and
+ * HINCRBY the event counters. The caller keeps `out` and `events` until hooks->flushed. */
+int stream_flush(struct stream *st, const struct outcome *const *out, int n,
+                 const struct counters *events);
+int stream_flushing(const struct stream *st);
+/* XTRIM MINID below the oldest entry any group still needs. */
+void stream_trim(struct stream *st);
+void stream_idle_check(struct stream *st);
+void stream_heartbeat(struct stream *st, int in_flight, long long processed, long ttl_s);
+void stream_free(struct stream *st);
+
+#endif

@@ -1,0 +1,28 @@
+/* worker.h -- one consumer-group worker: the event loop that moves entries from the stream
+ * through download, the CPU stage and the store, to an ack. */
+#ifndef PIXFLOW_WORKER_H
+#define PIXFLOW_WORKER_H
+
+#include "fetch.h"
+#include "process.h"
+#include "settings.h"
+
+struct worker_options {
+    long max_inflight;      /* entries held at once: read and not yet acked */
+    long threads;           /* pool threads for decode/transform/encode/store */
+    long max_attempts;      /* downloads per entry, and deliveries before it is a poison pill */
+    long entry_deadline_ms; /* no retry starts after an entry is this old */
+    long reclaim_idle_ms;   /* XAUTOCLAIM min-idle: must exceed the deadline */
+    long reclaim_every_ms;
+    long drain_timeout_ms;  /* on SIGTERM: how long in-flight work may take to finish */
+    long exit_when_idle_ms; /* 0: run forever */
+    long block_ms, flush_ms, heartbeat_ms, trim_every_ms, redis_timeout_ms;
+    long retry_base_ms, retry_max_ms;
+    struct fetch_limits fetch;
+    struct process_limits process;
+};
+
+/* Runs until stopped (signal, or idle with exit_when_idle_ms); returns the exit status. */
+int worker_run(const struct settings *s, const struct worker_options *o);
+
+#endif
