@@ -171,8 +171,10 @@ static void entry_done(struct entry *e, const char *counter, const char *reason,
     outcome_counter(oc, "%s", counter);
     int dead = strcmp(counter, "failed") == 0 || strcmp(counter, "invalid") == 0;
     if (dead) {
-        snprintf(e->reason, sizeof(e->reason), "%s", reason);
-        snprintf(e->error, sizeof(e->error), "%s", err ? err : "");
+        if (reason != e->reason) /* the pool stage leaves its own there */
+            snprintf(e->reason, sizeof(e->reason), "%s", reason);
+        if (err != e->error)
+            snprintf(e->error, sizeof(e->error), "%s", err ? err : "");
         snprintf(e->attempts_text, sizeof(e->attempts_text), "%d", e->attempts);
         outcome_counter(oc, strcmp(counter, "failed") == 0 ? "failed:%s" : "invalid:%s", e->reason);
         outcome_field(oc, "url", e->raw_url ? e->raw_url : "");
