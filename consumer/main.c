@@ -57,8 +57,9 @@ int main(int argc, char **argv)
         {NULL},
     };
     int first;
-    int rc = settings_load(&s, SET_REDIS | SET_MONGO | SET_GROUP | SET_PLUGINS | SET_FETCH, own,
-                           "pixflow-consumer", "pixflow-consumer [options]", argc, argv, &first);
+    int rc = settings_load(
+        &s, SET_REDIS | SET_MONGO | SET_GROUP | SET_CONSUMER | SET_PLUGINS | SET_FETCH, own,
+        "pixflow-consumer", "pixflow-consumer [options]", argc, argv, &first);
     if (rc != 0)
         return rc == 1 ? 0 : 2;
     if (first < argc) {

@@ -205,12 +205,12 @@ int settings_options(struct settings *s, unsigned which, struct cfg_option *out)
         OPT("mongo-uri", "PIXFLOW_MONGO_URI", settings_mongo, &s->mongo_uri,
             "mongodb://127.0.0.1:27017/pixflow", .meta = "URI",
             .help = "MongoDB; the database is the URI's path");
-    if (which & SET_GROUP) {
+    if (which & SET_GROUP)
         OPT("group", "PIXFLOW_GROUP", settings_name, &s->group, "pixflow", .min = 1, .meta = "NAME",
             .help = "consumer group");
+    if (which & SET_CONSUMER)
         OPT("consumer", "PIXFLOW_CONSUMER", settings_name, &s->consumer, "", .meta = "NAME",
             .help = "this worker's consumer name (default: <hostname>-<pid>)");
-    }
     if (which & SET_PLUGINS) {
         OPT("transforms", "PIXFLOW_TRANSFORMS", cfg_string, &s->transforms, "grayscale",
             .meta = "CHAIN", .help = "transform chain, e.g. grayscale,resize:width=320");
@@ -260,7 +260,7 @@ int settings_load(struct settings *s, unsigned which, const struct cfg_option *o
         fprintf(stderr, "%s: %s\n", prog, err);
         return -1;
     }
-    if ((which & SET_GROUP) && (s->consumer == NULL || *s->consumer == '\0')) {
+    if ((which & SET_CONSUMER) && (s->consumer == NULL || *s->consumer == '\0')) {
         char host[256] = "host";
         gethostname(host, sizeof(host) - 1);
         host[sizeof(host) - 1] = '\0';

@@ -45,12 +45,13 @@ struct settings {
 
 /* Which shared settings a program takes. */
 enum {
-    SET_REDIS = 1 << 0,   /* --redis-url, --prefix */
-    SET_MONGO = 1 << 1,   /* --mongo-uri */
-    SET_GROUP = 1 << 2,   /* --group, --consumer */
-    SET_PLUGINS = 1 << 3, /* --transforms, --plugin-path */
-    SET_FETCH = 1 << 4,   /* --allowed-hosts, --connect-to, --ca-file */
-    SET_HOSTS = 1 << 5,   /* --allowed-hosts alone (URL validation without fetching) */
+    SET_REDIS = 1 << 0,    /* --redis-url, --prefix */
+    SET_MONGO = 1 << 1,    /* --mongo-uri */
+    SET_GROUP = 1 << 2,    /* --group */
+    SET_PLUGINS = 1 << 3,  /* --transforms, --plugin-path */
+    SET_FETCH = 1 << 4,    /* --allowed-hosts, --connect-to, --ca-file */
+    SET_HOSTS = 1 << 5,    /* --allowed-hosts alone (URL validation without fetching) */
+    SET_CONSUMER = 1 << 6, /* --consumer */
 };
 
 #define SET_OPTIONS_MAX 16

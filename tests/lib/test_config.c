@@ -69,8 +69,9 @@ static void test_defaults(void **state)
     char out[1024];
     int first;
     char *argv[] = {"prog", NULL};
-    assert_int_equal(load(&s, SET_REDIS | SET_GROUP | SET_HOSTS, argv, &first, out, sizeof(out)),
-                     0);
+    assert_int_equal(
+        load(&s, SET_REDIS | SET_GROUP | SET_CONSUMER | SET_HOSTS, argv, &first, out, sizeof(out)),
+        0);
     assert_int_equal(first, 1);
     assert_string_equal(s.redis.host, "127.0.0.1");
     assert_int_equal(s.redis.port, 6379);
