@@ -42,7 +42,9 @@ if [ $quick = 0 ]; then
         ctest --test-dir build-asan --output-on-failure -j"$jobs" || status=1
     if [ -f tests/fuzz/CMakeLists.txt ]; then
         echo "test: fuzzing (clang, libFuzzer)"
-        CC=clang build build-fuzz -DPIXFLOW_FUZZ=ON -DPIXFLOW_SANITIZE=address,undefined
+        CC=clang cmake -S . -B build-fuzz -DPIXFLOW_FUZZ=ON -DPIXFLOW_TESTS=ON >/dev/null
+        cmake --build build-fuzz --target fuzz_url >build-fuzz/build-output.log 2>&1 ||
+            { tail -50 build-fuzz/build-output.log; exit 1; }
         ctest --test-dir build-fuzz -R '^fuzz\.' --output-on-failure || status=1
     fi
 fi
