@@ -6,7 +6,8 @@
  *  - FINISH: for each entry XACK it, and only when that XACK removed it from the pending list,
  *    count its outcome and write its dead letter. A redelivered entry that another worker already
  *    acked is therefore never counted twice, and the counters reconcile at rest (SPEC §7).
- *  - RECLAIM: XAUTOCLAIM plus each claimed entry's delivery count (for the poison-pill rule).
+ *  - OWN, RECLAIM: our own pending entries (after a restart under the same name), or XAUTOCLAIM
+ *    of a silent worker's, each with its delivery count (for the poison-pill rule).
  *  - TRIM: XTRIM MINID below the oldest entry any group has pending or not yet read.
  *  - IDLE: no backlog and nothing pending for our group (for --exit-when-idle). */
 #include "stream.h"
@@ -51,15 +52,26 @@ static const char FINISH_LUA[] =
     "end\n"
     "return acked\n";
 
+static const char COUNTS_LUA[] = /* shared head of OWN and RECLAIM: {id, fields, deliveries} */
+    "local function with_counts(key, group, entries)\n"
+    "  local out = {}\n"
+    "  for i, e in ipairs(entries) do\n"
+    "    local p = redis.call('XPENDING', key, group, e[1], e[1], 1)\n"
+    "    out[i] = {e[1], e[2], p[1] and p[1][4] or 1}\n"
+    "  end\n"
+    "  return out\n"
+    "end\n";
+
+static const char OWN_LUA[] =
+    "local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS',"
+    " KEYS[1], ARGV[4])\n"
+    "if not r or not r[1] then return {} end\n"
+    "return with_counts(KEYS[1], ARGV[1], r[1][2])\n";
+
 static const char RECLAIM_LUA[] =
     "local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT',"
     " ARGV[5])\n"
-    "local out = {}\n"
-    "for i, e in ipairs(r[2]) do\n"
-    "  local p = redis.call('XPENDING', KEYS[1], ARGV[1], e[1], e[1], 1)\n"
-    "  out[i] = {e[1], e[2], p[1] and p[1][4] or 1}\n"
-    "end\n"
-    "return {r[1], out}\n";
+    "return {r[1], with_counts(KEYS[1], ARGV[1], r[2])}\n";
 
 static const char GROUPS_LUA[] = /* shared head of TRIM and IDLE: the groups as Lua tables */
     "local function groups(key)\n"
@@ -116,7 +128,7 @@ struct stream {
     char own_cursor[STREAM_ID_MAX], reclaim_cursor[STREAM_ID_MAX];
     char k_stream[SET_KEY_MAX], k_seen[SET_KEY_MAX], k_stats[SET_KEY_MAX], k_dead[SET_KEY_MAX];
     char k_worker[SET_KEY_MAX];
-    char *trim_script, *idle_script;
+    char *trim_script, *idle_script, *own_script, *reclaim_script;
     char started_at[32];
 };
 
@@ -187,32 +199,44 @@ static const char *stream_deliver(struct stream *st, const redisReply *list, int
     return last;
 }
 
+/* A failed read: a NOGROUP means Redis lost the group (a new, empty server): make it again. */
+static int stream_read_failed(struct stream *st, const redisReply *r)
+{
+    if (r == NULL)
+        return 1;
+    if (r->type != REDIS_REPLY_ERROR)
+        return 0;
+    log_warn("event=read_failed stream=%s error=\"%s\"", st->k_stream, r->str);
+    if (strncmp(r->str, "NOGROUP", 7) == 0) {
+        st->group_ready = 0;
+        stream_create_group(st);
+    }
+    return 1;
+}
+
 static void stream_on_read(struct link *l, redisReply *r, void *arg)
 {
     struct stream *st = arg;
-    int own = !st->own_done;
     st->reading = 0;
-    if (r == NULL)
+    if (stream_read_failed(st, r))
         return;
-    if (r->type == REDIS_REPLY_ERROR) {
-        log_warn("event=read_failed stream=%s error=\"%s\"", st->k_stream, r->str);
-        if (strncmp(r->str, "NOGROUP", 7) == 0) {
-            st->group_ready = 0;
-            stream_create_group(st);
-        }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 && r->element[0]->elements >= 2 &&
+        r->element[0]->element[1]->type == REDIS_REPLY_ARRAY)
+        stream_deliver(st, r->element[0]->element[1], 0, NULL);
+}
+
+static void stream_on_own(struct link *l, redisReply *r, void *arg)
+{
+    struct stream *st = arg;
+    st->reading = 0;
+    if (stream_read_failed(st, r))
         return;
-    }
-    const redisReply *entries = NULL;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 && r->element[0]->elements >= 2)
-        entries = r->element[0]->element[1];
-    if (entries == NULL || entries->type != REDIS_REPLY_ARRAY || entries->elements == 0) {
-        if (own) {
-            st->own_done = 1; /* our pending list is empty: on to new entries */
-        }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+        st->own_done = 1; /* our pending list is empty: on to new entries */
         return;
     }
-    const char *last = stream_deliver(st, entries, own, NULL);
-    if (own && last)
+    const char *last = stream_deliver(st, r, 1, r);
+    if (last)
         snprintf(st->own_cursor, sizeof(st->own_cursor), "%s", last);
 }
 
@@ -235,9 +259,9 @@ void stream_read(struct stream *st, int slots)
     snprintf(block, sizeof(block), "%ld", st->o.block_ms);
     int rc;
     if (!st->own_done) {
-        const char *argv[] = {"XREADGROUP", "GROUP",   st->s->group, st->s->consumer, "COUNT",
-                              count,        "STREAMS", st->k_stream, st->own_cursor};
-        rc = link_command(st->cmd, stream_on_read, st, 9, argv, NULL);
+        const char *argv[] = {"EVAL",       st->own_script,  "1",   st->k_stream,
+                              st->s->group, st->s->consumer, count, st->own_cursor};
+        rc = link_command(st->cmd, stream_on_own, st, 8, argv, NULL);
     } else {
         const char *argv[] = {"XREADGROUP", "GROUP", st->s->group, st->s->consumer, "COUNT", count,
                               "BLOCK",      block,   "STREAMS",    st->k_stream,    ">"};
@@ -273,7 +297,7 @@ void stream_reclaim(struct stream *st, int slots)
     char idle[24], count[24];
     snprintf(idle, sizeof(idle), "%ld", st->o.reclaim_idle_ms);
     snprintf(count, sizeof(count), "%d", slots > 100 ? 100 : slots);
-    const char *argv[] = {"EVAL",       RECLAIM_LUA,        "1",
+    const char *argv[] = {"EVAL",       st->reclaim_script, "1",
                           st->k_stream, st->s->group,       st->s->consumer,
                           idle,         st->reclaim_cursor, count};
     if (link_command(st->cmd, stream_on_reclaim, st, 9, argv, NULL) == 0)
@@ -476,12 +500,14 @@ struct stream *stream_new(struct event_base *base, const struct settings *s,
 
     st->trim_script = stream_concat(GROUPS_LUA, TRIM_LUA);
     st->idle_script = stream_concat(GROUPS_LUA, IDLE_LUA);
+    st->own_script = stream_concat(COUNTS_LUA, OWN_LUA);
+    st->reclaim_script = stream_concat(COUNTS_LUA, RECLAIM_LUA);
     /* The reader's only command is XREADGROUP BLOCK: its silence limit must exceed the block. */
     st->reader =
         link_new(base, &s->redis, "reader", o->block_ms + o->timeout_ms, stream_on_link, st);
     st->cmd = link_new(base, &s->redis, "commands", o->timeout_ms, stream_on_link, st);
-    if (st->trim_script == NULL || st->idle_script == NULL || st->reader == NULL ||
-        st->cmd == NULL) {
+    if (st->trim_script == NULL || st->idle_script == NULL || st->own_script == NULL ||
+        st->reclaim_script == NULL || st->reader == NULL || st->cmd == NULL) {
         stream_free(st);
         return NULL;
     }
@@ -496,5 +522,7 @@ void stream_free(struct stream *st)
     link_free(st->cmd);
     free(st->trim_script);
     free(st->idle_script);
+    free(st->own_script);
+    free(st->reclaim_script);
     free(st);
 }

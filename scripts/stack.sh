@@ -4,6 +4,8 @@
 # each on a free loopback port, with data under $PIXFLOW_STACK_DIR (default .stack/).
 #
 #   scripts/stack.sh start | stop | status | env
+#   scripts/stack.sh stop redis|ferretdb    stop one server (outage tests)
+#   scripts/stack.sh start redis|ferretdb   start it again, same port, same data
 #
 # `start` writes $PIXFLOW_STACK_DIR/env with the PIXFLOW_* exports that point pixflow at them:
 #   . .stack/env
@@ -31,6 +33,35 @@ wait_port() { # name port
     die "$1 did not listen on 127.0.0.1:$2 within 10 s; see $dir/$1.log"
 }
 
+start_redis() { # port
+    mkdir -p "$dir/redis"
+    redis-server --bind 127.0.0.1 --port "$1" --dir "$dir/redis" --appendonly yes \
+        --appendfsync everysec --save "" --daemonize yes --pidfile "$dir/redis.pid" \
+        --logfile "$dir/redis.log" >/dev/null
+    for _ in $(seq 1 50); do [ -s "$dir/redis.pid" ] && break; sleep 0.1; done
+    wait_port redis "$1"
+}
+
+start_ferretdb() { # port
+    mkdir -p "$dir/ferretdb"
+    "$ferretdb" --handler=sqlite --sqlite-url="file:$dir/ferretdb/" \
+        --listen-addr="127.0.0.1:$1" --debug-addr=127.0.0.1:0 --telemetry=disable \
+        --state-dir="$dir/ferretdb" --log-level=warn >>"$dir/ferretdb.log" 2>&1 &
+    echo $! >"$dir/ferretdb.pid"
+    wait_port ferretdb "$1"
+}
+
+start_picsum() {
+    mkdir -p "$dir/picsum"
+    rm -f "$dir/picsum/ready"
+    # shellcheck disable=SC2086 # PIXFLOW_PICSUM_ARGS is a list of flags, e.g. --deterministic
+    "$build/bin/pixflow-picsum" --state-dir "$dir/picsum" --ready-file "$dir/picsum/ready" \
+        ${PIXFLOW_PICSUM_ARGS:-} >"$dir/picsum.log" 2>&1 &
+    echo $! >"$dir/picsum.pid"
+    for _ in $(seq 1 100); do [ -f "$dir/picsum/ready" ] && break; alive picsum || break; sleep 0.1; done
+    [ -f "$dir/picsum/ready" ] || die "pixflow-picsum did not start; see $dir/picsum.log"
+}
+
 start() {
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
@@ -41,32 +72,12 @@ start() {
     [ -x "$ferretdb" ] || die "FerretDB is missing at $ferretdb: run scripts/setup.sh"
     [ -x "$build/bin/pixflow-picsum" ] || die "$build/bin/pixflow-picsum is missing: build first"
 
-    local rport mport
+    local rport mport https http ca
     rport=$(free_port)
-    mkdir -p "$dir/redis"
-    redis-server --bind 127.0.0.1 --port "$rport" --dir "$dir/redis" --appendonly yes \
-        --appendfsync everysec --save "" --daemonize yes --pidfile "$dir/redis.pid" \
-        --logfile "$dir/redis.log" >/dev/null
-    for _ in $(seq 1 50); do [ -s "$dir/redis.pid" ] && break; sleep 0.1; done
-    wait_port redis "$rport"
-
+    start_redis "$rport"
     mport=$(free_port)
-    mkdir -p "$dir/ferretdb"
-    "$ferretdb" --handler=sqlite --sqlite-url="file:$dir/ferretdb/" \
-        --listen-addr="127.0.0.1:$mport" --debug-addr=127.0.0.1:0 --telemetry=disable \
-        --state-dir="$dir/ferretdb" --log-level=warn >"$dir/ferretdb.log" 2>&1 &
-    echo $! >"$dir/ferretdb.pid"
-    wait_port ferretdb "$mport"
-
-    mkdir -p "$dir/picsum"
-    rm -f "$dir/picsum/ready"
-    # shellcheck disable=SC2086 # PIXFLOW_PICSUM_ARGS is a list of flags, e.g. --deterministic
-    "$build/bin/pixflow-picsum" --state-dir "$dir/picsum" --ready-file "$dir/picsum/ready" \
-        ${PIXFLOW_PICSUM_ARGS:-} >"$dir/picsum.log" 2>&1 &
-    echo $! >"$dir/picsum.pid"
-    for _ in $(seq 1 100); do [ -f "$dir/picsum/ready" ] && break; alive picsum || break; sleep 0.1; done
-    [ -f "$dir/picsum/ready" ] || die "pixflow-picsum did not start; see $dir/picsum.log"
-    local https http ca
+    start_ferretdb "$mport"
+    start_picsum
     https=$(sed -n 's/^https=//p' "$dir/picsum/ready")
     http=$(sed -n 's/^http=//p' "$dir/picsum/ready")
     ca=$(sed -n 's/^ca=//p' "$dir/picsum/ready")
@@ -83,18 +94,35 @@ ENV
     status
 }
 
-stop() {
+# The port a running stack gave a server, from its env file.
+recorded_port() { # redis|ferretdb
+    [ -f "$dir/env" ] || die "no stack started in $dir"
+    local var=PIXFLOW_REDIS_URL
+    [ "$1" = ferretdb ] && var=PIXFLOW_MONGO_URI
+    sed -n "s|^export $var='[a-z]*://127.0.0.1:\([0-9]*\)/.*|\1|p" "$dir/env"
+}
+
+start_one() { # redis|ferretdb
+    case "$1" in redis | ferretdb) ;; *) die "start: unknown server '$1' (redis, ferretdb)" ;; esac
+    alive "$1" && die "$1 already runs"
+    "start_$1" "$(recorded_port "$1")"
+    echo "stack: started $1 again on port $(recorded_port "$1")"
+}
+
+stop() { # [server...]
     local s pid
-    for s in picsum ferretdb redis; do
-        [ -f "$dir/$s.pid" ] || continue
-        pid=$(cat "$dir/$s.pid")
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid" 2>/dev/null || true
-            for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-            kill -KILL "$pid" 2>/dev/null || true
-            echo "stack: stopped $s (pid $pid)"
-        fi
-        rm -f "$dir/$s.pid"
+    for s in "${@:-picsum ferretdb redis}"; do
+        for s in $s; do
+            [ -f "$dir/$s.pid" ] || continue
+            pid=$(cat "$dir/$s.pid")
+            if kill -0 "$pid" 2>/dev/null; then
+                kill -TERM "$pid" 2>/dev/null || true
+                for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+                kill -KILL "$pid" 2>/dev/null || true
+                echo "stack: stopped $s (pid $pid)"
+            fi
+            rm -f "$dir/$s.pid"
+        done
     done
 }
 
@@ -113,9 +141,9 @@ status() {
 }
 
 case "${1:-}" in
-start) start ;;
-stop) stop ;;
+start) if [ -n "${2:-}" ]; then start_one "$2"; else start; fi ;;
+stop) shift; stop "$@" ;;
 status) status ;;
 env) [ -f "$dir/env" ] && cat "$dir/env" || die "no stack started in $dir" ;;
-*) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
+*) echo "usage: $0 start|stop [redis|ferretdb] | status | env" >&2; exit 2 ;;
 esac

@@ -37,9 +37,17 @@ def start_stack(folder, picsum_args=""):
     return read_env_file(Path(folder) / "env")
 
 
-def stop_stack(folder):
+def stop_stack(folder, *servers):
+    """Stop a stack, or only the named servers of it ("redis", "ferretdb")."""
     env = dict(os.environ, PIXFLOW_STACK_DIR=str(folder))
-    subprocess.run([str(STACK), "stop"], env=env, check=False, stdout=subprocess.DEVNULL)
+    subprocess.run([str(STACK), "stop", *servers], env=env, check=False,
+                   stdout=subprocess.DEVNULL)
+
+
+def restart_server(folder, server):
+    """Start a stopped server of a stack again, on the same port with the same data."""
+    env = dict(os.environ, PIXFLOW_STACK_DIR=str(folder), PIXFLOW_BUILD_DIR=str(BUILD_DIR))
+    subprocess.run([str(STACK), "start", server], env=env, check=True, stdout=subprocess.DEVNULL)
 
 
 @pytest.fixture(scope="session")
