@@ -11,7 +11,7 @@
 #include "worker.h"
 #include "counters.h"
 #include "link.h"
-#include "loader.h"
+#include "transforms.h"
 #include "log.h"
 #include "pool.h"
 #include "store.h"
@@ -38,6 +38,7 @@ struct entry {
     struct timespec born;
     struct fetch *fetch;
     struct fetch_result *res;
+    struct transforms *xf; /* the chain generation of its CPU stage, held until it is done */
     struct event *timer;
     /* filled by the pool functions */
     int processed;
@@ -63,10 +64,7 @@ struct worker {
     struct fetch_engine *fe;
     struct pool *pool;
     struct store *store;
-    struct loader *loader;
-    struct chain *chain;
-    struct store_transform *lineage; /* the chain, as documents record it */
-    int nlineage;
+    struct transforms *xf; /* the current chain generation (SIGHUP loads a new one) */
     /* Plugins count from pool threads: their counters meet here, and the loop takes them. */
     pthread_mutex_t plugin_lock;
     struct counters *plugin_counters;
@@ -79,10 +77,11 @@ struct worker {
     int stopping, abandoning, exit_code;
     struct timespec stop_began, last_flush, idle_since;
     int idle;
-    struct event *tick, *sigterm, *sigint, *beat, *reclaim, *trim, *idle_ev;
+    struct event *tick, *sigterm, *sigint, *sighup, *beat, *reclaim, *trim, *idle_ev;
 };
 
 static void entry_fetch(struct entry *e);
+static void plugin_counter(void *arg, const char *name, long long delta);
 static void entry_lookup(struct entry *e);
 
 /* --- time --- */
@@ -120,6 +119,7 @@ static void entry_free(struct entry *e)
     if (e->timer)
         event_free(e->timer);
     process_out_free(&e->out);
+    transforms_unref(e->xf);
     free(e->raw_url);
     free(e->source);
     free(e->line);
@@ -193,6 +193,8 @@ static void entry_done(struct entry *e, const char *counter, const char *reason,
         e->res = NULL;
     }
     process_out_free(&e->out);
+    transforms_unref(e->xf);
+    e->xf = NULL;
     e->state = E_DONE;
     live_remove(e);
     e->next = w->done;
@@ -233,7 +235,7 @@ static void work_run(void *arg)
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (!e->processed) {
-        e->pstatus = process_run(w->chain, &w->o->process, e->res->body, e->res->len, &e->out,
+        e->pstatus = process_run(e->xf->chain, &w->o->process, e->res->body, e->res->len, &e->out,
                                  e->reason, sizeof(e->reason), e->error, sizeof(e->error));
         if (e->pstatus != PROCESS_OK)
             return;
@@ -257,8 +259,8 @@ static void work_run(void *arg)
     d.origin.bytes = e->res->len;
     d.origin.width = e->out.origin_width;
     d.origin.height = e->out.origin_height;
-    d.transforms = w->lineage;
-    d.ntransforms = w->nlineage;
+    d.transforms = e->xf->lineage;
+    d.ntransforms = e->xf->nlineage;
     d.stream_id = e->id;
     d.consumer = w->s->consumer;
     d.attempts = e->attempts;
@@ -304,6 +306,15 @@ static void work_done(void *arg)
     }
 }
 
+/* The CPU stage runs with the chain generation current when it starts, kept until the end. */
+static void entry_work(struct entry *e)
+{
+    if (e->xf == NULL)
+        e->xf = transforms_ref(e->w->xf);
+    e->state = E_WORK;
+    pool_submit(e->w->pool, work_run, work_done, e);
+}
+
 static void work_again(evutil_socket_t fd, short what, void *arg)
 {
     struct entry *e = arg;
@@ -311,8 +322,7 @@ static void work_again(evutil_socket_t fd, short what, void *arg)
         entry_fetch(e); /* the download itself must be redone */
         return;
     }
-    e->state = E_WORK;
-    pool_submit(e->w->pool, work_run, work_done, e);
+    entry_work(e);
 }
 
 /* --- download --- */
@@ -325,8 +335,7 @@ static void on_fetched(struct fetch_result *res, void *arg)
     counters_add(w->events, "bytes_in", (long long)res->len);
     if (res->cls == FETCH_OK) {
         e->res = res;
-        e->state = E_WORK;
-        pool_submit(w->pool, work_run, work_done, e);
+        entry_work(e);
         return;
     }
     char reason[FETCH_REASON_MAX], err[256];
@@ -601,6 +610,25 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     worker_stop(arg, sig == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
+/* SIGHUP: rescan the plugin folder and rebuild the chain (PIXFLOW_TRANSFORMS, or the file it
+ * names with "@FILE"). Entries already in their CPU stage finish with the chain they began with. */
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+    struct worker *w = arg;
+    char err[512];
+    struct transforms *next =
+        transforms_load(w->s->plugin_path, w->s->transforms, plugin_counter, w, err, sizeof(err));
+    if (next == NULL) {
+        log_error("event=reload_failed error=\"%s\" note=\"keeping transforms=%s\"", err,
+                  w->xf->spec);
+        return;
+    }
+    log_info("event=reloaded transforms=%s plugins=%zu was=%s", next->spec,
+             loader_count(next->loader), w->xf->spec);
+    transforms_unref(w->xf);
+    w->xf = next;
+}
+
 static void on_reclaim(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
@@ -672,16 +700,14 @@ static void worker_free(struct worker *w)
         }
     }
     fetch_engine_free(w->fe);
-    chain_free(w->chain);
-    loader_free(w->loader);
+    transforms_unref(w->xf);
     store_free(w->store);
-    free(w->lineage);
     counters_free(w->events);
     counters_free(w->events_flight);
     counters_free(w->plugin_counters);
     pthread_mutex_destroy(&w->plugin_lock);
-    struct event *evs[] = {w->tick,    w->sigterm, w->sigint, w->beat,
-                           w->reclaim, w->trim,    w->idle_ev};
+    struct event *evs[] = {w->tick, w->sigterm, w->sigint, w->sighup,
+                           w->beat, w->reclaim, w->trim,   w->idle_ev};
     for (size_t i = 0; i < sizeof(evs) / sizeof(*evs); i++)
         if (evs[i])
             event_free(evs[i]);
@@ -711,22 +737,9 @@ int worker_run(const struct settings *s, const struct worker_options *o)
         goto fail;
     }
 
-    w->loader = loader_new(plugin_counter, w);
-    if (w->loader == NULL) {
-        snprintf(err, sizeof(err), "out of memory");
+    w->xf = transforms_load(s->plugin_path, s->transforms, plugin_counter, w, err, sizeof(err));
+    if (w->xf == NULL)
         goto fail;
-    }
-    if (loader_scan(w->loader, s->plugin_path, err, sizeof(err)) < 0)
-        goto fail;
-    w->chain = loader_chain_new(w->loader, s->transforms, err, sizeof(err));
-    if (w->chain == NULL)
-        goto fail;
-    w->nlineage = (int)chain_length(w->chain);
-    w->lineage = calloc((size_t)w->nlineage + 1, sizeof(*w->lineage));
-    for (int i = 0; w->lineage && i < w->nlineage; i++) {
-        const struct chain_link_info *li = chain_link(w->chain, (size_t)i);
-        w->lineage[i] = (struct store_transform){li->name, li->version, li->sha256};
-    }
     w->store = store_new(s->mongo_uri, err, sizeof(err));
     if (w->store == NULL)
         goto fail;
@@ -750,6 +763,8 @@ int worker_run(const struct settings *s, const struct worker_options *o)
     w->sigint = evsignal_new(w->base, SIGINT, on_signal, w);
     evsignal_add(w->sigterm, NULL);
     evsignal_add(w->sigint, NULL);
+    w->sighup = evsignal_new(w->base, SIGHUP, on_reload, w);
+    evsignal_add(w->sighup, NULL);
     w->tick = worker_every(w, 20, on_tick);
     w->beat = worker_every(w, o->heartbeat_ms, on_beat);
     w->reclaim = worker_every(w, o->reclaim_every_ms, on_reclaim);
@@ -759,7 +774,7 @@ int worker_run(const struct settings *s, const struct worker_options *o)
 
     log_info("event=start consumer=%s group=%s stream=%surls transforms=%s threads=%ld "
              "max_inflight=%ld",
-             s->consumer, s->group, s->prefix, s->transforms, o->threads, o->max_inflight);
+             s->consumer, s->group, s->prefix, w->xf->spec, o->threads, o->max_inflight);
     event_base_dispatch(w->base);
     int code = w->exit_code;
     log_info("event=stopped processed=%lld", w->processed);

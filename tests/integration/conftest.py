@@ -127,3 +127,14 @@ def mongo_db(env):
     yield client[name]
     client.drop_database(name)
     client.close()
+
+
+@pytest.fixture
+def fleet(tmp_path):
+    """Starts pixflow-consumer workers (pixflow_helpers.Fleet) and kills what still runs."""
+    from pixflow_helpers import Fleet
+    f = Fleet(tmp_path)
+    try:
+        yield f
+    finally:
+        f.close()

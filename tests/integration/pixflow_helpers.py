@@ -234,6 +234,38 @@ def png_info(data):
     return width, height, depth, color
 
 
+def png_gray_pixels(data):
+    """The pixel values of an 8-bit grayscale, non-interlaced PNG, row after row (bytes)."""
+    width, height, depth, color = png_info(data)
+    assert (depth, color) == (8, 0), (depth, color)
+    i, idat = 8, b""
+    while i < len(data):
+        (length,) = struct.unpack(">I", data[i:i + 4])
+        if data[i + 4:i + 8] == b"IDAT":
+            idat += data[i + 8:i + 8 + length]
+        i += 12 + length
+    raw, out, prev = zlib.decompress(idat), bytearray(), bytearray(width)
+    for y in range(height):
+        kind, row = raw[y * (width + 1)], bytearray(raw[y * (width + 1) + 1:(y + 1) * (width + 1)])
+        for x in range(width):
+            a, b = row[x - 1] if x else 0, prev[x]
+            c = prev[x - 1] if x else 0
+            if kind == 1:
+                row[x] = (row[x] + a) & 255
+            elif kind == 2:
+                row[x] = (row[x] + b) & 255
+            elif kind == 3:
+                row[x] = (row[x] + (a + b) // 2) & 255
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                pred = a if pa <= pb and pa <= pc else b if pb <= pc else c
+                row[x] = (row[x] + pred) & 255
+        out += row
+        prev = row
+    return bytes(out)
+
+
 def check_document(doc, url, width, height):
     """The SPEC §6 fields of one stored grayscale picture."""
     assert isinstance(doc["_id"], str) and len(doc["_id"]) == 64, doc["_id"]

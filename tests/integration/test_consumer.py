@@ -13,20 +13,11 @@ import redis as redis_lib
 
 import conftest
 from conftest import binary, isolated_env
-from pixflow_helpers import (CONSUMER, Fleet, Keys, Trap, check_document, mongo_for,
+from pixflow_helpers import (CONSUMER, Keys, Trap, check_document, mongo_for,
                              port_open, reconcile, requests_for,
                              requests_matching, sizes, token, wait_for)
 
 PICSUM = "https://picsum.photos"
-
-
-@pytest.fixture
-def fleet(tmp_path):
-    f = Fleet(tmp_path)
-    try:
-        yield f
-    finally:
-        f.close()
 
 
 @pytest.fixture

@@ -1,0 +1,150 @@
+"""Transforms as plugins, end to end: a plugin built outside the tree from the README's own text,
+dropped into a running worker's folder and switched on with SIGHUP; a failed reload that keeps
+the chain; a plugin that crashes the worker, which must lose nothing and end as a poison pill."""
+import base64
+import re
+import shutil
+import signal
+import subprocess
+
+import pytest
+
+from conftest import BUILD_DIR, SOURCE_DIR
+from pixflow_helpers import Keys, mongo_for, png_gray_pixels, sizes, token, wait_for
+
+PICSUM = "https://picsum.photos"
+PLUGINS = BUILD_DIR / "lib" / "pixflow" / "plugins"
+
+CRASH_C = r"""
+#include <signal.h>
+#include <pixflow/plugin.h>
+
+static int crash_apply(void *state, const struct pixflow_image *in, struct pixflow_image *out,
+                       char *err, size_t errlen)
+{
+    raise(SIGSEGV);
+    return -1;
+}
+
+static const struct pixflow_plugin crash = {
+    PIXFLOW_PLUGIN_HEADER, .name = "crash", .version = "0", .inputs = PIXFLOW_INPUT_ANY,
+    .apply = crash_apply,
+};
+
+PIXFLOW_PLUGIN_ENTRY(crash)
+"""
+
+
+def readme_block(language, after):
+    """The first ```language block of README.md after the line `after`."""
+    text = (SOURCE_DIR / "README.md").read_text()
+    start = text.index(after)
+    match = re.compile(r"```" + language + r"\n(.*?)```", re.S).search(text, start)
+    assert match, f"no {language} block after {after!r} in README.md"
+    return match.group(1)
+
+
+def build_plugin(folder, name, source, cmake):
+    """Builds a plugin with CMake outside the pixflow tree, against include/ only."""
+    folder.mkdir(parents=True)
+    (folder / f"{name}.c").write_text(source)
+    (folder / "CMakeLists.txt").write_text(cmake)
+    build = folder / "build"
+    for cmd in (["cmake", "-S", str(folder), "-B", str(build),
+                 f"-DPIXFLOW_INCLUDE={SOURCE_DIR / 'include'}",
+                 "-DCMAKE_C_FLAGS=-Wall -Wextra -Werror -Wno-unused-parameter"],
+                ["cmake", "--build", str(build)]):
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+    return build / f"{name}.so"
+
+
+@pytest.fixture
+def keys(redis_client, env):
+    return Keys(redis_client, env["PIXFLOW_PREFIX"])
+
+
+def plugin_folder(tmp_path):
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    shutil.copy(PLUGINS / "grayscale.so", folder)
+    return folder
+
+
+def test_readme_plugin_dropped_in_and_switched_on_with_sighup(tmp_path, env, keys, fleet):
+    so = build_plugin(tmp_path / "posterize", "posterize",
+                      readme_block("c", "### Write your own transform"),
+                      readme_block("cmake", "### Write your own transform"))
+    folder = plugin_folder(tmp_path)
+    chain = tmp_path / "transforms.txt"
+    chain.write_text("grayscale\n")
+    wenv = dict(env, PIXFLOW_PLUGIN_PATH=str(folder), PIXFLOW_TRANSFORMS=f"@{chain}")
+    worker = fleet.start(wenv, "w1")
+    t = token()
+    (w1, h1), (w2, h2) = sizes(2)
+    before, after = f"{PICSUM}/{w1}/{h1}?p={t}", f"{PICSUM}/{w2}/{h2}?p={t}"
+    keys.xadd(before)
+    wait_for("the first picture", lambda: keys.stats().get("stored", 0) == 1, 20)
+
+    shutil.copy(so, folder)
+    chain.write_text("grayscale,posterize:levels=4\n")
+    worker.signal(signal.SIGHUP)
+    wait_for("the reload", lambda: "event=reloaded" in worker.log(), 10)
+    keys.xadd(after)
+    wait_for("the second picture", lambda: keys.stats().get("stored", 0) == 2, 20)
+    worker.signal(signal.SIGTERM)
+    worker.assert_clean_exit(15)
+
+    client, db = mongo_for(env)
+    docs = {d["source"]: d for d in db["images"].find({})}
+    client.close()
+    assert [x["name"] for x in docs[before]["transforms"]] == ["grayscale"]
+    assert [x["name"] for x in docs[after]["transforms"]] == ["grayscale", "posterize"]
+    levels = set(png_gray_pixels(base64.b64decode(docs[after]["image"])))
+    assert levels <= {0, 85, 170, 255} and len(levels) >= 2, levels
+    assert len(set(png_gray_pixels(base64.b64decode(docs[before]["image"])))) > 4
+    assert keys.stats()["transform:posterize:ok"] == 1
+
+
+def test_failed_reload_keeps_the_chain(tmp_path, env, keys, fleet):
+    folder = plugin_folder(tmp_path)
+    chain = tmp_path / "transforms.txt"
+    chain.write_text("grayscale")
+    wenv = dict(env, PIXFLOW_PLUGIN_PATH=str(folder), PIXFLOW_TRANSFORMS=f"@{chain}")
+    worker = fleet.start(wenv, "w1")
+    wait_for("the worker to start", lambda: "event=group_ready" in worker.log(), 10)
+    chain.write_text("grayscale,nosuchplugin")
+    worker.signal(signal.SIGHUP)
+    wait_for("the refusal", lambda: "event=reload_failed" in worker.log(), 10)
+    assert "nosuchplugin" in worker.log() and "keeping transforms=grayscale" in worker.log()
+    (w, h), = sizes(1)
+    keys.xadd(f"{PICSUM}/{w}/{h}?p={token()}")
+    wait_for("a picture through the old chain", lambda: keys.stats().get("stored", 0) == 1, 20)
+    worker.signal(signal.SIGTERM)
+    worker.assert_clean_exit(15)
+
+
+def test_crashing_plugin_loses_nothing_and_ends_as_poison(tmp_path, env, keys, fleet):
+    cmake = readme_block("cmake", "### Write your own transform").replace("posterize", "crash")
+    folder = plugin_folder(tmp_path)
+    shutil.copy(build_plugin(tmp_path / "crash", "crash", CRASH_C, cmake), folder)
+    wenv = dict(env, PIXFLOW_PLUGIN_PATH=str(folder), PIXFLOW_TRANSFORMS="grayscale,crash")
+    (w, h), = sizes(1)
+    url = f"{PICSUM}/{w}/{h}?p={token()}"
+    entry = keys.xadd(url)
+    # Each run dies in the plugin; the entry stays pending and comes back (own pending list).
+    for _ in range(2):
+        worker = fleet.start(wenv, "w1", "--max-attempts", "2")
+        rc = worker.wait(30)
+        # Killed by the signal, or (under AddressSanitizer) reported and stopped by it.
+        assert rc == -signal.SIGSEGV or (rc != 0 and "SEGV" in worker.log()), rc
+        assert keys.pending() == 1, "the entry must stay pending"
+    worker = fleet.start(wenv, "w1", "--max-attempts", "2", "--exit-when-idle", "1s")
+    worker.assert_clean_exit(30)
+    dead = keys.dead()
+    assert len(dead) == 1, dead
+    assert dead[0]["reason"] == "poison" and dead[0]["url"] == url, dead
+    assert dead[0]["entry"] == entry
+    stats = keys.stats()
+    assert stats["failed:poison"] == 1 and stats["received"] == 1, stats
+    assert keys.pending() == 0
