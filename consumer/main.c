@@ -4,7 +4,23 @@
 #include "worker.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
+
+/* HOST:PORT, PORT 0..65535 (0: any free port), or empty for none. */
+static int parse_listen(const struct cfg_option *opt, const char *text, char *err, size_t errlen)
+{
+    const char *colon = strrchr(text, ':');
+    char *end;
+    long port = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (*text &&
+        (colon == NULL || colon == text || end == colon + 1 || *end || port < 0 || port > 65535)) {
+        snprintf(err, errlen, "'%s' is not HOST:PORT", text);
+        return -1;
+    }
+    *(const char **)opt->value = text;
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -54,6 +70,8 @@ int main(int argc, char **argv)
          100, 3600000, .meta = "TIME", .help = "whole download, redirects included"},
         {"max-pixels", "PIXFLOW_MAX_PIXELS", cfg_long, &o.process.max_pixels, "25000000", 1,
          1000000000, .meta = "N", .help = "largest picture (width x height) decoded"},
+        {"http", "PIXFLOW_HTTP", parse_listen, &o.http_addr, "", .meta = "HOST:PORT",
+         .help = "serve /healthz, /readyz and /metrics there (off when empty)"},
         {NULL},
     };
     int first;

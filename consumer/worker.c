@@ -12,7 +12,9 @@
 #include "counters.h"
 #include "link.h"
 #include "transforms.h"
+#include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "pool.h"
 #include "store.h"
 #include "stream.h"
@@ -41,7 +43,7 @@ struct entry {
     struct transforms *xf; /* the chain generation of its CPU stage, held until it is done */
     struct event *timer;
     /* filled by the pool functions */
-    int processed;
+    int processed, observed;
     struct process_out out;
     enum process_status pstatus;
     int store_rc;
@@ -49,7 +51,7 @@ struct entry {
     int found; /* store_find_url: 0, STORE_FOUND_SOURCE or STORE_FOUND_ALIAS */
     char owner[STORE_OWNER_MAX];
     char reason[64], error[256];
-    long work_usec;
+    double store_s; /* time of the last store_put */
     /* the ack batch */
     struct outcome oc;
     char attempts_text[16];
@@ -76,8 +78,12 @@ struct worker {
     struct counters *events, *events_flight;
     int stopping, abandoning, exit_code;
     struct timespec stop_began, last_flush, idle_since;
+    struct metrics metrics; /* this process's figures, for /metrics */
+    struct http *http;
+    int mongo_up, pinging, ping_rc;
+    double started_at;
     int idle;
-    struct event *tick, *sigterm, *sigint, *sighup, *beat, *reclaim, *trim, *idle_ev;
+    struct event *tick, *sigterm, *sigint, *sighup, *beat, *reclaim, *trim, *idle_ev, *ping;
 };
 
 static void entry_fetch(struct entry *e);
@@ -91,6 +97,13 @@ static long ms_since(const struct timespec *t)
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
+}
+
+static double seconds_since(const struct timespec *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t->tv_sec) + (now.tv_nsec - t->tv_nsec) / 1e9;
 }
 
 static struct timeval tv_ms(long ms)
@@ -159,6 +172,22 @@ static void outcome_field(struct outcome *oc, const char *name, const char *valu
     oc->lens[oc->nfields++] = strlen(value);
 }
 
+/* Seconds since the entry was added to the stream: its id starts with that time in ms. */
+static double entry_age_s(const struct entry *e)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    double added_ms = strtod(e->id, NULL);
+    return (now.tv_sec * 1000.0 + now.tv_nsec / 1e6 - added_ms) / 1000.0;
+}
+
+/* An event counter: to Redis with the next ack batch, and to this process's /metrics. */
+static void worker_count(struct worker *w, const char *name, long long delta)
+{
+    counters_add(w->events, name, delta);
+    metrics_count(&w->metrics, name, delta);
+}
+
 /* The entry's outcome is durable (stored, aliased, or about to be dead-lettered by the ack
  * script): queue it for the next ack batch. `counter` is the SPEC §7 outcome counter. */
 static void entry_done(struct entry *e, const char *counter, const char *reason, const char *err)
@@ -188,6 +217,10 @@ static void entry_done(struct entry *e, const char *counter, const char *reason,
         log_info("event=dead_letter entry=%s url=\"%.200s\" reason=%s attempts=%d error=\"%s\"",
                  e->id, e->raw_url ? e->raw_url : "", e->reason, e->attempts, e->error);
     }
+    for (int i = 0; i < oc->ncounters; i++)
+        metrics_count(&w->metrics, oc->counters[i], 1);
+    if (strcmp(counter, "stored") == 0 || strcmp(counter, "aliased") == 0)
+        metrics_observe(&w->metrics, STAGE_END_TO_END, entry_age_s(e));
     if (e->res) {
         fetch_result_free(e->res);
         e->res = NULL;
@@ -219,7 +252,7 @@ static void entry_retry(struct entry *e, const char *reason, const char *err, lo
         entry_done(e, "failed", reason, err);
         return;
     }
-    counters_add(w->events, "retries", 1);
+    worker_count(w, "retries", 1);
     log_debug("event=retry entry=%s url=%s reason=%s attempt=%d delay_ms=%ld", e->id, e->url.norm,
               reason, e->attempts, delay);
     e->state = E_WAIT;
@@ -232,8 +265,6 @@ static void work_run(void *arg)
 {
     struct entry *e = arg;
     struct worker *w = e->w;
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (!e->processed) {
         e->pstatus = process_run(e->xf->chain, &w->o->process, e->res->body, e->res->len, &e->out,
                                  e->reason, sizeof(e->reason), e->error, sizeof(e->error));
@@ -264,8 +295,10 @@ static void work_run(void *arg)
     d.stream_id = e->id;
     d.consumer = w->s->consumer;
     d.attempts = e->attempts;
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     e->store_rc = store_put(w->store, &d, &e->stored, e->error, sizeof(e->error));
-    e->work_usec = ms_since(&t0) * 1000;
+    e->store_s = seconds_since(&t1);
 }
 
 static void work_again(evutil_socket_t fd, short what, void *arg);
@@ -277,6 +310,14 @@ static void work_done(void *arg)
     if (e->abandoned) {
         entry_free(e);
         return;
+    }
+    if (e->processed && !e->observed) { /* once, not again for a store retry */
+        const struct process_timing *t = &e->out.timing;
+        metrics_observe(&w->metrics, STAGE_DECODE, t->decode_us / 1e6);
+        metrics_observe(&w->metrics, STAGE_TRANSFORM, t->transform_us / 1e6);
+        metrics_observe(&w->metrics, STAGE_ENCODE, t->encode_us / 1e6);
+        metrics_observe(&w->metrics, STAGE_DIGEST, t->digest_us / 1e6);
+        e->observed = 1;
     }
     if (e->pstatus == PROCESS_PERMANENT) {
         entry_done(e, "failed", e->reason, e->error);
@@ -291,7 +332,8 @@ static void work_done(void *arg)
         e->state = E_WAIT;
         entry_timer(e, w->o->retry_max_ms / 4 + random() % 1000, work_again);
     } else {
-        counters_add(w->events, "bytes_out", (long long)e->out.png_len);
+        worker_count(w, "bytes_out", (long long)e->out.png_len);
+        metrics_observe(&w->metrics, STAGE_STORE, e->store_s);
         switch (e->stored) {
         case STORE_INSERTED:
             entry_done(e, "stored", NULL, NULL);
@@ -332,7 +374,8 @@ static void on_fetched(struct fetch_result *res, void *arg)
     struct entry *e = arg;
     struct worker *w = e->w;
     e->fetch = NULL;
-    counters_add(w->events, "bytes_in", (long long)res->len);
+    worker_count(w, "bytes_in", (long long)res->len);
+    metrics_observe(&w->metrics, STAGE_DOWNLOAD, res->total_ms / 1000.0);
     if (res->cls == FETCH_OK) {
         e->res = res;
         entry_work(e);
@@ -412,9 +455,11 @@ static void on_accepted(void *arg, void *token, int verdict)
     }
     if (verdict == 1)
         entry_fetch(e);
-    else if (verdict == 0)
-        entry_release(e); /* duplicate: acked and counted by the script */
-    else
+    else if (verdict == 0) { /* duplicate: acked and counted by the script */
+        metrics_count(&e->w->metrics, "received", 1);
+        metrics_count(&e->w->metrics, "duplicates", 1);
+        entry_release(e);
+    } else
         entry_lookup(e); /* unknown whether SADD ran: behave as for a redelivery */
 }
 
@@ -447,7 +492,7 @@ static void on_entry(void *arg, const char *id, void *const *fields, size_t nfie
     w->live.next = e;
     w->held++;
     if (redelivered)
-        counters_add(w->events, "reclaimed", deliveries > 1 ? 1 : 0);
+        worker_count(w, "reclaimed", deliveries > 1 ? 1 : 0);
 
     const redisReply *url = NULL;
     for (size_t i = 0; fields && i + 1 < nfields; i += 2) {
@@ -503,7 +548,10 @@ static void plugin_counter(void *arg, const char *name, long long delta)
 static void worker_flush(struct worker *w)
 {
     pthread_mutex_lock(&w->plugin_lock);
-    counters_merge(w->events, w->plugin_counters);
+    for (int i = 0; i < counters_count(w->plugin_counters); i++)
+        worker_count(w, counters_name(w->plugin_counters, i),
+                     counters_value(w->plugin_counters, i));
+    counters_clear(w->plugin_counters);
     pthread_mutex_unlock(&w->plugin_lock);
     if (stream_flushing(w->st) || (w->ndone == 0 && counters_count(w->events) == 0))
         return;
@@ -678,6 +726,62 @@ static void on_link(void *arg, int up)
         worker_flush(w);
 }
 
+/* --- readiness and metrics --- */
+
+static void ping_work(void *arg)
+{
+    struct worker *w = arg;
+    char err[256];
+    w->ping_rc = store_ping(w->store, err, sizeof(err));
+}
+
+static void ping_done(void *arg)
+{
+    struct worker *w = arg;
+    w->pinging = 0;
+    if (w->mongo_up != (w->ping_rc == 0))
+        log_info("event=mongo_%s", w->ping_rc == 0 ? "up" : "down");
+    w->mongo_up = w->ping_rc == 0;
+}
+
+static void on_ping(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    if (!w->pinging) {
+        w->pinging = 1;
+        pool_submit(w->pool, ping_work, ping_done, w);
+    }
+}
+
+static int worker_ready(void *arg, char *why, size_t len)
+{
+    struct worker *w = arg;
+    if (w->stopping)
+        snprintf(why, len, "stopping");
+    else if (!stream_ready(w->st))
+        snprintf(why, len, "Redis: not connected or no consumer group yet");
+    else if (!w->mongo_up)
+        snprintf(why, len, "MongoDB: the last ping failed");
+    else
+        return 1;
+    return 0;
+}
+
+static void worker_metrics(void *arg, struct evbuffer *out)
+{
+    struct worker *w = arg;
+    struct metrics_gauges g = {
+        .in_flight = w->held,
+        .pool_busy = pool_busy(w->pool),
+        .pool_threads = pool_threads(w->pool),
+        .downloads = fetch_active(w->fe),
+        .redis_up = stream_ready(w->st),
+        .mongo_up = w->mongo_up,
+        .started_at = w->started_at,
+    };
+    metrics_render(&w->metrics, &g, out);
+}
+
 static struct event *worker_every(struct worker *w, long ms, event_callback_fn fn)
 {
     struct event *ev = event_new(w->base, -1, EV_PERSIST, fn, w);
@@ -691,6 +795,7 @@ static void worker_free(struct worker *w)
 {
     /* Whatever is left is abandoned: stays pending, reclaimed by another worker. */
     worker_abandon(w);
+    http_free(w->http);
     pool_free(w->pool); /* runs the done callbacks of finished tasks: they free their entries */
     stream_free(w->st); /* hands NULL to waiting callbacks: abandoned entries are freed */
     for (struct entry *lists[] = {w->done, w->flight}, **l = lists; l < lists + 2; l++) {
@@ -705,9 +810,10 @@ static void worker_free(struct worker *w)
     counters_free(w->events);
     counters_free(w->events_flight);
     counters_free(w->plugin_counters);
+    metrics_free(&w->metrics);
     pthread_mutex_destroy(&w->plugin_lock);
-    struct event *evs[] = {w->tick, w->sigterm, w->sigint, w->sighup,
-                           w->beat, w->reclaim, w->trim,   w->idle_ev};
+    struct event *evs[] = {w->tick,    w->sigterm, w->sigint,  w->sighup, w->beat,
+                           w->reclaim, w->trim,    w->idle_ev, w->ping};
     for (size_t i = 0; i < sizeof(evs) / sizeof(*evs); i++)
         if (evs[i])
             event_free(evs[i]);
@@ -727,12 +833,13 @@ int worker_run(const struct settings *s, const struct worker_options *o)
     w->live.next = w->live.prev = &w->live;
     w->events = counters_new();
     w->events_flight = counters_new();
+    w->started_at = (double)time(NULL);
     w->plugin_counters = counters_new();
     pthread_mutex_init(&w->plugin_lock, NULL);
     w->base = event_base_new();
     clock_gettime(CLOCK_MONOTONIC, &w->last_flush);
     if (w->events == NULL || w->events_flight == NULL || w->plugin_counters == NULL ||
-        w->base == NULL) {
+        w->base == NULL || metrics_init(&w->metrics) < 0) {
         snprintf(err, sizeof(err), "out of memory");
         goto fail;
     }
@@ -771,6 +878,15 @@ int worker_run(const struct settings *s, const struct worker_options *o)
     w->trim = worker_every(w, o->trim_every_ms, on_trim);
     if (o->exit_when_idle_ms > 0)
         w->idle_ev = worker_every(w, 250, on_idle_tick);
+    w->ping = worker_every(w, 5000, on_ping);
+    on_ping(-1, 0, w);
+    if (o->http_addr && *o->http_addr) {
+        struct http_hooks hh = {worker_ready, worker_metrics};
+        w->http = http_new(w->base, o->http_addr, &hh, w, err, sizeof(err));
+        if (w->http == NULL)
+            goto fail;
+        log_info("event=http_listening addr=%s port=%d", o->http_addr, http_port(w->http));
+    }
 
     log_info("event=start consumer=%s group=%s stream=%surls transforms=%s threads=%ld "
              "max_inflight=%ld",

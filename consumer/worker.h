@@ -20,6 +20,7 @@ struct worker_options {
     long retry_base_ms, retry_max_ms;
     struct fetch_limits fetch;
     struct process_limits process;
+    const char *http_addr; /* HOST:PORT for /healthz, /readyz, /metrics; NULL or "": none */
 };
 
 /* Runs until stopped (signal, or idle with exit_when_idle_ms); returns the exit status. */

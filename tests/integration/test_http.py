@@ -1,0 +1,95 @@
+"""The worker's HTTP listener: /healthz, /readyz (false while Redis is away, true again after),
+/metrics (valid for promtool, and the figures of a scripted run)."""
+import re
+import subprocess
+import urllib.error
+import urllib.request
+
+import conftest
+from conftest import isolated_env
+from pixflow_helpers import Keys, sizes, token, wait_for
+
+PICSUM = "https://picsum.photos"
+
+
+def get(port, path):
+    """(status, body) of GET http://127.0.0.1:port/path."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def http_port(worker):
+    """The port the worker logged when it started listening."""
+    wait_for("the HTTP listener", lambda: "event=http_listening" in worker.log(), 10)
+    return int(re.search(r"event=http_listening addr=\S+ port=(\d+)", worker.log()).group(1))
+
+
+def sample(metrics, name):
+    match = re.search(rf"^{re.escape(name)} (\S+)$", metrics, re.M)
+    assert match, f"{name} missing from /metrics"
+    return float(match.group(1))
+
+
+def test_metrics_describe_a_run_and_pass_promtool(env, redis_client, fleet):
+    keys = Keys(redis_client, env["PIXFLOW_PREFIX"])
+    t = token()
+    good = [f"{PICSUM}/{w}/{h}?m={t}" for w, h in sizes(3)]
+    keys.xadd_all(good + [f"{PICSUM}/50/50?fault=404&m={t}", good[0]])
+    worker = fleet.start(env, "w1", "--http", "127.0.0.1:0")
+    port = http_port(worker)
+    wait_for("the run", lambda: keys.stats().get("received", 0) == 5, 30)
+
+    assert get(port, "/healthz") == (200, "ok\n")
+    wait_for("readiness", lambda: get(port, "/readyz")[0] == 200, 10)
+    status, text = get(port, "/metrics")
+    assert status == 200
+    check = subprocess.run(["promtool", "check", "metrics"], input=text, text=True,
+                           capture_output=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert sample(text, "pixflow_received_total") == 5
+    assert sample(text, "pixflow_stored_total") == 3
+    assert sample(text, "pixflow_duplicates_total") == 1
+    assert sample(text, "pixflow_failed_total") == 1
+    assert sample(text, 'pixflow_failed_reason_total{reason="http_404"}') == 1
+    assert sample(text, 'pixflow_transform_ok_total{transform="grayscale"}') == 3
+    assert sample(text, 'pixflow_stage_seconds_count{stage="download"}') == 4
+    assert sample(text, 'pixflow_stage_seconds_count{stage="encode"}') == 3
+    assert sample(text, 'pixflow_stage_seconds_count{stage="end_to_end"}') == 3
+    assert sample(text, 'pixflow_stage_seconds_bucket{stage="store",le="+Inf"}') == 3
+    assert sample(text, "pixflow_in_flight") == 0
+    assert get(port, "/nothing")[0] == 404
+    worker.signal(15)
+    worker.assert_clean_exit(15)
+
+
+def test_readyz_follows_redis(tmp_path, fleet):
+    folder = tmp_path / "stack"
+    try:
+        penv = isolated_env(conftest.start_stack(folder))
+        worker = fleet.start(penv, "w1", "--http", "127.0.0.1:0")
+        port = http_port(worker)
+        wait_for("ready", lambda: get(port, "/readyz")[0] == 200, 15)
+        assert 'pixflow_redis_up 1' in get(port, "/metrics")[1]
+
+        conftest.stop_stack(folder, "redis")
+        wait_for("not ready", lambda: get(port, "/readyz")[0] == 503, 15)
+        status, why = get(port, "/readyz")
+        assert "Redis" in why, why
+        assert get(port, "/healthz")[0] == 200, "alive, only not ready"
+        assert 'pixflow_redis_up 0' in get(port, "/metrics")[1]
+
+        conftest.restart_server(folder, "redis")
+        wait_for("ready again", lambda: get(port, "/readyz")[0] == 200, 20)
+        worker.signal(15)
+        worker.assert_clean_exit(15)
+    finally:
+        conftest.stop_stack(folder)
+
+
+def test_bad_http_address_stops_the_worker(env, fleet):
+    worker = fleet.start(env, "w1", "--http", "nowhere")
+    assert worker.wait(10) == 2
+    assert "--http: 'nowhere' is not HOST:PORT" in worker.log()
