@@ -1,0 +1,207 @@
+/* get.c -- pixflow get: one stored image out of MongoDB, by content id or by URL.
+ *
+ * A URL is normalized as the workers do (SPEC §4) and resolved with store_find_url(), the
+ * worker's own rule for which image a URL maps to (its source document, else the alias holder),
+ * so `get URL` answers what a redelivery of that URL would find. The bytes written are checked
+ * against the id before they are trusted: a corrupt image is still written (it is evidence) but
+ * the command says so and exits 1. */
+#include "admin.h"
+#include "digest.h"
+#include "json.h"
+#include "mdb.h"
+#include "store.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CMD "get"
+
+static const char synopsis[] =
+    "pixflow get ID|URL [-o FILE] [--json]\n\n"
+    "Writes the stored PNG of the image with that _id (its SHA-256), or of the image a URL maps\n"
+    "to (as the source that produced it or as an alias; the URL is normalized first). Without\n"
+    "-o the PNG goes to stdout, which must not be a terminal. --json prints the document's\n"
+    "metadata (everything but the base64 image) as JSON instead, or as well with -o FILE.\n"
+    "Exit: 0 written, 1 no such image, the image does not match its id, or a server failed,\n"
+    "2 bad usage";
+
+static struct {
+    const char *output;
+    int json;
+} opt;
+
+static const struct cfg_option own_options[] = {
+    {"output", NULL, cfg_string, &opt.output, "", .meta = "FILE",
+     .help = "write the PNG there ('-': stdout); also -o FILE"},
+    {"json", NULL, cfg_switch, &opt.json, "", .flags = CFG_NOARG,
+     .help = "print the metadata (without the image) as JSON"},
+    {NULL},
+};
+
+static int get_is_id(const char *s)
+{
+    return strlen(s) == DIGEST_HEX_LEN && strspn(s, "0123456789abcdefABCDEF") == DIGEST_HEX_LEN;
+}
+
+/* The _id the operand names into id (65 bytes); 1 found, 0 not found, -1 with err. */
+static int get_resolve(const struct settings *s, const char *what, char *id, char *how,
+                       size_t howlen, char *err, size_t errlen)
+{
+    if (get_is_id(what)) {
+        for (int i = 0; i <= DIGEST_HEX_LEN; i++)
+            id[i] = (char)tolower((unsigned char)what[i]);
+        snprintf(how, howlen, "id");
+        return 1;
+    }
+    struct url *u = malloc(sizeof(*u));
+    if (u == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    const char *url = what;
+    if (url_parse(what, strlen(what), &s->allowed, u) == URL_OK)
+        url = u->norm;
+    int rc = -1, found = 0;
+    struct store *st = store_new(s->mongo_uri, err, errlen);
+    if (st && store_find_url(st, url, id, NULL, &found, err, errlen) == 0) {
+        snprintf(how, howlen, "%s %s", found == STORE_FOUND_ALIAS ? "alias" : "source", url);
+        rc = found ? 1 : 0;
+        if (!found)
+            snprintf(err, errlen, "no stored image for URL %.900s", url);
+    }
+    store_free(st);
+    free(u);
+    return rc;
+}
+
+/* Writes len bytes to path through a temporary file and a rename: never half a PNG. */
+static int get_write(const char *path, const unsigned char *data, size_t len, char *err,
+                     size_t errlen)
+{
+    if (strcmp(path, "-") == 0) {
+        if (fwrite(data, 1, len, stdout) != len || fflush(stdout) != 0) {
+            snprintf(err, errlen, "stdout: %s", strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
+    size_t plen = strlen(path) + 32;
+    char *tmp = malloc(plen);
+    if (tmp == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    snprintf(tmp, plen, "%s.tmp-%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    int rc = -1;
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+        goto done;
+    }
+    int bad = fwrite(data, 1, len, f) != len;
+    bad |= fflush(f) != 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        unlink(tmp);
+        goto done;
+    }
+    rc = 0;
+done:
+    free(tmp);
+    return rc;
+}
+
+static void get_print_json(const bson_t *doc)
+{
+    bson_t meta = BSON_INITIALIZER;
+    bson_copy_to_excluding_noinit(doc, &meta, "image", NULL);
+    char *text = bson_as_relaxed_extended_json(&meta, NULL);
+    struct json j;
+    json_init(&j, stdout);
+    json_raw(&j, text ? text : "null");
+    putchar('\n');
+    fflush(stdout);
+    bson_free(text);
+    bson_destroy(&meta);
+}
+
+int get_main(int argc, char **argv)
+{
+    struct settings s;
+    struct admin_common c;
+    char **ops, err[1024], id[DIGEST_HEX_LEN + 1], how[URL_MAX + 16];
+    int nops, status;
+    if (admin_settings(&s, SET_MONGO | SET_HOSTS, own_options, &c, CMD, synopsis, argc, argv, &ops,
+                       &nops, &status) < 0)
+        return status;
+    if (nops != 1)
+        return admin_fail(CMD, ADMIN_USAGE, "%s (try --help)",
+                          nops ? "one ID or URL at a time" : "which image? give an ID or a URL");
+    const char *out = opt.output[0] ? opt.output : opt.json ? NULL : "-";
+    if (opt.json && out && strcmp(out, "-") == 0)
+        return admin_fail(CMD, ADMIN_USAGE, "--json and -o -: both would go to stdout");
+    if (out && strcmp(out, "-") == 0 && isatty(STDOUT_FILENO))
+        return admin_fail(CMD, ADMIN_USAGE,
+                          "stdout is a terminal: write the PNG with -o FILE or redirect it");
+
+    int rc = get_resolve(&s, ops[0], id, how, sizeof(how), err, sizeof(err));
+    if (rc <= 0)
+        return admin_fail(CMD, ADMIN_FAIL, "%s", err);
+
+    struct mdb *m = mdb_new(s.mongo_uri, c.timeout_ms, err, sizeof(err));
+    if (m == NULL)
+        return admin_fail(CMD, ADMIN_FAIL, "%s", err);
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(m->images, filter, NULL, NULL);
+    const bson_t *doc;
+    bson_error_t e;
+    unsigned char *png = NULL;
+    size_t len = 0;
+    status = ADMIN_FAIL;
+    if (!mongoc_cursor_next(cur, &doc)) {
+        if (mongoc_cursor_error(cur, &e))
+            admin_fail(CMD, ADMIN_FAIL, "mongo: %s", e.message);
+        else
+            admin_fail(CMD, ADMIN_FAIL, "no stored image with id %s%s", id,
+                       strcmp(how, "id") ? " (the URL names it but it is gone)" : "");
+        goto done;
+    }
+    if (opt.json)
+        get_print_json(doc);
+    if (out == NULL) {
+        status = ADMIN_OK;
+        goto done;
+    }
+    if (mdb_image(m, doc, &png, &len, err, sizeof(err)) != MDB_IMAGE_OK) {
+        admin_fail(CMD, ADMIN_FAIL, "%s: %s", id, err);
+        goto done;
+    }
+    if (get_write(out, png, len, err, sizeof(err)) < 0) {
+        admin_fail(CMD, ADMIN_FAIL, "%s", err);
+        goto done;
+    }
+    char hex[DIGEST_HEX_LEN + 1];
+    if (digest_sha256_hex(png, len, hex, err, sizeof(err)) < 0) {
+        admin_fail(CMD, ADMIN_FAIL, "%s: %s", id, err);
+        goto done;
+    }
+    if (strcmp(hex, id) != 0) {
+        admin_fail(CMD, ADMIN_FAIL,
+                   "%s: written, but its bytes hash to %s: the stored image is corrupt (see "
+                   "pixflow verify)",
+                   id, hex);
+        goto done;
+    }
+    status = ADMIN_OK;
+done:
+    free(png);
+    mongoc_cursor_destroy(cur);
+    bson_destroy(filter);
+    mdb_free(m);
+    return status;
+}

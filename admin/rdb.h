@@ -1,0 +1,28 @@
+/* rdb.h -- Redis for the admin commands: commands with their errors as text, and the shapes of
+ * the replies they read (flat field/value arrays, numbers as strings, stream ids). */
+#ifndef PIXFLOW_RDB_H
+#define PIXFLOW_RDB_H
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+
+/* redisCommandArgv (lens may be NULL for C strings). The reply, or NULL with err set for a
+ * connection failure or an error reply ("XINFO: ERR no such key"). Free with freeReplyObject. */
+redisReply *rdb_command(redisContext *c, char *err, size_t errlen, int argc, const char **argv,
+                        const size_t *lens);
+
+/* The value after `name` in a flat [field, value, ...] array (XINFO, HGETALL, stream entries),
+ * or NULL. */
+const redisReply *rdb_field(const redisReply *flat, const char *name);
+
+/* An integer reply or a string holding a whole number; -1 for anything else (nil, text). */
+int rdb_ll(const redisReply *r, long long *out);
+
+/* The milliseconds part of a stream id "<ms>-<seq>"; -1 when id is not one. */
+int rdb_id_ms(const char *id, long long *ms);
+
+/* `in` with the glob characters * ? [ ] \ escaped, for SCAN MATCH on a literal prefix.
+ * -1 when out is too small. */
+int rdb_glob_escape(const char *in, char *out, size_t outlen);
+
+#endif

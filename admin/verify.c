@@ -1,0 +1,618 @@
+/* verify.c -- pixflow verify: re-check every stored image against its own metadata.
+ *
+ * One cursor over `images` with a projection (the image and the fields it is checked against:
+ * never the alias lists, which can be long), so memory holds one server batch and one image at
+ * a time. Per document: _id == sha256, the image decodes as strict base64 (or reads whole from
+ * GridFS), its SHA-256 is the recorded one, `bytes` is its length, it decodes as a PNG, and the
+ * PNG's width, height and channels are the recorded ones. Each problem is one line; the summary
+ * counts documents, and problems by kind.
+ *
+ * --fix never deletes: a corrupt document is copied whole to `images_corrupt` (with
+ * verify_problems, verify_moved_at, verify_requeued), then removed from `images`, then its source
+ * URL and aliases leave <prefix>seen and go back into the stream in one Lua script, so workers
+ * download them again and store a sound image. A copy marked verify_requeued: false (Redis failed
+ * after the move) is re-queued by the next --fix. The ids to fix are kept in memory until the scan
+ * ends: a collection is not modified under its own cursor. */
+#include "admin.h"
+#include "digest.h"
+#include "human.h"
+#include "image.h"
+#include "json.h"
+#include "mdb.h"
+#include "rdb.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#define CMD "verify"
+
+enum verify_kind {
+    K_FIELDS,
+    K_ID,
+    K_NO_IMAGE,
+    K_BASE64,
+    K_GRIDFS_MISSING,
+    K_GRIDFS_CORRUPT,
+    K_SHA256,
+    K_BYTES,
+    K_PNG,
+    K_SIZE,
+    K_COUNT
+};
+
+static const char *const kind_names[K_COUNT] = {
+    "missing_field",  "id_mismatch",     "no_image",       "bad_base64",  "gridfs_missing",
+    "gridfs_corrupt", "sha256_mismatch", "bytes_mismatch", "png_invalid", "size_mismatch",
+};
+
+/* KEYS: seen, stream, stats. ARGV: moved (1 first time, 0 when resuming), document id, URLs. */
+static const char REQUEUE_LUA[] =
+    "for i = 3, #ARGV do\n"
+    "  redis.call('SREM', KEYS[1], ARGV[i])\n"
+    "  redis.call('XADD', KEYS[2], '*', 'url', ARGV[i], 'source', 'pixflow verify', 'corrupt',"
+    " ARGV[2])\n"
+    "end\n"
+    "redis.call('HINCRBY', KEYS[3], 'verify_moved', tonumber(ARGV[1]))\n"
+    "redis.call('HINCRBY', KEYS[3], 'verify_requeued', #ARGV - 2)\n"
+    "return #ARGV - 2\n";
+
+static const char synopsis[] =
+    "pixflow verify [--since DATE] [--fix] [--json]\n\n"
+    "Reads every document of the images collection and checks it: _id == sha256, the image is\n"
+    "strict base64 (or a whole GridFS file), its SHA-256 is the recorded one, bytes is its\n"
+    "length, it decodes as a PNG of the recorded width, height and channels. Prints one line per\n"
+    "problem (ID KIND: detail), then a summary. Kinds: missing_field, id_mismatch, no_image,\n"
+    "bad_base64, gridfs_missing, gridfs_corrupt, sha256_mismatch, bytes_mismatch, png_invalid,\n"
+    "size_mismatch.\n\n"
+    "--fix moves each corrupt document to the images_corrupt collection (nothing is deleted: the\n"
+    "copy keeps every field, plus verify_problems and verify_moved_at), and puts its source URL\n"
+    "and aliases back into the stream (removed from <prefix>seen first) so workers store them\n"
+    "again. Counters: verify_moved, verify_requeued.\n\n"
+    "--json: one JSON object per problem ({id, kind, detail}) and per fixed document ({id, fixed,\n"
+    "requeued_urls}), then the summary object.\n"
+    "Exit: 0 all sound, 1 corrupt documents found (fixed or not) or a server failed, 2 bad usage";
+
+static struct {
+    const char *since;
+    int fix, json;
+} opt;
+
+static const struct cfg_option own_options[] = {
+    {"since", NULL, cfg_string, &opt.since, "", .meta = "DATE",
+     .help = "only documents inserted since DATE (2024-05-01[T12:30[:15]][Z], UTC) or for the "
+             "last 30m, 24h, 7d..."},
+    {"fix", NULL, cfg_switch, &opt.fix, "", .flags = CFG_NOARG,
+     .help = "move corrupt documents to images_corrupt and re-queue their URLs"},
+    {"json", NULL, cfg_switch, &opt.json, "", .flags = CFG_NOARG,
+     .help = "JSON lines: one per problem, then the summary"},
+    {NULL},
+};
+
+struct verify_bad {
+    bson_value_t id;
+    unsigned kinds; /* 1 << enum verify_kind */
+};
+
+struct verify {
+    struct settings s;
+    struct admin_common c;
+    struct mdb *m;
+    redisContext *r;
+    struct json j;
+    long long checked, ok, corrupt, moved, requeued, by_kind[K_COUNT];
+    long long since_ms; /* --since, or -1 */
+    struct verify_bad *bad;
+    size_t nbad, capbad;
+    char k_seen[SET_KEY_MAX], k_stream[SET_KEY_MAX], k_stats[SET_KEY_MAX];
+};
+
+static void verify_problem(struct verify *v, const char *id, enum verify_kind kind, unsigned *kinds,
+                           const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void verify_problem(struct verify *v, const char *id, enum verify_kind kind, unsigned *kinds,
+                           const char *fmt, ...)
+{
+    char detail[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    *kinds |= 1u << kind;
+    v->by_kind[kind]++;
+    if (opt.json) {
+        json_object(&v->j);
+        json_kv_str(&v->j, "id", id);
+        json_kv_str(&v->j, "kind", kind_names[kind]);
+        json_kv_str(&v->j, "detail", detail);
+        json_end(&v->j);
+        return;
+    }
+    human_print(stdout, id, strlen(id), 0);
+    printf(" %s: ", kind_names[kind]);
+    human_print(stdout, detail, strlen(detail), 0);
+    putchar('\n');
+}
+
+/* A whole number stored as int32, int64 or an integral double (a hand edit from a shell). */
+static int verify_number(const bson_t *doc, const char *name, long long *out)
+{
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, doc, name))
+        return -1;
+    switch (bson_iter_type(&it)) {
+    case BSON_TYPE_INT32:
+    case BSON_TYPE_INT64:
+        *out = bson_iter_as_int64(&it);
+        return 0;
+    case BSON_TYPE_DOUBLE: {
+        double d = bson_iter_double(&it);
+        if (d != (double)(long long)d)
+            return -1;
+        *out = (long long)d;
+        return 0;
+    }
+    default:
+        return -1;
+    }
+}
+
+static const char *verify_string(const bson_t *doc, const char *name)
+{
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, doc, name) && BSON_ITER_HOLDS_UTF8(&it))
+        return bson_iter_utf8(&it, NULL);
+    return NULL;
+}
+
+static int verify_hex64(const char *s)
+{
+    return s && strlen(s) == DIGEST_HEX_LEN && strspn(s, "0123456789abcdef") == DIGEST_HEX_LEN;
+}
+
+/* The PNG checks once the bytes are known; -1 only when out of memory. */
+static int verify_png(struct verify *v, const char *id, const unsigned char *png, size_t len,
+                      const long long *dims, const int *have, unsigned *kinds)
+{
+    char err[256];
+    struct image_info info;
+    enum image_status st = image_probe(png, len, &info, err, sizeof(err));
+    if (st == IMAGE_OK && info.format != IMAGE_FORMAT_PNG) {
+        verify_problem(v, id, K_PNG, kinds, "the image is a %s, not a PNG", info.name);
+        return 0;
+    }
+    if (st == IMAGE_OK) {
+        struct pixflow_image out = {0};
+        int ch = info.channels == 1 ? 1 : info.channels == 3 ? 3 : 4;
+        st = image_decode(png, len, &info, ch, &out, err, sizeof(err));
+        free(out.pixels);
+    }
+    if (st == IMAGE_NOMEM)
+        return -1;
+    if (st != IMAGE_OK) {
+        verify_problem(v, id, K_PNG, kinds, "the PNG does not decode: %s", err);
+        return 0;
+    }
+    long long png_dims[3] = {info.width, info.height, info.channels};
+    for (int i = 0; i < 3; i++) {
+        if (have[i] && dims[i] != png_dims[i]) {
+            verify_problem(v, id, K_SIZE, kinds,
+                           "recorded %lldx%lld, %lld channels; the PNG is %dx%d, %d channels",
+                           dims[0], dims[1], dims[2], info.width, info.height, info.channels);
+            break;
+        }
+    }
+    return 0;
+}
+
+/* Checks one document; -1 when the check itself failed (server, memory): stop the scan. */
+static int verify_doc(struct verify *v, const bson_t *doc, unsigned *kinds, char *err,
+                      size_t errlen)
+{
+    static const char *const dim_names[3] = {"width", "height", "channels"};
+    bson_iter_t it;
+    char id[160] = "(no _id)";
+    const char *id_str = NULL;
+    if (bson_iter_init_find(&it, doc, "_id")) {
+        mdb_id_text(bson_iter_value(&it), id, sizeof(id));
+        if (BSON_ITER_HOLDS_UTF8(&it))
+            id_str = bson_iter_utf8(&it, NULL);
+    }
+
+    const char *sha = verify_string(doc, "sha256");
+    long long dims[3] = {0}, bytes = 0;
+    int have[3], have_bytes = verify_number(doc, "bytes", &bytes) == 0;
+    char missing[128] = "";
+    for (int i = 0; i < 3; i++) {
+        have[i] = verify_number(doc, dim_names[i], &dims[i]) == 0;
+        if (!have[i])
+            snprintf(missing + strlen(missing), sizeof(missing) - strlen(missing), "%s%s",
+                     missing[0] ? ", " : "", dim_names[i]);
+    }
+    if (!have_bytes)
+        snprintf(missing + strlen(missing), sizeof(missing) - strlen(missing), "%sbytes",
+                 missing[0] ? ", " : "");
+    if (!verify_hex64(sha))
+        snprintf(missing + strlen(missing), sizeof(missing) - strlen(missing), "%ssha256",
+                 missing[0] ? ", " : "");
+    if (missing[0])
+        verify_problem(v, id, K_FIELDS, kinds, "missing or malformed: %s", missing);
+    if (sha && (id_str == NULL || strcmp(id_str, sha) != 0))
+        verify_problem(v, id, K_ID, kinds, "_id is not the sha256 field (%.64s)", sha);
+
+    unsigned char *png = NULL;
+    size_t len = 0;
+    char why[512];
+    switch (mdb_image(v->m, doc, &png, &len, why, sizeof(why))) {
+    case MDB_IMAGE_OK:
+        break;
+    case MDB_IMAGE_ABSENT:
+        verify_problem(v, id, K_NO_IMAGE, kinds, "%s", why);
+        return 0;
+    case MDB_IMAGE_BASE64:
+        verify_problem(v, id, K_BASE64, kinds, "%s", why);
+        return 0;
+    case MDB_IMAGE_GRIDFS_MISSING:
+        verify_problem(v, id, K_GRIDFS_MISSING, kinds, "%s", why);
+        return 0;
+    case MDB_IMAGE_GRIDFS_CORRUPT:
+        verify_problem(v, id, K_GRIDFS_CORRUPT, kinds, "%s", why);
+        return 0;
+    case MDB_IMAGE_ERROR:
+        snprintf(err, errlen, "%s: %s", id, why);
+        return -1;
+    }
+
+    char hex[DIGEST_HEX_LEN + 1];
+    int rc = -1;
+    if (digest_sha256_hex(png, len, hex, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "%s: %s", id, why);
+        goto done;
+    }
+    const char *want = verify_hex64(sha) ? sha : id_str;
+    if (want == NULL || strcmp(hex, want) != 0)
+        verify_problem(v, id, K_SHA256, kinds, "the image hashes to %s", hex);
+    if (have_bytes && (bytes < 0 || (unsigned long long)bytes != len))
+        verify_problem(v, id, K_BYTES, kinds, "bytes is %lld, the image has %zu", bytes, len);
+    if (verify_png(v, id, png, len, dims, have, kinds) < 0) {
+        snprintf(err, errlen, "%s: out of memory decoding the PNG", id);
+        goto done;
+    }
+    rc = 0;
+done:
+    free(png);
+    return rc;
+}
+
+static int verify_remember(struct verify *v, const bson_t *doc, unsigned kinds)
+{
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, doc, "_id"))
+        return 0; /* cannot be found again; reported, left alone */
+    if (v->nbad == v->capbad) {
+        size_t cap = v->capbad ? v->capbad * 2 : 16;
+        struct verify_bad *b = realloc(v->bad, cap * sizeof(*b));
+        if (b == NULL)
+            return -1;
+        v->bad = b;
+        v->capbad = cap;
+    }
+    bson_value_copy(bson_iter_value(&it), &v->bad[v->nbad].id);
+    v->bad[v->nbad++].kinds = kinds;
+    return 0;
+}
+
+static int verify_scan(struct verify *v, char *err, size_t errlen)
+{
+    bson_t filter = BSON_INITIALIZER;
+    if (v->since_ms >= 0) {
+        bson_t range;
+        BSON_APPEND_DOCUMENT_BEGIN(&filter, "inserted_at", &range);
+        BSON_APPEND_DATE_TIME(&range, "$gte", v->since_ms);
+        bson_append_document_end(&filter, &range);
+    }
+    /* batchSize bounds what one reply holds besides the server's own 16 MiB cap. */
+    bson_t *opts = BCON_NEW("projection", "{", "image", BCON_INT32(1), "sha256", BCON_INT32(1),
+                            "width", BCON_INT32(1), "height", BCON_INT32(1), "channels",
+                            BCON_INT32(1), "bytes", BCON_INT32(1), "storage", BCON_INT32(1),
+                            "gridfs_id", BCON_INT32(1), "}", "batchSize", BCON_INT32(16));
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(v->m->images, &filter, opts, NULL);
+    const bson_t *doc;
+    bson_error_t e;
+    int rc = 0;
+    while (rc == 0 && mongoc_cursor_next(cur, &doc)) {
+        unsigned kinds = 0;
+        v->checked++;
+        if (verify_doc(v, doc, &kinds, err, errlen) < 0) {
+            rc = -1;
+        } else if (kinds == 0) {
+            v->ok++;
+        } else {
+            v->corrupt++;
+            if (opt.fix && verify_remember(v, doc, kinds) < 0) {
+                snprintf(err, errlen, "out of memory");
+                rc = -1;
+            }
+        }
+    }
+    if (rc == 0 && mongoc_cursor_error(cur, &e)) {
+        snprintf(err, errlen, "mongo: reading images: %s", e.message);
+        rc = -1;
+    }
+    mongoc_cursor_destroy(cur);
+    bson_destroy(opts);
+    bson_destroy(&filter);
+    return rc;
+}
+
+/* The URLs that map to the document, its source then its aliases, into urls/lens (room for
+ * `max`); returns how many there are, even beyond max (call with max 0 to count). */
+static size_t verify_urls(const bson_t *doc, const char **urls, size_t *lens, size_t max)
+{
+    bson_iter_t it, arr;
+    size_t n = 0;
+    uint32_t l;
+    if (bson_iter_init_find(&it, doc, "source") && BSON_ITER_HOLDS_UTF8(&it)) {
+        if (n < max) {
+            urls[n] = bson_iter_utf8(&it, &l);
+            lens[n] = l;
+        }
+        n++;
+    }
+    if (bson_iter_init_find(&it, doc, "aliases") && BSON_ITER_HOLDS_ARRAY(&it) &&
+        bson_iter_recurse(&it, &arr)) {
+        while (bson_iter_next(&arr)) {
+            if (!BSON_ITER_HOLDS_UTF8(&arr))
+                continue;
+            if (n < max) {
+                urls[n] = bson_iter_utf8(&arr, &l);
+                lens[n] = l;
+            }
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Puts every URL of the document back into the stream (one script: all or none), then marks the
+ * images_corrupt copy as re-queued. */
+static int verify_requeue(struct verify *v, mongoc_collection_t *corrupt, const bson_t *doc,
+                          const char *id, int moved, char *err, size_t errlen)
+{
+    enum { HEAD = 8 }; /* EVAL script numkeys 3 keys, moved, id */
+    size_t nurls = verify_urls(doc, NULL, NULL, 0);
+    const char **argv = calloc(HEAD + nurls, sizeof(*argv));
+    size_t *lens = calloc(HEAD + nurls, sizeof(*lens));
+    int rc = -1;
+    if (argv == NULL || lens == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    const char *head[HEAD] = {"EVAL",     REQUEUE_LUA,       "3", v->k_seen, v->k_stream,
+                              v->k_stats, moved ? "1" : "0", id};
+    for (int i = 0; i < HEAD; i++) {
+        argv[i] = head[i];
+        lens[i] = strlen(head[i]);
+    }
+    verify_urls(doc, argv + HEAD, lens + HEAD, nurls);
+    redisReply *r = rdb_command(v->r, err, errlen, (int)(HEAD + nurls), argv, lens);
+    if (r == NULL)
+        goto done;
+    freeReplyObject(r);
+    v->requeued += (long long)nurls;
+
+    bson_error_t e;
+    bson_iter_t it;
+    bson_t filter = BSON_INITIALIZER;
+    if (bson_iter_init_find(&it, doc, "_id"))
+        BSON_APPEND_VALUE(&filter, "_id", bson_iter_value(&it));
+    bson_t *upd = BCON_NEW("$set", "{", "verify_requeued", BCON_BOOL(true), "}");
+    int ok = mongoc_collection_update_one(corrupt, &filter, upd, NULL, NULL, &e);
+    bson_destroy(upd);
+    bson_destroy(&filter);
+    if (!ok) {
+        snprintf(err, errlen, "mongo: marking %s re-queued: %s", id, e.message);
+        goto done;
+    }
+    if (opt.json) {
+        json_object(&v->j);
+        json_kv_str(&v->j, "id", id);
+        json_kv_str(&v->j, "fixed", moved ? "moved" : "requeued");
+        json_kv_int(&v->j, "requeued_urls", (long long)nurls);
+        json_end(&v->j);
+    } else {
+        human_print(stdout, id, strlen(id), 0);
+        printf(" %s, %zu URL%s re-queued\n", moved ? "moved to " MDB_CORRUPT : "(moved earlier)",
+               nurls, nurls == 1 ? "" : "s");
+    }
+    rc = 0;
+done:
+    free(argv);
+    free(lens);
+    return rc;
+}
+
+/* Copy to images_corrupt (replacing an older copy of the same id), delete from images, then
+ * re-queue. Gone already (another --fix): nothing to do. */
+static int verify_move(struct verify *v, mongoc_collection_t *corrupt, const struct verify_bad *b,
+                       char *err, size_t errlen)
+{
+    bson_error_t e;
+    bson_t filter = BSON_INITIALIZER, copy, problems;
+    const bson_t *doc;
+    char id[160];
+    int rc = -1, have_copy = 0;
+    mdb_id_text(&b->id, id, sizeof(id));
+    BSON_APPEND_VALUE(&filter, "_id", &b->id);
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(v->m->images, &filter, NULL, NULL);
+    if (!mongoc_cursor_next(cur, &doc)) {
+        if (mongoc_cursor_error(cur, &e))
+            snprintf(err, errlen, "mongo: reading %s: %s", id, e.message);
+        else
+            rc = 0;
+        goto done;
+    }
+    bson_init(&copy);
+    have_copy = 1;
+    bson_copy_to_excluding_noinit(doc, &copy, "verify_problems", "verify_moved_at",
+                                  "verify_requeued", NULL);
+    BSON_APPEND_ARRAY_BEGIN(&copy, "verify_problems", &problems);
+    for (int k = 0, i = 0; k < K_COUNT; k++) {
+        if (!(b->kinds & (1u << k)))
+            continue;
+        char key[16];
+        const char *kp;
+        size_t klen = bson_uint32_to_string((uint32_t)i++, &kp, key, sizeof(key));
+        bson_append_utf8(&problems, kp, (int)klen, kind_names[k], -1);
+    }
+    bson_append_array_end(&copy, &problems);
+    bson_append_now_utc(&copy, "verify_moved_at", -1);
+    BSON_APPEND_BOOL(&copy, "verify_requeued", false);
+
+    bson_t *upsert = BCON_NEW("upsert", BCON_BOOL(true));
+    int ok = mongoc_collection_replace_one(corrupt, &filter, &copy, upsert, NULL, &e);
+    bson_destroy(upsert);
+    if (!ok) {
+        snprintf(err, errlen, "mongo: copying %s to %s: %s", id, MDB_CORRUPT, e.message);
+        goto done;
+    }
+    if (!mongoc_collection_delete_one(v->m->images, &filter, NULL, NULL, &e)) {
+        snprintf(err, errlen, "mongo: removing %s from images (its copy is in %s): %s", id,
+                 MDB_CORRUPT, e.message);
+        goto done;
+    }
+    v->moved++;
+    rc = verify_requeue(v, corrupt, &copy, id, 1, err, errlen);
+done:
+    if (have_copy)
+        bson_destroy(&copy);
+    mongoc_cursor_destroy(cur);
+    bson_destroy(&filter);
+    return rc;
+}
+
+/* Copies whose re-queue did not happen (Redis failed after the move): do it now. */
+static int verify_resume(struct verify *v, mongoc_collection_t *corrupt, char *err, size_t errlen)
+{
+    bson_error_t e;
+    bson_t *filter = BCON_NEW("verify_requeued", BCON_BOOL(false));
+    bson_t *opts =
+        BCON_NEW("projection", "{", "source", BCON_INT32(1), "aliases", BCON_INT32(1), "}");
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(corrupt, filter, opts, NULL);
+    const bson_t *doc;
+    int rc = 0;
+    while (rc == 0 && mongoc_cursor_next(cur, &doc)) {
+        bson_iter_t it;
+        char id[160] = "?";
+        if (bson_iter_init_find(&it, doc, "_id"))
+            mdb_id_text(bson_iter_value(&it), id, sizeof(id));
+        rc = verify_requeue(v, corrupt, doc, id, 0, err, errlen);
+    }
+    if (rc == 0 && mongoc_cursor_error(cur, &e)) {
+        snprintf(err, errlen, "mongo: reading %s: %s", MDB_CORRUPT, e.message);
+        rc = -1;
+    }
+    mongoc_cursor_destroy(cur);
+    bson_destroy(opts);
+    bson_destroy(filter);
+    return rc;
+}
+
+static int verify_fix(struct verify *v, char *err, size_t errlen)
+{
+    mongoc_collection_t *corrupt = mongoc_database_get_collection(v->m->db, MDB_CORRUPT);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < v->nbad; i++)
+        rc = verify_move(v, corrupt, &v->bad[i], err, errlen);
+    if (rc == 0)
+        rc = verify_resume(v, corrupt, err, errlen);
+    mongoc_collection_destroy(corrupt);
+    return rc;
+}
+
+static void verify_summary(struct verify *v)
+{
+    if (opt.json) {
+        json_object(&v->j);
+        json_kv_int(&v->j, "checked", v->checked);
+        json_kv_int(&v->j, "ok", v->ok);
+        json_kv_int(&v->j, "corrupt", v->corrupt);
+        json_key(&v->j, "kinds");
+        json_object(&v->j);
+        for (int k = 0; k < K_COUNT; k++)
+            if (v->by_kind[k])
+                json_kv_int(&v->j, kind_names[k], v->by_kind[k]);
+        json_end(&v->j);
+        if (opt.fix) {
+            json_kv_int(&v->j, "moved", v->moved);
+            json_kv_int(&v->j, "requeued", v->requeued);
+        }
+        json_end(&v->j);
+        return;
+    }
+    printf("checked %lld document%s: %lld ok, %lld corrupt\n", v->checked,
+           v->checked == 1 ? "" : "s", v->ok, v->corrupt);
+    for (int k = 0; k < K_COUNT; k++)
+        if (v->by_kind[k])
+            printf("  %-16s %lld\n", kind_names[k], v->by_kind[k]);
+    if (opt.fix)
+        printf("fixed: %lld moved to %s, %lld URL%s re-queued\n", v->moved, MDB_CORRUPT,
+               v->requeued, v->requeued == 1 ? "" : "s");
+}
+
+int verify_main(int argc, char **argv)
+{
+    struct verify v = {0};
+    char **ops, err[1024];
+    int nops, status;
+    if (admin_settings(&v.s, SET_REDIS | SET_MONGO, own_options, &v.c, CMD, synopsis, argc, argv,
+                       &ops, &nops, &status) < 0)
+        return status;
+    if (nops > 0)
+        return admin_fail(CMD, ADMIN_USAGE, "%s: unexpected operand (try --help)", ops[0]);
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    v.since_ms = -1;
+    if (opt.since[0] && human_since(opt.since, (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000,
+                                    &v.since_ms, err, sizeof(err)) < 0)
+        return admin_fail(CMD, ADMIN_USAGE, "--since: %s", err);
+    json_init(&v.j, stdout);
+    settings_key(&v.s, "seen", v.k_seen, sizeof(v.k_seen));
+    settings_key(&v.s, "urls", v.k_stream, sizeof(v.k_stream));
+    settings_key(&v.s, "stats", v.k_stats, sizeof(v.k_stats));
+
+    int rc = ADMIN_FAIL;
+    v.m = mdb_new(v.s.mongo_uri, v.c.timeout_ms, err, sizeof(err));
+    if (v.m == NULL) {
+        admin_fail(CMD, ADMIN_FAIL, "%s", err);
+        goto done;
+    }
+    /* --fix needs Redis for the re-queue: fail before moving anything if it is not there. */
+    if (opt.fix) {
+        v.r = admin_redis(&v.s, &v.c, CMD);
+        if (v.r == NULL)
+            goto done;
+    }
+    if (verify_scan(&v, err, sizeof(err)) < 0) {
+        verify_summary(&v);
+        admin_fail(CMD, ADMIN_FAIL, "%s (stopped after %lld documents)", err, v.checked);
+        goto done;
+    }
+    if (opt.fix && verify_fix(&v, err, sizeof(err)) < 0) {
+        verify_summary(&v);
+        admin_fail(CMD, ADMIN_FAIL, "--fix: %s", err);
+        goto done;
+    }
+    verify_summary(&v);
+    rc = v.corrupt ? ADMIN_FAIL : ADMIN_OK;
+done:
+    fflush(stdout);
+    for (size_t i = 0; i < v.nbad; i++)
+        bson_value_destroy(&v.bad[i].id);
+    free(v.bad);
+    if (v.r)
+        redisFree(v.r);
+    mdb_free(v.m);
+    return rc;
+}
