@@ -1,0 +1,277 @@
+"""test_compose.py -- docker-compose.yml, checked with Docker Compose itself (`docker compose
+config` loads, interpolates and validates the file against the compose specification without a
+container engine), promtool for the Prometheus configuration and the dashboard's queries, and the
+rendered model for what the deployment promises: AOF Redis, a MongoDB replica set initialised
+once, health-gated start order, scalable consumers, an ingest on catalogs/, no credential in the
+file."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deploy_tools import ROOT, clean_env, compose_bin, promtool_bin, run
+
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
+SECRETS = ["REDIS_PASSWORD", "MONGO_ROOT_PASSWORD", "MONGO_PIXFLOW_PASSWORD",
+           "GRAFANA_ADMIN_PASSWORD"]
+DEFAULT_SERVICES = {"redis", "mongo", "mongo-init", "consumer", "ingest"}
+ALL_SERVICES = DEFAULT_SERVICES | {"admin", "prometheus", "grafana"}
+
+
+def env_example():
+    out = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            out[key] = value
+    return out
+
+
+def marker(name):
+    """A distinct, URL-safe value per secret, to find where each one ends up."""
+    return "Mk" + re.sub(r"[^A-Za-z0-9]", "", name.title()) + "7x"
+
+
+def write_env(path, **overrides):
+    values = env_example()
+    for key, value in values.items():
+        if value == "":
+            values[key] = marker(key)
+    values.update(overrides)
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items() if v is not None))
+    return path
+
+
+def compose(env_file, *args, profiles=(), check=True):
+    cmd = [compose_bin(), "--project-directory", ROOT, "-f", COMPOSE_FILE, "--env-file",
+           env_file]
+    for p in profiles:
+        cmd += ["--profile", p]
+    return run([*cmd, *args], check=check, env=clean_env(), cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    env_file = write_env(tmp_path_factory.mktemp("compose") / ".env")
+    out = compose(env_file, "config", "--format", "json", profiles=("monitoring", "tools"))
+    return json.loads(out.stdout)
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory):
+    """The model before interpolation: what the file itself says."""
+    env_file = write_env(tmp_path_factory.mktemp("compose-raw") / ".env")
+    out = compose(env_file, "config", "--no-interpolate", "--format", "json",
+                  profiles=("monitoring", "tools"))
+    return json.loads(out.stdout)
+
+
+def services(model):
+    return model["services"]
+
+
+def test_default_and_profile_services(tmp_path):
+    env_file = write_env(tmp_path / ".env")
+    default = json.loads(compose(env_file, "config", "--format", "json").stdout)
+    assert set(default["services"]) == DEFAULT_SERVICES
+    full = json.loads(compose(env_file, "config", "--format", "json",
+                              profiles=("monitoring", "tools")).stdout)
+    assert set(full["services"]) == ALL_SERVICES
+    assert full["services"]["prometheus"]["profiles"] == ["monitoring"]
+    assert full["services"]["grafana"]["profiles"] == ["monitoring"]
+
+
+def test_env_example_matches_the_compose_file():
+    used = set(re.findall(r"\$\{([A-Z0-9_]+)", COMPOSE_FILE.read_text()))
+    listed = set(env_example())
+    assert used - listed == set(), "variables missing from .env.example"
+    assert listed - used == set(), "variables in .env.example that compose never reads"
+    for name in SECRETS:
+        assert env_example()[name] == "", f"{name} must be left empty in .env.example"
+
+
+@pytest.mark.parametrize("secret", SECRETS)
+def test_a_missing_secret_stops_compose(tmp_path, secret):
+    env_file = write_env(tmp_path / ".env", **{secret: ""})
+    proc = compose(env_file, "config", "--quiet", profiles=("monitoring", "tools"), check=False)
+    assert proc.returncode != 0
+    assert secret in proc.stderr, proc.stderr
+
+
+def test_credentials_only_come_from_the_environment(model, raw):
+    text = COMPOSE_FILE.read_text()
+    for name in SECRETS:
+        assert marker(name) not in text
+    rendered = json.dumps(model)
+    for name in SECRETS:
+        assert marker(name) in rendered, f"{name} is never used"
+    # Every credential in the file is an interpolation, never a literal.
+    for svc_name, svc in raw["services"].items():
+        for key, value in (svc.get("environment") or {}).items():
+            value = value or ""
+            if "PASSWORD" in key:
+                assert value.startswith("${"), f"{svc_name}.{key} = {value!r}"
+            for userinfo in re.findall(r"://([^@/]*)@", value):
+                password = userinfo.partition(":")[2]
+                assert password.startswith("${"), f"{svc_name}.{key}: literal password"
+
+
+def test_redis_appends_every_second_and_keeps_its_data(model):
+    redis = services(model)["redis"]
+    image, _, tag = redis["image"].partition(":")
+    assert image == "redis" and int(tag.split(".")[0]) >= 7, "KEDA's lag trigger needs Redis 7"
+    command = " ".join(redis["command"])
+    assert "--appendonly yes" in command
+    assert "--appendfsync everysec" in command
+    assert "--maxmemory-policy noeviction" in command
+    assert '--requirepass "$REDIS_PASSWORD"' in command.replace("$$", "$")
+    assert any(v["target"] == "/data" and v["type"] == "volume" for v in redis["volumes"])
+    assert "PONG" in " ".join(redis["healthcheck"]["test"])
+
+
+def test_mongodb_is_a_replica_set_initialised_once(model):
+    svc = services(model)
+    mongo, init = svc["mongo"], svc["mongo-init"]
+    cmd = mongo["command"]
+    assert cmd[cmd.index("--replSet") + 1] == "rs0"
+    assert "--keyFile" in cmd
+    assert {v["target"] for v in mongo["volumes"] if v["type"] == "volume"} >= {"/data/db"}
+    assert init["restart"] == "no"
+    script = next(v for v in init["volumes"] if v["target"] == "/pixflow/mongo-init.js")
+    source = Path(script["source"])
+    assert source == ROOT / "deploy" / "compose" / "mongo-init.js" and source.is_file()
+    js = source.read_text()
+    assert re.search(r"rs\.initiate\(\{\s*_id:\s*'rs0'", js)
+    assert "host: 'mongo:27017'" in js
+    assert "mongosh" in " ".join(init["entrypoint"]) and "/pixflow/mongo-init.js" in " ".join(
+        init["entrypoint"])
+    uri = svc["consumer"]["environment"]["PIXFLOW_MONGO_URI"]
+    for option in ("replicaSet=rs0", "w=majority", "retryWrites=true"):
+        assert option in uri
+
+
+def test_nothing_starts_before_what_it_needs(model):
+    svc = services(model)
+    need = {
+        "mongo-init": {"mongo": "service_healthy"},
+        "consumer": {"redis": "service_healthy", "mongo-init": "service_completed_successfully"},
+        "ingest": {"redis": "service_healthy"},
+        "admin": {"redis": "service_healthy", "mongo-init": "service_completed_successfully"},
+        "grafana": {"prometheus": "service_healthy"},
+    }
+    for name, deps in need.items():
+        got = {k: v["condition"] for k, v in svc[name]["depends_on"].items()}
+        assert got == deps, name
+    # Whatever is waited for as healthy has a health check that can become healthy.
+    for name, s in svc.items():
+        for dep, spec in (s.get("depends_on") or {}).items():
+            if spec["condition"] == "service_healthy":
+                check = svc[dep].get("healthcheck") or {}
+                assert check.get("test") and not check.get("disable"), f"{name} -> {dep}"
+
+
+def test_consumers_scale_and_stop_gracefully(model, tmp_path):
+    consumer = services(model)["consumer"]
+    assert consumer["deploy"]["replicas"] == 2
+    # Fixed names or host ports would stop `--scale consumer=N`.
+    assert "container_name" not in consumer and not consumer.get("ports")
+    env = consumer["environment"]
+    assert env["PIXFLOW_HTTP"] == "0.0.0.0:8080"
+    test = consumer["healthcheck"]["test"]
+    assert test[0] == "CMD" and "http://127.0.0.1:8080/healthz" in test
+    drain = int(env["PIXFLOW_DRAIN_TIMEOUT"].rstrip("s"))
+    assert int(consumer["stop_grace_period"].rstrip("s")) > drain
+    assert consumer["read_only"] is True and consumer["cap_drop"] == ["ALL"]
+    scaled = json.loads(compose(write_env(tmp_path / ".env", PIXFLOW_CONSUMERS="8"), "config",
+                                "--format", "json").stdout)
+    assert scaled["services"]["consumer"]["deploy"]["replicas"] == 8
+
+
+def test_ingest_watches_the_catalogs_folder(model):
+    ingest = services(model)["ingest"]
+    assert ingest["command"] == ["pixflow-ingest", "--watch", "/catalogs"]
+    mount = next(v for v in ingest["volumes"] if v["target"] == "/catalogs")
+    assert mount["type"] == "bind" and Path(mount["source"]) == ROOT / "catalogs"
+    assert not mount.get("read_only"), "ingest moves finished files to catalogs/.done/"
+    assert ingest["healthcheck"].get("disable") is True
+    assert ingest["user"] == "10001:10001"
+    assert consumer_image(model) == ingest["image"] == services(model)["admin"]["image"]
+
+
+def consumer_image(model):
+    return services(model)["consumer"]["image"]
+
+
+def test_images_are_pinned(model):
+    for name, svc in services(model).items():
+        if svc["image"] == consumer_image(model):
+            assert "build" in svc, f"{name} runs the pixflow image, which compose must build"
+            continue
+        tag = svc["image"].rpartition(":")[2]
+        assert ":" in svc["image"] and tag not in ("", "latest"), f"{name}: {svc['image']}"
+
+
+def test_volumes_hold_the_data(model):
+    assert set(model["volumes"]) >= {"redis-data", "mongo-data", "prometheus-data",
+                                     "grafana-data"}
+
+
+def test_prometheus_config_is_valid_and_scrapes_every_consumer(model):
+    prom = services(model)["prometheus"]
+    mount = next(v for v in prom["volumes"] if v["target"] == "/etc/prometheus/prometheus.yml")
+    path = Path(mount["source"])
+    run([promtool_bin(), "check", "config", path])
+    job = next(j for j in yaml.safe_load(path.read_text())["scrape_configs"]
+               if j["job_name"] == "pixflow-consumer")
+    assert job["metrics_path"] == "/metrics"
+    sd = job["dns_sd_configs"][0]
+    assert sd["names"] == ["consumer"] and sd["type"] == "A" and sd["port"] == 8080
+    assert "consumer" in services(model)
+
+
+def grafana_paths(model):
+    grafana = services(model)["grafana"]
+    return {v["target"]: Path(v["source"]) for v in grafana["volumes"] if v["type"] == "bind"}
+
+
+def test_dashboard_is_provisioned_with_the_required_panels(model):
+    paths = grafana_paths(model)
+    prov = paths["/etc/grafana/provisioning"]
+    datasource = yaml.safe_load((prov / "datasources" / "prometheus.yml").read_text())
+    ds = datasource["datasources"][0]
+    assert ds["type"] == "prometheus" and ds["url"] == "http://prometheus:9090"
+    provider = yaml.safe_load((prov / "dashboards" / "pixflow.yml").read_text())["providers"][0]
+    dash_dir = Path(provider["options"]["path"])
+    assert dash_dir in {Path(t) for t in paths}, "the provider reads a folder nobody mounts"
+    dashboard = json.loads((paths[str(dash_dir)] / "pixflow.json").read_text())
+    titles = {p["title"] for p in dashboard["panels"]}
+    for required in ("Throughput", "Backlog", "Pending", "Errors by reason",
+                     "Stage latency p95"):
+        assert required in titles
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == ds["uid"], panel["title"]
+        assert panel["targets"], panel["title"]
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    for metric in ("pixflow_stream_lag", "pixflow_stream_pending", "pixflow_failed_total",
+                   "pixflow_stage_seconds_bucket", "pixflow_stored_total"):
+        assert metric in exprs
+    assert "by (reason)" in exprs and "by (le, stage)" in exprs
+
+
+def test_dashboard_queries_are_valid_promql(model, tmp_path):
+    """Each panel query as a recording rule, so promtool parses it ($__rate_interval is
+    Grafana's, replaced as Grafana would)."""
+    paths = grafana_paths(model)
+    dashboard = json.loads((paths["/etc/grafana/dashboards"] / "pixflow.json").read_text())
+    rules = [{"record": f"pixflow:panel{p['id']}_{t['refId']}",
+              "expr": t["expr"].replace("$__rate_interval", "1m")}
+             for p in dashboard["panels"] for t in p["targets"]]
+    rule_file = tmp_path / "dashboard-rules.yml"
+    rule_file.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    out = run([promtool_bin(), "check", "rules", rule_file]).stdout
+    assert f"SUCCESS: {len(rules)} rules found" in out
