@@ -121,6 +121,13 @@ void metrics_render(const struct metrics *m, const struct metrics_gauges *g, str
         evbuffer_add_printf(out, "%s %d\n", gauges[i].name, gauges[i].value);
     }
 
+    family(out, "pixflow_stream_lag", "gauge",
+           "Entries of the stream the group has not read yet (whole group; -1: unknown).");
+    evbuffer_add_printf(out, "pixflow_stream_lag %lld\n", g->group_lag);
+    family(out, "pixflow_stream_pending", "gauge",
+           "Entries the group has read and not acked (whole group).");
+    evbuffer_add_printf(out, "pixflow_stream_pending %lld\n", g->group_pending);
+
     for (size_t i = 0; i < sizeof(plain) / sizeof(*plain); i++) {
         snprintf(metric, sizeof(metric), "pixflow_%s_total", plain[i][0]);
         family(out, metric, "counter", plain[i][1]);

@@ -38,6 +38,8 @@ struct metrics {
 struct metrics_gauges {
     int in_flight, pool_busy, pool_threads, downloads, redis_up, mongo_up;
     double started_at; /* Unix time */
+    long long group_lag,
+        group_pending; /* the whole group's, as Redis counts them; lag -1: unknown */
 };
 
 int metrics_init(struct metrics *m);

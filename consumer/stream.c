@@ -9,7 +9,8 @@
  *  - OWN, RECLAIM: our own pending entries (after a restart under the same name), or XAUTOCLAIM
  *    of a silent worker's, each with its delivery count (for the poison-pill rule).
  *  - TRIM: XTRIM MINID below the oldest entry any group has pending or not yet read.
- *  - IDLE: no backlog and nothing pending for our group (for --exit-when-idle). */
+ *  - IDLE: no backlog and nothing pending for our group (for --exit-when-idle).
+ *  - GROUP: our group's lag and pending count, for /metrics. */
 #include "stream.h"
 #include "link.h"
 #include "log.h"
@@ -102,6 +103,12 @@ static const char TRIM_LUA[] =
     "if not minid then return 0 end\n"
     "return redis.call('XTRIM', KEYS[1], 'MINID', minid)\n";
 
+static const char GROUP_LUA[] = /* {lag (-1: unknown), pending} of our group */
+    "for _, g in ipairs(groups(KEYS[1])) do\n"
+    "  if g['name'] == ARGV[1] then return {g['lag'] or -1, g['pending']} end\n"
+    "end\n"
+    "return {-1, 0}\n";
+
 static const char IDLE_LUA[] = "for _, g in ipairs(groups(KEYS[1])) do\n"
                                "  if g['name'] == ARGV[1] then\n"
                                "    if g['pending'] > 0 then return 0 end\n"
@@ -128,7 +135,8 @@ struct stream {
     char own_cursor[STREAM_ID_MAX], reclaim_cursor[STREAM_ID_MAX];
     char k_stream[SET_KEY_MAX], k_seen[SET_KEY_MAX], k_stats[SET_KEY_MAX], k_dead[SET_KEY_MAX];
     char k_worker[SET_KEY_MAX];
-    char *trim_script, *idle_script, *own_script, *reclaim_script;
+    char *trim_script, *idle_script, *own_script, *reclaim_script, *group_script;
+    int group_checking;
     char started_at[32];
 };
 
@@ -444,6 +452,24 @@ void stream_idle_check(struct stream *st)
         st->idle_checking = 1;
 }
 
+static void stream_on_group(struct link *l, redisReply *r, void *arg)
+{
+    struct stream *st = arg;
+    st->group_checking = 0;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_INTEGER)
+        st->hooks.group(st->arg, r->element[0]->integer, r->element[1]->integer);
+}
+
+void stream_group_info(struct stream *st)
+{
+    if (st->group_checking || !stream_ready(st) || st->hooks.group == NULL)
+        return;
+    const char *argv[] = {"EVAL", st->group_script, "1", st->k_stream, st->s->group};
+    if (link_command(st->cmd, stream_on_group, st, 5, argv, NULL) == 0)
+        st->group_checking = 1;
+}
+
 void stream_heartbeat(struct stream *st, int in_flight, long long processed, long ttl_s)
 {
     char inflight[24], done[24], now[32], ttl[24];
@@ -501,13 +527,15 @@ struct stream *stream_new(struct event_base *base, const struct settings *s,
     st->trim_script = stream_concat(GROUPS_LUA, TRIM_LUA);
     st->idle_script = stream_concat(GROUPS_LUA, IDLE_LUA);
     st->own_script = stream_concat(COUNTS_LUA, OWN_LUA);
+    st->group_script = stream_concat(GROUPS_LUA, GROUP_LUA);
     st->reclaim_script = stream_concat(COUNTS_LUA, RECLAIM_LUA);
     /* The reader's only command is XREADGROUP BLOCK: its silence limit must exceed the block. */
     st->reader =
         link_new(base, &s->redis, "reader", o->block_ms + o->timeout_ms, stream_on_link, st);
     st->cmd = link_new(base, &s->redis, "commands", o->timeout_ms, stream_on_link, st);
     if (st->trim_script == NULL || st->idle_script == NULL || st->own_script == NULL ||
-        st->reclaim_script == NULL || st->reader == NULL || st->cmd == NULL) {
+        st->reclaim_script == NULL || st->group_script == NULL || st->reader == NULL ||
+        st->cmd == NULL) {
         stream_free(st);
         return NULL;
     }
@@ -524,5 +552,6 @@ void stream_free(struct stream *st)
     free(st->idle_script);
     free(st->own_script);
     free(st->reclaim_script);
+    free(st->group_script);
     free(st);
 }

@@ -44,6 +44,8 @@ struct stream_hooks {
     void (*idle)(void *arg, int idle);
     /* The command link went up (1) or down (0). */
     void (*link)(void *arg, int up);
+    /* Result of stream_group_info: the group's lag (-1 when Redis cannot tell) and pending. */
+    void (*group)(void *arg, long long lag, long long pending);
 };
 
 struct stream_options {
@@ -74,6 +76,7 @@ int stream_flushing(const struct stream *st);
 /* XTRIM MINID below the oldest entry any group still needs. */
 void stream_trim(struct stream *st);
 void stream_idle_check(struct stream *st);
+void stream_group_info(struct stream *st);
 void stream_heartbeat(struct stream *st, int in_flight, long long processed, long ttl_s);
 void stream_free(struct stream *st);
 

@@ -81,6 +81,7 @@ struct worker {
     struct metrics metrics; /* this process's figures, for /metrics */
     struct http *http;
     int mongo_up, pinging, ping_rc;
+    long long group_lag, group_pending; /* from Redis, refreshed with the MongoDB ping */
     double started_at;
     int idle;
     struct event *tick, *sigterm, *sigint, *sighup, *beat, *reclaim, *trim, *idle_ev, *ping;
@@ -744,9 +745,17 @@ static void ping_done(void *arg)
     w->mongo_up = w->ping_rc == 0;
 }
 
+static void on_group(void *arg, long long lag, long long pending)
+{
+    struct worker *w = arg;
+    w->group_lag = lag;
+    w->group_pending = pending;
+}
+
 static void on_ping(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
+    stream_group_info(w->st);
     if (!w->pinging) {
         w->pinging = 1;
         pool_submit(w->pool, ping_work, ping_done, w);
@@ -778,6 +787,8 @@ static void worker_metrics(void *arg, struct evbuffer *out)
         .redis_up = stream_ready(w->st),
         .mongo_up = w->mongo_up,
         .started_at = w->started_at,
+        .group_lag = w->group_lag,
+        .group_pending = w->group_pending,
     };
     metrics_render(&w->metrics, &g, out);
 }
@@ -834,6 +845,7 @@ int worker_run(const struct settings *s, const struct worker_options *o)
     w->events = counters_new();
     w->events_flight = counters_new();
     w->started_at = (double)time(NULL);
+    w->group_lag = -1;
     w->plugin_counters = counters_new();
     pthread_mutex_init(&w->plugin_lock, NULL);
     w->base = event_base_new();
@@ -859,7 +871,7 @@ int worker_run(const struct settings *s, const struct worker_options *o)
     if (w->pool == NULL)
         goto fail;
     struct stream_options so = {o->block_ms, o->reclaim_idle_ms, o->redis_timeout_ms};
-    struct stream_hooks hooks = {on_entry, on_accepted, on_flushed, on_idle, on_link};
+    struct stream_hooks hooks = {on_entry, on_accepted, on_flushed, on_idle, on_link, on_group};
     w->st = stream_new(w->base, s, &so, &hooks, w);
     if (w->st == NULL) {
         snprintf(err, sizeof(err), "cannot set up the Redis links");

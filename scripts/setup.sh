@@ -93,4 +93,5 @@ start=$(date +%s)
 install_packages
 build_ferretdb
 make_venv
+"$root/tests/deploy/setup.sh" || die "the deployment test tools could not be installed"
 say "ready in $(($(date +%s) - start)) s"

@@ -83,6 +83,9 @@ def isolated_env(stack_env):
     base = stack_env["PIXFLOW_MONGO_URI"].rsplit("/", 1)[0]
     env["PIXFLOW_MONGO_URI"] = base + "/" + tag
     env["PIXFLOW_PLUGIN_PATH"] = str(BUILD_DIR / "lib" / "pixflow" / "plugins")
+    # libmongoc's shared-memory counters collide with files left in /dev/shm by killed processes
+    # whose pid is reused; the tests kill workers on purpose.
+    env["MONGOC_DISABLE_SHM"] = "1"
     return env
 
 
