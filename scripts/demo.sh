@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # demo.sh -- the main job on one machine: set up, build, start a fresh local stack (Redis,
 # FerretDB, the picsum-like image server), ingest examples/catalog.txt, run two workers until the
-# stream is drained, and print the counters, the dead letters and how to look at the images.
+# stream is drained, and show the counters, the dead letters, a check of every stored document and
+# one stored picture.
 # The stack stays up afterwards so the results can be inspected; `scripts/stack.sh stop` ends it.
 set -euo pipefail
 
@@ -45,31 +46,17 @@ done
 for pid in "${pids[@]}"; do wait "$pid"; done
 
 echo
-echo "demo: counters (pixflow:stats)"
-r HGETALL pixflow:stats | paste - - | sort | sed 's/^/  /'
+build/bin/pixflow stats
 echo
-echo "demo: dead letters (pixflow:dead)"
-r --raw XRANGE pixflow:dead - + | awk '
-    $0 == "url" || $0 == "reason" || $0 == "error" { k = $0; next }
-    k != "" { f[k] = $0; k = ""; if ("error" in f) { printf "  %-10s %s  (%s)\n", f["reason"], f["url"], f["error"]; delete f } }'
+echo "demo: dead letters (pixflow dead; replay them with pixflow dead --replay)"
+build/bin/pixflow dead
 echo
-echo "demo: stored images (MongoDB $PIXFLOW_MONGO_URI, collection images)"
-.cache/venv/bin/python - "$PIXFLOW_MONGO_URI" "$PIXFLOW_STACK_DIR/example.png" <<'PY'
-import base64, hashlib, sys
-import pymongo
-uri, out = sys.argv[1], sys.argv[2]
-db = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000)[uri.rsplit("/", 1)[1]]
-docs = list(db.images.find().sort("source"))
-for d in docs[:8]:
-    png = base64.b64decode(d["image"])
-    ok = "sha256 ok" if hashlib.sha256(png).hexdigest() == d["_id"] else "CORRUPT"
-    print(f"  {d['_id'][:12]}  {d['width']:>4}x{d['height']:<4} {d['bytes']:>7} B  {ok}  {d['source']}")
-print(f"  ... {len(docs)} documents" if len(docs) > 8 else f"  {len(docs)} documents")
-if docs:
-    open(out, "wb").write(base64.b64decode(docs[0]["image"]))
-    print(f"  the first one, decoded from base64: {out}")
-PY
+echo "demo: every stored document re-checked (pixflow verify)"
+build/bin/pixflow verify || true
+build/bin/pixflow get https://picsum.photos/1200/800 -o "$PIXFLOW_STACK_DIR/example.png"
 echo
+echo "demo: one stored picture, decoded from its base64: $PIXFLOW_STACK_DIR/example.png"
 echo "demo: the stack keeps running for a look around:"
-echo "  . .stack/env; redis-cli -u \$PIXFLOW_REDIS_URL HGETALL pixflow:stats"
+echo "  . .stack/env; build/bin/pixflow stats --watch"
+echo "  build/bin/pixflow get https://picsum.photos/200/300 --json"
 echo "  scripts/stack.sh status | stop"
