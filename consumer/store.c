@@ -733,7 +733,11 @@ static void store_meta_build(const struct store_doc *d, bson_t *meta)
     }
     bson_append_array_end(meta, &arr);
 
-    bson_append_now_utc(meta, "inserted_at", -1);
+    /* bson_append_now_utc() has whole seconds only: latency figures want milliseconds. */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    bson_append_date_time(meta, "inserted_at", -1,
+                          (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
     store_append_str(meta, "stream_id", d->stream_id);
     store_append_str(meta, "consumer", d->consumer);
     BSON_APPEND_INT32(meta, "attempts", d->attempts);
