@@ -11,6 +11,7 @@
 
 #include "gauss.h"
 #include "pconf.h"
+#include "pout.h"
 
 struct blur {
     const struct pixflow_host *host;
@@ -66,17 +67,8 @@ static int blur_apply(void *state, const struct pixflow_image *in, struct pixflo
     const struct blur *b = state;
     const struct pixflow_host *host = b->host;
 
-    *out = *in;
-    out->flags = 0;
-    if (!(in->flags & PIXFLOW_IMAGE_WRITABLE)) {
-        out->stride = (size_t)in->width * in->channels;
-        out->pixels = host->alloc(host, out->stride * in->height);
-        if (out->pixels == NULL) {
-            snprintf(err, errlen, "out of memory for %ux%u", (unsigned)in->width,
-                     (unsigned)in->height);
-            return -1;
-        }
-    }
+    if (pout_same_size(host, in, out, err, errlen) < 0)
+        return -1;
     return gauss_run(b->kernel, host, in, out, blur_emit, NULL, err, errlen);
 }
 

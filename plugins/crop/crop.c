@@ -8,6 +8,7 @@
 #include <pixflow/plugin.h>
 
 #include "pconf.h"
+#include "pout.h"
 
 #define CROP_MAX 2147483647u
 
@@ -91,11 +92,7 @@ static int crop_apply(void *state, const struct pixflow_image *in, struct pixflo
                  (unsigned)in->width, (unsigned)in->height);
         return -1;
     }
-    *out = *in;
-    out->flags = 0;
-    out->width = c->width;
-    out->height = c->height;
-    out->pixels = in->pixels + y * in->stride + (size_t)x * in->channels;
+    pout_view(in, x, y, c->width, c->height, out);
     return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <pixflow/plugin.h>
 
 #include "pconf.h"
+#include "pout.h"
 
 enum flip_axis { FLIP_HORIZONTAL, FLIP_VERTICAL };
 
@@ -98,21 +99,13 @@ static int flip_apply(void *state, const struct pixflow_image *in, struct pixflo
                       char *err, size_t errlen)
 {
     const struct flip *f = state;
-    const struct pixflow_host *host = f->host;
 
-    *out = *in;
-    out->flags = 0;
-    if (in->flags & PIXFLOW_IMAGE_WRITABLE) {
-        flip_in_place(f->axis, out);
-        return 0;
-    }
-    out->stride = (size_t)in->width * in->channels;
-    out->pixels = host->alloc(host, out->stride * in->height);
-    if (out->pixels == NULL) {
-        snprintf(err, errlen, "out of memory for %ux%u", (unsigned)in->width, (unsigned)in->height);
+    if (pout_same_size(f->host, in, out, err, errlen) < 0)
         return -1;
-    }
-    flip_copy(f->axis, in, out);
+    if (out->pixels == in->pixels)
+        flip_in_place(f->axis, out);
+    else
+        flip_copy(f->axis, in, out);
     return 0;
 }
 

@@ -1,11 +1,10 @@
 /* invert.c -- the negative: every colour sample v becomes 255 - v, alpha kept. Keeping alpha is
  * the point of not inverting all bytes: an opaque picture must not turn transparent. Written
  * over the input when the host allows it. */
-#include <stdio.h>
-
 #include <pixflow/plugin.h>
 
 #include "pconf.h"
+#include "pout.h"
 
 static int invert_init(const struct pixflow_host *host, const char *config, void **state, char *err,
                        size_t errlen)
@@ -17,8 +16,8 @@ static int invert_init(const struct pixflow_host *host, const char *config, void
 }
 
 /* dst may be src. */
-static void invert_row(const unsigned char *src, unsigned char *dst, uint32_t width,
-                       uint32_t channels)
+static void invert_row(const void *arg, const unsigned char *src, unsigned char *dst,
+                       uint32_t width, uint32_t channels)
 {
     size_t n = (size_t)width * channels;
 
@@ -40,20 +39,9 @@ static int invert_apply(void *state, const struct pixflow_image *in, struct pixf
 {
     const struct pixflow_host *host = state;
 
-    *out = *in;
-    out->flags = 0;
-    if (!(in->flags & PIXFLOW_IMAGE_WRITABLE)) {
-        out->stride = (size_t)in->width * in->channels;
-        out->pixels = host->alloc(host, out->stride * in->height);
-        if (out->pixels == NULL) {
-            snprintf(err, errlen, "out of memory for %ux%u", (unsigned)in->width,
-                     (unsigned)in->height);
-            return -1;
-        }
-    }
-    for (uint32_t y = 0; y < in->height; y++)
-        invert_row(in->pixels + y * in->stride, out->pixels + y * out->stride, in->width,
-                   in->channels);
+    if (pout_same_size(host, in, out, err, errlen) < 0)
+        return -1;
+    pout_rows(in, out, invert_row, NULL);
     return 0;
 }
 

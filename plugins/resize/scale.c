@@ -10,6 +10,8 @@
 #include <limits.h>
 #include <stdio.h>
 
+#include "pout.h"
+
 #define STB_IMAGE_RESIZE_IMPLEMENTATION
 #define STB_IMAGE_RESIZE_STATIC
 #define STBIR_MALLOC(size, ctx) ((const struct pixflow_host *)(ctx))->alloc((ctx), (size))
@@ -37,12 +39,8 @@ int scale_run(const struct pixflow_host *host, const struct pixflow_image *in, u
     const unsigned char *src = in->pixels + sy * in->stride + (size_t)sx * in->channels;
     int alpha = in->channels == 4 ? 3 : STBIR_ALPHA_CHANNEL_NONE;
 
-    *out = *in;
-    out->flags = 0;
-    out->width = ow;
-    out->height = oh;
     if (sw == ow && sh == oh) { /* nothing to resample; a filter would only soften it */
-        out->pixels = (unsigned char *)src;
+        pout_view(in, sx, sy, ow, oh, out);
         return 0;
     }
     if (in->stride > INT_MAX || sw > INT_MAX || sh > INT_MAX) {
@@ -50,12 +48,8 @@ int scale_run(const struct pixflow_host *host, const struct pixflow_image *in, u
                  (unsigned)in->height);
         return -1;
     }
-    out->stride = (size_t)ow * in->channels;
-    out->pixels = host->alloc(host, out->stride * oh);
-    if (out->pixels == NULL) {
-        snprintf(err, errlen, "out of memory for %ux%u", (unsigned)ow, (unsigned)oh);
+    if (pout_new(host, in, ow, oh, out, err, errlen) < 0)
         return -1;
-    }
     if (!stbir_resize_uint8_generic(src, (int)sw, (int)sh, (int)in->stride, out->pixels, (int)ow,
                                     (int)oh, (int)out->stride, (int)in->channels, alpha, 0,
                                     STBIR_EDGE_CLAMP, STBIR_FILTER_DEFAULT, STBIR_COLORSPACE_SRGB,

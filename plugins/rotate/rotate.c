@@ -9,6 +9,7 @@
 #include <pixflow/plugin.h>
 
 #include "pconf.h"
+#include "pout.h"
 
 #define ROTATE_TILE 64
 
@@ -124,26 +125,18 @@ static int rotate_apply(void *state, const struct pixflow_image *in, struct pixf
                         char *err, size_t errlen)
 {
     const struct rotate *r = state;
-    const struct pixflow_host *host = r->host;
+    int rc;
 
-    *out = *in;
-    out->flags = 0;
-    if (r->quarters == 2 && (in->flags & PIXFLOW_IMAGE_WRITABLE)) {
-        rotate_half_in_place(out);
-        return 0;
-    }
-    if (r->quarters != 2) {
-        out->width = in->height;
-        out->height = in->width;
-    }
-    out->stride = (size_t)out->width * in->channels;
-    out->pixels = host->alloc(host, out->stride * out->height);
-    if (out->pixels == NULL) {
-        snprintf(err, errlen, "out of memory for %ux%u", (unsigned)out->width,
-                 (unsigned)out->height);
+    if (r->quarters == 2)
+        rc = pout_same_size(r->host, in, out, err, errlen);
+    else /* a quarter turn swaps width and height */
+        rc = pout_new(r->host, in, in->height, in->width, out, err, errlen);
+    if (rc < 0)
         return -1;
-    }
-    rotate_copy(r->quarters, in, out);
+    if (out->pixels == in->pixels) /* only a half turn is answered over the input */
+        rotate_half_in_place(out);
+    else
+        rotate_copy(r->quarters, in, out);
     return 0;
 }
 

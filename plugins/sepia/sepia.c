@@ -12,6 +12,7 @@
 #include <pixflow/plugin.h>
 
 #include "pconf.h"
+#include "pout.h"
 
 struct sepia {
     const struct pixflow_host *host;
@@ -57,10 +58,12 @@ static unsigned char sepia_mix(uint32_t v, uint32_t toned, uint32_t strength)
     return (unsigned char)((v * (1000 - strength) + toned * strength + 500) / 1000);
 }
 
-/* dst may be src: each pixel is read whole before it is written. */
-static void sepia_row(const unsigned char *src, unsigned char *dst, uint32_t width,
-                      uint32_t strength)
+/* dst may be src: each pixel is read whole before it is written. arg is the strength. */
+static void sepia_row(const void *arg, const unsigned char *src, unsigned char *dst, uint32_t width,
+                      uint32_t channels)
 {
+    uint32_t strength = *(const uint32_t *)arg;
+
     for (uint32_t x = 0; x < width; x++, src += 3, dst += 3) {
         uint32_t r = src[0], g = src[1], b = src[2];
 
@@ -74,26 +77,14 @@ static int sepia_apply(void *state, const struct pixflow_image *in, struct pixfl
                        char *err, size_t errlen)
 {
     const struct sepia *s = state;
-    const struct pixflow_host *host = s->host;
 
     if (in->channels != 3) {
         snprintf(err, errlen, "takes RGB pictures, got %u channels", (unsigned)in->channels);
         return -1;
     }
-    *out = *in;
-    out->flags = 0;
-    if (!(in->flags & PIXFLOW_IMAGE_WRITABLE)) {
-        out->stride = (size_t)in->width * 3;
-        out->pixels = host->alloc(host, out->stride * in->height);
-        if (out->pixels == NULL) {
-            snprintf(err, errlen, "out of memory for %ux%u", (unsigned)in->width,
-                     (unsigned)in->height);
-            return -1;
-        }
-    }
-    for (uint32_t y = 0; y < in->height; y++)
-        sepia_row(in->pixels + y * in->stride, out->pixels + y * out->stride, in->width,
-                  s->strength);
+    if (pout_same_size(s->host, in, out, err, errlen) < 0)
+        return -1;
+    pout_rows(in, out, sepia_row, &s->strength);
     return 0;
 }
 

@@ -9,6 +9,7 @@
 
 #include "gauss.h"
 #include "pconf.h"
+#include "pout.h"
 
 #define SHARPEN_AMOUNT_MAX 10000 /* thousandths: 10 */
 
@@ -88,17 +89,8 @@ static int sharpen_apply(void *state, const struct pixflow_image *in, struct pix
     const struct sharpen *s = state;
     const struct pixflow_host *host = s->host;
 
-    *out = *in;
-    out->flags = 0;
-    if (!(in->flags & PIXFLOW_IMAGE_WRITABLE)) {
-        out->stride = (size_t)in->width * in->channels;
-        out->pixels = host->alloc(host, out->stride * in->height);
-        if (out->pixels == NULL) {
-            snprintf(err, errlen, "out of memory for %ux%u", (unsigned)in->width,
-                     (unsigned)in->height);
-            return -1;
-        }
-    }
+    if (pout_same_size(host, in, out, err, errlen) < 0)
+        return -1;
     return gauss_run(s->kernel, host, in, out, sharpen_emit, &s->amount, err, errlen);
 }
 

@@ -7,6 +7,7 @@
 #include <pixflow/plugin.h>
 
 #include "pconf.h"
+#include "pout.h"
 
 #define THRESHOLD_DEFAULT 127 /* 0..127 black, 128..255 white: the two halves of the range */
 
@@ -41,34 +42,28 @@ static void threshold_destroy(void *state)
     free(state);
 }
 
+/* dst may be src. arg is the level. */
+static void threshold_row(const void *arg, const unsigned char *src, unsigned char *dst,
+                          uint32_t width, uint32_t channels)
+{
+    unsigned char level = *(const unsigned char *)arg;
+
+    for (uint32_t x = 0; x < width; x++)
+        dst[x] = src[x] > level ? 255 : 0;
+}
+
 static int threshold_apply(void *state, const struct pixflow_image *in, struct pixflow_image *out,
                            char *err, size_t errlen)
 {
     const struct threshold *t = state;
-    const struct pixflow_host *host = t->host;
 
     if (in->channels != 1) {
         snprintf(err, errlen, "takes gray pictures, got %u channels", (unsigned)in->channels);
         return -1;
     }
-    *out = *in;
-    out->flags = 0;
-    if (!(in->flags & PIXFLOW_IMAGE_WRITABLE)) {
-        out->stride = in->width;
-        out->pixels = host->alloc(host, (size_t)in->width * in->height);
-        if (out->pixels == NULL) {
-            snprintf(err, errlen, "out of memory for %ux%u", (unsigned)in->width,
-                     (unsigned)in->height);
-            return -1;
-        }
-    }
-    for (uint32_t y = 0; y < in->height; y++) {
-        const unsigned char *s = in->pixels + y * in->stride;
-        unsigned char *d = out->pixels + y * out->stride;
-
-        for (uint32_t x = 0; x < in->width; x++)
-            d[x] = s[x] > t->level ? 255 : 0;
-    }
+    if (pout_same_size(t->host, in, out, err, errlen) < 0)
+        return -1;
+    pout_rows(in, out, threshold_row, &t->level);
     return 0;
 }
 

@@ -7,6 +7,7 @@
 #include <pixflow/plugin.h>
 
 #include "pconf.h"
+#include "pout.h"
 #include "scale.h"
 
 struct thumbnail {
@@ -51,8 +52,7 @@ static int thumbnail_apply(void *state, const struct pixflow_image *in, struct p
     uint64_t w = in->width, h = in->height, ow = t->size, oh = t->size;
 
     if (w <= t->size && h <= t->size) {
-        *out = *in;
-        out->flags = 0;
+        pout_view(in, 0, 0, in->width, in->height, out);
         return 0;
     }
     if (w >= h)

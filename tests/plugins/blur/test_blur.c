@@ -99,23 +99,7 @@ static void test_kernels_against_exp(void **unused)
 static struct pixflow_image run(const char *config, uint32_t w, uint32_t h, uint32_t c,
                                 int writable, const unsigned char *px)
 {
-    struct pixflow_image in = plugtest_image(w, h, c, 3, px), out;
-    void *state = plugtest_init(&blur, config);
-    struct pixflow_image packed;
-    char err[128];
-
-    in.flags = writable ? PIXFLOW_IMAGE_WRITABLE : 0;
-    assert_int_equal(plugtest_apply(&blur, state, &in, &out, err, sizeof(err)), 0);
-    assert_int_equal(out.width, w);
-    assert_int_equal(out.height, h);
-    assert_int_equal(out.channels, c);
-    if (writable)
-        assert_ptr_equal(out.pixels, in.pixels);
-    packed = plugtest_image(w, h, c, 0, plugtest_packed(&out));
-    plugtest_result_free(&out);
-    plugtest_image_free(&in);
-    plugtest_destroy(&blur, state);
-    return packed;
+    return plugtest_same_size(&blur, config, w, h, c, 3, writable, px);
 }
 
 /* One row, so each column sum is 65536 times the row pass: out = round(round(255 w / 256) / 256)
@@ -223,23 +207,14 @@ static void test_tiny_pictures(void **unused)
 
 static void test_out_of_memory(void **unused)
 {
-    struct pixflow_image in = plugtest_image(6, 5, 3, 0, NULL), out;
-    void *state = plugtest_init(&blur, "radius=1");
-    char err[128];
+    struct pixflow_image in = plugtest_image(6, 5, 3, 0, NULL);
 
-    plugtest_alloc_budget = 0; /* the output */
-    assert_int_equal(plugtest_apply(&blur, state, &in, &out, err, sizeof(err)), -1);
-    assert_string_equal(err, "out of memory for 6x5");
-    plugtest_alloc_budget = 1; /* the scratch rows */
-    assert_int_equal(plugtest_apply(&blur, state, &in, &out, err, sizeof(err)), -1);
-    assert_string_equal(err, "out of memory for 6 rows of 6 pixels");
-    plugtest_alloc_budget = 0;
+    /* the output, then the scratch rows; in place, the scratch rows are the first block */
+    plugtest_apply_fails(&blur, "radius=1", &in, 0, "out of memory for 6x5");
+    plugtest_apply_fails(&blur, "radius=1", &in, 1, "out of memory for 6 rows of 6 pixels");
     in.flags = PIXFLOW_IMAGE_WRITABLE;
-    assert_int_equal(plugtest_apply(&blur, state, &in, &out, err, sizeof(err)), -1);
-    assert_string_equal(err, "out of memory for 6 rows of 6 pixels");
-    plugtest_alloc_budget = -1;
+    plugtest_apply_fails(&blur, "radius=1", &in, 0, "out of memory for 6 rows of 6 pixels");
     plugtest_image_free(&in);
-    plugtest_destroy(&blur, state);
 }
 
 int main(void)

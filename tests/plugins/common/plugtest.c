@@ -203,6 +203,51 @@ void plugtest_result_free(struct pixflow_image *out)
     out->pixels = NULL;
 }
 
+void plugtest_apply_fails(const struct pixflow_plugin *d, const char *config,
+                          const struct pixflow_image *in, int budget, const char *want)
+{
+    void *state = plugtest_init(d, config);
+    struct pixflow_image out;
+    char err[256];
+
+    plugtest_alloc_budget = budget;
+    assert_int_equal(plugtest_apply(d, state, in, &out, err, sizeof(err)), -1);
+    plugtest_alloc_budget = -1;
+    assert_string_equal(err, want);
+    plugtest_destroy(d, state);
+}
+
+struct pixflow_image plugtest_same_size(const struct pixflow_plugin *d, const char *config,
+                                        uint32_t w, uint32_t h, uint32_t c, size_t pad,
+                                        int writable, const unsigned char *px)
+{
+    struct pixflow_image in = plugtest_image(w, h, c, pad, px), out, packed;
+    void *state = plugtest_init(d, config);
+    char err[256];
+
+    in.flags = writable ? PIXFLOW_IMAGE_WRITABLE : 0;
+    if (plugtest_apply(d, state, &in, &out, err, sizeof(err)) != 0)
+        fail_msg("apply() with \"%s\" failed: %s", config, err);
+    assert_int_equal(out.width, w);
+    assert_int_equal(out.height, h);
+    assert_int_equal(out.channels, c);
+    if (writable) {
+        assert_ptr_equal(out.pixels, in.pixels);
+        assert_int_equal(out.stride, in.stride);
+        for (uint32_t y = 0; y < h; y++) /* the padding is not the picture's */
+            for (size_t i = (size_t)w * c; i < in.stride; i++)
+                assert_int_equal(in.pixels[y * in.stride + i], 0xee);
+    } else {
+        assert_ptr_not_equal(out.pixels, in.pixels);
+        assert_int_equal(plugtest_live_blocks(), 1); /* from host->alloc() */
+    }
+    packed = plugtest_image(w, h, c, 0, plugtest_packed(&out));
+    plugtest_result_free(&out);
+    plugtest_image_free(&in);
+    plugtest_destroy(d, state);
+    return packed;
+}
+
 const unsigned char *plugtest_packed(const struct pixflow_image *im)
 {
     static unsigned char *buf;

@@ -39,4 +39,17 @@ int plugtest_live_blocks(void);
 /* The result, tightly packed, for assert_memory_equal (a static buffer, overwritten each call). */
 const unsigned char *plugtest_packed(const struct pixflow_image *im);
 
+/* init(config), then apply() to in must fail with exactly the message want while host->alloc()
+ * has budget successes left (plugtest_alloc_budget; -1: no limit), then destroy(). */
+void plugtest_apply_fails(const struct pixflow_plugin *d, const char *config,
+                          const struct pixflow_image *in, int budget, const char *want);
+
+/* One picture through a plugin whose answer has its input's size and channels: init(config),
+ * apply() to plugtest_image(w, h, c, pad, px) marked writable or not, destroy(). The answer must
+ * be w x h x c, over the input's own bytes (same stride, padding untouched) when writable, in
+ * a new buffer otherwise. Returns it tightly packed; free with plugtest_image_free(). */
+struct pixflow_image plugtest_same_size(const struct pixflow_plugin *d, const char *config,
+                                        uint32_t w, uint32_t h, uint32_t c, size_t pad,
+                                        int writable, const unsigned char *px);
+
 #endif

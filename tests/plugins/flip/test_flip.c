@@ -34,24 +34,10 @@ static void test_refuses_config(void **unused)
 static void check(const char *config, uint32_t w, uint32_t h, uint32_t c, int writable,
                   const unsigned char *px, const unsigned char *want)
 {
-    struct pixflow_image in = plugtest_image(w, h, c, 3, px), out;
-    void *state = plugtest_init(&flip, config);
-    char err[128];
+    struct pixflow_image out = plugtest_same_size(&flip, config, w, h, c, 3, writable, px);
 
-    in.flags = writable ? PIXFLOW_IMAGE_WRITABLE : 0;
-    assert_int_equal(plugtest_apply(&flip, state, &in, &out, err, sizeof(err)), 0);
-    assert_int_equal(out.width, w);
-    assert_int_equal(out.height, h);
-    assert_int_equal(out.channels, c);
-    if (writable) {
-        assert_ptr_equal(out.pixels, in.pixels);
-        for (uint32_t y = 0; y < h; y++) /* the padding is not the picture's */
-            assert_memory_equal(in.pixels + y * in.stride + w * c, "\xee\xee\xee", 3);
-    }
-    assert_memory_equal(plugtest_packed(&out), want, (size_t)w * h * c);
-    plugtest_result_free(&out);
-    plugtest_image_free(&in);
-    plugtest_destroy(&flip, state);
+    assert_memory_equal(out.pixels, want, (size_t)w * h * c);
+    plugtest_image_free(&out);
 }
 
 /*  1 2 3   horizontal: 3 2 1   vertical: 4 5 6
@@ -82,16 +68,10 @@ static void test_rgba(void **unused)
 
 static void test_out_of_memory(void **unused)
 {
-    struct pixflow_image in = plugtest_image(2, 7, 1, 0, NULL), out;
-    void *state = plugtest_init(&flip, "axis=vertical");
-    char err[128];
+    struct pixflow_image in = plugtest_image(2, 7, 1, 0, NULL);
 
-    plugtest_alloc_budget = 0;
-    assert_int_equal(plugtest_apply(&flip, state, &in, &out, err, sizeof(err)), -1);
-    plugtest_alloc_budget = -1;
-    assert_string_equal(err, "out of memory for 2x7");
+    plugtest_apply_fails(&flip, "axis=vertical", &in, 0, "out of memory for 2x7");
     plugtest_image_free(&in);
-    plugtest_destroy(&flip, state);
 }
 
 int main(void)

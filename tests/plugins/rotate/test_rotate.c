@@ -136,16 +136,10 @@ static void test_tiles(void **unused)
 
 static void test_out_of_memory(void **unused)
 {
-    struct pixflow_image in = plugtest_image(5, 2, 3, 0, NULL), out;
-    void *state = plugtest_init(&rotate, "degrees=270");
-    char err[128];
+    struct pixflow_image in = plugtest_image(5, 2, 3, 0, NULL);
 
-    plugtest_alloc_budget = 0;
-    assert_int_equal(plugtest_apply(&rotate, state, &in, &out, err, sizeof(err)), -1);
-    plugtest_alloc_budget = -1;
-    assert_string_equal(err, "out of memory for 2x5");
+    plugtest_apply_fails(&rotate, "degrees=270", &in, 0, "out of memory for 2x5");
     plugtest_image_free(&in);
-    plugtest_destroy(&rotate, state);
 }
 
 int main(void)

@@ -47,21 +47,10 @@ static void test_refuses_config(void **unused)
 static void run(const char *config, const unsigned char *px, uint32_t n, int writable,
                 const unsigned char *want)
 {
-    struct pixflow_image in = plugtest_image(n, 1, 3, 2, px), out;
-    void *state = plugtest_init(&sepia, config);
-    char err[128];
+    struct pixflow_image out = plugtest_same_size(&sepia, config, n, 1, 3, 2, writable, px);
 
-    in.flags = writable ? PIXFLOW_IMAGE_WRITABLE : 0;
-    assert_int_equal(plugtest_apply(&sepia, state, &in, &out, err, sizeof(err)), 0);
-    if (writable)
-        assert_ptr_equal(out.pixels, in.pixels);
-    assert_int_equal(out.width, n);
-    assert_int_equal(out.height, 1);
-    assert_int_equal(out.channels, 3);
-    assert_memory_equal(plugtest_packed(&out), want, n * 3);
-    plugtest_result_free(&out);
-    plugtest_image_free(&in);
-    plugtest_destroy(&sepia, state);
+    assert_memory_equal(out.pixels, want, n * 3);
+    plugtest_image_free(&out);
 }
 
 /* R' = (393 R + 769 G + 189 B + 500) / 1000 etc., clamped at 255:
@@ -143,28 +132,18 @@ static void test_all_colours(void **unused)
 
 static void test_refuses_other_channels(void **unused)
 {
-    struct pixflow_image in = plugtest_image(1, 1, 4, 0, (const unsigned char *)"abcd"), out;
-    void *state = plugtest_init(&sepia, "");
-    char err[128];
+    struct pixflow_image in = plugtest_image(1, 1, 4, 0, (const unsigned char *)"abcd");
 
-    assert_int_equal(plugtest_apply(&sepia, state, &in, &out, err, sizeof(err)), -1);
-    assert_string_equal(err, "takes RGB pictures, got 4 channels");
+    plugtest_apply_fails(&sepia, "", &in, -1, "takes RGB pictures, got 4 channels");
     plugtest_image_free(&in);
-    plugtest_destroy(&sepia, state);
 }
 
 static void test_out_of_memory(void **unused)
 {
-    struct pixflow_image in = plugtest_image(3, 2, 3, 0, NULL), out;
-    void *state = plugtest_init(&sepia, "");
-    char err[128];
+    struct pixflow_image in = plugtest_image(3, 2, 3, 0, NULL);
 
-    plugtest_alloc_budget = 0;
-    assert_int_equal(plugtest_apply(&sepia, state, &in, &out, err, sizeof(err)), -1);
-    plugtest_alloc_budget = -1;
-    assert_string_equal(err, "out of memory for 3x2");
+    plugtest_apply_fails(&sepia, "", &in, 0, "out of memory for 3x2");
     plugtest_image_free(&in);
-    plugtest_destroy(&sepia, state);
 }
 
 int main(void)

@@ -43,22 +43,7 @@ static void test_refuses_config(void **unused)
 static struct pixflow_image run(const char *config, uint32_t w, uint32_t h, uint32_t c,
                                 int writable, const unsigned char *px)
 {
-    struct pixflow_image in = plugtest_image(w, h, c, 1, px), out, packed;
-    void *state = plugtest_init(&sharpen, config);
-    char err[128];
-
-    in.flags = writable ? PIXFLOW_IMAGE_WRITABLE : 0;
-    assert_int_equal(plugtest_apply(&sharpen, state, &in, &out, err, sizeof(err)), 0);
-    assert_int_equal(out.width, w);
-    assert_int_equal(out.height, h);
-    assert_int_equal(out.channels, c);
-    if (writable)
-        assert_ptr_equal(out.pixels, in.pixels);
-    packed = plugtest_image(w, h, c, 0, plugtest_packed(&out));
-    plugtest_result_free(&out);
-    plugtest_image_free(&in);
-    plugtest_destroy(&sharpen, state);
-    return packed;
+    return plugtest_same_size(&sharpen, config, w, h, c, 1, writable, px);
 }
 
 /* 200 on a 100 row, radius 1 (weights 26152, 15862, 3539, 291). One row, so the blur is the row
@@ -140,19 +125,11 @@ static void test_in_place_equals_copy(void **unused)
 
 static void test_out_of_memory(void **unused)
 {
-    struct pixflow_image in = plugtest_image(3, 3, 1, 0, NULL), out;
-    void *state = plugtest_init(&sharpen, "");
-    char err[128];
+    struct pixflow_image in = plugtest_image(3, 3, 1, 0, NULL);
 
-    plugtest_alloc_budget = 0;
-    assert_int_equal(plugtest_apply(&sharpen, state, &in, &out, err, sizeof(err)), -1);
-    assert_string_equal(err, "out of memory for 3x3");
-    plugtest_alloc_budget = 1;
-    assert_int_equal(plugtest_apply(&sharpen, state, &in, &out, err, sizeof(err)), -1);
-    assert_string_equal(err, "out of memory for 4 rows of 3 pixels");
-    plugtest_alloc_budget = -1;
+    plugtest_apply_fails(&sharpen, "", &in, 0, "out of memory for 3x3");
+    plugtest_apply_fails(&sharpen, "", &in, 1, "out of memory for 4 rows of 3 pixels");
     plugtest_image_free(&in);
-    plugtest_destroy(&sharpen, state);
 }
 
 int main(void)

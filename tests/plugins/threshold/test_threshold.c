@@ -42,21 +42,10 @@ static void test_refuses_config(void **unused)
 static void run(const char *config, int writable, const unsigned char *want)
 {
     static const unsigned char px[] = {0, 1, 126, 127, 128, 200, 254, 255};
-    struct pixflow_image in = plugtest_image(4, 2, 1, 3, px), out;
-    void *state = plugtest_init(&threshold, config);
-    char err[128];
+    struct pixflow_image out = plugtest_same_size(&threshold, config, 4, 2, 1, 3, writable, px);
 
-    in.flags = writable ? PIXFLOW_IMAGE_WRITABLE : 0;
-    assert_int_equal(plugtest_apply(&threshold, state, &in, &out, err, sizeof(err)), 0);
-    assert_int_equal(out.width, 4);
-    assert_int_equal(out.height, 2);
-    assert_int_equal(out.channels, 1);
-    if (writable)
-        assert_ptr_equal(out.pixels, in.pixels);
-    assert_memory_equal(plugtest_packed(&out), want, 8);
-    plugtest_result_free(&out);
-    plugtest_image_free(&in);
-    plugtest_destroy(&threshold, state);
+    assert_memory_equal(out.pixels, want, 8);
+    plugtest_image_free(&out);
 }
 
 static void test_levels(void **unused)
@@ -75,27 +64,19 @@ static void test_levels(void **unused)
 
 static void test_1x1(void **unused)
 {
-    struct pixflow_image in = plugtest_image(1, 1, 1, 0, (const unsigned char *)"\x81"), out;
-    void *state = plugtest_init(&threshold, "level=128");
-    char err[128];
+    struct pixflow_image out =
+        plugtest_same_size(&threshold, "level=128", 1, 1, 1, 0, 0, (const unsigned char *)"\x81");
 
-    assert_int_equal(plugtest_apply(&threshold, state, &in, &out, err, sizeof(err)), 0);
     assert_int_equal(out.pixels[0], 255);
-    plugtest_result_free(&out);
-    plugtest_image_free(&in);
-    plugtest_destroy(&threshold, state);
+    plugtest_image_free(&out);
 }
 
 static void test_refuses_colour(void **unused)
 {
-    struct pixflow_image in = plugtest_image(1, 1, 3, 0, (const unsigned char *)"abc"), out;
-    void *state = plugtest_init(&threshold, "");
-    char err[128];
+    struct pixflow_image in = plugtest_image(1, 1, 3, 0, (const unsigned char *)"abc");
 
-    assert_int_equal(plugtest_apply(&threshold, state, &in, &out, err, sizeof(err)), -1);
-    assert_string_equal(err, "takes gray pictures, got 3 channels");
+    plugtest_apply_fails(&threshold, "", &in, -1, "takes gray pictures, got 3 channels");
     plugtest_image_free(&in);
-    plugtest_destroy(&threshold, state);
 }
 
 int main(void)
