@@ -93,18 +93,16 @@ static void entry_lookup(struct entry *e);
 
 /* --- time --- */
 
-static long ms_since(const struct timespec *t)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
-}
-
 static double seconds_since(const struct timespec *t)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (double)(now.tv_sec - t->tv_sec) + (now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+static long ms_since(const struct timespec *t)
+{
+    return (long)(seconds_since(t) * 1000);
 }
 
 static struct timeval tv_ms(long ms)
@@ -243,7 +241,8 @@ static void entry_retry(struct entry *e, const char *reason, const char *err, lo
     struct worker *w = e->w;
     const struct worker_options *o = w->o;
     long age = ms_since(&e->born);
-    long delay = o->retry_base_ms << (e->attempts > 10 ? 10 : e->attempts - 1);
+    int doublings = e->attempts < 1 ? 0 : e->attempts > 11 ? 10 : e->attempts - 1;
+    long delay = o->retry_base_ms << doublings;
     if (delay > o->retry_max_ms || delay <= 0)
         delay = o->retry_max_ms;
     delay = delay / 2 + random() % (delay / 2 + 1); /* jitter: spread the herd */
