@@ -6,10 +6,11 @@ import urllib.error
 import urllib.request
 
 import conftest
-from conftest import isolated_env
+from conftest import SOURCE_DIR, isolated_env
 from pixflow_helpers import Keys, sizes, token, wait_for
 
 PICSUM = "https://picsum.photos"
+PROMTOOL = SOURCE_DIR / ".cache" / "bin" / "promtool"  # installed by scripts/setup.sh
 
 
 def get(port, path):
@@ -46,7 +47,7 @@ def test_metrics_describe_a_run_and_pass_promtool(env, redis_client, fleet):
     wait_for("readiness", lambda: get(port, "/readyz")[0] == 200, 10)
     status, text = get(port, "/metrics")
     assert status == 200
-    check = subprocess.run(["promtool", "check", "metrics"], input=text, text=True,
+    check = subprocess.run([str(PROMTOOL), "check", "metrics"], input=text, text=True,
                            capture_output=True, timeout=30)
     assert check.returncode == 0, check.stdout + check.stderr
     assert sample(text, "pixflow_received_total") == 5
