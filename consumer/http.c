@@ -2,7 +2,8 @@
  *
  * /healthz answers from the loop thread, so an answer proves the loop turns: a worker stuck in a
  * blocking call (which must never happen) fails its liveness probe. /readyz asks the worker
- * (Redis links up, group there, MongoDB answered its last ping, chain loaded). */
+ * (Redis links up, group there, MongoDB answered its last ping, chain loaded). /images is handed
+ * to the worker, which reads MongoDB off the loop (images.c). */
 #include "http.h"
 
 #include <event2/http.h>
@@ -57,8 +58,12 @@ static void http_on_request(struct evhttp_request *req, void *arg)
     } else if (path && strcmp(path, "/metrics") == 0) {
         h->hooks.metrics(h->arg, body);
         http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", body);
+    } else if (path && h->hooks.images && strncmp(path, "/images", 7) == 0 &&
+               (path[7] == '\0' || path[7] == '/')) {
+        h->hooks.images(h->arg, req); /* it replies, now or when MongoDB has answered */
     } else {
-        evbuffer_add_printf(body, "not found: /healthz, /readyz and /metrics are served here\n");
+        evbuffer_add_printf(body, "not found: /healthz, /readyz, /metrics and /images are "
+                                  "served here\n");
         http_reply(req, 404, "text/plain", body);
     }
     evbuffer_free(body);

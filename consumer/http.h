@@ -1,15 +1,19 @@
 /* http.h -- the worker's small HTTP listener (evhttp, on the worker's loop): /healthz, /readyz
- * and /metrics for Kubernetes and Prometheus. Off unless --http ADDR:PORT is given. */
+ * and /metrics for Kubernetes and Prometheus, /images for reading stored pictures. Off unless
+ * --http ADDR:PORT is given. */
 #ifndef PIXFLOW_HTTP_H
 #define PIXFLOW_HTTP_H
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <event2/http.h>
 
 struct http_hooks {
     /* 1 when ready to take work; otherwise 0 with what is missing in `why`. */
     int (*ready)(void *arg, char *why, size_t len);
     void (*metrics)(void *arg, struct evbuffer *out);
+    /* Answers /images and /images/... (may answer later, from the loop); NULL: not served. */
+    void (*images)(void *arg, struct evhttp_request *req);
 };
 
 /* addr is "HOST:PORT" (PORT 0: any free port). NULL with err when it cannot listen. */

@@ -94,6 +94,7 @@
  * the server codes in store_error_permanent): an unknown error is retried and reaches the dead
  * letters through max-attempts instead of losing the entry at once. */
 #include "store.h"
+#include "b64.h"
 
 #include "log.h"
 
@@ -1011,4 +1012,153 @@ int store_find_url(struct store *st, const char *url, char *id_out, char *owner_
             memcpy(owner_out, owner, strlen(owner) + 1);
     }
     return 0;
+}
+
+/* The stored PNG of doc: the `image` string decoded (strictly: anything digest_base64() would
+ * not have written is an error), or the GridFS file that `gridfs_id` names. */
+static int store_read_png(struct store *st, struct store_conn *c, const bson_t *doc,
+                          unsigned char **png, size_t *len, char *err, size_t errlen)
+{
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, doc, "image") && BSON_ITER_HOLDS_UTF8(&it)) {
+        uint32_t n;
+        const char *text = bson_iter_utf8(&it, &n);
+        *png = malloc(b64_decoded_max(n) + 1);
+        if (*png == NULL) {
+            snprintf(err, errlen, "store: out of memory for %u bytes of base64", n);
+            return -1;
+        }
+        if (b64_decode(text, n, *png, len, err, errlen) < 0) {
+            free(*png);
+            *png = NULL;
+            return -1;
+        }
+        return 0;
+    }
+    if (!bson_iter_init_find(&it, doc, "gridfs_id")) {
+        snprintf(err, errlen, "store: the document has neither image nor gridfs_id");
+        return -1;
+    }
+    bson_error_t e;
+    mongoc_gridfs_bucket_t *bucket = store_bucket_new(st, c->client, &e);
+    mongoc_stream_t *s =
+        bucket ? mongoc_gridfs_bucket_open_download_stream(bucket, bson_iter_value(&it), &e) : NULL;
+    size_t cap = 1 << 20, n = 0;
+    unsigned char *buf = s ? malloc(cap) : NULL;
+    ssize_t r = 0;
+    while (buf) {
+        if (n == cap) {
+            unsigned char *more = realloc(buf, cap * 2);
+            if (more == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = more;
+            cap *= 2;
+        }
+        r = mongoc_stream_read(s, buf + n, cap - n, 0, 0);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    if (s && r < 0)
+        mongoc_gridfs_bucket_stream_error(s, &e);
+    if (s)
+        mongoc_stream_destroy(s);
+    if (bucket)
+        mongoc_gridfs_bucket_destroy(bucket);
+    if (buf == NULL || r < 0) {
+        free(buf);
+        return store_fail(err, errlen, &e, "read GridFS file");
+    }
+    *png = buf;
+    *len = n;
+    return 0;
+}
+
+static char *store_json(const bson_t *doc)
+{
+    size_t n;
+    char *j = bson_as_relaxed_extended_json(doc, &n);
+    char *out = j ? strdup(j) : NULL; /* plain malloc for the caller's free() */
+    bson_free(j);
+    return out;
+}
+
+int store_get(struct store *st, const char *id, int *found, char **json, unsigned char **png,
+              size_t *png_len, char *err, size_t errlen)
+{
+    bson_error_t e;
+    struct store_conn c;
+    int rc = 0;
+    *found = 0;
+    if (json)
+        *json = NULL;
+    if (png)
+        *png = NULL;
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
+    bson_t *opts = png ? bson_new() : BCON_NEW("projection", "{", "image", BCON_INT32(0), "}");
+    store_conn_open(st, &c);
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c.coll, filter, opts, NULL);
+    const bson_t *doc;
+    if (mongoc_cursor_next(cur, &doc)) {
+        *found = 1;
+        if (png && store_read_png(st, &c, doc, png, png_len, err, errlen) < 0)
+            rc = -1;
+        if (rc == 0 && json) {
+            bson_t meta = BSON_INITIALIZER;
+            bson_copy_to_excluding_noinit(doc, &meta, "image", NULL);
+            *json = store_json(&meta);
+            bson_destroy(&meta);
+            if (*json == NULL)
+                rc = -1, snprintf(err, errlen, "store: out of memory");
+        }
+    } else if (mongoc_cursor_error(cur, &e)) {
+        rc = store_fail(err, errlen, &e, "find %s", id);
+    }
+    mongoc_cursor_destroy(cur);
+    store_conn_close(st, &c);
+    bson_destroy(filter);
+    bson_destroy(opts);
+    if (rc < 0 && png) {
+        free(*png);
+        *png = NULL;
+    }
+    return rc;
+}
+
+int store_list(struct store *st, const char *after, int limit, char **json, char *err,
+               size_t errlen)
+{
+    bson_error_t e;
+    struct store_conn c;
+    *json = NULL;
+    bson_t *filter =
+        after && *after ? BCON_NEW("_id", "{", "$gt", BCON_UTF8(after), "}") : bson_new();
+    bson_t *opts = BCON_NEW("projection", "{", "image", BCON_INT32(0), "}", "sort", "{", "_id",
+                            BCON_INT32(1), "}", "limit", BCON_INT64(limit));
+    store_conn_open(st, &c);
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c.coll, filter, opts, NULL);
+    bson_t list = BSON_INITIALIZER, arr;
+    BSON_APPEND_ARRAY_BEGIN(&list, "images", &arr);
+    const bson_t *doc;
+    char key[16];
+    int n = 0;
+    while (mongoc_cursor_next(cur, &doc)) {
+        snprintf(key, sizeof(key), "%d", n++);
+        BSON_APPEND_DOCUMENT(&arr, key, doc);
+    }
+    bson_append_array_end(&list, &arr);
+    int rc = 0;
+    if (mongoc_cursor_error(cur, &e))
+        rc = store_fail(err, errlen, &e, "list images");
+    else if ((*json = store_json(&list)) == NULL)
+        rc = -1, snprintf(err, errlen, "store: out of memory");
+    mongoc_cursor_destroy(cur);
+    store_conn_close(st, &c);
+    bson_destroy(&list);
+    bson_destroy(filter);
+    bson_destroy(opts);
+    return rc;
 }

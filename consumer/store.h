@@ -102,6 +102,17 @@ int store_put(struct store *st, const struct store_doc *d, enum store_outcome *o
 int store_find_url(struct store *st, const char *url, char *id_out, char *owner_out, int *found,
                    char *err, size_t errlen);
 
+/* Image `id` (its sha256): *found 1 and, when asked, its metadata as relaxed extended JSON
+ * (every field but `image`) and its PNG bytes (inline base64 or GridFS), malloc'd for the caller
+ * to free; *found 0 when there is no such document. */
+int store_get(struct store *st, const char *id, int *found, char **json, unsigned char **png,
+              size_t *png_len, char *err, size_t errlen);
+
+/* At most `limit` documents' metadata in _id order after `after` (NULL: from the start), as
+ * {"images": [...]} in relaxed extended JSON, malloc'd. */
+int store_list(struct store *st, const char *after, int limit, char **json, char *err,
+               size_t errlen);
+
 /* One round trip to the server ({ping: 1}). */
 int store_ping(struct store *st, char *err, size_t errlen);
 

@@ -13,6 +13,7 @@
 #include "link.h"
 #include "transforms.h"
 #include "http.h"
+#include "images.h"
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
@@ -80,6 +81,7 @@ struct worker {
     struct timespec stop_began, last_flush, idle_since;
     struct metrics metrics; /* this process's figures, for /metrics */
     struct http *http;
+    struct images *images;
     int mongo_up, pinging, ping_rc;
     long long group_lag, group_pending; /* from Redis, refreshed with the MongoDB ping */
     double started_at;
@@ -792,6 +794,12 @@ static void worker_metrics(void *arg, struct evbuffer *out)
     metrics_render(&w->metrics, &g, out);
 }
 
+static void worker_images(void *arg, struct evhttp_request *req)
+{
+    struct worker *w = arg;
+    images_handle(w->images, req);
+}
+
 static struct event *worker_every(struct worker *w, long ms, event_callback_fn fn)
 {
     struct event *ev = event_new(w->base, -1, EV_PERSIST, fn, w);
@@ -805,9 +813,10 @@ static void worker_free(struct worker *w)
 {
     /* Whatever is left is abandoned: stays pending, reclaimed by another worker. */
     worker_abandon(w);
-    http_free(w->http);
-    pool_free(w->pool); /* runs the done callbacks of finished tasks: they free their entries */
-    stream_free(w->st); /* hands NULL to waiting callbacks: abandoned entries are freed */
+    http_free(w->http); /* /images reads still running are dropped when they end */
+    pool_free(w->pool);
+    images_free(w->images); /* runs the done callbacks of finished tasks: they free their entries */
+    stream_free(w->st);     /* hands NULL to waiting callbacks: abandoned entries are freed */
     for (struct entry *lists[] = {w->done, w->flight}, **l = lists; l < lists + 2; l++) {
         for (struct entry *e = *l, *next; e; e = next) {
             next = e->next;
@@ -892,7 +901,12 @@ int worker_run(const struct settings *s, const struct worker_options *o)
     w->ping = worker_every(w, 5000, on_ping);
     on_ping(-1, 0, w);
     if (o->http_addr && *o->http_addr) {
-        struct http_hooks hh = {worker_ready, worker_metrics};
+        w->images = images_new(w->pool, w->store, &s->allowed);
+        if (w->images == NULL) {
+            snprintf(err, sizeof(err), "out of memory");
+            goto fail;
+        }
+        struct http_hooks hh = {worker_ready, worker_metrics, worker_images};
         w->http = http_new(w->base, o->http_addr, &hh, w, err, sizeof(err));
         if (w->http == NULL)
             goto fail;

@@ -755,6 +755,32 @@ static void test_large_goes_to_gridfs(void **state)
     assert_false(has_field(doc, "storage"));
     bson_destroy(doc);
     assert_int_equal(count_all(c), 2);
+
+    /* store_get reads both back: the GridFS file and the inline base64, byte for byte, and the
+     * metadata without the image. */
+    const struct timg *both[] = {&big, &mid};
+    for (int i = 0; i < 2; i++) {
+        int found = 0;
+        char *json = NULL, err[256];
+        unsigned char *png = NULL;
+        size_t png_len = 0;
+        assert_int_equal(
+            store_get(c->st, both[i]->sha, &found, &json, &png, &png_len, err, sizeof(err)), 0);
+        assert_int_equal(found, 1);
+        assert_int_equal(png_len, both[i]->len);
+        assert_memory_equal(png, both[i]->raw, png_len);
+        assert_non_null(strstr(json, both[i]->sha));
+        assert_null(strstr(json, "\"image\""));
+        free(json);
+        free(png);
+    }
+    int found = 1;
+    char err[256];
+    assert_int_equal(store_get(c->st,
+                               "0000000000000000000000000000000000000000000000000000000000000000",
+                               &found, NULL, NULL, NULL, err, sizeof(err)),
+                     0);
+    assert_int_equal(found, 0);
     timg_free(&big);
     timg_free(&mid);
 }

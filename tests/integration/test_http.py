@@ -1,8 +1,12 @@
 """The worker's HTTP listener: /healthz, /readyz (false while Redis is away, true again after),
-/metrics (valid for promtool, and the figures of a scripted run)."""
+/metrics (valid for promtool, and the figures of a scripted run), /images (stored pictures read
+back by id, by URL and page by page)."""
+import base64
+import json
 import re
 import subprocess
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import conftest
@@ -94,3 +98,59 @@ def test_bad_http_address_stops_the_worker(env, fleet):
     worker = fleet.start(env, "w1", "--http", "nowhere")
     assert worker.wait(10) == 2
     assert "--http: 'nowhere' is not HOST:PORT" in worker.log()
+
+
+def get_raw(port, path, headers=None):
+    """(status, headers, body bytes) of GET http://127.0.0.1:port/path."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def test_images_are_read_back_by_id_url_and_page(env, redis_client, mongo_db, fleet):
+    keys = Keys(redis_client, env["PIXFLOW_PREFIX"])
+    t = token()
+    urls = [f"{PICSUM}/{w}/{h}?i={t}" for w, h in sizes(3)]
+    keys.xadd_all(urls)
+    worker = fleet.start(env, "w1", "--http", "127.0.0.1:0")
+    port = http_port(worker)
+    wait_for("the pictures", lambda: keys.stats().get("stored", 0) == 3, 30)
+    docs = {d["source"]: d for d in mongo_db["images"].find({})}
+
+    doc = docs[urls[0]]
+    status, headers, body = get_raw(port, f"/images/{doc['_id']}")
+    assert status == 200 and headers["Content-Type"] == "image/png"
+    assert body == base64.b64decode(doc["image"])
+    assert headers["ETag"] == f'"{doc["_id"]}"'
+    assert get_raw(port, f"/images/{doc['_id']}", {"If-None-Match": headers["ETag"]})[0] == 304
+
+    status, headers, body = get_raw(port, f"/images/{doc['_id']}.json")
+    meta = json.loads(body)
+    assert status == 200 and headers["Content-Type"] == "application/json"
+    assert "image" not in meta
+    assert (meta["_id"], meta["source"], meta["width"]) == (doc["_id"], urls[0], doc["width"])
+
+    # The URL as a user might type it: normalized first.
+    loose = urls[1].replace("https://picsum.photos", "HTTPS://PICSUM.PHOTOS:443")
+    status, _, body = get_raw(port, "/images?source=" + urllib.parse.quote(loose, safe=""))
+    assert status == 200 and json.loads(body)["_id"] == docs[urls[1]]["_id"]
+
+    ids = sorted(d["_id"] for d in docs.values())
+    first = json.loads(get_raw(port, "/images?limit=2")[2])["images"]
+    rest = json.loads(get_raw(port, f"/images?limit=2&after={first[-1]['_id']}")[2])["images"]
+    assert [d["_id"] for d in first + rest] == ids
+    assert all("image" not in d for d in first + rest)
+
+    zero = "0" * 64
+    assert get_raw(port, f"/images/{zero}")[0] == 404
+    assert get_raw(port, f"/images/{zero}.json")[0] == 404
+    assert get_raw(port, "/images?source=" + urllib.parse.quote(f"{PICSUM}/9/9?i={t}"))[0] == 404
+    assert get_raw(port, "/images/NOT-AN-ID")[0] == 400
+    assert get_raw(port, f"/images/{doc['_id'].upper()}")[0] == 400
+    assert get_raw(port, "/images?limit=101")[0] == 400
+    assert get_raw(port, "/images?source=" + urllib.parse.quote("http://evil.example/1/1"))[0] == 400
+    worker.signal(15)
+    worker.assert_clean_exit(15)
