@@ -61,6 +61,16 @@
  * - A crash between writing and settling leaves the extra claim until the entry is redelivered;
  *   that store_put starts with settle, which repairs it.
  *
+ * First deliveries (d->first_delivery: the worker's SADD of the URL to the dedup set returned 1)
+ * skip both settles when their insert succeeds, and follow the whole protocol once it collides.
+ * Settling reads by `source` and `aliases`, which FerretDB v1 answers by scanning the whole
+ * collection, base64 included; skipping it turns the common case into one insert. It is safe
+ * because the SADD admits one entry per URL: another writer of the same URL can only be a
+ * redelivery of an entry that never reached its SADD, reclaimed while this one runs, and that
+ * writer settles after writing. Limit: if it wrote and settled entirely before this insert, the
+ * URL is left as our source and as its alias elsewhere; readers resolve it (a source wins), and
+ * the stray alias stays until something settles that URL again.
+ *
  * FerretDB v1 (SQLite) applies an update as read, modify, write back without isolation: 8
  * concurrent $addToSet on one document keep 1 or 2 of the 8 values while every writer is told
  * modifiedCount 1; $inc and findAndModify lose updates the same way. Hence store_lock: every
@@ -927,11 +937,14 @@ int store_put(struct store *st, const struct store_doc *d, enum store_outcome *o
      * already stored. */
     int insert = !gridfs;
     for (int round = 0; round < STORE_PUT_ROUNDS; round++) {
-        if (store_settle(&c, d->source, 1, canon, owner, &role, &e) < 0) {
+        /* A first delivery's URL has just entered the dedup set: insert at once, and settle
+         * only if the insert collides (see "First deliveries" above). */
+        int fast = d->first_delivery && insert && round == 0;
+        if (!fast && store_settle(&c, d->source, 1, canon, owner, &role, &e) < 0) {
             rc = store_fail(err, errlen, &e, "find url %s", d->source);
             goto done;
         }
-        if (role) {
+        if (!fast && role) {
             *out = store_recorded(d, role, owner);
             rc = 0;
             goto done;
@@ -943,7 +956,7 @@ int store_put(struct store *st, const struct store_doc *d, enum store_outcome *o
                  * URL may have added meanwhile. If it fails the insert still stands: readers
                  * apply the same canonical rule (a source wins), and the next settle of this
                  * URL removes the stray alias. */
-                if (store_settle(&c, d->source, 1, canon, owner, &role, &e) < 0)
+                if (!fast && store_settle(&c, d->source, 1, canon, owner, &role, &e) < 0)
                     log_warn("event=store_settle_failed url=%s error=%s", d->source, e.message);
                 *out = STORE_INSERTED;
                 rc = 0;

@@ -53,6 +53,8 @@ struct store_doc {
     int ntransforms;
     const char *stream_id, *consumer;
     int attempts;
+    int first_delivery; /* the URL has just entered the dedup set with this entry: store_put may
+                           insert without looking the URL up first (see store.c) */
 };
 
 /* The outcome describes the stream entry (d->stream_id), not only this call: when the URL is

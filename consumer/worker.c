@@ -37,6 +37,7 @@ struct entry {
     char *source, *line;
     struct url url;
     int redelivered, attempts, abandoned;
+    int accepted; /* its SADD to the dedup set returned 1: a first delivery of a new URL */
     long long deliveries;
     struct timespec born;
     struct fetch *fetch;
@@ -297,6 +298,7 @@ static void work_run(void *arg)
     d.stream_id = e->id;
     d.consumer = w->s->consumer;
     d.attempts = e->attempts;
+    d.first_delivery = e->accepted;
     struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     e->store_rc = store_put(w->store, &d, &e->stored, e->error, sizeof(e->error));
@@ -455,9 +457,10 @@ static void on_accepted(void *arg, void *token, int verdict)
         entry_free(e);
         return;
     }
-    if (verdict == 1)
+    if (verdict == 1) {
+        e->accepted = 1;
         entry_fetch(e);
-    else if (verdict == 0) { /* duplicate: acked and counted by the script */
+    } else if (verdict == 0) { /* duplicate: acked and counted by the script */
         metrics_count(&e->w->metrics, "received", 1);
         metrics_count(&e->w->metrics, "duplicates", 1);
         entry_release(e);

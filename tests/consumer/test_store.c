@@ -401,6 +401,20 @@ static int put_as(struct ctx *c, const struct timg *t, const char *url, const ch
     return rc;
 }
 
+/* Store t from url as the first delivery of a new stream entry (its SADD returned 1). */
+static int put_first(struct ctx *c, const struct timg *t, const char *url, enum store_outcome *out)
+{
+    char err[512] = "", sid[STORE_OWNER_MAX];
+    new_stream_id(sid, sizeof(sid));
+    struct store_doc d = doc_of(t, url);
+    d.stream_id = sid;
+    d.first_delivery = 1;
+    int rc = store_put(c->st, &d, out, err, sizeof(err));
+    if (rc != 0)
+        fprintf(stderr, "store_put(%s): %d %s\n", url, rc, err);
+    return rc;
+}
+
 /* Store t from url as a new stream entry. */
 static int put(struct ctx *c, const struct timg *t, const char *url, enum store_outcome *out)
 {
@@ -835,6 +849,48 @@ static void test_alias_lock(void **state)
 
 /* A put whose reply was lost, or a redelivery, comes back with the same stream id: the answer is
  * that entry's INSERTED, whatever it downloaded this time; another entry gets ALREADY. */
+/* A first delivery inserts without looking the URL up; when the insert collides it still ends
+ * exactly as the whole protocol would: ALREADY for a recorded URL, ALIASED for stored bytes. */
+static void test_first_delivery(void **state)
+{
+    struct ctx *c = *state;
+    struct timg a, b;
+    enum store_outcome out = -1;
+    timg_make(&a, 60, 2000);
+    timg_make(&b, 61, 2100);
+    assert_int_equal(put_first(c, &a, "https://picsum.photos/60/60", &out), 0);
+    assert_int_equal(out, STORE_INSERTED);
+    /* Same URL, other bytes, another entry: the unique source refuses the insert. */
+    assert_int_equal(put_first(c, &b, "https://picsum.photos/60/60", &out), 0);
+    assert_int_equal(out, STORE_ALREADY);
+    /* Same bytes from another URL: the _id refuses it, and it becomes an alias. */
+    assert_int_equal(put_first(c, &a, "https://picsum.photos/61/61", &out), 0);
+    assert_int_equal(out, STORE_ALIASED);
+    /* A URL recorded as an alias, then a first delivery of it with new bytes (only a lost
+     * dedup set allows it): nothing refuses the insert, the URL becomes the new image's source,
+     * readers take the source, and the next full put of the URL removes the stray alias. */
+    assert_int_equal(put_first(c, &b, "https://picsum.photos/61/61", &out), 0);
+    assert_int_equal(out, STORE_INSERTED);
+    char id[65], owner[STORE_OWNER_MAX], err[256];
+    int found = 0;
+    assert_int_equal(
+        store_find_url(c->st, "https://picsum.photos/61/61", id, owner, &found, err, sizeof(err)),
+        0);
+    assert_int_equal(found, STORE_FOUND_SOURCE);
+    assert_string_equal(id, b.sha);
+    bson_t *doc = fetch(c, a.sha);
+    assert_int_equal(aliases_count(doc, NULL, NULL), 1); /* the stray alias, until a settle */
+    bson_destroy(doc);
+    assert_int_equal(put(c, &b, "https://picsum.photos/61/61", &out), 0);
+    assert_int_equal(out, STORE_ALREADY);
+    doc = fetch(c, a.sha);
+    assert_int_equal(aliases_count(doc, NULL, NULL), 0);
+    bson_destroy(doc);
+    assert_int_equal(count_all(c), 2);
+    timg_free(&a);
+    timg_free(&b);
+}
+
 static void test_same_entry_again(void **state)
 {
     struct ctx *c = *state;
@@ -1400,6 +1456,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prepare_twice, ctx_setup, ctx_teardown),
         cmocka_unit_test_setup_teardown(test_large_goes_to_gridfs, ctx_setup, ctx_teardown),
         cmocka_unit_test_setup_teardown(test_alias_lock, ctx_setup, ctx_teardown),
+        cmocka_unit_test_setup_teardown(test_first_delivery, ctx_setup, ctx_teardown),
         cmocka_unit_test_setup_teardown(test_same_entry_again, ctx_setup, ctx_teardown),
         cmocka_unit_test_setup_teardown(test_alias_same_entry, ctx_setup, ctx_teardown),
         cmocka_unit_test_setup_teardown(test_find_owner, ctx_setup, ctx_teardown),
