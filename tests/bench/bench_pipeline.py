@@ -18,7 +18,8 @@ FerretDB, pixflow-picsum --deterministic) in a temporary folder:
       loop thread apart from its other threads, and other processes on this shared machine),
       download times (the consumer's debug fetch_done lines), transform time
       (transform:grayscale:usec), and two probes of the database as the run left it: the read
-      store_put makes twice per image, and a lone insert of a document like the stored ones.
+      store_put makes after a colliding insert or for a redelivery, and a lone insert of a
+      document like the stored ones.
   (c) memory under backlog: one worker with --max-inflight 64 on a 1,000-entry backlog, then on a
       100,000-entry backlog of small pictures (distinct W x H in 100..420, so none aliases),
       each stopped with SIGTERM when done or after --rss-seconds; compares peak RSS (VmHWM).
@@ -354,8 +355,8 @@ def stream_ms(stream_id):
 
 
 def store_probe(db, url, ferretdb_pid, copies=20):
-    """On the collection as the run left it: times the read store_put makes twice per stored
-    image (pixflow's store_settle: the documents whose source or aliases hold the URL), and what
+    """On the collection as the run left it: times the read store_put makes after a colliding
+    insert or for a redelivery (pixflow's store_settle: the documents whose source or aliases hold the URL), and what
     inserting documents like the stored ones costs alone (copies with a fresh _id and source, in
     a scratch collection dropped afterwards), in wall time and in the server's CPU."""
     flt = {"$or": [{"source": url}, {"aliases": url}]}
@@ -587,8 +588,8 @@ def report(args, floor, pipe, rss_small, rss_large, pics_bytes, pics_px):
     pr = pipe["probe"]
     if pr:
         push = {True: "yes", False: "no", None: "unknown"}[pr["pushdown"]]
-        print(f"    store read probe: find {{$or: [{{source: URL}}, {{aliases: URL}}]}}, run twice "
-              f"per stored image by store_put, on the final collection "
+        print(f"    store read probe: find {{$or: [{{source: URL}}, {{aliases: URL}}]}} (store_put's "
+              f"lookup after a colliding insert or for a redelivery), on the final collection "
               f"({pipe['documents'] + pipe['late']} documents, {pr['size'] / 1e6:.0f} MB): "
               f"{pr['ms']:.0f} ms; filter pushdown: {push}")
         print(f"    store insert probe: inserting a copy of a stored document alone takes "
