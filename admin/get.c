@@ -177,7 +177,7 @@ int get_main(int argc, char **argv)
         status = ADMIN_OK;
         goto done;
     }
-    if (mdb_image(m, doc, &png, &len, err, sizeof(err)) != MDB_IMAGE_OK) {
+    if (stored_png(m->db, &m->bucket, doc, &png, &len, err, sizeof(err)) != STORED_OK) {
         admin_fail(CMD, ADMIN_FAIL, "%s: %s", id, err);
         goto done;
     }

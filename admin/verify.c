@@ -215,7 +215,7 @@ static int verify_doc(struct verify *v, const bson_t *doc, unsigned *kinds, char
     char id[160] = "(no _id)";
     const char *id_str = NULL;
     if (bson_iter_init_find(&it, doc, "_id")) {
-        mdb_id_text(bson_iter_value(&it), id, sizeof(id));
+        stored_id_text(bson_iter_value(&it), id, sizeof(id));
         if (BSON_ITER_HOLDS_UTF8(&it))
             id_str = bson_iter_utf8(&it, NULL);
     }
@@ -244,22 +244,22 @@ static int verify_doc(struct verify *v, const bson_t *doc, unsigned *kinds, char
     unsigned char *png = NULL;
     size_t len = 0;
     char why[512];
-    switch (mdb_image(v->m, doc, &png, &len, why, sizeof(why))) {
-    case MDB_IMAGE_OK:
+    switch (stored_png(v->m->db, &v->m->bucket, doc, &png, &len, why, sizeof(why))) {
+    case STORED_OK:
         break;
-    case MDB_IMAGE_ABSENT:
+    case STORED_ABSENT:
         verify_problem(v, id, K_NO_IMAGE, kinds, "%s", why);
         return 0;
-    case MDB_IMAGE_BASE64:
+    case STORED_BASE64:
         verify_problem(v, id, K_BASE64, kinds, "%s", why);
         return 0;
-    case MDB_IMAGE_GRIDFS_MISSING:
+    case STORED_GRIDFS_MISSING:
         verify_problem(v, id, K_GRIDFS_MISSING, kinds, "%s", why);
         return 0;
-    case MDB_IMAGE_GRIDFS_CORRUPT:
+    case STORED_GRIDFS_CORRUPT:
         verify_problem(v, id, K_GRIDFS_CORRUPT, kinds, "%s", why);
         return 0;
-    case MDB_IMAGE_ERROR:
+    case STORED_ERROR:
         snprintf(err, errlen, "%s: %s", id, why);
         return -1;
     }
@@ -443,7 +443,7 @@ static int verify_move(struct verify *v, mongoc_collection_t *corrupt, const str
     const bson_t *doc;
     char id[160];
     int rc = -1, have_copy = 0;
-    mdb_id_text(&b->id, id, sizeof(id));
+    stored_id_text(&b->id, id, sizeof(id));
     BSON_APPEND_VALUE(&filter, "_id", &b->id);
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(v->m->images, &filter, NULL, NULL);
     if (!mongoc_cursor_next(cur, &doc)) {
@@ -506,7 +506,7 @@ static int verify_resume(struct verify *v, mongoc_collection_t *corrupt, char *e
         bson_iter_t it;
         char id[160] = "?";
         if (bson_iter_init_find(&it, doc, "_id"))
-            mdb_id_text(bson_iter_value(&it), id, sizeof(id));
+            stored_id_text(bson_iter_value(&it), id, sizeof(id));
         rc = verify_requeue(v, corrupt, doc, id, 0, err, errlen);
     }
     if (rc == 0 && mongoc_cursor_error(cur, &e)) {

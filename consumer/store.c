@@ -104,7 +104,7 @@
  * the server codes in store_error_permanent): an unknown error is retried and reaches the dead
  * letters through max-attempts instead of losing the entry at once. */
 #include "store.h"
-#include "b64.h"
+#include "stored.h"
 
 #include "log.h"
 
@@ -118,7 +118,6 @@
 #include <unistd.h>
 
 #define STORE_COLL          "images"
-#define STORE_BUCKET        "images"
 #define STORE_DEFAULT_DB    "pixflow"
 #define STORE_BSON_MAX      (16 * 1024 * 1024)
 #define STORE_ALIAS_ROOM    (1024 * 1024) /* ~250 long or ~4000 typical alias URLs */
@@ -335,8 +334,8 @@ int store_prepare(struct store *st, char *err, size_t errlen)
         {STORE_COLL, "source_1", "source", NULL, true},
         {STORE_COLL, "aliases_1", "aliases", NULL, false},
         {STORE_COLL, "inserted_at_1", "inserted_at", NULL, false},
-        {STORE_BUCKET ".files", "filename_1_uploadDate_1", "filename", "uploadDate", false},
-        {STORE_BUCKET ".chunks", "files_id_1_n_1", "files_id", "n", true},
+        {STORED_BUCKET ".files", "filename_1_uploadDate_1", "filename", "uploadDate", false},
+        {STORED_BUCKET ".chunks", "files_id_1_n_1", "files_id", "n", true},
     };
     mongoc_client_t *client = mongoc_client_pool_pop(st->pool);
     mongoc_database_t *db = mongoc_client_get_database(client, st->db);
@@ -815,7 +814,7 @@ static mongoc_gridfs_bucket_t *store_bucket_new(struct store *st, mongoc_client_
                                                 bson_error_t *e)
 {
     mongoc_database_t *db = mongoc_client_get_database(client, st->db);
-    bson_t *opts = BCON_NEW("bucketName", BCON_UTF8(STORE_BUCKET), "chunkSizeBytes",
+    bson_t *opts = BCON_NEW("bucketName", BCON_UTF8(STORED_BUCKET), "chunkSizeBytes",
                             BCON_INT32(STORE_GRIDFS_CHUNK));
     mongoc_gridfs_bucket_t *b = mongoc_gridfs_bucket_new(db, opts, NULL, e);
     bson_destroy(opts);
@@ -1027,69 +1026,6 @@ int store_find_url(struct store *st, const char *url, char *id_out, char *owner_
     return 0;
 }
 
-/* The stored PNG of doc: the `image` string decoded (strictly: anything digest_base64() would
- * not have written is an error), or the GridFS file that `gridfs_id` names. */
-static int store_read_png(struct store *st, struct store_conn *c, const bson_t *doc,
-                          unsigned char **png, size_t *len, char *err, size_t errlen)
-{
-    bson_iter_t it;
-    if (bson_iter_init_find(&it, doc, "image") && BSON_ITER_HOLDS_UTF8(&it)) {
-        uint32_t n;
-        const char *text = bson_iter_utf8(&it, &n);
-        *png = malloc(b64_decoded_max(n) + 1);
-        if (*png == NULL) {
-            snprintf(err, errlen, "store: out of memory for %u bytes of base64", n);
-            return -1;
-        }
-        if (b64_decode(text, n, *png, len, err, errlen) < 0) {
-            free(*png);
-            *png = NULL;
-            return -1;
-        }
-        return 0;
-    }
-    if (!bson_iter_init_find(&it, doc, "gridfs_id")) {
-        snprintf(err, errlen, "store: the document has neither image nor gridfs_id");
-        return -1;
-    }
-    bson_error_t e;
-    mongoc_gridfs_bucket_t *bucket = store_bucket_new(st, c->client, &e);
-    mongoc_stream_t *s =
-        bucket ? mongoc_gridfs_bucket_open_download_stream(bucket, bson_iter_value(&it), &e) : NULL;
-    size_t cap = 1 << 20, n = 0;
-    unsigned char *buf = s ? malloc(cap) : NULL;
-    ssize_t r = 0;
-    while (buf) {
-        if (n == cap) {
-            unsigned char *more = realloc(buf, cap * 2);
-            if (more == NULL) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = more;
-            cap *= 2;
-        }
-        r = mongoc_stream_read(s, buf + n, cap - n, 0, 0);
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    if (s && r < 0)
-        mongoc_gridfs_bucket_stream_error(s, &e);
-    if (s)
-        mongoc_stream_destroy(s);
-    if (bucket)
-        mongoc_gridfs_bucket_destroy(bucket);
-    if (buf == NULL || r < 0) {
-        free(buf);
-        return store_fail(err, errlen, &e, "read GridFS file");
-    }
-    *png = buf;
-    *len = n;
-    return 0;
-}
-
 static char *store_json(const bson_t *doc)
 {
     size_t n;
@@ -1117,8 +1053,15 @@ int store_get(struct store *st, const char *id, int *found, char **json, unsigne
     const bson_t *doc;
     if (mongoc_cursor_next(cur, &doc)) {
         *found = 1;
-        if (png && store_read_png(st, &c, doc, png, png_len, err, errlen) < 0)
-            rc = -1;
+        if (png) {
+            mongoc_database_t *db = mongoc_client_get_database(c.client, st->db);
+            mongoc_gridfs_bucket_t *bucket = NULL;
+            if (stored_png(db, &bucket, doc, png, png_len, err, errlen) != STORED_OK)
+                rc = -1;
+            if (bucket)
+                mongoc_gridfs_bucket_destroy(bucket);
+            mongoc_database_destroy(db);
+        }
         if (rc == 0 && json) {
             bson_t meta = BSON_INITIALIZER;
             bson_copy_to_excluding_noinit(doc, &meta, "image", NULL);
