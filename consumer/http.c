@@ -69,20 +69,29 @@ static void http_on_request(struct evhttp_request *req, void *arg)
     evbuffer_free(body);
 }
 
-struct http *http_new(struct event_base *base, const char *addr, const struct http_hooks *hooks,
-                      void *arg, char *err, size_t errlen)
+int http_parse_addr(const char *addr, char host[HTTP_HOST_MAX], int *port, char *err, size_t errlen)
 {
-    char host[256];
     const char *colon = strrchr(addr, ':');
     char *end;
-    long port = colon ? strtol(colon + 1, &end, 10) : -1;
-    if (colon == NULL || colon == addr || (size_t)(colon - addr) >= sizeof(host) ||
-        end == colon + 1 || *end || port < 0 || port > 65535) {
-        snprintf(err, errlen, "--http: '%s' is not HOST:PORT", addr);
-        return NULL;
+    long p = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (colon == NULL || colon == addr || (size_t)(colon - addr) >= HTTP_HOST_MAX ||
+        end == colon + 1 || *end || p < 0 || p > 65535) {
+        snprintf(err, errlen, "'%s' is not HOST:PORT", addr);
+        return -1;
     }
     memcpy(host, addr, (size_t)(colon - addr));
     host[colon - addr] = '\0';
+    *port = (int)p;
+    return 0;
+}
+
+struct http *http_new(struct event_base *base, const char *addr, const struct http_hooks *hooks,
+                      void *arg, char *err, size_t errlen)
+{
+    char host[HTTP_HOST_MAX];
+    int port;
+    if (http_parse_addr(addr, host, &port, err, errlen) < 0)
+        return NULL;
 
     struct http *h = calloc(1, sizeof(*h));
     if (h == NULL || (h->srv = evhttp_new(base)) == NULL) {

@@ -16,7 +16,13 @@ struct http_hooks {
     void (*images)(void *arg, struct evhttp_request *req);
 };
 
-/* addr is "HOST:PORT" (PORT 0: any free port). NULL with err when it cannot listen. */
+#define HTTP_HOST_MAX 256
+
+/* Splits "HOST:PORT" (PORT 0..65535, 0: any free port); -1 with err when it is not that. */
+int http_parse_addr(const char *addr, char host[HTTP_HOST_MAX], int *port, char *err,
+                    size_t errlen);
+
+/* addr as http_parse_addr takes it. NULL with err when it cannot listen. */
 struct http *http_new(struct event_base *base, const char *addr, const struct http_hooks *hooks,
                       void *arg, char *err, size_t errlen);
 int http_port(const struct http *h); /* the port bound */

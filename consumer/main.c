@@ -1,23 +1,19 @@
 /* main.c -- pixflow-consumer: settings in, worker_run, exit status out. */
+#include "http.h"
 #include "settings.h"
 #include "store.h"
 #include "worker.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <unistd.h>
 
-/* HOST:PORT, PORT 0..65535 (0: any free port), or empty for none. */
+/* HOST:PORT for --http, or empty for none. */
 static int parse_listen(const struct cfg_option *opt, const char *text, char *err, size_t errlen)
 {
-    const char *colon = strrchr(text, ':');
-    char *end;
-    long port = colon ? strtol(colon + 1, &end, 10) : -1;
-    if (*text &&
-        (colon == NULL || colon == text || end == colon + 1 || *end || port < 0 || port > 65535)) {
-        snprintf(err, errlen, "'%s' is not HOST:PORT", text);
+    char host[HTTP_HOST_MAX];
+    int port;
+    if (*text && http_parse_addr(text, host, &port, err, errlen) < 0)
         return -1;
-    }
     *(const char **)opt->value = text;
     return 0;
 }
