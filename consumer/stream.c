@@ -9,8 +9,7 @@
  *  - OWN, RECLAIM: our own pending entries (after a restart under the same name), or XAUTOCLAIM
  *    of a silent worker's, each with its delivery count (for the poison-pill rule).
  *  - TRIM: XTRIM MINID below the oldest entry any group has pending or not yet read.
- *  - IDLE: no backlog and nothing pending for our group (for --exit-when-idle).
- *  - GROUP: our group's lag and pending count, for /metrics. */
+ *  - GROUP: our group's lag and pending count, for /metrics and --exit-when-idle. */
 #include "stream.h"
 #include "link.h"
 #include "log.h"
@@ -103,26 +102,25 @@ static const char TRIM_LUA[] =
     "if not minid then return 0 end\n"
     "return redis.call('XTRIM', KEYS[1], 'MINID', minid)\n";
 
-static const char GROUP_LUA[] = /* {lag (-1: unknown), pending} of our group */
+/* {lag, pending} of our group. Redis reports no lag after some deletions; the group is then
+ * caught up exactly when it has delivered the stream's last id, else the lag is unknown (-1). */
+static const char GROUP_LUA[] =
     "for _, g in ipairs(groups(KEYS[1])) do\n"
-    "  if g['name'] == ARGV[1] then return {g['lag'] or -1, g['pending']} end\n"
+    "  if g['name'] == ARGV[1] then\n"
+    "    local lag = g['lag']\n"
+    "    if not lag then\n"
+    "      lag = -1\n"
+    "      local s = redis.call('XINFO', 'STREAM', KEYS[1])\n"
+    "      for i = 1, #s, 2 do\n"
+    "        if s[i] == 'last-generated-id' and s[i + 1] == g['last-delivered-id'] then\n"
+    "          lag = 0\n"
+    "        end\n"
+    "      end\n"
+    "    end\n"
+    "    return {lag, g['pending']}\n"
+    "  end\n"
     "end\n"
     "return {-1, 0}\n";
-
-static const char IDLE_LUA[] = "for _, g in ipairs(groups(KEYS[1])) do\n"
-                               "  if g['name'] == ARGV[1] then\n"
-                               "    if g['pending'] > 0 then return 0 end\n"
-                               "    if g['lag'] then return g['lag'] == 0 and 1 or 0 end\n"
-                               "    local s = redis.call('XINFO', 'STREAM', KEYS[1])\n"
-                               "    for i = 1, #s, 2 do\n"
-                               "      if s[i] == 'last-generated-id' then\n"
-                               "        return s[i + 1] == g['last-delivered-id'] and 1 or 0\n"
-                               "      end\n"
-                               "    end\n"
-                               "    return 0\n"
-                               "  end\n"
-                               "end\n"
-                               "return 0\n";
 
 struct stream {
     const struct settings *s;
@@ -130,12 +128,12 @@ struct stream {
     struct stream_hooks hooks;
     void *arg;
     struct link *reader, *cmd;
-    int group_ready, creating, reading, reclaiming, flushing, idle_checking, trimming;
+    int group_ready, creating, reading, reclaiming, flushing, trimming;
     int own_done; /* finished re-reading our own pending list */
     char own_cursor[STREAM_ID_MAX], reclaim_cursor[STREAM_ID_MAX];
     char k_stream[SET_KEY_MAX], k_seen[SET_KEY_MAX], k_stats[SET_KEY_MAX], k_dead[SET_KEY_MAX];
     char k_worker[SET_KEY_MAX];
-    char *trim_script, *idle_script, *own_script, *reclaim_script, *group_script;
+    char *trim_script, *own_script, *reclaim_script, *group_script;
     int group_checking;
     char started_at[32];
 };
@@ -434,24 +432,6 @@ void stream_trim(struct stream *st)
         st->trimming = 1;
 }
 
-static void stream_on_idle(struct link *l, redisReply *r, void *arg)
-{
-    struct stream *st = arg;
-    st->idle_checking = 0;
-    if (r && r->type == REDIS_REPLY_ERROR)
-        log_warn("event=idle_check_failed error=\"%s\"", r->str);
-    st->hooks.idle(st->arg, r && r->type == REDIS_REPLY_INTEGER && r->integer == 1);
-}
-
-void stream_idle_check(struct stream *st)
-{
-    if (st->idle_checking || !stream_ready(st))
-        return;
-    const char *argv[] = {"EVAL", st->idle_script, "1", st->k_stream, st->s->group};
-    if (link_command(st->cmd, stream_on_idle, st, 5, argv, NULL) == 0)
-        st->idle_checking = 1;
-}
-
 static void stream_on_group(struct link *l, redisReply *r, void *arg)
 {
     struct stream *st = arg;
@@ -525,7 +505,6 @@ struct stream *stream_new(struct event_base *base, const struct settings *s,
     strftime(st->started_at, sizeof(st->started_at), "%Y-%m-%dT%H:%M:%SZ", &tm);
 
     st->trim_script = stream_concat(GROUPS_LUA, TRIM_LUA);
-    st->idle_script = stream_concat(GROUPS_LUA, IDLE_LUA);
     st->own_script = stream_concat(COUNTS_LUA, OWN_LUA);
     st->group_script = stream_concat(GROUPS_LUA, GROUP_LUA);
     st->reclaim_script = stream_concat(COUNTS_LUA, RECLAIM_LUA);
@@ -533,9 +512,8 @@ struct stream *stream_new(struct event_base *base, const struct settings *s,
     st->reader =
         link_new(base, &s->redis, "reader", o->block_ms + o->timeout_ms, stream_on_link, st);
     st->cmd = link_new(base, &s->redis, "commands", o->timeout_ms, stream_on_link, st);
-    if (st->trim_script == NULL || st->idle_script == NULL || st->own_script == NULL ||
-        st->reclaim_script == NULL || st->group_script == NULL || st->reader == NULL ||
-        st->cmd == NULL) {
+    if (st->trim_script == NULL || st->own_script == NULL || st->reclaim_script == NULL ||
+        st->group_script == NULL || st->reader == NULL || st->cmd == NULL) {
         stream_free(st);
         return NULL;
     }
@@ -549,7 +527,6 @@ void stream_free(struct stream *st)
     link_free(st->reader);
     link_free(st->cmd);
     free(st->trim_script);
-    free(st->idle_script);
     free(st->own_script);
     free(st->reclaim_script);
     free(st->group_script);

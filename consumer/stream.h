@@ -40,8 +40,6 @@ struct stream_hooks {
     void (*accepted)(void *arg, void *token, int verdict);
     /* The batch given to stream_flush is durable (ok=1) or must be given again (ok=0). */
     void (*flushed)(void *arg, int ok, long long acked);
-    /* Result of stream_idle_check: 1 when the group has no backlog and nothing pending. */
-    void (*idle)(void *arg, int idle);
     /* The command link went up (1) or down (0). */
     void (*link)(void *arg, int up);
     /* Result of stream_group_info: the group's lag (-1 when Redis cannot tell) and pending. */
@@ -75,7 +73,6 @@ int stream_flush(struct stream *st, const struct outcome *const *out, int n,
 int stream_flushing(const struct stream *st);
 /* XTRIM MINID below the oldest entry any group still needs. */
 void stream_trim(struct stream *st);
-void stream_idle_check(struct stream *st);
 void stream_group_info(struct stream *st);
 void stream_heartbeat(struct stream *st, int in_flight, long long processed, long ttl_s);
 void stream_free(struct stream *st);

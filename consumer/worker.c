@@ -704,24 +704,9 @@ static void on_idle_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
     if (w->held == 0 && !w->stopping)
-        stream_idle_check(w->st);
+        stream_group_info(w->st); /* on_group decides */
     else
         w->idle = 0;
-}
-
-static void on_idle(void *arg, int idle)
-{
-    struct worker *w = arg;
-    if (!idle || w->held) {
-        w->idle = 0;
-        return;
-    }
-    if (!w->idle) {
-        w->idle = 1;
-        clock_gettime(CLOCK_MONOTONIC, &w->idle_since);
-    } else if (ms_since(&w->idle_since) >= w->o->exit_when_idle_ms) {
-        worker_stop(w, "idle");
-    }
 }
 
 static void on_link(void *arg, int up)
@@ -754,6 +739,16 @@ static void on_group(void *arg, long long lag, long long pending)
     struct worker *w = arg;
     w->group_lag = lag;
     w->group_pending = pending;
+    if (w->o->exit_when_idle_ms <= 0)
+        return;
+    if (lag != 0 || pending != 0 || w->held) {
+        w->idle = 0;
+    } else if (!w->idle) {
+        w->idle = 1;
+        clock_gettime(CLOCK_MONOTONIC, &w->idle_since);
+    } else if (ms_since(&w->idle_since) >= w->o->exit_when_idle_ms) {
+        worker_stop(w, "idle");
+    }
 }
 
 static void on_ping(evutil_socket_t fd, short what, void *arg)
@@ -882,7 +877,7 @@ int worker_run(const struct settings *s, const struct worker_options *o)
     if (w->pool == NULL)
         goto fail;
     struct stream_options so = {o->block_ms, o->reclaim_idle_ms, o->redis_timeout_ms};
-    struct stream_hooks hooks = {on_entry, on_accepted, on_flushed, on_idle, on_link, on_group};
+    struct stream_hooks hooks = {on_entry, on_accepted, on_flushed, on_link, on_group};
     w->st = stream_new(w->base, s, &so, &hooks, w);
     if (w->st == NULL) {
         snprintf(err, sizeof(err), "cannot set up the Redis links");
