@@ -1,5 +1,5 @@
 /* mdb.c -- MongoDB for the admin commands: a single client (a CLI runs one thread); the stored
- * PNG of a document is read by consumer/stored.c. */
+ * PNG of a document is read by store/stored.c. */
 #include "mdb.h"
 
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* mdb.h -- MongoDB for the admin commands: one client and the images collection. A document's
- * PNG is read with stored_png(m->db, &m->bucket, ...) (consumer/stored.h). */
+ * PNG is read with stored_png(m->db, &m->bucket, ...) (store/stored.h). */
 #ifndef PIXFLOW_MDB_H
 #define PIXFLOW_MDB_H
 

@@ -6,7 +6,7 @@
 #include "admin.h"
 #include "human.h"
 #include "json.h"
-#include "loader.h"
+#include "chain.h"
 
 #include <stdio.h>
 #include <string.h>

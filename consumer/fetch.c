@@ -40,9 +40,6 @@
 #include "log.h"
 #include "netguard.h"
 
-#ifndef PIXFLOW_VERSION
-#define PIXFLOW_VERSION "0.1.0"
-#endif
 
 #define FETCH_BODY_FIRST         (16 * 1024) /* first buffer when Content-Length is unknown */
 #define FETCH_RETRY_AFTER_MAX_MS (24L * 3600 * 1000)

@@ -9,9 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#ifndef PIXFLOW_VERSION
-#define PIXFLOW_VERSION "0"
-#endif
 
 static const double bucket_le[METRIC_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                                  0.5,   1,      2.5,   5,    10,    30,   60};

@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#include "loader.h"
+#include "chain.h"
 
 /* picsum serves up to 5000 x 5000; leave room for other sources without allowing bombs. */
 #define PROCESS_DEFAULT_MAX_PIXELS    50000000L

@@ -19,9 +19,6 @@
 #include <string.h>
 #include <time.h>
 
-#ifndef PIXFLOW_VERSION
-#define PIXFLOW_VERSION "0"
-#endif
 
 static const char ACCEPT_LUA[] = "if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then return 1 end\n"
                                  "if redis.call('XACK', KEYS[2], ARGV[2], ARGV[3]) == 1 then\n"

@@ -20,7 +20,7 @@
 
 #include "../picsum/image.h"
 #include "image.h"
-#include "loader.h"
+#include "chain.h"
 #include "log.h"
 #include "png.h"
 #include "process.h"

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "loader.h"
+#include "chain.h"
 
 static const char *const bundled[] = {
     "blur",   "crop",  "flip",    "grayscale", "invert",    "resize",

@@ -1,5 +1,5 @@
 /* plugtest.c -- shared by the tests of the bundled plugins: a host that tracks allocations like
- * consumer/loader.c does, image builders, and init/apply wrappers checking plugin.h's contract. */
+ * host/ does, image builders, and init/apply wrappers checking plugin.h's contract. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

@@ -7,13 +7,14 @@
 #ifndef PIXFLOW_TRANSFORMS_H
 #define PIXFLOW_TRANSFORMS_H
 
+#include "chain.h"
+#include "lineage.h"
 #include "loader.h"
-#include "store.h"
 
 struct transforms {
     struct loader *loader;
     struct chain *chain;
-    struct store_transform *lineage; /* what documents record as `transforms` */
+    struct lineage_link *lineage; /* what documents record as `transforms` */
     int nlineage;
     char *spec; /* the chain as built, e.g. "grayscale,resize:width=320" */
     int refs;   /* the worker's, plus one per entry using it */

@@ -1,4 +1,4 @@
-/* test_store.c -- consumer/store.c against a real FerretDB this test starts on a free port.
+/* test_store.c -- store/store.c against a real FerretDB this test starts on a free port.
  *
  * The server runs as a child process (PIXFLOW_FERRETDB, default the project's .cache/bin/ferretdb)
  * with its data in a temporary folder; it is killed in the group teardown, by an atexit handler
@@ -228,7 +228,7 @@ static void timg_free(struct timg *t)
     free(t->b64);
 }
 
-static const struct store_transform test_chain[] = {
+static const struct lineage_link test_chain[] = {
     {"grayscale", "1.0.0", "aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11"},
     {"resize", "0.3.1", NULL},
 };

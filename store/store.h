@@ -16,6 +16,8 @@
 
 #include <stddef.h>
 
+#include "lineage.h"
+
 #define STORE_ERR_TRANSIENT (-1)
 #define STORE_ERR_PERMANENT (-2)
 
@@ -28,10 +30,6 @@
 #define STORE_OWNER_MAX 48
 
 struct store; /* a mongoc_client_pool_t and the database name; thread-safe */
-
-struct store_transform {
-    const char *name, *version, *so_sha256; /* so_sha256 may be NULL: field left out */
-};
 
 /* One processed picture, as SPEC §6 describes it. Strings must be valid UTF-8; a NULL optional
  * string (format, origin strings, stream_id, consumer) is stored as null. */
@@ -49,7 +47,7 @@ struct store_doc {
         size_t bytes;
         int width, height;
     } origin;
-    const struct store_transform *transforms;
+    const struct lineage_link *transforms;
     int ntransforms;
     const char *stream_id, *consumer;
     int attempts;

@@ -1,4 +1,4 @@
-/* test_b64.c -- admin/b64.c: strict base64 decoding round-trips digest_base64() and refuses
+/* test_b64.c -- codec/b64.c: strict base64 decoding round-trips digest_base64() and refuses
  * every text it would not have written. */
 #include <stdarg.h>
 #include <stddef.h>

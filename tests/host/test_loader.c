@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "digest.h"
-#include "loader.h"
+#include "chain.h"
 
 /* ---- a counter sink ---- */
 

@@ -1,0 +1,412 @@
+/* loader.c -- the plugin host: dlopen, ABI checks, the host table given to each plugin.
+ *
+ * Checks follow Varnish's vmod_data and nginx's NGX_MODULE_V1: the version fields are read
+ * first, and only a descriptor that passes them is copied (struct_size bytes, the rest zeroed, so
+ * a plugin built for an older minor simply has NULL in the fields it does not know).
+ *
+ * Each plugin gets its own copy of the host table, embedded in its entry, so host callbacks know
+ * which plugin calls them. Chains and their execution are chain.c; host allocation is alloc.c. */
+#include "host.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* ---- the host table ---- */
+
+static void loader_host_log(const struct pixflow_host *h, int level, const char *fmt, ...)
+{
+    const struct loader_host *lh = (const struct loader_host *)h;
+    enum log_level ll = LL_INFO;
+    char msg[1024];
+    va_list ap;
+
+    switch (level) {
+    case PIXFLOW_LOG_DEBUG:
+        ll = LL_DEBUG;
+        break;
+    case PIXFLOW_LOG_WARN:
+        ll = LL_WARN;
+        break;
+    case PIXFLOW_LOG_ERROR:
+        ll = LL_ERROR;
+        break;
+    default:
+        break;
+    }
+    if (!log_enabled(ll))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    log_msg(ll, "plugin=%s %s", lh->entry->desc.name, msg);
+}
+
+static int loader_counter_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+
+    if (n < 1 || n > LOADER_COUNTER_MAX || strcmp(name, "ok") == 0 || strcmp(name, "failed") == 0 ||
+        strcmp(name, "usec") == 0)
+        return 0;
+    return strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
+}
+
+static void loader_host_counter(const struct pixflow_host *h, const char *name, long long delta)
+{
+    const struct loader_host *lh = (const struct loader_host *)h;
+    char key[LOADER_NAME_MAX + LOADER_COUNTER_MAX + 16];
+
+    if (lh->loader->counter == NULL)
+        return;
+    if (name == NULL || !loader_counter_name_ok(name)) {
+        log_debug("event=plugin_counter_dropped plugin=%s counter=%s", lh->entry->desc.name,
+                  name != NULL ? name : "(null)");
+        return;
+    }
+    snprintf(key, sizeof(key), "transform:%s:%s", lh->entry->desc.name, name);
+    lh->loader->counter(lh->loader->counter_arg, key, delta);
+}
+/* ---- loading ---- */
+
+struct loader *loader_new(loader_counter_fn counter, void *arg)
+{
+    struct loader *l = calloc(1, sizeof(*l));
+
+    if (l == NULL)
+        return NULL;
+    l->counter = counter;
+    l->counter_arg = arg;
+    return l;
+}
+
+static void loader_entry_free(struct loader_entry *e)
+{
+    if (e == NULL)
+        return;
+    if (e->handle != NULL)
+        dlclose(e->handle);
+    free(e->path);
+    free(e);
+}
+
+void loader_free(struct loader *l)
+{
+    if (l == NULL)
+        return;
+    for (size_t i = 0; i < l->n; i++)
+        loader_entry_free(l->plugins[i]);
+    for (size_t i = 0; i < l->nrejected; i++) {
+        free((char *)l->rejected[i].path);
+        free((char *)l->rejected[i].error);
+    }
+    free(l->plugins);
+    free(l->rejected);
+    free(l);
+}
+
+const struct loader_entry *loader_find(const struct loader *l, const char *name, size_t len)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        const char *n = l->plugins[i]->desc.name;
+
+        if (strlen(n) == len && memcmp(n, name, len) == 0)
+            return l->plugins[i];
+    }
+    return NULL;
+}
+
+static int loader_name_ok(const char *name)
+{
+    size_t n = name != NULL ? strlen(name) : 0;
+
+    return n >= 1 && n <= LOADER_NAME_MAX &&
+           strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+}
+
+/* Smallest descriptor for each minor version this host knows (plugin.h). */
+static const size_t loader_min_size[PIXFLOW_ABI_MINOR + 1] = {PIXFLOW_PLUGIN_MIN_SIZE_1_0};
+
+/* The version checks, on the first three fields only, then a copy of the rest. */
+static int loader_check_abi(const struct pixflow_plugin *d, struct pixflow_plugin *copy, char *err,
+                            size_t errlen)
+{
+    size_t size;
+
+    if (d->abi_major != PIXFLOW_ABI_MAJOR) {
+        snprintf(err, errlen, "ABI major %u, this pixflow speaks %u", (unsigned)d->abi_major,
+                 PIXFLOW_ABI_MAJOR);
+        return -1;
+    }
+    if (d->abi_minor > PIXFLOW_ABI_MINOR) {
+        snprintf(err, errlen, "ABI %u.%u is newer than this pixflow's %u.%u",
+                 (unsigned)d->abi_major, (unsigned)d->abi_minor, PIXFLOW_ABI_MAJOR,
+                 PIXFLOW_ABI_MINOR);
+        return -1;
+    }
+    if (d->struct_size < loader_min_size[d->abi_minor]) {
+        snprintf(err, errlen, "descriptor of %u bytes, ABI %u.%u needs at least %zu",
+                 (unsigned)d->struct_size, (unsigned)d->abi_major, (unsigned)d->abi_minor,
+                 loader_min_size[d->abi_minor]);
+        return -1;
+    }
+    size = d->struct_size < sizeof(*copy) ? d->struct_size : sizeof(*copy);
+    memset(copy, 0, sizeof(*copy));
+    memcpy(copy, d, size);
+    return 0;
+}
+
+static int loader_check_desc(const struct loader *l, const struct pixflow_plugin *d, char *err,
+                             size_t errlen)
+{
+    const struct loader_entry *dup;
+
+    if (!loader_name_ok(d->name)) {
+        snprintf(err, errlen, "invalid name '%.40s' (want [a-z0-9_-], 1 to %d characters)",
+                 d->name != NULL ? d->name : "(null)", LOADER_NAME_MAX);
+        return -1;
+    }
+    if (d->version == NULL || d->version[0] == '\0') {
+        snprintf(err, errlen, "plugin %s has no version", d->name);
+        return -1;
+    }
+    if ((d->inputs & PIXFLOW_INPUT_ANY) == 0 || (d->inputs & ~PIXFLOW_INPUT_ANY) != 0) {
+        snprintf(err, errlen, "plugin %s declares inputs 0x%x (want PIXFLOW_INPUT_*)", d->name,
+                 (unsigned)d->inputs);
+        return -1;
+    }
+    if (d->apply == NULL) {
+        snprintf(err, errlen, "plugin %s has no apply function", d->name);
+        return -1;
+    }
+    if ((d->thread_init == NULL) != (d->thread_destroy == NULL)) {
+        snprintf(err, errlen, "plugin %s has only one of thread_init and thread_destroy", d->name);
+        return -1;
+    }
+    dup = loader_find(l, d->name, strlen(d->name));
+    if (dup != NULL) {
+        snprintf(err, errlen, "duplicate plugin name '%s', already loaded from %s", d->name,
+                 dup->path);
+        return -1;
+    }
+    return 0;
+}
+
+/* Logs the refusal and keeps it for loader_rejected(); the list is best effort when memory is
+ * short, the log line is not. */
+static void loader_reject(struct loader *l, const char *path, const char *reason)
+{
+    struct loader_rejected r;
+
+    log_warn("event=plugin_rejected plugin=%s error=\"%s\"", path, reason);
+    if (l->nrejected == l->caprejected) {
+        size_t cap = l->caprejected ? 2 * l->caprejected : 4;
+        struct loader_rejected *nr = realloc(l->rejected, cap * sizeof(*nr));
+
+        if (nr == NULL)
+            return;
+        l->rejected = nr;
+        l->caprejected = cap;
+    }
+    r.path = strdup(path);
+    r.error = strdup(reason);
+    if (r.path == NULL || r.error == NULL) {
+        free((char *)r.path);
+        free((char *)r.error);
+        return;
+    }
+    l->rejected[l->nrejected++] = r;
+}
+
+static int loader_add(struct loader *l, struct loader_entry *e)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 8;
+        struct loader_entry **np = realloc(l->plugins, cap * sizeof(*np));
+
+        if (np == NULL)
+            return -1;
+        l->plugins = np;
+        l->cap = cap;
+    }
+    l->plugins[l->n++] = e;
+    return 0;
+}
+
+static void loader_entry_describe(struct loader *l, struct loader_entry *e)
+{
+    struct loader_plugin_info *i = &e->info;
+
+    e->host.pub.abi_major = PIXFLOW_ABI_MAJOR;
+    e->host.pub.abi_minor = PIXFLOW_ABI_MINOR;
+    e->host.pub.struct_size = sizeof(struct pixflow_host);
+    e->host.pub.log = loader_host_log;
+    e->host.pub.counter_add = loader_host_counter;
+    e->host.pub.alloc = host_alloc;
+    e->host.pub.free = host_free;
+    e->host.loader = l;
+    e->host.entry = e;
+    i->name = e->desc.name;
+    i->version = e->desc.version;
+    i->description = e->desc.description;
+    i->path = e->path;
+    i->sha256 = e->sha256;
+    i->abi_major = e->desc.abi_major;
+    i->abi_minor = e->desc.abi_minor;
+    i->flags = e->desc.flags;
+    i->inputs = e->desc.inputs;
+}
+
+int loader_load(struct loader *l, const char *path, char *err, size_t errlen)
+{
+    const struct pixflow_plugin *(*entry)(void);
+    const struct pixflow_plugin *d;
+    struct loader_entry *e = calloc(1, sizeof(*e));
+    char why[LOADER_ERR_MAX];
+
+    if (e != NULL)
+        e->path = strdup(path);
+    if (e == NULL || e->path == NULL) {
+        snprintf(why, sizeof(why), "out of memory");
+        goto err;
+    }
+    /* Hash the file first: what is recorded is what gets loaded, short of a concurrent swap. */
+    if (digest_sha256_file(path, e->sha256, why, sizeof(why)) < 0)
+        goto err;
+    e->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (e->handle == NULL) {
+        snprintf(why, sizeof(why), "%s", dlerror());
+        goto err;
+    }
+    *(void **)&entry = dlsym(e->handle, PIXFLOW_PLUGIN_ENTRY_SYMBOL);
+    if (entry == NULL) {
+        snprintf(why, sizeof(why), "no %s symbol: not a pixflow plugin",
+                 PIXFLOW_PLUGIN_ENTRY_SYMBOL);
+        goto err;
+    }
+    d = entry();
+    if (d == NULL) {
+        snprintf(why, sizeof(why), "%s returned NULL", PIXFLOW_PLUGIN_ENTRY_SYMBOL);
+        goto err;
+    }
+    if (loader_check_abi(d, &e->desc, why, sizeof(why)) < 0 ||
+        loader_check_desc(l, &e->desc, why, sizeof(why)) < 0)
+        goto err;
+    loader_entry_describe(l, e);
+    if (loader_add(l, e) < 0) {
+        snprintf(why, sizeof(why), "out of memory");
+        goto err;
+    }
+    log_info("event=plugin_loaded plugin=%s version=%s path=%s sha256=%s", e->desc.name,
+             e->desc.version, path, e->sha256);
+    return 0;
+err:
+    loader_entry_free(e);
+    snprintf(err, errlen, "%s", why);
+    loader_reject(l, path, why);
+    return -1;
+}
+
+static int loader_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int loader_is_so(const char *name)
+{
+    size_t n = strlen(name);
+
+    return n > 3 && name[0] != '.' && strcmp(name + n - 3, ".so") == 0;
+}
+
+int loader_scan(struct loader *l, const char *dir, char *err, size_t errlen)
+{
+    DIR *dh = opendir(dir);
+    char **names = NULL, why[LOADER_ERR_MAX];
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    int loaded = 0;
+
+    if (dh == NULL) {
+        snprintf(err, errlen, "plugin folder %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    while ((de = readdir(dh)) != NULL) {
+        if (!loader_is_so(de->d_name))
+            continue;
+        if (n == cap) {
+            size_t ncap = cap ? 2 * cap : 16;
+            char **nn = realloc(names, ncap * sizeof(*nn));
+
+            if (nn == NULL)
+                goto nomem;
+            names = nn;
+            cap = ncap;
+        }
+        names[n] = strdup(de->d_name);
+        if (names[n] == NULL)
+            goto nomem;
+        n++;
+    }
+    closedir(dh);
+    dh = NULL;
+    qsort(names, n, sizeof(*names), loader_cmp);
+    for (size_t i = 0; i < n; i++) {
+        char path[4096];
+
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        if (loader_load(l, path, why, sizeof(why)) == 0)
+            loaded++;
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return loaded;
+nomem:
+    snprintf(err, errlen, "plugin folder %s: out of memory", dir);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    if (dh != NULL)
+        closedir(dh);
+    return -1;
+}
+
+size_t loader_count(const struct loader *l)
+{
+    return l->n;
+}
+
+const struct loader_plugin_info *loader_plugin(const struct loader *l, size_t i)
+{
+    return i < l->n ? &l->plugins[i]->info : NULL;
+}
+
+size_t loader_rejected_count(const struct loader *l)
+{
+    return l->nrejected;
+}
+
+const struct loader_rejected *loader_rejected(const struct loader *l, size_t i)
+{
+    return i < l->nrejected ? &l->rejected[i] : NULL;
+}
+
+/* "grayscale, resize" for error messages. */
+/* "grayscale, resize" for error messages. */
+void loader_names(const struct loader *l, char *buf, size_t len)
+{
+    size_t pos = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < l->n && pos < len; i++)
+        pos +=
+            (size_t)snprintf(buf + pos, len - pos, "%s%s", i ? ", " : "", l->plugins[i]->desc.name);
+}
