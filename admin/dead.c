@@ -9,6 +9,7 @@
 #include "admin.h"
 #include "human.h"
 #include "json.h"
+#include "rconn.h"
 #include "rdb.h"
 
 #include <stdio.h>
@@ -167,7 +168,7 @@ static int dead_replay(struct dead *d, const struct letter *l, char *err, size_t
         norm = u.norm;
     const char *argv[] = {"EVAL",      REPLAY_LUA, "4",   d->k_dead, d->k_seen,
                           d->k_stream, d->k_stats, l->id, norm};
-    redisReply *r = rdb_command(d->r, err, errlen, 9, argv, NULL);
+    redisReply *r = rconn_command(d->r, 9, argv, NULL, err, errlen);
     if (r == NULL)
         return -1;
     const char *what;
@@ -230,7 +231,7 @@ static int dead_walk(struct dead *d, char *err, size_t errlen)
     char start[64] = "-";
     for (;;) {
         const char *argv[] = {"XRANGE", d->k_dead, start, "+", "COUNT", PAGE};
-        redisReply *r = rdb_command(d->r, err, errlen, 6, argv, NULL);
+        redisReply *r = rconn_command(d->r, 6, argv, NULL, err, errlen);
         if (r == NULL)
             return -1;
         if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
@@ -270,7 +271,7 @@ static void dead_summary(struct dead *d)
         long long total = -1;
         const char *argv[] = {"XLEN", d->k_dead};
         char err[256];
-        redisReply *r = rdb_command(d->r, err, sizeof(err), 2, argv, NULL);
+        redisReply *r = rconn_command(d->r, 2, argv, NULL, err, sizeof(err));
         if (r) {
             rdb_ll(r, &total);
             freeReplyObject(r);

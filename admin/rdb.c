@@ -1,26 +1,10 @@
-/* rdb.c -- Redis commands and reply shapes for the admin commands. */
+/* rdb.c -- the shapes of Redis replies the admin commands read. */
 #include "rdb.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-redisReply *rdb_command(redisContext *c, char *err, size_t errlen, int argc, const char **argv,
-                        const size_t *lens)
-{
-    redisReply *r = redisCommandArgv(c, argc, argv, lens);
-    if (r == NULL) {
-        snprintf(err, errlen, "redis %s: %s", argv[0], c->err ? c->errstr : "no reply");
-        return NULL;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        snprintf(err, errlen, "redis %s: %s", argv[0], r->str);
-        freeReplyObject(r);
-        return NULL;
-    }
-    return r;
-}
 
 const redisReply *rdb_field(const redisReply *flat, const char *name)
 {

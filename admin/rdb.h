@@ -1,15 +1,10 @@
-/* rdb.h -- Redis for the admin commands: commands with their errors as text, and the shapes of
- * the replies they read (flat field/value arrays, numbers as strings, stream ids). */
+/* rdb.h -- the shapes of the Redis replies the admin commands read: flat field/value arrays,
+ * numbers as strings, stream ids. Commands go through rconn_command() (lib/rconn.h). */
 #ifndef PIXFLOW_RDB_H
 #define PIXFLOW_RDB_H
 
 #include <hiredis/hiredis.h>
 #include <stddef.h>
-
-/* redisCommandArgv (lens may be NULL for C strings). The reply, or NULL with err set for a
- * connection failure or an error reply ("XINFO: ERR no such key"). Free with freeReplyObject. */
-redisReply *rdb_command(redisContext *c, char *err, size_t errlen, int argc, const char **argv,
-                        const size_t *lens);
 
 /* The value after `name` in a flat [field, value, ...] array (XINFO, HGETALL, stream entries),
  * or NULL. */

@@ -1,18 +1,17 @@
-/* stats.c -- pixflow stats: the counters, and what only Redis itself knows right now.
+/* stats.c -- pixflow stats: the counters, and what only Redis itself knows right now, rendered
+ * as text or JSON from one snapshot (snap.c reads Redis into plain structs).
  *
- * A snapshot is the <prefix>stats hash plus the stream's state (XLEN, the group's lag and pending
- * count from XINFO GROUPS, XPENDING per consumer and its oldest entry), the dead-letter stream's
- * length, and the workers' heartbeat hashes (SCAN <prefix>worker:*). --watch takes one per
- * interval and shows rates from the difference of two; on a terminal it redraws one screen in
+ * --watch takes a snapshot per interval and shows rates from the difference of two; on a
+ * terminal it redraws one screen in
  * place (cursor home, each line cleared to its end, so nothing flickers), otherwise it prints
  * one line (or one JSON object) per interval, for logs and pipes. Redis failing in --watch is
  * shown and retried at the next interval, not fatal. */
 #include "admin.h"
 #include "human.h"
 #include "json.h"
-#include "rdb.h"
-
+#include "names.h"
 #include "rconn.h"
+#include "snap.h"
 
 #include <math.h>
 #include <signal.h>
@@ -24,7 +23,6 @@
 #include <unistd.h>
 
 #define CMD           "stats"
-#define WORKERS_MAX   4096
 #define ANSI_HOME     "\033[H"
 #define ANSI_EOL      "\033[K"
 #define ANSI_EOS      "\033[J"
@@ -60,29 +58,9 @@ static const struct cfg_option own_options[] = {
 
 /* The main counters, in the order people read them; others follow by name. */
 static const char *const main_counters[] = {
-    "ingest_lines", "ingest_queued", "ingest_duplicates", "ingest_invalid", "received",
-    "stored",       "aliased",       "duplicates",        "invalid",        "failed",
-    "retries",      "reclaimed",     "bytes_in",          "bytes_out",      NULL,
-};
-
-struct snap_worker {
-    char *name; /* after <prefix>worker: */
-    redisReply *hash;
-    long long ttl;
-};
-
-struct snap {
-    long long now_ms;
-    redisReply *stats; /* HGETALL */
-    long long length;  /* XLEN; 0 when the stream does not exist */
-    int has_group;
-    long long backlog;  /* lag; -1 unknown */
-    long long pending;  /* of the group */
-    redisReply *xpend;  /* XPENDING summary: [count, min, max, [[consumer, n]...]] */
-    redisReply *oldest; /* XPENDING - + 1: [[id, consumer, idle, deliveries]] */
-    long long dead;
-    struct snap_worker *workers;
-    size_t nworkers;
+    C_INGEST_LINES, C_INGEST_QUEUED, C_INGEST_DUPLICATES, C_INGEST_INVALID, C_RECEIVED,
+    C_STORED,       C_ALIASED,       C_DUPLICATES,        C_INVALID,        C_FAILED,
+    C_RETRIES,      C_RECLAIMED,     C_BYTES_IN,          C_BYTES_OUT,      NULL,
 };
 
 static volatile sig_atomic_t stop;
@@ -92,34 +70,7 @@ static void on_signal(int sig)
     stop = sig;
 }
 
-static void snap_free(struct snap *s)
-{
-    if (s == NULL)
-        return;
-    if (s->stats)
-        freeReplyObject(s->stats);
-    if (s->xpend)
-        freeReplyObject(s->xpend);
-    if (s->oldest)
-        freeReplyObject(s->oldest);
-    for (size_t i = 0; i < s->nworkers; i++) {
-        free(s->workers[i].name);
-        if (s->workers[i].hash)
-            freeReplyObject(s->workers[i].hash);
-    }
-    free(s->workers);
-    free(s);
-}
-
-static long long snap_counter(const struct snap *s, const char *name)
-{
-    long long v = 0;
-    if (s == NULL || rdb_ll(rdb_field(s->stats, name), &v) < 0)
-        return 0;
-    return v;
-}
-
-static int snap_is_main(const char *name)
+static int stats_is_main(const char *name)
 {
     for (int i = 0; main_counters[i]; i++)
         if (strcmp(main_counters[i], name) == 0)
@@ -127,266 +78,12 @@ static int snap_is_main(const char *name)
     return 0;
 }
 
-static int cmp_str(const void *a, const void *b)
+static int stats_has_prefix(const char *name, const char *prefix)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    return strncmp(name, prefix, strlen(prefix)) == 0;
 }
 
-static int cmp_worker(const void *a, const void *b)
-{
-    return strcmp(((const struct snap_worker *)a)->name, ((const struct snap_worker *)b)->name);
-}
-
-/* SCAN <prefix>worker:* into a sorted, de-duplicated list of names (SCAN may repeat keys). */
-static int snap_scan_workers(redisContext *c, const struct settings *st, struct snap *s, char *err,
-                             size_t errlen)
-{
-    char prefix[SET_KEY_MAX], pattern[2 * SET_KEY_MAX + 4], cursor[32] = "0";
-    settings_key(st, "worker:", prefix, sizeof(prefix));
-    if (rdb_glob_escape(prefix, pattern, sizeof(pattern) - 2) < 0) {
-        snprintf(err, errlen, "prefix too long");
-        return -1;
-    }
-    strcat(pattern, "*");
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    int rc = -1;
-    do {
-        const char *argv[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "500"};
-        redisReply *r = rdb_command(c, err, errlen, 6, argv, NULL);
-        if (r == NULL)
-            goto done;
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-            r->element[1]->type != REDIS_REPLY_ARRAY) {
-            snprintf(err, errlen, "redis SCAN: unexpected reply");
-            freeReplyObject(r);
-            goto done;
-        }
-        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str ? r->element[0]->str : "0");
-        const redisReply *keys = r->element[1];
-        for (size_t i = 0; i < keys->elements && n < WORKERS_MAX; i++) {
-            if (keys->element[i]->type != REDIS_REPLY_STRING)
-                continue;
-            if (n == cap) {
-                cap = cap ? cap * 2 : 16;
-                char **more = realloc(names, cap * sizeof(*names));
-                if (more == NULL) {
-                    freeReplyObject(r);
-                    goto done;
-                }
-                names = more;
-            }
-            names[n] = strdup(keys->element[i]->str);
-            if (names[n] == NULL) {
-                freeReplyObject(r);
-                goto done;
-            }
-            n++;
-        }
-        freeReplyObject(r);
-    } while (strcmp(cursor, "0") != 0);
-    if (n > 1)
-        qsort(names, n, sizeof(*names), cmp_str);
-    s->workers = calloc(n ? n : 1, sizeof(*s->workers));
-    if (s->workers == NULL)
-        goto done;
-    size_t plen = strlen(prefix);
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0 && strcmp(names[i], names[i - 1]) == 0)
-            continue;
-        s->workers[s->nworkers].name = strdup(names[i] + plen);
-        if (s->workers[s->nworkers].name == NULL)
-            goto done;
-        s->nworkers++;
-    }
-    rc = 0;
-done:
-    if (rc < 0 && err[0] == '\0')
-        snprintf(err, errlen, "out of memory");
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-    return rc;
-}
-
-/* HGETALL and TTL of every heartbeat, pipelined: one round trip for all the workers. */
-static int snap_read_workers(redisContext *c, const struct settings *st, struct snap *s, char *err,
-                             size_t errlen)
-{
-    char key[SET_KEY_MAX * 2];
-    for (size_t i = 0; i < s->nworkers; i++) {
-        snprintf(key, sizeof(key), "%sworker:%s", st->prefix, s->workers[i].name);
-        const char *hgetall[] = {"HGETALL", key}, *ttl[] = {"TTL", key};
-        redisAppendCommandArgv(c, 2, hgetall, NULL);
-        redisAppendCommandArgv(c, 2, ttl, NULL);
-    }
-    for (size_t i = 0; i < s->nworkers; i++) {
-        redisReply *h = NULL, *t = NULL;
-        if (redisGetReply(c, (void **)&h) != REDIS_OK ||
-            redisGetReply(c, (void **)&t) != REDIS_OK) {
-            snprintf(err, errlen, "redis HGETALL: %s", c->errstr);
-            if (h)
-                freeReplyObject(h);
-            return -1;
-        }
-        if (h->type == REDIS_REPLY_ARRAY)
-            s->workers[i].hash = h;
-        else
-            freeReplyObject(h);
-        s->workers[i].ttl = t->type == REDIS_REPLY_INTEGER ? t->integer : -1;
-        freeReplyObject(t);
-    }
-    /* Keep only those still alive: a heartbeat may expire between SCAN and HGETALL. */
-    size_t live = 0;
-    for (size_t i = 0; i < s->nworkers; i++) {
-        if (s->workers[i].hash && s->workers[i].hash->elements > 0) {
-            s->workers[live++] = s->workers[i];
-            continue;
-        }
-        free(s->workers[i].name);
-        if (s->workers[i].hash)
-            freeReplyObject(s->workers[i].hash);
-    }
-    s->nworkers = live;
-    if (s->nworkers > 1)
-        qsort(s->workers, s->nworkers, sizeof(*s->workers), cmp_worker);
-    return 0;
-}
-
-/* The group's lag and pending count; the stream or the group may not exist yet. */
-static int snap_group(redisContext *c, const struct settings *st, const char *stream,
-                      struct snap *s, char *err, size_t errlen)
-{
-    s->backlog = s->length; /* no group yet: its first worker starts from entry 0 */
-    const char *argv[] = {"XINFO", "GROUPS", stream};
-    redisReply *r = redisCommandArgv(c, 3, argv, NULL);
-    if (r == NULL) {
-        snprintf(err, errlen, "redis XINFO: %s", c->errstr);
-        return -1;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        int missing = strstr(r->str, "no such key") != NULL;
-        if (!missing)
-            snprintf(err, errlen, "redis XINFO: %s", r->str);
-        freeReplyObject(r);
-        return missing ? 0 : -1;
-    }
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        const redisReply *g = r->element[i], *name = rdb_field(g, "name");
-        if (name == NULL || name->type != REDIS_REPLY_STRING || strcmp(name->str, st->group) != 0)
-            continue;
-        s->has_group = 1;
-        if (rdb_ll(rdb_field(g, "lag"), &s->backlog) < 0)
-            s->backlog = -1; /* Redis cannot tell after entries were deleted */
-        rdb_ll(rdb_field(g, "pending"), &s->pending);
-    }
-    freeReplyObject(r);
-    return 0;
-}
-
-static struct snap *snap_take(redisContext *c, const struct settings *st, char *err, size_t errlen)
-{
-    char stream[SET_KEY_MAX], stats[SET_KEY_MAX], dead[SET_KEY_MAX];
-    settings_key(st, "urls", stream, sizeof(stream));
-    settings_key(st, "stats", stats, sizeof(stats));
-    settings_key(st, "dead", dead, sizeof(dead));
-    struct snap *s = calloc(1, sizeof(*s));
-    redisReply *r = NULL;
-    err[0] = '\0';
-    if (s == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    const char *time_argv[] = {"TIME"};
-    r = rdb_command(c, err, errlen, 1, time_argv, NULL);
-    if (r == NULL)
-        goto err;
-    long long sec = 0, usec = 0;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
-        rdb_ll(r->element[0], &sec);
-        rdb_ll(r->element[1], &usec);
-    }
-    s->now_ms = sec * 1000 + usec / 1000;
-    freeReplyObject(r);
-
-    const char *hgetall[] = {"HGETALL", stats};
-    s->stats = rdb_command(c, err, errlen, 2, hgetall, NULL);
-    const char *xlen[] = {"XLEN", stream}, *xlen_dead[] = {"XLEN", dead};
-    if (s->stats == NULL || (r = rdb_command(c, err, errlen, 2, xlen, NULL)) == NULL)
-        goto err;
-    rdb_ll(r, &s->length);
-    freeReplyObject(r);
-    if ((r = rdb_command(c, err, errlen, 2, xlen_dead, NULL)) == NULL)
-        goto err;
-    rdb_ll(r, &s->dead);
-    freeReplyObject(r);
-    if (snap_group(c, st, stream, s, err, errlen) < 0)
-        goto err;
-    if (s->has_group) {
-        const char *summary[] = {"XPENDING", stream, st->group};
-        const char *first[] = {"XPENDING", stream, st->group, "-", "+", "1"};
-        s->xpend = rdb_command(c, err, errlen, 3, summary, NULL);
-        if (s->xpend == NULL || (s->oldest = rdb_command(c, err, errlen, 6, first, NULL)) == NULL)
-            goto err;
-    }
-    if (snap_scan_workers(c, st, s, err, errlen) < 0 ||
-        snap_read_workers(c, st, s, err, errlen) < 0)
-        goto err;
-    return s;
-err:
-    snap_free(s);
-    return NULL;
-}
-
-/* The oldest pending entry: [id, consumer, idle, deliveries], or NULL. */
-static const redisReply *snap_oldest(const struct snap *s)
-{
-    const redisReply *o = s->oldest;
-    if (o == NULL || o->type != REDIS_REPLY_ARRAY || o->elements == 0)
-        return NULL;
-    o = o->element[0];
-    if (o->type != REDIS_REPLY_ARRAY || o->elements < 4 ||
-        o->element[0]->type != REDIS_REPLY_STRING)
-        return NULL;
-    return o;
-}
-
-/* Pending entries of one consumer, from the XPENDING summary. */
-static long long snap_pending_of(const struct snap *s, const char *name)
-{
-    const redisReply *x = s->xpend;
-    if (x == NULL || x->type != REDIS_REPLY_ARRAY || x->elements < 4 ||
-        x->element[3]->type != REDIS_REPLY_ARRAY)
-        return 0;
-    for (size_t i = 0; i < x->element[3]->elements; i++) {
-        const redisReply *c = x->element[3]->element[i];
-        long long n = 0;
-        if (c->type == REDIS_REPLY_ARRAY && c->elements == 2 &&
-            c->element[0]->type == REDIS_REPLY_STRING && strcmp(c->element[0]->str, name) == 0 &&
-            rdb_ll(c->element[1], &n) == 0)
-            return n;
-    }
-    return 0;
-}
-
-static int snap_has_worker(const struct snap *s, const char *name)
-{
-    for (size_t i = 0; i < s->nworkers; i++)
-        if (strcmp(s->workers[i].name, name) == 0)
-            return 1;
-    return 0;
-}
-
-/* Per second between two snapshots; NAN without a previous one. */
-static double snap_rate(const struct snap *s, const struct snap *prev, const char *name)
-{
-    if (prev == NULL || s->now_ms <= prev->now_ms)
-        return NAN;
-    return (double)(snap_counter(s, name) - snap_counter(prev, name)) * 1000.0 /
-           (double)(s->now_ms - prev->now_ms);
-}
-
-static const char *snap_time(long long ms, char *buf, size_t len)
+static const char *stats_time(long long ms, char *buf, size_t len)
 {
     time_t t = (time_t)(ms / 1000);
     struct tm tm;
@@ -395,21 +92,22 @@ static const char *snap_time(long long ms, char *buf, size_t len)
     return buf;
 }
 
-/* Milliseconds since a heartbeat's timestamp field, -1 when absent or unreadable. */
-static long long snap_ago(const struct snap *s, const redisReply *hash, const char *field)
+static void json_kv_str_or_null(struct json *j, const char *key, const char *v)
 {
-    const redisReply *v = rdb_field(hash, field);
-    long long at;
-    char err[8];
-    if (v == NULL || v->type != REDIS_REPLY_STRING || human_since(v->str, 0, &at, err, 0) < 0)
-        return -1;
-    return s->now_ms - at;
+    json_key(j, key);
+    if (v)
+        json_str(j, v);
+    else
+        json_null(j);
 }
 
-static const char *worker_str(const struct snap_worker *w, const char *field)
+static void json_kv_int_or_null(struct json *j, const char *key, long long v)
 {
-    const redisReply *v = rdb_field(w->hash, field);
-    return v && v->type == REDIS_REPLY_STRING ? v->str : "-";
+    json_key(j, key);
+    if (v >= 0)
+        json_int(j, v);
+    else
+        json_null(j);
 }
 
 /* ---- JSON ---- */
@@ -421,66 +119,46 @@ static void render_json(FILE *out, const struct settings *st, const struct snap 
     char buf[64];
     json_init(&j, out);
     json_object(&j);
-    json_kv_str(&j, "time", snap_time(s->now_ms, buf, sizeof(buf)));
+    json_kv_str(&j, "time", stats_time(s->now_ms, buf, sizeof(buf)));
     json_kv_str(&j, "prefix", st->prefix);
     json_kv_str(&j, "group", st->group);
     json_key(&j, "counters");
     json_object(&j);
-    for (size_t i = 0; s->stats && i + 1 < s->stats->elements; i += 2) {
-        long long v;
-        if (rdb_ll(s->stats->element[i + 1], &v) == 0)
-            json_kv_int(&j, s->stats->element[i]->str, v);
-    }
+    for (size_t i = 0; i < s->ncounters; i++)
+        json_kv_int(&j, s->counters[i].name, s->counters[i].value);
     json_end(&j);
     if (prev) {
         json_key(&j, "rates");
         json_object(&j);
-        for (size_t i = 0; s->stats && i + 1 < s->stats->elements; i += 2) {
-            json_key(&j, s->stats->element[i]->str);
-            json_double(&j, snap_rate(s, prev, s->stats->element[i]->str));
+        for (size_t i = 0; i < s->ncounters; i++) {
+            json_key(&j, s->counters[i].name);
+            json_double(&j, snap_rate(s, prev, s->counters[i].name));
         }
         json_end(&j);
     }
     json_key(&j, "stream");
     json_object(&j);
-    json_kv_int(&j, "length", s->length);
+    json_kv_int(&j, "length", s->group.length);
     json_key(&j, "group_exists");
-    json_bool(&j, s->has_group);
-    json_key(&j, "backlog");
-    if (s->backlog >= 0)
-        json_int(&j, s->backlog);
-    else
-        json_null(&j);
-    json_kv_int(&j, "pending", s->pending);
+    json_bool(&j, s->group.has_group);
+    json_kv_int_or_null(&j, "backlog", s->group.backlog);
+    json_kv_int(&j, "pending", s->group.pending);
     json_key(&j, "oldest_pending");
-    const redisReply *o = snap_oldest(s);
-    if (o) {
-        long long ms = 0, idle = 0, deliveries = 0;
+    if (s->oldest) {
         json_object(&j);
-        json_kv_str(&j, "id", o->element[0]->str);
-        json_kv_str(&j, "consumer", o->element[1]->str);
-        rdb_id_ms(o->element[0]->str, &ms);
-        rdb_ll(o->element[2], &idle);
-        rdb_ll(o->element[3], &deliveries);
-        json_kv_int(&j, "age_ms", s->now_ms - ms);
-        json_kv_int(&j, "idle_ms", idle);
-        json_kv_int(&j, "deliveries", deliveries);
+        json_kv_str(&j, "id", s->oldest->id);
+        json_kv_str(&j, "consumer", s->oldest->consumer);
+        json_kv_int(&j, "age_ms", s->oldest->age_ms);
+        json_kv_int(&j, "idle_ms", s->oldest->idle_ms);
+        json_kv_int(&j, "deliveries", s->oldest->deliveries);
         json_end(&j);
     } else {
         json_null(&j);
     }
     json_key(&j, "pending_by_consumer");
     json_object(&j);
-    const redisReply *x = s->xpend;
-    if (x && x->type == REDIS_REPLY_ARRAY && x->elements >= 4 &&
-        x->element[3]->type == REDIS_REPLY_ARRAY) {
-        for (size_t i = 0; i < x->element[3]->elements; i++) {
-            const redisReply *c = x->element[3]->element[i];
-            long long n = 0;
-            if (c->type == REDIS_REPLY_ARRAY && c->elements == 2 && rdb_ll(c->element[1], &n) == 0)
-                json_kv_int(&j, c->element[0]->str, n);
-        }
-    }
+    for (size_t i = 0; i < s->nconsumers; i++)
+        json_kv_int(&j, s->consumers[i].name, s->consumers[i].pending);
     json_end(&j);
     json_end(&j);
 
@@ -489,12 +167,10 @@ static void render_json(FILE *out, const struct settings *st, const struct snap 
     json_kv_int(&j, "letters", s->dead);
     json_key(&j, "by_reason");
     json_object(&j);
-    for (size_t i = 0; s->stats && i + 1 < s->stats->elements; i += 2) {
-        const char *name = s->stats->element[i]->str;
-        long long v;
-        if ((strncmp(name, "failed:", 7) == 0 || strncmp(name, "invalid:", 8) == 0) &&
-            rdb_ll(s->stats->element[i + 1], &v) == 0)
-            json_kv_int(&j, name, v);
+    for (size_t i = 0; i < s->ncounters; i++) {
+        const char *name = s->counters[i].name;
+        if (stats_has_prefix(name, C_FAILED ":") || stats_has_prefix(name, C_INVALID ":"))
+            json_kv_int(&j, name, s->counters[i].value);
     }
     json_end(&j);
     json_end(&j);
@@ -503,28 +179,16 @@ static void render_json(FILE *out, const struct settings *st, const struct snap 
     json_array(&j);
     for (size_t i = 0; i < s->nworkers; i++) {
         const struct snap_worker *w = &s->workers[i];
-        long long v;
         json_object(&j);
         json_kv_str(&j, "name", w->name);
-        static const char *const fields[] = {"group", "version", "started_at", "last_seen"};
-        for (size_t f = 0; f < sizeof(fields) / sizeof(*fields); f++) {
-            const redisReply *val = rdb_field(w->hash, fields[f]);
-            json_key(&j, fields[f]);
-            if (val && val->type == REDIS_REPLY_STRING)
-                json_strn(&j, val->str, val->len);
-            else
-                json_null(&j);
-        }
-        static const char *const nums[] = {"in_flight", "processed"};
-        for (size_t f = 0; f < sizeof(nums) / sizeof(*nums); f++) {
-            json_key(&j, nums[f]);
-            if (rdb_ll(rdb_field(w->hash, nums[f]), &v) == 0)
-                json_int(&j, v);
-            else
-                json_null(&j);
-        }
-        json_kv_int(&j, "pending", snap_pending_of(s, w->name));
-        json_kv_int(&j, "ttl_s", w->ttl);
+        json_kv_str_or_null(&j, HB_GROUP, w->group);
+        json_kv_str_or_null(&j, HB_VERSION, w->version);
+        json_kv_str_or_null(&j, HB_STARTED_AT, w->started_at);
+        json_kv_str_or_null(&j, HB_LAST_SEEN, w->last_seen);
+        json_kv_int_or_null(&j, HB_IN_FLIGHT, w->in_flight);
+        json_kv_int_or_null(&j, HB_PROCESSED, w->processed);
+        json_kv_int(&j, "pending", w->pending);
+        json_kv_int(&j, "ttl_s", w->ttl_s);
         json_end(&j);
     }
     json_end(&j);
@@ -539,7 +203,7 @@ static void render_counter(FILE *out, const struct snap *s, const struct snap *p
     long long v = snap_counter(s, name);
     double rate = snap_rate(s, prev, name);
     char buf[32], rbuf[32];
-    int bytes = strncmp(name, "bytes_", 6) == 0;
+    int bytes = stats_has_prefix(name, "bytes_");
     if (bytes)
         human_bytes((double)v, buf, sizeof(buf));
     else
@@ -556,119 +220,127 @@ static void render_counter(FILE *out, const struct snap *s, const struct snap *p
 static void render_family(FILE *out, const struct snap *s, const struct snap *prev,
                           const char *prefix)
 {
-    size_t plen = strlen(prefix);
-    for (size_t i = 0; s->stats && i + 1 < s->stats->elements; i += 2)
-        if (strncmp(s->stats->element[i]->str, prefix, plen) == 0)
-            render_counter(out, s, prev, s->stats->element[i]->str, 4);
+    for (size_t i = 0; i < s->ncounters; i++)
+        if (stats_has_prefix(s->counters[i].name, prefix))
+            render_counter(out, s, prev, s->counters[i].name, 4);
 }
 
 static void render_transforms(FILE *out, const struct snap *s)
 {
     int header = 0;
-    for (size_t i = 0; s->stats && i + 1 < s->stats->elements; i += 2) {
-        const char *name = s->stats->element[i]->str, *end;
-        if (strncmp(name, "transform:", 10) != 0 || (end = strrchr(name, ':')) == name + 9 ||
+    size_t plen = strlen(C_TRANSFORM);
+    for (size_t i = 0; i < s->ncounters; i++) {
+        const char *name = s->counters[i].name, *end;
+        if (!stats_has_prefix(name, C_TRANSFORM) || (end = strrchr(name, ':')) == name + plen - 1 ||
             strcmp(end, ":ok") != 0)
             continue;
         char base[256];
         snprintf(base, sizeof(base), "%.*s", (int)(end - name), name);
         char key[300];
-        long long ok = snap_counter(s, name), failed, usec;
+        long long ok = s->counters[i].value, failed, usec;
         snprintf(key, sizeof(key), "%s:failed", base);
         failed = snap_counter(s, key);
         snprintf(key, sizeof(key), "%s:usec", base);
         usec = snap_counter(s, key);
         if (!header++)
             fprintf(out, "\ntransforms\n");
-        fprintf(out, "  %-26s ok %lld  failed %lld  avg %.2f ms\n", base + 10, ok, failed,
+        fprintf(out, "  %-26s ok %lld  failed %lld  avg %.2f ms\n", base + plen, ok, failed,
                 ok + failed ? (double)usec / 1000.0 / (double)(ok + failed) : 0.0);
     }
 }
 
-static void render_text(FILE *out, const struct settings *st, const struct snap *s,
-                        const struct snap *prev)
+static void render_stream(FILE *out, const struct snap *s)
 {
-    char buf[64], b2[32], b3[32];
-    fprintf(out, "pixflow stats  prefix %s  group %s  %s\n\n", st->prefix, st->group,
-            snap_time(s->now_ms, buf, sizeof(buf)));
-    fprintf(out, "%-28s %14s%s\n", "counters", "total", prev ? "           rate" : "");
-    for (int i = 0; main_counters[i]; i++) {
-        render_counter(out, s, prev, main_counters[i], 2);
-        if (strcmp(main_counters[i], "ingest_invalid") == 0)
-            render_family(out, s, prev, "ingest_invalid:");
-    }
-    /* Counters this version does not know by name (verify_moved, replayed, ...). */
-    for (size_t i = 0; s->stats && i + 1 < s->stats->elements; i += 2) {
-        const char *name = s->stats->element[i]->str;
-        if (!snap_is_main(name) && strchr(name, ':') == NULL)
-            render_counter(out, s, prev, name, 2);
-    }
-
-    fprintf(out, "\nstream\n  %-26s %14lld\n", "length", s->length);
-    if (s->backlog >= 0)
-        fprintf(out, "  %-26s %14lld%s\n", "backlog (not yet read)", s->backlog,
-                s->has_group ? "" : "   (no consumer group yet)");
+    char b2[32], b3[32];
+    fprintf(out, "\nstream\n  %-26s %14lld\n", "length", s->group.length);
+    if (s->group.backlog >= 0)
+        fprintf(out, "  %-26s %14lld%s\n", "backlog (not yet read)", s->group.backlog,
+                s->group.has_group ? "" : "   (no consumer group yet)");
     else
         fprintf(out, "  %-26s %14s\n", "backlog (not yet read)", "unknown");
-    fprintf(out, "  %-26s %14lld\n", "pending (read, not acked)", s->pending);
-    const redisReply *o = snap_oldest(s);
-    if (o) {
-        long long ms = 0, idle = 0, deliveries = 0;
-        rdb_id_ms(o->element[0]->str, &ms);
-        rdb_ll(o->element[2], &idle);
-        rdb_ll(o->element[3], &deliveries);
+    fprintf(out, "  %-26s %14lld\n", "pending (read, not acked)", s->group.pending);
+    if (s->oldest)
         fprintf(out, "  %-26s %14s   %s by %s, idle %s, delivered %lld time%s\n", "oldest pending",
-                human_duration(s->now_ms - ms, b2, sizeof(b2)), o->element[0]->str,
-                o->element[1]->str, human_duration(idle, b3, sizeof(b3)), deliveries,
-                deliveries == 1 ? "" : "s");
-    }
+                human_duration(s->oldest->age_ms, b2, sizeof(b2)), s->oldest->id,
+                s->oldest->consumer, human_duration(s->oldest->idle_ms, b3, sizeof(b3)),
+                s->oldest->deliveries, s->oldest->deliveries == 1 ? "" : "s");
+}
 
-    long long failed = snap_counter(s, "failed"), invalid = snap_counter(s, "invalid");
-    fprintf(out, "\ndead letters %lld now in %sdead (%lld failed + %lld invalid ever)\n", s->dead,
-            st->prefix, failed, invalid);
-    render_family(out, s, prev, "failed:");
-    render_family(out, s, prev, "invalid:");
+static const char *or_dash(const char *v)
+{
+    return v ? v : "-";
+}
 
+static const char *num_or_dash(long long v, char *buf, size_t len)
+{
+    if (v < 0)
+        return "-";
+    snprintf(buf, len, "%lld", v);
+    return buf;
+}
+
+static void render_workers(FILE *out, const struct snap *s)
+{
     fprintf(out, "\nworkers %zu live\n", s->nworkers);
     if (s->nworkers)
         fprintf(out, "  %-24s %-10s %9s %10s %8s %10s %10s %s\n", "NAME", "GROUP", "IN_FLIGHT",
                 "PROCESSED", "PENDING", "LAST_SEEN", "UP", "VERSION");
     for (size_t i = 0; i < s->nworkers; i++) {
         const struct snap_worker *w = &s->workers[i];
-        char seen[32], up[32];
+        char seen[32], up[32], inf[24], done[24];
         fprintf(out, "  ");
         size_t n = human_print(out, w->name, strlen(w->name), 24);
         fprintf(out, "%*s %-10s %9s %10s %8lld %10s %10s %s\n", n < 24 ? (int)(24 - n) : 0, "",
-                worker_str(w, "group"), worker_str(w, "in_flight"), worker_str(w, "processed"),
-                snap_pending_of(s, w->name),
-                human_duration(snap_ago(s, w->hash, "last_seen"), seen, sizeof(seen)),
-                human_duration(snap_ago(s, w->hash, "started_at"), up, sizeof(up)),
-                worker_str(w, "version"));
+                or_dash(w->group), num_or_dash(w->in_flight, inf, sizeof(inf)),
+                num_or_dash(w->processed, done, sizeof(done)), w->pending,
+                human_duration(snap_ago(s, w->last_seen), seen, sizeof(seen)),
+                human_duration(snap_ago(s, w->started_at), up, sizeof(up)), or_dash(w->version));
     }
     /* Entries held by consumers without a heartbeat: dead workers, to be reclaimed. */
-    const redisReply *x = s->xpend;
-    if (x && x->type == REDIS_REPLY_ARRAY && x->elements >= 4 &&
-        x->element[3]->type == REDIS_REPLY_ARRAY) {
-        for (size_t i = 0; i < x->element[3]->elements; i++) {
-            const redisReply *c = x->element[3]->element[i];
-            if (c->type != REDIS_REPLY_ARRAY || c->elements != 2 ||
-                snap_has_worker(s, c->element[0]->str))
-                continue;
-            fprintf(out, "  ");
-            human_print(out, c->element[0]->str, c->element[0]->len, 24);
-            fprintf(out, "  no heartbeat, %s pending (reclaimed once idle)\n", c->element[1]->str);
-        }
+    for (size_t i = 0; i < s->nconsumers; i++) {
+        const struct snap_consumer *c = &s->consumers[i];
+        if (snap_has_worker(s, c->name))
+            continue;
+        fprintf(out, "  ");
+        human_print(out, c->name, strlen(c->name), 24);
+        fprintf(out, "  no heartbeat, %lld pending (reclaimed once idle)\n", c->pending);
     }
+}
+
+static void render_text(FILE *out, const struct settings *st, const struct snap *s,
+                        const struct snap *prev)
+{
+    char buf[64];
+    fprintf(out, "pixflow stats  prefix %s  group %s  %s\n\n", st->prefix, st->group,
+            stats_time(s->now_ms, buf, sizeof(buf)));
+    fprintf(out, "%-28s %14s%s\n", "counters", "total", prev ? "           rate" : "");
+    for (int i = 0; main_counters[i]; i++) {
+        render_counter(out, s, prev, main_counters[i], 2);
+        if (strcmp(main_counters[i], C_INGEST_INVALID) == 0)
+            render_family(out, s, prev, C_INGEST_INVALID ":");
+    }
+    /* Counters this version does not know by name (verify_moved, replayed, ...). */
+    for (size_t i = 0; i < s->ncounters; i++) {
+        const char *name = s->counters[i].name;
+        if (!stats_is_main(name) && strchr(name, ':') == NULL)
+            render_counter(out, s, prev, name, 2);
+    }
+    render_stream(out, s);
+    fprintf(out, "\ndead letters %lld now in %s%s (%lld failed + %lld invalid ever)\n", s->dead,
+            st->prefix, KEY_DEAD, snap_counter(s, C_FAILED), snap_counter(s, C_INVALID));
+    render_family(out, s, prev, C_FAILED ":");
+    render_family(out, s, prev, C_INVALID ":");
+    render_workers(out, s);
     render_transforms(out, s);
 }
 
 /* One line per refresh, for logs and pipes. */
 static void render_line(FILE *out, const struct snap *s, const struct snap *prev)
 {
-    static const char *const shown[] = {"ingest_queued", "received", "stored", "aliased",
-                                        "duplicates",    "invalid",  "failed", NULL};
+    static const char *const shown[] = {C_INGEST_QUEUED, C_RECEIVED, C_STORED, C_ALIASED,
+                                        C_DUPLICATES,    C_INVALID,  C_FAILED, NULL};
     char buf[64];
-    fprintf(out, "%s", snap_time(s->now_ms, buf, sizeof(buf)));
+    fprintf(out, "%s", stats_time(s->now_ms, buf, sizeof(buf)));
     for (int i = 0; shown[i]; i++) {
         double rate = snap_rate(s, prev, shown[i]);
         fprintf(out, " %s=%lld", shown[i], snap_counter(s, shown[i]));
@@ -676,11 +348,11 @@ static void render_line(FILE *out, const struct snap *s, const struct snap *prev
             fprintf(out, "(%.1f/s)", rate);
     }
     fprintf(out, " backlog=");
-    if (s->backlog >= 0)
-        fprintf(out, "%lld", s->backlog);
+    if (s->group.backlog >= 0)
+        fprintf(out, "%lld", s->group.backlog);
     else
         fprintf(out, "?");
-    fprintf(out, " pending=%lld dead=%lld workers=%zu\n", s->pending, s->dead, s->nworkers);
+    fprintf(out, " pending=%lld dead=%lld workers=%zu\n", s->group.pending, s->dead, s->nworkers);
     fflush(out);
 }
 

@@ -19,6 +19,7 @@
 #include "image.h"
 #include "json.h"
 #include "mdb.h"
+#include "rconn.h"
 #include "rdb.h"
 
 #include <stdarg.h>
@@ -396,7 +397,7 @@ static int verify_requeue(struct verify *v, mongoc_collection_t *corrupt, const 
         lens[i] = strlen(head[i]);
     }
     verify_urls(doc, argv + HEAD, lens + HEAD, nurls);
-    redisReply *r = rdb_command(v->r, err, errlen, (int)(HEAD + nurls), argv, lens);
+    redisReply *r = rconn_command(v->r, (int)(HEAD + nurls), argv, lens, err, errlen);
     if (r == NULL)
         goto done;
     freeReplyObject(r);

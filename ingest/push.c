@@ -26,7 +26,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backlog.h"
 #include "log.h"
+#include "names.h"
 #include "rconn.h"
 #include "resp.h"
 
@@ -38,7 +40,7 @@
 #define PUSH_COUNTERS       (4 + URL_REASON_COUNT)
 #define PUSH_RUN_TTL        "86400" /* seconds the run key outlives the last count */
 
-enum push_kind { CMD_XADD, CMD_COUNT, CMD_SMISMEMBER, CMD_SISMEMBER, CMD_XINFO, CMD_XLEN };
+enum push_kind { CMD_XADD, CMD_COUNT, CMD_SMISMEMBER, CMD_SISMEMBER, CMD_BACKLOG };
 
 struct push_cmd {
     enum push_kind kind;
@@ -85,7 +87,7 @@ struct push {
     struct push_round round[PUSH_DEPTH]; /* ring: `first` is the oldest of `inflight` */
     int first, inflight;
     struct resp out;
-    long lag, xlen; /* from the last round that asked; -1 when unknown */
+    long long backlog; /* backlog_bound() from the last round that asked; -1 when unknown */
     struct push_mark acked;
     struct batch_counts totals;
     char why[512]; /* the last retryable failure, for the give-up message */
@@ -140,11 +142,11 @@ static void push_format(struct push *p, const struct push_round *r, const struct
         resp_arg(o, "XADD", 4);
         resp_arg_str(o, p->k_urls);
         resp_arg(o, "*", 1);
-        resp_arg(o, "url", 3);
+        resp_arg_str(o, FIELD_URL);
         resp_arg(o, batch_url(b, cmd->idx), e->url_len);
-        resp_arg(o, "source", 6);
+        resp_arg_str(o, FIELD_SOURCE);
         resp_arg_str(o, b->source);
-        resp_arg(o, "line", 4);
+        resp_arg_str(o, FIELD_LINE);
         resp_arg_ulong(o, e->line);
         break;
     }
@@ -182,16 +184,13 @@ static void push_format(struct push *p, const struct push_round *r, const struct
         resp_arg_str(o, p->k_seen);
         resp_arg(o, batch_url(r->ask, cmd->idx), r->ask->entry[cmd->idx].url_len);
         break;
-    case CMD_XINFO:
-        resp_begin(o, 3);
-        resp_arg(o, "XINFO", 5);
-        resp_arg(o, "GROUPS", 6);
+    case CMD_BACKLOG:
+        resp_begin(o, 5);
+        resp_arg(o, "EVAL", 4);
+        resp_arg(o, BACKLOG_LUA, sizeof(BACKLOG_LUA) - 1);
+        resp_arg(o, "1", 1);
         resp_arg_str(o, p->k_urls);
-        break;
-    case CMD_XLEN:
-        resp_begin(o, 2);
-        resp_arg(o, "XLEN", 4);
-        resp_arg_str(o, p->k_urls);
+        resp_arg_str(o, p->o.group);
         break;
     }
 }
@@ -253,30 +252,6 @@ static int push_transient(const char *msg)
     return 0;
 }
 
-/* The `lag` of our group in an XINFO GROUPS reply (RESP2: flat name/value arrays); -1 when
- * the group is missing or Redis cannot tell (it answers nil after some deletions). */
-static long push_group_lag(const struct push *p, const redisReply *r)
-{
-    for (size_t g = 0; g < r->elements; g++) {
-        const redisReply *grp = r->element[g];
-        const redisReply *name = NULL, *lag = NULL;
-        if (grp->type != REDIS_REPLY_ARRAY)
-            continue;
-        for (size_t i = 0; i + 1 < grp->elements; i += 2) {
-            const redisReply *k = grp->element[i];
-            if (k->type != REDIS_REPLY_STRING && k->type != REDIS_REPLY_STATUS)
-                continue;
-            if (strcmp(k->str, "name") == 0)
-                name = grp->element[i + 1];
-            else if (strcmp(k->str, "lag") == 0)
-                lag = grp->element[i + 1];
-        }
-        if (name && name->type == REDIS_REPLY_STRING && strcmp(name->str, p->o.group) == 0)
-            return (lag && lag->type == REDIS_REPLY_INTEGER) ? (long)lag->integer : -1;
-    }
-    return -1;
-}
-
 /* Apply one good reply; -1 when its shape is not what the command returns. */
 static int push_take(struct push *p, struct push_round *rd, struct push_cmd *cmd,
                      const redisReply *r)
@@ -286,11 +261,6 @@ static int push_take(struct push *p, struct push_round *rd, struct push_cmd *cmd
         return r->type == REDIS_REPLY_STRING ? 0 : -1;
     case CMD_COUNT:
         return -1; /* read by push_read_count */
-    case CMD_XLEN:
-        if (r->type != REDIS_REPLY_INTEGER)
-            return -1;
-        p->xlen = (long)r->integer;
-        return 0;
     case CMD_SMISMEMBER:
         if (r->type != REDIS_REPLY_ARRAY || r->elements != rd->ask->count)
             return -1;
@@ -302,17 +272,21 @@ static int push_take(struct push *p, struct push_round *rd, struct push_cmd *cmd
             return -1;
         rd->ask->entry[cmd->idx].seen = r->integer == 1;
         return 0;
-    case CMD_XINFO:
-        p->lag = r->type == REDIS_REPLY_ARRAY ? push_group_lag(p, r) : -1;
+    case CMD_BACKLOG: {
+        struct backlog b;
+        if (backlog_parse(r, &b) < 0)
+            return -1;
+        p->backlog = backlog_bound(&b);
         return 0;
+    }
     }
     return -1;
 }
 
 static const char *push_kind_name(enum push_kind k)
 {
-    static const char *const names[] = {"XADD",      "HINCRBY", "SMISMEMBER",
-                                        "SISMEMBER", "XINFO",   "XLEN"};
+    static const char *const names[] = {"XADD", "HINCRBY", "SMISMEMBER", "SISMEMBER",
+                                        "EVAL backlog"};
     return names[k];
 }
 
@@ -402,10 +376,7 @@ static int push_read(struct push *p, struct push_round *rd, char *err, size_t er
         if (redisGetReply(p->c, &reply) != REDIS_OK || reply == NULL)
             return push_lost(p);
         redisReply *r = reply;
-        if (r->type == REDIS_REPLY_ERROR && cmd->kind == CMD_XINFO) {
-            p->lag = -1; /* "no such key": no stream yet, so no group either */
-            cmd->done = 1;
-        } else if (r->type == REDIS_REPLY_ERROR && push_transient(r->str)) {
+        if (r->type == REDIS_REPLY_ERROR && push_transient(r->str)) {
             snprintf(p->why, sizeof(p->why), "%s: %s", push_kind_name(cmd->kind), r->str);
             if (rc == XCH_OK)
                 rc = XCH_RETRY;
@@ -573,13 +544,13 @@ static void push_counters(struct push_round *r, const struct push_queue *q)
             r->ctr[r->nctr++].n = value;                                                           \
         }                                                                                          \
     } while (0)
-    CTR("ingest_lines", c->lines);
-    CTR("ingest_queued", c->queued);
-    CTR("ingest_duplicates", c->dup_input + c->dup_seen);
-    CTR("ingest_invalid", c->invalid);
+    CTR(C_INGEST_LINES, c->lines);
+    CTR(C_INGEST_QUEUED, c->queued);
+    CTR(C_INGEST_DUPLICATES, c->dup_input + c->dup_seen);
+    CTR(C_INGEST_INVALID, c->invalid);
     for (int i = 0; i < URL_REASON_COUNT; i++) {
         if (c->invalid_by[i] && r->nctr < PUSH_COUNTERS) {
-            snprintf(r->ctr[r->nctr].field, sizeof(r->ctr[0].field), "ingest_invalid:%s",
+            snprintf(r->ctr[r->nctr].field, sizeof(r->ctr[0].field), C_INGEST_INVALID ":%s",
                      url_reason_name((enum url_reason)i));
             r->ctr[r->nctr++].n = c->invalid_by[i];
         }
@@ -628,8 +599,7 @@ static int push_start(struct push *p, struct batch *add, struct batch *ask, char
                 oom |= push_add_cmd(r, CMD_SISMEMBER, i);
     }
     if (p->o.max_backlog > 0) {
-        oom |= push_add_cmd(r, CMD_XINFO, 0);
-        oom |= push_add_cmd(r, CMD_XLEN, 0);
+        oom |= push_add_cmd(r, CMD_BACKLOG, 0);
     }
     if (oom) {
         snprintf(err, errlen, "out of memory building a round");
@@ -645,7 +615,7 @@ static int push_start(struct push *p, struct batch *add, struct batch *ask, char
 
 static long push_backlog(const struct push *p)
 {
-    return p->lag >= 0 ? p->lag : p->xlen;
+    return (long)p->backlog;
 }
 
 /* XADDs sent since the backlog was last measured: the rounds on the wire. */
@@ -867,15 +837,15 @@ struct push *push_new(const struct push_options *o, char *err, size_t errlen)
     p->o = *o;
     if (p->o.batch_size == 0)
         p->o.batch_size = 1;
-    p->lag = p->xlen = -1;
+    p->backlog = -1;
     resp_init(&p->out);
-    snprintf(p->k_urls, sizeof(p->k_urls), "%surls", o->prefix);
-    snprintf(p->k_seen, sizeof(p->k_seen), "%sseen", o->prefix);
-    snprintf(p->k_stats, sizeof(p->k_stats), "%sstats", o->prefix);
+    snprintf(p->k_urls, sizeof(p->k_urls), "%s%s", o->prefix, KEY_STREAM);
+    snprintf(p->k_seen, sizeof(p->k_seen), "%s%s", o->prefix, KEY_SEEN);
+    snprintf(p->k_stats, sizeof(p->k_stats), "%s%s", o->prefix, KEY_STATS);
     unsigned long long run = 0;
     if (getrandom(&run, sizeof(run), 0) != (ssize_t)sizeof(run))
         run = (unsigned long long)time(NULL) ^ ((unsigned long long)getpid() << 32);
-    snprintf(p->k_run, sizeof(p->k_run), "%singest:run:%016llx", o->prefix, run);
+    snprintf(p->k_run, sizeof(p->k_run), "%s%s%016llx", o->prefix, KEY_INGEST_RUN, run);
     for (int i = 0; i < PUSH_BATCHES; i++) {
         p->pool[i] = batch_new(p->o.batch_size, err, errlen);
         if (p->pool[i] == NULL)

@@ -9,79 +9,80 @@
 #define PIXFLOW_NAMES_H
 
 /* ---- Redis keys (suffixes of the prefix) ---- */
-#define KEY_STREAM      "urls"    /* stream: the input */
-#define KEY_SEEN        "seen"    /* set: normalized URLs accepted (the dedup set) */
-#define KEY_STATS       "stats"   /* hash: live counters */
-#define KEY_DEAD        "dead"    /* stream: dead letters */
-#define KEY_WORKER      "worker:" /* hash per worker, expires: heartbeat (followed by its name) */
+#define KEY_STREAM     "urls"    /* stream: the input */
+#define KEY_SEEN       "seen"    /* set: normalized URLs accepted (the dedup set) */
+#define KEY_STATS      "stats"   /* hash: live counters */
+#define KEY_DEAD       "dead"    /* stream: dead letters */
+#define KEY_WORKER     "worker:" /* hash per worker, expires: heartbeat (followed by its name) */
+#define KEY_INGEST_RUN "ingest:run:" /* string per ingest run, expires: its last counting */
 
 /* ---- input stream fields ---- */
-#define FIELD_URL       "url"
-#define FIELD_SOURCE    "source" /* the catalog an entry came from (ingest) */
-#define FIELD_LINE      "line"   /* its line number there */
+#define FIELD_URL    "url"
+#define FIELD_SOURCE "source" /* the catalog an entry came from (ingest) */
+#define FIELD_LINE   "line"   /* its line number there */
 
 /* ---- dead-letter fields (besides FIELD_URL) ---- */
-#define DEAD_REASON     "reason"
-#define DEAD_ERROR      "error"
-#define DEAD_ATTEMPTS   "attempts"
-#define DEAD_ENTRY      "entry"    /* the original stream id */
-#define DEAD_CONSUMER   "consumer"
+#define DEAD_REASON   "reason"
+#define DEAD_ERROR    "error"
+#define DEAD_ATTEMPTS "attempts"
+#define DEAD_ENTRY    "entry" /* the original stream id */
+#define DEAD_CONSUMER "consumer"
 
 /* ---- heartbeat fields ---- */
-#define HB_IN_FLIGHT    "in_flight"
-#define HB_PROCESSED    "processed"
-#define HB_STARTED_AT   "started_at"
-#define HB_LAST_SEEN    "last_seen"
-#define HB_VERSION      "version"
-#define HB_GROUP        "group"
+#define HB_IN_FLIGHT  "in_flight"
+#define HB_PROCESSED  "processed"
+#define HB_STARTED_AT "started_at"
+#define HB_LAST_SEEN  "last_seen"
+#define HB_VERSION    "version"
+#define HB_GROUP      "group"
 
 /* ---- counters (fields of KEY_STATS) ---- */
 #define C_INGEST_LINES      "ingest_lines"
 #define C_INGEST_QUEUED     "ingest_queued"
 #define C_INGEST_DUPLICATES "ingest_duplicates"
-#define C_INGEST_INVALID    "ingest_invalid"  /* also per reason: ingest_invalid:<reason> */
+#define C_INGEST_INVALID    "ingest_invalid" /* also per reason: ingest_invalid:<reason> */
 #define C_RECEIVED          "received"
 #define C_DUPLICATES        "duplicates"
 #define C_INVALID           "invalid"
 #define C_STORED            "stored"
 #define C_ALIASED           "aliased"
-#define C_FAILED            "failed"          /* also per reason: failed:<reason> */
+#define C_FAILED            "failed" /* also per reason: failed:<reason> */
 #define C_RETRIES           "retries"
 #define C_RECLAIMED         "reclaimed"
 #define C_BYTES_IN          "bytes_in"
 #define C_BYTES_OUT         "bytes_out"
-#define C_TRANSFORM         "transform:"      /* transform:<name>:ok|failed|usec|<plugin's own> */
+#define C_TRANSFORM         "transform:" /* transform:<name>:ok|failed|usec|<plugin's own> */
 
 /* ---- MongoDB collections ---- */
-#define COLL_IMAGES         "images"
-#define COLL_SOURCES        "sources"
-#define COLL_CORRUPT        "images_corrupt"  /* where verify --fix moves corrupt documents */
-#define GRIDFS_BUCKET       "images"          /* GridFS bucket of images over the BSON limit */
+#define COLL_IMAGES   "images"
+#define COLL_SOURCES  "sources"
+#define COLL_CORRUPT  "images_corrupt" /* where verify --fix moves corrupt documents */
+#define GRIDFS_BUCKET "images"         /* GridFS bucket of images over the BSON limit */
 
 /* ---- `images` document fields ---- */
-#define DOC_ID              "_id"
-#define DOC_IMAGE           "image"
-#define DOC_SHA256          "sha256"
-#define DOC_FORMAT          "format"
-#define DOC_WIDTH           "width"
-#define DOC_HEIGHT          "height"
-#define DOC_CHANNELS        "channels"
-#define DOC_BYTES           "bytes"
-#define DOC_SOURCE          "source"
-#define DOC_ORIGIN          "origin"
-#define DOC_TRANSFORMS      "transforms"
-#define DOC_INSERTED_AT     "inserted_at"
-#define DOC_STREAM_ID       "stream_id"
-#define DOC_CONSUMER        "consumer"
-#define DOC_ATTEMPTS        "attempts"
-#define DOC_STORAGE         "storage"   /* "gridfs" when the image is in GridFS */
-#define DOC_GRIDFS_ID       "gridfs_id"
+#define DOC_ID          "_id"
+#define DOC_IMAGE       "image"
+#define DOC_SHA256      "sha256"
+#define DOC_FORMAT      "format"
+#define DOC_WIDTH       "width"
+#define DOC_HEIGHT      "height"
+#define DOC_CHANNELS    "channels"
+#define DOC_BYTES       "bytes"
+#define DOC_SOURCE      "source"
+#define DOC_ORIGIN      "origin"
+#define DOC_TRANSFORMS  "transforms"
+#define DOC_INSERTED_AT "inserted_at"
+#define DOC_STREAM_ID   "stream_id"
+#define DOC_CONSUMER    "consumer"
+#define DOC_ATTEMPTS    "attempts"
+#define DOC_STORAGE     "storage" /* "gridfs" when the image is in GridFS */
+#define DOC_GRIDFS_ID   "gridfs_id"
 
 /* ---- `sources` document fields (besides DOC_ID = the URL, DOC_STREAM_ID, DOC_CONSUMER,
  * DOC_INSERTED_AT) ---- */
-#define SRC_IMAGE           "image"     /* _id of the image the URL produced */
-#define SRC_ROLE            "role"
-#define ROLE_SOURCE         "source"    /* it first produced that image */
-#define ROLE_ALIAS          "alias"     /* identical bytes were already stored */
+#define SRC_IMAGE   "image" /* _id of the image the URL produced */
+#define SRC_ROLE    "role"
+#define ROLE_SOURCE "source" /* it first produced that image */
+#define ROLE_ALIAS  "alias"  /* identical bytes were already stored */
 
 #endif

@@ -18,17 +18,28 @@ int rconn_error(redisContext *c, const redisReply *r, char *err, size_t errlen)
     return 0;
 }
 
-static int rconn_command(redisContext *c, char *err, size_t errlen, const char *what, int argc,
-                         const char **argv)
+redisReply *rconn_command(redisContext *c, int argc, const char **argv, const size_t *lens,
+                          char *err, size_t errlen)
 {
-    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+    redisReply *r = redisCommandArgv(c, argc, argv, lens);
     char why[256];
-    int rc = rconn_error(c, r, why, sizeof(why));
-    if (rc < 0)
-        snprintf(err, errlen, "%s: %s", what, why);
-    if (r)
-        freeReplyObject(r);
-    return rc;
+    if (rconn_error(c, r, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "redis %s: %s", argv[0], why);
+        if (r)
+            freeReplyObject(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* A command whose reply only matters for its errors. */
+static int rconn_do(redisContext *c, int argc, const char **argv, char *err, size_t errlen)
+{
+    redisReply *r = rconn_command(c, argc, argv, NULL, err, errlen);
+    if (r == NULL)
+        return -1;
+    freeReplyObject(r);
+    return 0;
 }
 
 redisContext *rconn_open(const struct redis_target *t, long timeout_ms, char *err, size_t errlen)
@@ -52,14 +63,14 @@ redisContext *rconn_open(const struct redis_target *t, long timeout_ms, char *er
         int off = t->user[0] ? 0 : 1;
         if (off)
             argv[1] = "AUTH";
-        if (rconn_command(c, err, errlen, "redis AUTH", 3 - off, argv + off) < 0)
+        if (rconn_do(c, 3 - off, argv + off, err, errlen) < 0)
             goto fail;
     }
     if (t->db) {
         char db[16];
         snprintf(db, sizeof(db), "%d", t->db);
         const char *argv[] = {"SELECT", db};
-        if (rconn_command(c, err, errlen, "redis SELECT", 2, argv) < 0)
+        if (rconn_do(c, 2, argv, err, errlen) < 0)
             goto fail;
     }
     return c;

@@ -15,4 +15,10 @@ redisContext *rconn_open(const struct redis_target *t, long timeout_ms, char *er
  * for any other reply. Frees nothing. */
 int rconn_error(redisContext *c, const redisReply *r, char *err, size_t errlen);
 
+/* redisCommandArgv (lens may be NULL for C strings). The reply, or NULL with err set for a
+ * connection failure or an error reply ("redis XINFO: ERR no such key"). Free it with
+ * freeReplyObject. */
+redisReply *rconn_command(redisContext *c, int argc, const char **argv, const size_t *lens,
+                          char *err, size_t errlen);
+
 #endif
