@@ -4,6 +4,7 @@
 #include "pconf.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <pixflow/plugin.h>
@@ -193,4 +194,12 @@ int pconf_parse(const char *config, struct pconf_key *keys, size_t n, char *err,
             return -1;
         k->seen = 1;
     }
+}
+
+void *pconf_state(size_t size, char *err, size_t errlen)
+{
+    void *state = calloc(1, size);
+    if (state == NULL)
+        snprintf(err, errlen, "out of memory");
+    return state;
 }

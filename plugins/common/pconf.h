@@ -30,4 +30,8 @@ struct pconf_key {
  * type or range. 0, or -1 with the reason in err. */
 int pconf_parse(const char *config, struct pconf_key *keys, size_t n, char *err, size_t errlen);
 
+/* A plugin's state of `size` bytes, zeroed, for init() to fill; NULL with "out of memory" in
+ * err. The plugin frees it with free() in destroy(). */
+void *pconf_state(size_t size, char *err, size_t errlen);
+
 #endif

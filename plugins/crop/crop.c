@@ -47,11 +47,9 @@ static int crop_init(const struct pixflow_host *host, const char *config, void *
         snprintf(err, errlen, "gravity places the rectangle: give it or x and y, not both");
         return -1;
     }
-    c = malloc(sizeof(*c));
-    if (c == NULL) {
-        snprintf(err, errlen, "out of memory");
+    c = pconf_state(sizeof(*c), err, errlen);
+    if (c == NULL)
         return -1;
-    }
     c->x = keys[CROP_X].value;
     c->y = keys[CROP_Y].value;
     c->width = keys[CROP_WIDTH].value;

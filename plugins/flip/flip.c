@@ -33,11 +33,9 @@ static int flip_init(const struct pixflow_host *host, const char *config, void *
         snprintf(err, errlen, "needs axis=horizontal or axis=vertical");
         return -1;
     }
-    f = malloc(sizeof(*f));
-    if (f == NULL) {
-        snprintf(err, errlen, "out of memory");
+    f = pconf_state(sizeof(*f), err, errlen);
+    if (f == NULL)
         return -1;
-    }
     f->host = host;
     f->axis = (enum flip_axis)keys[0].value;
     *state = f;

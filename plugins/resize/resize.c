@@ -49,11 +49,9 @@ static int resize_init(const struct pixflow_host *host, const char *config, void
     if (both && keys[RESIZE_FIT].value != RESIZE_CONTAIN &&
         scale_check(keys[RESIZE_WIDTH].value, keys[RESIZE_HEIGHT].value, err, errlen) < 0)
         return -1;
-    r = malloc(sizeof(*r));
-    if (r == NULL) {
-        snprintf(err, errlen, "out of memory");
+    r = pconf_state(sizeof(*r), err, errlen);
+    if (r == NULL)
         return -1;
-    }
     r->host = host;
     r->width = keys[RESIZE_WIDTH].value;
     r->height = keys[RESIZE_HEIGHT].value;

@@ -34,11 +34,9 @@ static int rotate_init(const struct pixflow_host *host, const char *config, void
         snprintf(err, errlen, "needs degrees=90, 180 or 270 (clockwise)");
         return -1;
     }
-    r = malloc(sizeof(*r));
-    if (r == NULL) {
-        snprintf(err, errlen, "out of memory");
+    r = pconf_state(sizeof(*r), err, errlen);
+    if (r == NULL)
         return -1;
-    }
     r->host = host;
     r->quarters = keys[0].value + 1;
     *state = r;

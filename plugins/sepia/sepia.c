@@ -29,11 +29,9 @@ static int sepia_init(const struct pixflow_host *host, const char *config, void 
 
     if (pconf_parse(config, keys, 1, err, errlen) < 0)
         return -1;
-    s = malloc(sizeof(*s));
-    if (s == NULL) {
-        snprintf(err, errlen, "out of memory");
+    s = pconf_state(sizeof(*s), err, errlen);
+    if (s == NULL)
         return -1;
-    }
     s->host = host;
     s->strength = keys[0].value;
     *state = s;

@@ -26,11 +26,9 @@ static int threshold_init(const struct pixflow_host *host, const char *config, v
 
     if (pconf_parse(config, keys, 1, err, errlen) < 0)
         return -1;
-    t = malloc(sizeof(*t));
-    if (t == NULL) {
-        snprintf(err, errlen, "out of memory");
+    t = pconf_state(sizeof(*t), err, errlen);
+    if (t == NULL)
         return -1;
-    }
     t->host = host;
     t->level = (unsigned char)keys[0].value;
     *state = t;

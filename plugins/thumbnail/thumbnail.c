@@ -29,11 +29,9 @@ static int thumbnail_init(const struct pixflow_host *host, const char *config, v
         snprintf(err, errlen, "needs size=N, the longest side in pixels");
         return -1;
     }
-    t = malloc(sizeof(*t));
-    if (t == NULL) {
-        snprintf(err, errlen, "out of memory");
+    t = pconf_state(sizeof(*t), err, errlen);
+    if (t == NULL)
         return -1;
-    }
     t->host = host;
     t->size = keys[0].value;
     *state = t;
