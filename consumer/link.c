@@ -10,7 +10,6 @@
 
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -226,27 +225,6 @@ int link_command(struct link *l, link_reply_fn *fn, void *arg, int argc, const c
     if (!l->up)
         return -1;
     return link_send(l, fn, arg, argc, argv, lens);
-}
-
-int link_commandf(struct link *l, link_reply_fn *fn, void *arg, const char *fmt, ...)
-{
-    if (!l->up)
-        return -1;
-    struct link_call *c = malloc(sizeof(*c));
-    if (c == NULL)
-        return -1;
-    *c = (struct link_call){l, fn, arg};
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = redisvAsyncCommand(l->ac, link_on_reply, c, fmt, ap);
-    va_end(ap);
-    if (rc != REDIS_OK) {
-        free(c);
-        return -1;
-    }
-    if (l->waiting++ == 0)
-        clock_gettime(CLOCK_MONOTONIC, &l->active);
-    return 0;
 }
 
 void link_free(struct link *l)

@@ -22,7 +22,6 @@ int link_up(const struct link *l);
 /* 0 when sent; -1 when the link is down (the callback will not be called). */
 int link_command(struct link *l, link_reply_fn *fn, void *arg, int argc, const char **argv,
                  const size_t *lens);
-int link_commandf(struct link *l, link_reply_fn *fn, void *arg, const char *fmt, ...);
 void link_free(struct link *l);
 
 /* Helpers to read replies without repeating the type checks. */

@@ -248,11 +248,6 @@ int stream_ready(const struct stream *st)
     return st->group_ready && link_up(st->reader) && link_up(st->cmd);
 }
 
-int stream_reading(const struct stream *st)
-{
-    return st->reading;
-}
-
 void stream_read(struct stream *st, int slots)
 {
     if (st->reading || slots <= 0 || !stream_ready(st))

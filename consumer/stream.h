@@ -60,7 +60,6 @@ int stream_ready(const struct stream *st);
 /* Ask for at most `slots` entries unless a read is already out. Own pending entries first
  * (after a restart under the same consumer name), then new ones with BLOCK. */
 void stream_read(struct stream *st, int slots);
-int stream_reading(const struct stream *st);
 /* XAUTOCLAIM entries idle longer than reclaim_idle_ms from any consumer (at most `slots`),
  * following the cursor across calls; they arrive through hooks->entry as redelivered. */
 void stream_reclaim(struct stream *st, int slots);

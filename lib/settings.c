@@ -132,7 +132,6 @@ static int settings_connect(const struct cfg_option *o, const char *text, char *
     struct settings *s = o->value;
     const char *list = text, *item;
     size_t len;
-    s->connect_to_text = text;
     s->connect_to_count = 0;
     while (cfg_next_item(&list, &item, &len)) {
         const char *f[4], *end = item + len;

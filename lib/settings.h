@@ -34,7 +34,6 @@ struct settings {
     const char *transforms;
     const char *plugin_path;
     struct url_hosts allowed;
-    const char *connect_to_text; /* as given, for curl's CURLOPT_CONNECT_TO */
     int connect_to_count;
     struct connect_to connect_to[SET_CONNECT_TO_MAX];
     const char *ca_file;

@@ -337,7 +337,6 @@ static void test_connect_to(void **state)
     assert_string_equal(s.connect_to[0].to_host, "127.0.0.1");
     assert_int_equal(s.connect_to[0].to_port, 8443);
     assert_string_equal(s.connect_to[1].to_host, "localhost");
-    assert_non_null(s.connect_to_text);
     const struct connect_to *ct = settings_connect_to(&s, "PICSUM.photos", 443);
     assert_non_null(ct);
     assert_int_equal(ct->to_port, 8443);
