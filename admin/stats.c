@@ -232,15 +232,15 @@ static void render_transforms(FILE *out, const struct snap *s)
     for (size_t i = 0; i < s->ncounters; i++) {
         const char *name = s->counters[i].name, *end;
         if (!stats_has_prefix(name, C_TRANSFORM) || (end = strrchr(name, ':')) == name + plen - 1 ||
-            strcmp(end, ":ok") != 0)
+            strcmp(end, ":" C_T_OK) != 0)
             continue;
         char base[256];
         snprintf(base, sizeof(base), "%.*s", (int)(end - name), name);
         char key[300];
         long long ok = s->counters[i].value, failed, usec;
-        snprintf(key, sizeof(key), "%s:failed", base);
+        snprintf(key, sizeof(key), "%s:" C_T_FAILED, base);
         failed = snap_counter(s, key);
-        snprintf(key, sizeof(key), "%s:usec", base);
+        snprintf(key, sizeof(key), "%s:" C_T_USEC, base);
         usec = snap_counter(s, key);
         if (!header++)
             fprintf(out, "\ntransforms\n");

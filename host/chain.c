@@ -11,6 +11,7 @@
 
 #include "host.h"
 #include "log.h"
+#include "names.h"
 
 struct chain_link {
     struct chain_link_info info;
@@ -143,9 +144,9 @@ static int chain_link_init(struct chain_link *k, const struct loader_entry *e, c
     k->info.version = d->version;
     k->info.sha256 = e->sha256;
     k->info.config = k->config;
-    snprintf(k->counter_ok, sizeof(k->counter_ok), "transform:%s:ok", d->name);
-    snprintf(k->counter_failed, sizeof(k->counter_failed), "transform:%s:failed", d->name);
-    snprintf(k->counter_usec, sizeof(k->counter_usec), "transform:%s:usec", d->name);
+    snprintf(k->counter_ok, sizeof(k->counter_ok), C_TRANSFORM "%s:" C_T_OK, d->name);
+    snprintf(k->counter_failed, sizeof(k->counter_failed), C_TRANSFORM "%s:" C_T_FAILED, d->name);
+    snprintf(k->counter_usec, sizeof(k->counter_usec), C_TRANSFORM "%s:" C_T_USEC, d->name);
     if (d->init == NULL) {
         if (config[0] != '\0') {
             snprintf(err, errlen, "%s takes no options, got \"%s\"", d->name, config);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "names.h"
 
 /* ---- the host table ---- */
 
@@ -53,8 +54,8 @@ static int loader_counter_name_ok(const char *name)
 {
     size_t n = strlen(name);
 
-    if (n < 1 || n > LOADER_COUNTER_MAX || strcmp(name, "ok") == 0 || strcmp(name, "failed") == 0 ||
-        strcmp(name, "usec") == 0)
+    if (n < 1 || n > LOADER_COUNTER_MAX || strcmp(name, C_T_OK) == 0 ||
+        strcmp(name, C_T_FAILED) == 0 || strcmp(name, C_T_USEC) == 0)
         return 0;
     return strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
 }
@@ -71,7 +72,7 @@ static void loader_host_counter(const struct pixflow_host *h, const char *name, 
                   name != NULL ? name : "(null)");
         return;
     }
-    snprintf(key, sizeof(key), "transform:%s:%s", lh->entry->desc.name, name);
+    snprintf(key, sizeof(key), C_TRANSFORM "%s:%s", lh->entry->desc.name, name);
     lh->loader->counter(lh->loader->counter_arg, key, delta);
 }
 /* ---- loading ---- */

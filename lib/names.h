@@ -52,6 +52,9 @@
 #define C_BYTES_IN          "bytes_in"
 #define C_BYTES_OUT         "bytes_out"
 #define C_TRANSFORM         "transform:" /* transform:<name>:ok|failed|usec|<plugin's own> */
+#define C_T_OK              "ok"         /* transform:<name>:ok, a picture went through the link */
+#define C_T_FAILED          "failed"     /* transform:<name>:failed, the link refused it */
+#define C_T_USEC            "usec"       /* transform:<name>:usec, time spent in the link */
 
 /* ---- MongoDB collections ---- */
 #define COLL_IMAGES   "images"
