@@ -14,12 +14,13 @@ from conftest import BUILD_DIR
 from web_helpers import (ALIASED, DEAD, HOSTILE, INVALID, REPLAYABLE, STORED, TOKEN, Console,
                          Pipeline, run_worker)
 
-webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+# scripts/setup.sh installs selenium, chromium and chromium-driver: missing, the test fails.
+from selenium import webdriver
+from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
 
 SHOTS = BUILD_DIR / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
