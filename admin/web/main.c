@@ -309,7 +309,7 @@ static void web_on_request(struct evhttp_request *req, void *arg)
             web_asset(req, "/login.html");
         return;
     }
-    if (strcmp(path, "/style.css") == 0) {
+    if (strcmp(path, "/style.css") == 0 || strcmp(path, "/login.js") == 0) {
         web_asset(req, path);
         return;
     }

@@ -220,6 +220,7 @@ def test_a_browser_without_the_token_is_refused(browser, pipeline, tmp_path):
         browser.find_element(By.ID, "token").send_keys("not the token")
         browser.find_element(By.ID, "login-submit").click()
         wait(browser, lambda d: "failed=1" in d.current_url)
+        assert wait(browser, ec.visibility_of_element_located((By.ID, "login-failed")))
         browser.find_element(By.ID, "token").send_keys(TOKEN)
         browser.find_element(By.ID, "login-submit").click()
         wait(browser, ec.presence_of_element_located((By.CSS_SELECTOR, "#counters td")))
