@@ -58,7 +58,7 @@ int web_is(const redisReply *v, const char *s)
            memcmp(v->str, s, v->len) == 0;
 }
 
-void web_kv_reply(struct json *j, const char *key, const redisReply *v)
+void json_kv_reply(struct json *j, const char *key, const redisReply *v)
 {
     json_key(j, key);
     if (v && v->type == REDIS_REPLY_STRING)
@@ -109,18 +109,18 @@ static int listing_one(struct web *w, const redisReply *e, void *arg, char *err,
     struct json *j = l->j;
     json_object(j);
     json_kv_str(j, "id", e->element[0]->str);
-    web_kv_reply(j, "reason", reason);
+    json_kv_reply(j, "reason", reason);
     json_key(j, "attempts");
     if (rdb_ll(rdb_field(f, DEAD_ATTEMPTS), &attempts) == 0)
         json_int(j, attempts);
     else
         json_null(j);
-    web_kv_reply(j, "url", rdb_field(f, FIELD_URL));
-    web_kv_reply(j, "error", rdb_field(f, DEAD_ERROR));
-    web_kv_reply(j, "entry", rdb_field(f, DEAD_ENTRY));
-    web_kv_reply(j, "consumer", rdb_field(f, DEAD_CONSUMER));
-    web_kv_reply(j, "source", rdb_field(f, FIELD_SOURCE));
-    web_kv_reply(j, "line", rdb_field(f, FIELD_LINE));
+    json_kv_reply(j, "url", rdb_field(f, FIELD_URL));
+    json_kv_reply(j, "error", rdb_field(f, DEAD_ERROR));
+    json_kv_reply(j, "entry", rdb_field(f, DEAD_ENTRY));
+    json_kv_reply(j, "consumer", rdb_field(f, DEAD_CONSUMER));
+    json_kv_reply(j, "source", rdb_field(f, FIELD_SOURCE));
+    json_kv_reply(j, "line", rdb_field(f, FIELD_LINE));
     json_end(j);
     l->shown++;
     return 0;
@@ -200,7 +200,7 @@ static int replay_one(struct web *w, const redisReply *e, void *arg, char *err, 
     int done = r->type == REDIS_REPLY_STRING && r->len > 0;
     json_object(rp->j);
     json_kv_str(rp->j, "id", id);
-    web_kv_reply(rp->j, "url", url);
+    json_kv_reply(rp->j, "url", url);
     json_kv_str(rp->j, "replayed_as", done ? r->str : NULL);
     if (!done)
         json_kv_str(rp->j, "skipped",

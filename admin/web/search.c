@@ -108,10 +108,10 @@ static int search_stream_one(struct web *w, const redisReply *e, void *arg, char
     struct json *j = s->j;
     json_object(j);
     json_kv_str(j, "id", id);
-    web_kv_reply(j, "url", rdb_field(f, FIELD_URL));
-    web_kv_reply(j, "source", rdb_field(f, FIELD_SOURCE));
-    web_kv_reply(j, "line", rdb_field(f, FIELD_LINE));
-    web_kv_reply(j, "replay_of", rdb_field(f, "replay_of"));
+    json_kv_reply(j, "url", rdb_field(f, FIELD_URL));
+    json_kv_reply(j, "source", rdb_field(f, FIELD_SOURCE));
+    json_kv_reply(j, "line", rdb_field(f, FIELD_LINE));
+    json_kv_reply(j, "replay_of", rdb_field(f, "replay_of"));
     struct event *ev = search_event(s, ms, "queued");
     if (ev)
         snprintf(ev->detail, sizeof(ev->detail), "entry %s%s%s%s%s%s", id,
@@ -170,11 +170,11 @@ static int search_dead_one(struct web *w, const redisReply *e, void *arg, char *
     rdb_id_ms(id, &ms);
     json_object(s->j);
     json_kv_str(s->j, "id", id);
-    web_kv_reply(s->j, "reason", rdb_field(f, DEAD_REASON));
-    web_kv_reply(s->j, "attempts", rdb_field(f, DEAD_ATTEMPTS));
-    web_kv_reply(s->j, "error", rdb_field(f, DEAD_ERROR));
-    web_kv_reply(s->j, "entry", rdb_field(f, DEAD_ENTRY));
-    web_kv_reply(s->j, "consumer", rdb_field(f, DEAD_CONSUMER));
+    json_kv_reply(s->j, "reason", rdb_field(f, DEAD_REASON));
+    json_kv_reply(s->j, "attempts", rdb_field(f, DEAD_ATTEMPTS));
+    json_kv_reply(s->j, "error", rdb_field(f, DEAD_ERROR));
+    json_kv_reply(s->j, "entry", rdb_field(f, DEAD_ENTRY));
+    json_kv_reply(s->j, "consumer", rdb_field(f, DEAD_CONSUMER));
     json_end(s->j);
     struct event *ev = search_event(s, ms, "dead");
     if (ev)

@@ -101,7 +101,7 @@ int web_walk(struct web *w, const char *key, web_walk_fn *fn, void *arg, char *e
 /* The string reply v is exactly s. */
 int web_is(const redisReply *v, const char *s);
 /* "key": the string v, or null. */
-void web_kv_reply(struct json *j, const char *key, const redisReply *v);
+void json_kv_reply(struct json *j, const char *key, const redisReply *v);
 void letters_get(struct web *w, struct evhttp_request *req);
 void letters_replay(struct web *w, struct evhttp_request *req, const char *form);
 
