@@ -114,11 +114,12 @@ static int search_stream_one(struct web *w, const redisReply *e, void *arg, char
     json_kv_reply(j, "replay_of", rdb_field(f, "replay_of"));
     struct event *ev = search_event(s, ms, "queued");
     if (ev)
-        snprintf(ev->detail, sizeof(ev->detail), "entry %s%s%s%s%s%s", id,
+        snprintf(ev->detail, sizeof(ev->detail), "entry %s%s%.600s%s%.20s%s%.40s%s", id,
                  rdb_field(f, FIELD_SOURCE) ? " from " : "",
                  search_str(rdb_field(f, FIELD_SOURCE), ""), rdb_field(f, FIELD_LINE) ? ":" : "",
                  search_str(rdb_field(f, FIELD_LINE), ""),
-                 rdb_field(f, "replay_of") ? " (a replayed dead letter)" : "");
+                 rdb_field(f, "replay_of") ? " (a replayed dead letter, " : "",
+                 search_str(rdb_field(f, "replay_of"), ""), rdb_field(f, "replay_of") ? ")" : "");
 
     const char *argv[] = {"XPENDING", w->k_stream, w->s.group, id, id, "1"};
     redisReply *p = rdb_command(w->r, err, errlen, 6, argv, NULL);
