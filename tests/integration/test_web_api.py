@@ -214,10 +214,18 @@ def test_replay_needs_csrf_then_requeues(pipeline, console, tmp_path):
     assert console.json("/api/dead/replay", data=b"", headers={"Cookie": cookie,
                                                                 "X-CSRF-Token": csrf})[0] == 400
 
+    # Every letter of a reason: the hostile one goes back, and fails again the same way.
+    form3 = urllib.parse.urlencode({"reason": "bad_char"}).encode()
+    status, h, body = console.request("/api/dead/replay", data=form3,
+                                      headers={"Cookie": cookie, "X-CSRF-Token": csrf})
+    assert status == 200 and json.loads(body)["replayed"] == 1
+    assert "bad_char" not in [l["reason"] for l in pipeline.keys.dead()]
+
     run_worker(pipeline.env, tmp_path, "w-replay")
     pipeline.refresh()
     assert search(console, REPLAYABLE)["status"] == "stored"
-    assert pipeline.stats()["replayed"] == 1
+    assert pipeline.stats()["replayed"] == 2
+    assert [l["url"] for l in pipeline.keys.dead() if l["reason"] == "bad_char"] == [HOSTILE]
 
 
 def test_token_is_required_when_set(pipeline, tmp_path):

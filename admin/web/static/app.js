@@ -203,7 +203,7 @@ async function replay(fields, question) {
   return api("/api/dead/replay", { method: "POST", body, headers: { "X-CSRF-Token": csrf || "" } });
 }
 
-async function showDead(params) {
+async function showDead(params, message) {
   const reason = params.get("reason") || "";
   let data;
   try {
@@ -220,13 +220,12 @@ async function showDead(params) {
     if (k === reason) o.selected = true;
     return o;
   }));
-  const notice = el("p", { id: "notice", class: "notice", hidden: "" });
+  const notice = el("p", { id: "notice", class: "notice", hidden: message ? null : "", text: message || "" });
+  // The list drawn again without the replayed letters, the outcome above it.
   const done = (res) => {
     if (!res) return;
-    notice.hidden = false;
-    notice.textContent = "replayed " + res.replayed + (res.skipped ? ", skipped " + res.skipped : "") +
-      ": back in the stream for the workers";
-    setTimeout(() => showDead(params), 1200);
+    showDead(params, "replayed " + res.replayed + (res.skipped ? ", skipped " + res.skipped : "") +
+      ": back in the stream for the workers");
   };
   const all = reason ? el("button", { id: "replay-all", onclick: () =>
     replay({ reason }, "Replay all " + data.matching + " dead letters with reason " + reason + "?")
