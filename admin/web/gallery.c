@@ -164,9 +164,7 @@ void gallery_list(struct web *w, struct evhttp_request *req)
     while (mongoc_cursor_next(cur, &doc))
         gallery_bson(&o.j, doc, skip);
     if (mongoc_cursor_error(cur, &e)) {
-        fclose(o.f);
-        free(o.buf);
-        web_error(req, 502, "mongo: %s", e.message);
+        web_out_fail(req, &o, 502, "mongo: %s", e.message);
         goto done;
     }
     json_end(&o.j);
@@ -268,9 +266,7 @@ void gallery_image(struct web *w, struct evhttp_request *req, const char *rest)
     gallery_bson(&o.j, doc, NULL);
     json_key(&o.j, "sources");
     if (gallery_sources(w, &o.j, id, &e) < 0) {
-        fclose(o.f);
-        free(o.buf);
-        web_error(req, 502, "mongo: %s", e.message);
+        web_out_fail(req, &o, 502, "mongo: %s", e.message);
         goto done;
     }
     json_end(&o.j);

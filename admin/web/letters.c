@@ -145,9 +145,7 @@ void letters_get(struct web *w, struct evhttp_request *req)
     json_key(&o.j, "letters");
     json_array(&o.j);
     if (web_walk(w, w->k_dead, listing_one, &l, err, sizeof(err)) < 0) {
-        fclose(o.f);
-        free(o.buf);
-        web_error(req, 502, "%s", err);
+        web_out_fail(req, &o, 502, "%s", err);
         goto done;
     }
     json_end(&o.j);
@@ -260,9 +258,7 @@ void letters_replay(struct web *w, struct evhttp_request *req, const char *form)
     json_key(&o.j, "results");
     json_array(&o.j);
     if (replay_walk(w, &rp, err, sizeof(err)) < 0) {
-        fclose(o.f);
-        free(o.buf);
-        web_error(req, 502, "%s", err);
+        web_out_fail(req, &o, 502, "%s", err);
         goto done;
     }
     json_end(&o.j);

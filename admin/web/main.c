@@ -7,6 +7,7 @@
 #include "web.h"
 
 #include "admin.h"
+#include "listen.h"
 #include "names.h"
 #include "rconn.h"
 #include "store.h"
@@ -27,7 +28,6 @@
 #include <time.h>
 
 #define PROG      "pixflow-web"
-#define HOST_MAX  256
 #define BODY_MAX  65536
 #define JSON_TYPE "application/json; charset=utf-8"
 
@@ -131,6 +131,20 @@ void web_error(struct evhttp_request *req, int code, const char *fmt, ...)
     web_out_send(req, &o, code);
 }
 
+void web_out_fail(struct evhttp_request *req, struct web_out *o, int code, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (o->f)
+        fclose(o->f);
+    free(o->buf);
+    memset(o, 0, sizeof(*o));
+    web_error(req, code, "%s", msg);
+}
+
 static void web_asset(struct evhttp_request *req, const char *path)
 {
     for (size_t i = 0; i < web_nassets; i++) {
@@ -200,67 +214,11 @@ char *web_body(struct evhttp_request *req)
 
 /* ---- the listener ---- */
 
-/* Splits "HOST:PORT" ("[::1]:8090" too); -1 with err. */
-static int web_split(const char *addr, char host[HOST_MAX], int *port, char *err, size_t errlen)
-{
-    const char *colon = strrchr(addr, ':');
-    char *end;
-    long p = colon ? strtol(colon + 1, &end, 10) : -1;
-    if (colon == NULL || colon == addr || (size_t)(colon - addr) >= HOST_MAX || end == colon + 1 ||
-        *end || p < 0 || p > 65535) {
-        snprintf(err, errlen, "--listen: '%s' is not HOST:PORT", addr);
-        return -1;
-    }
-    size_t n = (size_t)(colon - addr);
-    if (addr[0] == '[' && n > 2 && addr[n - 1] == ']')
-        addr++, n -= 2;
-    memcpy(host, addr, n);
-    host[n] = '\0';
-    *port = (int)p;
-    return 0;
-}
-
-/* 1 when every address `host` resolves to is a loopback one; 0 otherwise or when it does not
- * resolve (then the bind fails with its own message). */
-static int web_loopback(const char *host)
-{
-    struct addrinfo hints = {0}, *res = NULL;
-    hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(host, NULL, &hints, &res) != 0)
-        return 0;
-    int loop = res != NULL;
-    for (struct addrinfo *a = res; a; a = a->ai_next) {
-        if (a->ai_family == AF_INET) {
-            const struct sockaddr_in *in = (const struct sockaddr_in *)a->ai_addr;
-            loop &= (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-        } else if (a->ai_family == AF_INET6) {
-            const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)a->ai_addr;
-            loop &= IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
-        } else {
-            loop = 0;
-        }
-    }
-    freeaddrinfo(res);
-    return loop;
-}
-
 /* Without a token: the Host header must name a loopback host (DNS rebinding). */
 static int web_host_ok(struct evhttp_request *req)
 {
-    if (web.token[0])
-        return 1;
-    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
-    if (h == NULL)
-        return 1; /* HTTP/1.0 tools; a browser always sends Host */
-    char host[HOST_MAX];
-    const char *end = h[0] == '[' ? strchr(h, ']') : strchr(h, ':');
-    size_t n = end ? (size_t)(end - h) + (h[0] == '[') : strlen(h);
-    if (n >= sizeof(host))
-        return 0;
-    memcpy(host, h, n);
-    host[n] = '\0';
-    return strcmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 ||
-           (strncmp(host, "127.", 4) == 0 && strspn(host, "0123456789.") == n);
+    return web.token[0] ||
+           listen_host_ok(evhttp_find_header(evhttp_request_get_input_headers(req), "Host"));
 }
 
 static void web_session(struct evhttp_request *req, const char *sid)
@@ -390,13 +348,13 @@ static int web_bound_port(struct evhttp_bound_socket *sock)
 
 static int web_run(void)
 {
-    char host[HOST_MAX], err[1024];
+    char host[LISTEN_HOST_MAX], err[1024];
     int port, rc = ADMIN_FAIL;
     struct evhttp *http = NULL;
     struct event *tick = NULL, *sigint = NULL, *sigterm = NULL;
-    if (web_split(web.listen, host, &port, err, sizeof(err)) < 0)
+    if (listen_split(web.listen, host, &port, err, sizeof(err)) < 0)
         return admin_fail("web", ADMIN_USAGE, "%s", err);
-    if (!web.token[0] && !web_loopback(host))
+    if (!web.token[0] && !listen_loopback(host))
         return admin_fail("web", ADMIN_USAGE,
                           "--listen %s: not a loopback address; set PIXFLOW_WEB_TOKEN to serve "
                           "beyond this machine",

@@ -93,18 +93,32 @@ static void search_group(struct web *w, struct search *s)
     web_redis_check(w);
 }
 
+/* Is entry e ([id, fields]) of a walk about this URL? 1 with its id, fields and time; 0 when it
+ * is another URL's; -1 once `hits` reached MATCHES_MAX (the walk stops there). */
+static int search_hit(struct web *w, struct search *s, const redisReply *e, int *hits,
+                      const char **id, const redisReply **f, long long *ms)
+{
+    *id = e->element[0]->str;
+    *f = e->element[1];
+    *ms = 0;
+    if (!search_match(w, s, rdb_field(*f, FIELD_URL)))
+        return 0;
+    if ((*hits)++ >= MATCHES_MAX)
+        return -1;
+    rdb_id_ms(*id, ms);
+    return 1;
+}
+
 static int search_stream_one(struct web *w, const redisReply *e, void *arg, char *err,
                              size_t errlen)
 {
     struct search *s = arg;
-    const char *id = e->element[0]->str;
-    const redisReply *f = e->element[1];
-    long long ms = 0;
-    if (!search_match(w, s, rdb_field(f, FIELD_URL)))
-        return 0;
-    if (s->stream_hits++ >= MATCHES_MAX)
-        return 1;
-    rdb_id_ms(id, &ms);
+    const char *id;
+    const redisReply *f;
+    long long ms;
+    int hit = search_hit(w, s, e, &s->stream_hits, &id, &f, &ms);
+    if (hit <= 0)
+        return hit < 0;
     struct json *j = s->j;
     json_object(j);
     json_kv_str(j, "id", id);
@@ -161,14 +175,12 @@ static int search_stream_one(struct web *w, const redisReply *e, void *arg, char
 static int search_dead_one(struct web *w, const redisReply *e, void *arg, char *err, size_t errlen)
 {
     struct search *s = arg;
-    const char *id = e->element[0]->str;
-    const redisReply *f = e->element[1];
-    long long ms = 0;
-    if (!search_match(w, s, rdb_field(f, FIELD_URL)))
-        return 0;
-    if (s->dead_hits++ >= MATCHES_MAX)
-        return 1;
-    rdb_id_ms(id, &ms);
+    const char *id;
+    const redisReply *f;
+    long long ms;
+    int hit = search_hit(w, s, e, &s->dead_hits, &id, &f, &ms);
+    if (hit <= 0)
+        return hit < 0;
     json_object(s->j);
     json_kv_str(s->j, "id", id);
     json_kv_reply(s->j, "reason", rdb_field(f, DEAD_REASON));
@@ -357,14 +369,12 @@ void search_get(struct web *w, struct evhttp_request *req)
     char *query = web_param(q, "url"), err[1024];
     struct search *s = calloc(1, sizeof(*s));
     struct web_out o;
-    if (s == NULL || web_out_open(&o) < 0) {
-        web_error(req, 500, "out of memory");
+    if (query == NULL || query[0] == '\0') {
+        web_error(req, 400, "which URL? give ?url=...");
         goto done;
     }
-    if (query == NULL || query[0] == '\0') {
-        fclose(o.f);
-        free(o.buf);
-        web_error(req, 400, "which URL? give ?url=...");
+    if (s == NULL || web_out_open(&o) < 0) {
+        web_error(req, 500, "out of memory");
         goto done;
     }
     s->query = query;
@@ -379,9 +389,7 @@ void search_get(struct web *w, struct evhttp_request *req)
     json_kv_str(&o.j, "query", query);
     json_kv_str(&o.j, "invalid_reason", why == URL_OK ? NULL : url_reason_name(why));
     if (search_run(w, s, err, sizeof(err)) < 0) {
-        fclose(o.f);
-        free(o.buf);
-        web_error(req, 502, "%s", err);
+        web_out_fail(req, &o, 502, "%s", err);
         goto done;
     }
     json_end(&o.j);

@@ -54,6 +54,9 @@ void web_send(struct evhttp_request *req, int code, const char *type, const void
 int web_out_open(struct web_out *o);
 /* Sends the JSON written to o with `code`, and frees o. */
 void web_out_send(struct evhttp_request *req, struct web_out *o, int code);
+/* Drops what o holds and answers {"error": "..."} with `code` instead. */
+void web_out_fail(struct evhttp_request *req, struct web_out *o, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* {"error": "..."} with `code`. */
 void web_error(struct evhttp_request *req, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

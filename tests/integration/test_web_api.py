@@ -12,16 +12,7 @@ import pytest
 
 from conftest import SOURCE_DIR, binary, run
 from web_helpers import (ALIASED, DEAD, HOSTILE, HOSTILE_SOURCE, INVALID, OTHER, REPLAYABLE,
-                         STORED, TOKEN, Console, Pipeline, run_worker)
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    p = Pipeline(tmp_path_factory.mktemp("web-api"))
-    try:
-        yield p
-    finally:
-        p.close()
+                         STORED, TOKEN, Console, pipeline, run_worker)  # noqa: F401 (fixture)
 
 
 @pytest.fixture

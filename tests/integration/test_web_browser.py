@@ -12,7 +12,7 @@ import pytest
 
 from conftest import BUILD_DIR
 from web_helpers import (ALIASED, DEAD, HOSTILE, INVALID, REPLAYABLE, STORED, TOKEN, Console,
-                         Pipeline, run_worker)
+                         pipeline, run_worker)  # noqa: F401 (pipeline: a fixture)
 
 # scripts/setup.sh installs selenium, chromium and chromium-driver: missing, the test fails.
 from selenium import webdriver
@@ -25,15 +25,6 @@ from selenium.webdriver.support.ui import WebDriverWait
 SHOTS = BUILD_DIR / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    p = Pipeline(tmp_path_factory.mktemp("web-browser"))
-    try:
-        yield p
-    finally:
-        p.close()
 
 
 @pytest.fixture(scope="module")

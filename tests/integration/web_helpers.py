@@ -104,6 +104,16 @@ def run_worker(env, log_dir, name="w1"):
         w.close()
 
 
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """The small run, once per test file (import this fixture by name)."""
+    p = Pipeline(tmp_path_factory.mktemp("web"))
+    try:
+        yield p
+    finally:
+        p.close()
+
+
 class Pipeline:
     """A private deterministic stack after a small run: see the URL constants above."""
 
