@@ -1,5 +1,5 @@
 # Dockerfile -- one image for every pixflow role: pixflow-consumer (the default command),
-# pixflow-ingest and the pixflow admin CLI, with the transform plugins.
+# pixflow-ingest, the pixflow admin CLI and its console pixflow-web, with the transform plugins.
 #
 #   docker build -t pixflow .
 #   docker run --rm pixflow pixflow-consumer --help

@@ -7,6 +7,7 @@
 #define PIXFLOW_ADMIN_H
 
 #include <hiredis/hiredis.h>
+#include <stdio.h>
 
 #include "settings.h"
 
@@ -34,11 +35,18 @@ int admin_settings(struct settings *s, unsigned which, const struct cfg_option *
                    struct admin_common *common, const char *cmd, const char *synopsis, int argc,
                    char **argv, char ***operands, int *noperands, int *status);
 
+/* Frees what admin_settings() kept for the command that ran. */
+void admin_done(void);
+
 /* Prints "pixflow <cmd>: <message>" on stderr; returns `status`. */
 int admin_fail(const char *cmd, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Blocking Redis with the common timeout; NULL after printing why. */
 redisContext *admin_redis(const struct settings *s, const struct admin_common *c, const char *cmd);
+
+/* stats.c: one snapshot (what `pixflow stats --json` prints) as a JSON object written to out;
+ * -1 with err when Redis fails. The console serves it as its overview. */
+int stats_json(FILE *out, redisContext *c, const struct settings *st, char *err, size_t errlen);
 
 #endif

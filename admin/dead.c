@@ -11,6 +11,7 @@
 #include "json.h"
 #include "rconn.h"
 #include "rdb.h"
+#include "replay.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,28 +20,6 @@
 
 #define CMD  "dead"
 #define PAGE "200"
-
-/* KEYS: dead, seen, stream, stats. ARGV: letter id, normalized URL ("" when it does not parse).
- * Returns the new entry's id, nil when the letter is gone, "" when it has no url. */
-static const char REPLAY_LUA[] = "local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])\n"
-                                 "if #e == 0 then return false end\n"
-                                 "local f, args, url = e[1][2], {}, nil\n"
-                                 "for i = 1, #f, 2 do\n"
-                                 "  local k = f[i]\n"
-                                 "  if k == 'url' then url = f[i + 1] end\n"
-                                 "  if k == 'url' or k == 'source' or k == 'line' then\n"
-                                 "    args[#args + 1] = k\n"
-                                 "    args[#args + 1] = f[i + 1]\n"
-                                 "  end\n"
-                                 "end\n"
-                                 "if not url then return '' end\n"
-                                 "if ARGV[2] ~= '' then redis.call('SREM', KEYS[2], ARGV[2]) end\n"
-                                 "args[#args + 1] = 'replay_of'\n"
-                                 "args[#args + 1] = ARGV[1]\n"
-                                 "local id = redis.call('XADD', KEYS[3], '*', unpack(args))\n"
-                                 "redis.call('XDEL', KEYS[1], ARGV[1])\n"
-                                 "redis.call('HINCRBY', KEYS[4], 'replayed', 1)\n"
-                                 "return id\n";
 
 static const char synopsis[] =
     "pixflow dead [--reason R[,R...]] [--limit N] [--replay] [--json]\n\n"
@@ -166,7 +145,7 @@ static int dead_replay(struct dead *d, const struct letter *l, char *err, size_t
     if (l->url && l->url->type == REDIS_REPLY_STRING &&
         url_parse(l->url->str, l->url->len, &d->s.allowed, &u) == URL_OK)
         norm = u.norm;
-    const char *argv[] = {"EVAL",      REPLAY_LUA, "4",   d->k_dead, d->k_seen,
+    const char *argv[] = {"EVAL",      replay_lua, "4",   d->k_dead, d->k_seen,
                           d->k_stream, d->k_stats, l->id, norm};
     redisReply *r = rconn_command(d->r, 9, argv, NULL, err, errlen);
     if (r == NULL)

@@ -444,6 +444,16 @@ static int stats_watch(const struct settings *st, const struct admin_common *c)
     return ADMIN_OK;
 }
 
+int stats_json(FILE *out, redisContext *c, const struct settings *st, char *err, size_t errlen)
+{
+    struct snap *s = snap_take(c, st, err, errlen);
+    if (s == NULL)
+        return -1;
+    render_json(out, st, s, NULL);
+    snap_free(s);
+    return 0;
+}
+
 int stats_main(int argc, char **argv)
 {
     struct settings st;

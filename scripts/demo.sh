@@ -3,7 +3,8 @@
 # FerretDB, the picsum-like image server), ingest examples/catalog.txt, run two workers until the
 # stream is drained, and show the counters, the dead letters, a check of every stored document and
 # one stored picture.
-# The stack stays up afterwards so the results can be inspected; `scripts/stack.sh stop` ends it.
+# The stack stays up afterwards with the console (pixflow web) on a free loopback port, so the
+# results can be inspected; the script itself ends, and `scripts/stack.sh stop` stops them all.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -56,7 +57,22 @@ build/bin/pixflow verify || true
 build/bin/pixflow get https://picsum.photos/1200/800 -o "$PIXFLOW_STACK_DIR/example.png"
 echo
 echo "demo: one stored picture, decoded from its base64: $PIXFLOW_STACK_DIR/example.png"
+
+# The console, in the background: it outlives this script and stops with the stack.
+build/bin/pixflow-web --listen 127.0.0.1:0 </dev/null >"$PIXFLOW_STACK_DIR/console.log" 2>&1 &
+echo $! >"$PIXFLOW_STACK_DIR/console.pid"
+console=
+for _ in $(seq 1 50); do
+    console=$(sed -n 's|^pixflow-web: listening on \(http://[^ ]*\).*|\1|p' "$PIXFLOW_STACK_DIR/console.log")
+    [ -n "$console" ] && break
+    sleep 0.1
+done
 echo "demo: the stack keeps running for a look around:"
 echo "  . .stack/env; build/bin/pixflow stats --watch"
 echo "  build/bin/pixflow get https://picsum.photos/200/300 --json"
 echo "  scripts/stack.sh status | stop"
+if [ -n "$console" ]; then
+    echo "console: $console (scripts/stack.sh stop to end)"
+else
+    echo "console: did not start, see $PIXFLOW_STACK_DIR/console.log"
+fi

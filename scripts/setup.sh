@@ -15,8 +15,8 @@ ferretdb_version=v1.24.0
 packages=(build-essential cmake pkg-config git curl ca-certificates python3 python3-venv
     libhiredis-dev libevent-dev libcurl4-openssl-dev libstb-dev libmongoc-dev libbson-dev
     libssl-dev libcmocka-dev libjpeg62-turbo-dev libdeflate-dev redis-server
-    clang libclang-rt-14-dev clang-format)
-python_packages=(pytest==9.2.0 redis==8.1.0 pymongo==4.20.0)
+    clang libclang-rt-14-dev clang-format chromium chromium-driver)
+python_packages=(pytest==9.2.0 redis==8.1.0 pymongo==4.20.0 selenium==4.51.0)
 
 install_packages() {
     local missing=() p
@@ -58,7 +58,7 @@ build_ferretdb() {
 
 make_venv() {
     if [ -x "$cache/venv/bin/python" ] &&
-        "$cache/venv/bin/python" -c 'import pytest, redis, pymongo' 2>/dev/null; then
+        "$cache/venv/bin/python" -c 'import pytest, redis, pymongo, selenium' 2>/dev/null; then
         say "Python test packages: present"
         return
     fi

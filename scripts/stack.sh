@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # stack.sh -- start, stop and inspect the local servers pixflow needs: redis-server (AOF on),
 # FerretDB (MongoDB wire protocol on SQLite) and pixflow-picsum (the picsum-like image server),
-# each on a free loopback port, with data under $PIXFLOW_STACK_DIR (default .stack/).
+# each on a free loopback port, with data under $PIXFLOW_STACK_DIR (default .stack/). `stop` also
+# ends the console a demo left running there (console.pid).
 #
 #   scripts/stack.sh start | stop | status | env
 #   scripts/stack.sh stop redis|ferretdb    stop one server (outage tests)
@@ -111,7 +112,7 @@ start_one() { # redis|ferretdb
 
 stop() { # [server...]
     local s pid
-    for s in "${@:-picsum ferretdb redis}"; do
+    for s in "${@:-console picsum ferretdb redis}"; do
         for s in $s; do
             [ -f "$dir/$s.pid" ] || continue
             pid=$(cat "$dir/$s.pid")
@@ -135,6 +136,9 @@ status() {
             echo "stack: $s is not running"
         fi
     done
+    if alive console; then
+        echo "stack: console runs (pid $(cat "$dir/console.pid"), log $dir/console.log)"
+    fi
     if [ -f "$dir/env" ]; then
         sed -n 's/^export \(PIXFLOW_\(REDIS_URL\|MONGO_URI\|PICSUM_HTTPS\)\)=/stack: \1=/p' "$dir/env"
     fi

@@ -433,6 +433,27 @@ def test_service_monitor_scrapes_the_consumers():
 
 # ---- documentation ---------------------------------------------------------------------------
 
+def test_console_runs_with_its_token_from_a_secret():
+    assert "web.existingSecret is required" in render_error(["default-values.yaml"],
+                                                            ["web.enabled=true"])
+    assert not [d for d in render(["default-values.yaml"]) if "-web" in d["metadata"]["name"]]
+    docs = render(["all-on-values.yaml"])
+    dep = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-web"))
+    svc = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-web"))
+    pod = dep["spec"]["template"]["spec"]
+    c = container(pod, "web")
+    assert c["command"] == ["pixflow-web", "--listen", "0.0.0.0:8090"]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["PIXFLOW_WEB_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "pixflow-web",
+                                                                      "key": "web-token"}
+    assert "PIXFLOW_REDIS_URL" in env and "PIXFLOW_MONGO_URI" in env
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert selects(svc["spec"]["selector"], dep["spec"]["template"]["metadata"]["labels"])
+    assert not selects(svc["spec"]["selector"], consumer_deployment(docs)["spec"]["template"]
+                       ["metadata"]["labels"])
+
+
 def test_notes_tell_how_to_push_urls_and_read_counters(tmp_path):
     """NOTES.txt rendered by Helm's engine: `helm template` skips notes, so a copy of the chart
     carries them inside a ConfigMap template."""

@@ -17,9 +17,10 @@ from deploy_tools import ROOT, clean_env, compose_bin, promtool_bin, run
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 SECRETS = ["REDIS_PASSWORD", "MONGO_ROOT_PASSWORD", "MONGO_PIXFLOW_PASSWORD",
-           "GRAFANA_ADMIN_PASSWORD"]
+           "GRAFANA_ADMIN_PASSWORD", "PIXFLOW_WEB_TOKEN"]
 DEFAULT_SERVICES = {"redis", "mongo", "mongo-init", "consumer", "ingest"}
-ALL_SERVICES = DEFAULT_SERVICES | {"admin", "prometheus", "grafana"}
+ALL_SERVICES = DEFAULT_SERVICES | {"admin", "prometheus", "grafana", "web"}
+PROFILES = ("monitoring", "tools", "console")
 
 
 def env_example():
@@ -58,7 +59,7 @@ def compose(env_file, *args, profiles=(), check=True):
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     env_file = write_env(tmp_path_factory.mktemp("compose") / ".env")
-    out = compose(env_file, "config", "--format", "json", profiles=("monitoring", "tools"))
+    out = compose(env_file, "config", "--format", "json", profiles=PROFILES)
     return json.loads(out.stdout)
 
 
@@ -67,7 +68,7 @@ def raw(tmp_path_factory):
     """The model before interpolation: what the file itself says."""
     env_file = write_env(tmp_path_factory.mktemp("compose-raw") / ".env")
     out = compose(env_file, "config", "--no-interpolate", "--format", "json",
-                  profiles=("monitoring", "tools"))
+                  profiles=PROFILES)
     return json.loads(out.stdout)
 
 
@@ -80,10 +81,20 @@ def test_default_and_profile_services(tmp_path):
     default = json.loads(compose(env_file, "config", "--format", "json").stdout)
     assert set(default["services"]) == DEFAULT_SERVICES
     full = json.loads(compose(env_file, "config", "--format", "json",
-                              profiles=("monitoring", "tools")).stdout)
+                              profiles=PROFILES).stdout)
     assert set(full["services"]) == ALL_SERVICES
     assert full["services"]["prometheus"]["profiles"] == ["monitoring"]
     assert full["services"]["grafana"]["profiles"] == ["monitoring"]
+    assert full["services"]["web"]["profiles"] == ["console"]
+
+
+def test_console_needs_its_token_and_publishes_on_loopback(model):
+    web = services(model)["web"]
+    assert web["command"][:3] == ["pixflow-web", "--listen", "0.0.0.0:8090"]
+    assert web["environment"]["PIXFLOW_WEB_TOKEN"] == marker("PIXFLOW_WEB_TOKEN")
+    assert [(p["host_ip"], p["target"]) for p in web["ports"]] == [("127.0.0.1", 8090)]
+    assert web["read_only"] is True and web["cap_drop"] == ["ALL"]
+    assert web["depends_on"]["mongo-init"]["condition"] == "service_completed_successfully"
 
 
 def test_env_example_matches_the_compose_file():
@@ -98,7 +109,7 @@ def test_env_example_matches_the_compose_file():
 @pytest.mark.parametrize("secret", SECRETS)
 def test_a_missing_secret_stops_compose(tmp_path, secret):
     env_file = write_env(tmp_path / ".env", **{secret: ""})
-    proc = compose(env_file, "config", "--quiet", profiles=("monitoring", "tools"), check=False)
+    proc = compose(env_file, "config", "--quiet", profiles=PROFILES, check=False)
     assert proc.returncode != 0
     assert secret in proc.stderr, proc.stderr
 
