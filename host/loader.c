@@ -46,7 +46,7 @@ static void loader_host_log(const struct pixflow_host *h, int level, const char 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    log_msg(ll, "plugin=%s %s", lh->entry->desc.name, msg);
+    log_msg(ll, "plugin=%s msg=%s", lh->entry->desc.name, msg);
 }
 
 static int loader_counter_name_ok(const char *name)
