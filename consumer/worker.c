@@ -899,13 +899,11 @@ int worker_run(const struct settings *s, const struct worker_options *o)
     w->ping = worker_every(w, 5000, on_ping);
     on_ping(-1, 0, w);
     if (o->http_addr && *o->http_addr) {
-        w->images = images_new(w->pool, w->store, &s->allowed);
-        if (w->images == NULL) {
-            snprintf(err, sizeof(err), "out of memory");
+        w->images = images_new(w->base, w->store, &s->allowed, err, sizeof(err));
+        if (w->images == NULL)
             goto fail;
-        }
         struct http_hooks hh = {worker_ready, worker_metrics, worker_images};
-        w->http = http_new(w->base, o->http_addr, &hh, w, err, sizeof(err));
+        w->http = http_new(w->base, o->http_addr, s, &hh, w, err, sizeof(err));
         if (w->http == NULL)
             goto fail;
         log_info("event=http_listening addr=%s port=%d", o->http_addr, http_port(w->http));

@@ -181,6 +181,23 @@ static int settings_file(const struct cfg_option *o, const char *text, char *err
     return 0;
 }
 
+/* A bearer token is a secret: short ones can be guessed, and the characters are those of RFC 6750
+ * token68 so it travels in a header as is. */
+static int settings_token(const struct cfg_option *o, const char *text, char *err, size_t errlen)
+{
+    size_t n = strlen(text);
+    if (n > 0 && (n < 16 || n > 512)) {
+        snprintf(err, errlen, "must be 16 to 512 characters (or empty: no token)");
+        return -1;
+    }
+    if (strspn(text, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=") != n) {
+        snprintf(err, errlen, "may hold only letters, digits and -._~+/=");
+        return -1;
+    }
+    *(const char **)o->value = text;
+    return 0;
+}
+
 static int settings_logfmt(const struct cfg_option *o, const char *text, char *err, size_t errlen)
 {
     if (strcmp(text, "text") == 0 || strcmp(text, "json") == 0) {
@@ -230,6 +247,14 @@ int settings_options(struct settings *s, unsigned which, struct cfg_option *out)
             .help = "HOST:PORT:CONNECT-HOST:CONNECT-PORT[,...] send a host's traffic elsewhere");
         OPT("ca-file", "PIXFLOW_CA_FILE", settings_file, &s->ca_file, "", .meta = "FILE",
             .help = "extra CA bundle for HTTPS");
+    }
+    if (which & SET_HTTP) {
+        OPT("http-token", "PIXFLOW_HTTP_TOKEN", settings_token, &s->http_token, "",
+            .meta = "TOKEN", .help = "bearer token /images and /metrics require (none when empty)");
+        OPT("http-max-connections", "PIXFLOW_HTTP_MAX_CONNECTIONS", cfg_long, &s->http_max_conns,
+            "64", 1, 100000, .meta = "N", .help = "connections the HTTP listener holds at once");
+        OPT("http-header-timeout", NULL, cfg_millis, &s->http_header_ms, "5s", 100, 600000,
+            .meta = "TIME", .help = "time a client has to send a whole request head");
     }
     OPT("log-level", "PIXFLOW_LOG_LEVEL", cfg_loglevel, &s->log_level, "info", .meta = "LEVEL",
         .help = "debug, info, warn or error");
