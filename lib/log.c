@@ -92,9 +92,21 @@ static size_t log_spec_len(const char *p)
     return p[n] && strchr("diouxXcspfFeEgGaA%", p[n]) && n < LOG_SPEC_MAX ? n + 1 : 0;
 }
 
-/* End of the value template starting at p: the next " key=" outside a conversion, or the end. */
+/* End of the value template starting at p: the next " key=" outside a conversion, or the end.
+ * A template in quotes (note=\"keeping transforms=%s\") runs to its closing quote, so literal
+ * text in it may hold " key=". */
 static const char *log_value_end(const char *p)
 {
+    if (*p == '"') {
+        for (const char *q = p + 1; *q; q++) {
+            if (*q == '%') {
+                size_t n = log_spec_len(q);
+                q += n ? n - 1 : 0;
+            } else if (*q == '"' && (q[1] == '\0' || (q[1] == ' ' && log_key_at(q + 2)))) {
+                return q + 1;
+            }
+        }
+    }
     while (*p) {
         if (*p == '%') {
             size_t n = log_spec_len(p);

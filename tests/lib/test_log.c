@@ -68,6 +68,15 @@ static void test_value_with_quotes_and_keys_stays_whole(void **state)
                         "\"n\":\"7\"}");
 }
 
+static void test_quoted_literal_holding_a_key(void **state)
+{
+    assert_string_equal(fmt_line(0, "event=reload_failed error=\"%s\" note=\"keeping transforms=%s\"",
+                                 "bad", "grayscale"),
+                        "event=reload_failed error=bad note=\"keeping transforms=grayscale\"");
+    assert_string_equal(json_fields(fmt_line(1, "event=x note=\"a b=%d\" n=%d", 1, 2)),
+                        ",\"event\":\"x\",\"note\":\"a b=1\",\"n\":\"2\"}");
+}
+
 static void test_values_with_literals_and_every_type(void **state)
 {
     assert_string_equal(fmt_line(0, "event=mongo_%s redis=%s:%d stream=%surls", "up", "h", 6379,
@@ -112,6 +121,7 @@ int main(void)
         cmocka_unit_test(test_plain_fields),
         cmocka_unit_test(test_newline_cannot_forge_a_line),
         cmocka_unit_test(test_value_with_quotes_and_keys_stays_whole),
+        cmocka_unit_test(test_quoted_literal_holding_a_key),
         cmocka_unit_test(test_values_with_literals_and_every_type),
         cmocka_unit_test(test_credentials_masked),
         cmocka_unit_test(test_long_values_cut_line_stays_valid),
