@@ -2,6 +2,7 @@
 dropped into a running worker's folder and switched on with SIGHUP; a failed reload that keeps
 the chain; a plugin that crashes the worker, which must lose nothing and end as a poison pill."""
 import base64
+import hashlib
 import re
 import shutil
 import signal
@@ -71,6 +72,28 @@ def plugin_folder(tmp_path):
     return folder
 
 
+def across_a_reload(wenv, keys, fleet, change):
+    """One picture, then change() and SIGHUP, then another: (url before, url after, documents by
+    source URL) once the worker has stopped cleanly."""
+    worker = fleet.start(wenv, "w1")
+    t = token()
+    (w1, h1), (w2, h2) = sizes(2)
+    before, after = f"{PICSUM}/{w1}/{h1}?p={t}", f"{PICSUM}/{w2}/{h2}?p={t}"
+    keys.xadd(before)
+    wait_for("the first picture", lambda: keys.stats().get("stored", 0) == 1, 20)
+    change()
+    worker.signal(signal.SIGHUP)
+    wait_for("the reload", lambda: "event=reloaded" in worker.log(), 10)
+    keys.xadd(after)
+    wait_for("the second picture", lambda: keys.stats().get("stored", 0) == 2, 20)
+    worker.signal(signal.SIGTERM)
+    worker.assert_clean_exit(15)
+    client, db = mongo_for(wenv)
+    docs = {d["source"]: d for d in db["images"].find({})}
+    client.close()
+    return before, after, docs
+
+
 def test_readme_plugin_dropped_in_and_switched_on_with_sighup(tmp_path, env, keys, fleet):
     so = build_plugin(tmp_path / "posterize", "posterize",
                       readme_block("c", "### Write your own transform"),
@@ -79,25 +102,12 @@ def test_readme_plugin_dropped_in_and_switched_on_with_sighup(tmp_path, env, key
     chain = tmp_path / "transforms.txt"
     chain.write_text("grayscale\n")
     wenv = dict(env, PIXFLOW_PLUGIN_PATH=str(folder), PIXFLOW_TRANSFORMS=f"@{chain}")
-    worker = fleet.start(wenv, "w1")
-    t = token()
-    (w1, h1), (w2, h2) = sizes(2)
-    before, after = f"{PICSUM}/{w1}/{h1}?p={t}", f"{PICSUM}/{w2}/{h2}?p={t}"
-    keys.xadd(before)
-    wait_for("the first picture", lambda: keys.stats().get("stored", 0) == 1, 20)
 
-    shutil.copy(so, folder)
-    chain.write_text("grayscale,posterize:levels=4\n")
-    worker.signal(signal.SIGHUP)
-    wait_for("the reload", lambda: "event=reloaded" in worker.log(), 10)
-    keys.xadd(after)
-    wait_for("the second picture", lambda: keys.stats().get("stored", 0) == 2, 20)
-    worker.signal(signal.SIGTERM)
-    worker.assert_clean_exit(15)
+    def change():
+        shutil.copy(so, folder)
+        chain.write_text("grayscale,posterize:levels=4\n")
 
-    client, db = mongo_for(env)
-    docs = {d["source"]: d for d in db["images"].find({})}
-    client.close()
+    before, after, docs = across_a_reload(wenv, keys, fleet, change)
     assert [x["name"] for x in docs[before]["transforms"]] == ["grayscale"]
     assert [x["name"] for x in docs[after]["transforms"]] == ["grayscale", "posterize"]
     levels = set(png_gray_pixels(base64.b64decode(docs[after]["image"])))
@@ -176,7 +186,6 @@ PIXFLOW_PLUGIN_ENTRY(fill)
 def test_plugin_upgraded_in_place_runs_and_is_recorded(tmp_path, env, keys, fleet):
     """The .so is overwritten in place (same path, same inode) and SIGHUP reloads it: the new
     code runs and documents record the new version and the sha256 of the bytes that ran."""
-    import hashlib
     cmake = readme_block("cmake", "### Write your own transform").replace("posterize", "fill")
     builds = {}
     for version, value in (("1", 10), ("2", 200)):
@@ -189,27 +198,14 @@ def test_plugin_upgraded_in_place_runs_and_is_recorded(tmp_path, env, keys, flee
     installed.chmod(0o755)
     inode = installed.stat().st_ino
     wenv = dict(env, PIXFLOW_PLUGIN_PATH=str(folder), PIXFLOW_TRANSFORMS="grayscale,fill")
-    worker = fleet.start(wenv, "w1")
-    t = token()
-    (w1, h1), (w2, h2) = sizes(2)
-    before, after = f"{PICSUM}/{w1}/{h1}?u={t}", f"{PICSUM}/{w2}/{h2}?u={t}"
-    keys.xadd(before)
-    wait_for("the first picture", lambda: keys.stats().get("stored", 0) == 1, 20)
 
-    with open(installed, "r+b") as f:  # in place: what `cp new.so fill.so` does
-        f.truncate(0)
-        f.write(builds["2"])
-    assert installed.stat().st_ino == inode
-    worker.signal(signal.SIGHUP)
-    wait_for("the reload", lambda: "event=reloaded" in worker.log(), 10)
-    keys.xadd(after)
-    wait_for("the second picture", lambda: keys.stats().get("stored", 0) == 2, 20)
-    worker.signal(signal.SIGTERM)
-    worker.assert_clean_exit(15)
+    def change():
+        with open(installed, "r+b") as f:  # in place: what `cp new.so fill.so` does
+            f.truncate(0)
+            f.write(builds["2"])
+        assert installed.stat().st_ino == inode
 
-    client, db = mongo_for(env)
-    docs = {d["source"]: d for d in db["images"].find({})}
-    client.close()
+    before, after, docs = across_a_reload(wenv, keys, fleet, change)
     for url, version, value in ((before, "1", 10), (after, "2", 200)):
         link = docs[url]["transforms"][1]
         assert link["name"] == "fill" and link["version"] == version
