@@ -131,10 +131,9 @@ static struct bufferevent *http_new_bev(struct event_base *base, void *arg)
 
 static struct http_conn *http_conn_of(struct http *h, struct evhttp_request *req)
 {
-    struct bufferevent *bev =
-        evhttp_connection_get_bufferevent(evhttp_request_get_connection(req));
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evhttp_request_get_connection(req));
     struct http_conn *c;
-    LIST_FOREACH (c, &h->conns, link)
+    for (c = LIST_FIRST(&h->conns); c != NULL; c = LIST_NEXT(c, link))
         if (c->bev == bev)
             return c;
     return NULL;

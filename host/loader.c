@@ -290,7 +290,8 @@ static int loader_check_file(const struct stat *st, char *why, size_t whylen)
         return -1;
     }
     if (st->st_mode & (S_IWGRP | S_IWOTH)) {
-        snprintf(why, whylen, "writable by %s (mode %04o): anyone who can write it would run "
+        snprintf(why, whylen,
+                 "writable by %s (mode %04o): anyone who can write it would run "
                  "code in the worker",
                  (st->st_mode & S_IWOTH) ? "others" : "its group", (unsigned)(st->st_mode & 07777));
         return -1;

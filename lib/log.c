@@ -59,8 +59,8 @@ int log_enabled(enum log_level level)
 
 static int log_is_key_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.';
 }
 
 /* Length of the key at p when p starts "key=", else 0. */
@@ -298,8 +298,7 @@ static void log_field(struct log_buf *b, const char *key, size_t klen, const cha
 }
 
 /* Builds the whole line for level and fmt into line (with its '\n'); returns its length. */
-static size_t log_format(char *line, size_t cap, enum log_level level, const char *fmt,
-                         va_list *ap)
+static size_t log_format(char *line, size_t cap, enum log_level level, const char *fmt, va_list *ap)
 {
     struct log_buf b = {line, cap - 2, 0, 0}; /* room kept for the '}' and the '\n' */
     struct timespec ts;
@@ -311,8 +310,8 @@ static size_t log_format(char *line, size_t cap, enum log_level level, const cha
     snprintf(when + w, sizeof(when) - w, ".%03ldZ", ts.tv_nsec / 1000000);
 
     if (log_json)
-        b.n = (size_t)snprintf(line, b.cap, "{\"ts\":\"%s\",\"level\":\"%s\",\"prog\":\"%s\"",
-                               when, log_names[level], log_prog);
+        b.n = (size_t)snprintf(line, b.cap, "{\"ts\":\"%s\",\"level\":\"%s\",\"prog\":\"%s\"", when,
+                               log_names[level], log_prog);
     else
         b.n = (size_t)snprintf(line, b.cap, "%s %s %s", when, log_names[level], log_prog);
 

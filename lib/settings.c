@@ -82,7 +82,8 @@ static int settings_mongo(const struct cfg_option *o, const char *text, char *er
 {
     if (strncmp(text, "mongodb://", 10) != 0 && strncmp(text, "mongodb+srv://", 14) != 0) {
         char shown[512];
-        snprintf(err, errlen, "'%s' is not a mongodb:// URI", redact_url(shown, sizeof(shown), text));
+        snprintf(err, errlen, "'%s' is not a mongodb:// URI",
+                 redact_url(shown, sizeof(shown), text));
         return -1;
     }
     *(const char **)o->value = text;
@@ -190,7 +191,8 @@ static int settings_token(const struct cfg_option *o, const char *text, char *er
         snprintf(err, errlen, "must be 16 to 512 characters (or empty: no token)");
         return -1;
     }
-    if (strspn(text, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=") != n) {
+    if (strspn(text, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=") !=
+        n) {
         snprintf(err, errlen, "may hold only letters, digits and -._~+/=");
         return -1;
     }
@@ -249,8 +251,8 @@ int settings_options(struct settings *s, unsigned which, struct cfg_option *out)
             .help = "extra CA bundle for HTTPS");
     }
     if (which & SET_HTTP) {
-        OPT("http-token", "PIXFLOW_HTTP_TOKEN", settings_token, &s->http_token, "",
-            .meta = "TOKEN", .help = "bearer token /images and /metrics require (none when empty)");
+        OPT("http-token", "PIXFLOW_HTTP_TOKEN", settings_token, &s->http_token, "", .meta = "TOKEN",
+            .help = "bearer token /images and /metrics require (none when empty)");
         OPT("http-max-connections", "PIXFLOW_HTTP_MAX_CONNECTIONS", cfg_long, &s->http_max_conns,
             "64", 1, 100000, .meta = "N", .help = "connections the HTTP listener holds at once");
         OPT("http-header-timeout", NULL, cfg_millis, &s->http_header_ms, "5s", 100, 600000,

@@ -70,7 +70,8 @@ static void test_value_with_quotes_and_keys_stays_whole(void **state)
 
 static void test_quoted_literal_holding_a_key(void **state)
 {
-    assert_string_equal(fmt_line(0, "event=reload_failed error=\"%s\" note=\"keeping transforms=%s\"",
+    assert_string_equal(fmt_line(0,
+                                 "event=reload_failed error=\"%s\" note=\"keeping transforms=%s\"",
                                  "bad", "grayscale"),
                         "event=reload_failed error=bad note=\"keeping transforms=grayscale\"");
     assert_string_equal(json_fields(fmt_line(1, "event=x note=\"a b=%d\" n=%d", 1, 2)),
@@ -79,9 +80,9 @@ static void test_quoted_literal_holding_a_key(void **state)
 
 static void test_values_with_literals_and_every_type(void **state)
 {
-    assert_string_equal(fmt_line(0, "event=mongo_%s redis=%s:%d stream=%surls", "up", "h", 6379,
-                                 "p:"),
-                        "event=mongo_up redis=h:6379 stream=p:urls");
+    assert_string_equal(
+        fmt_line(0, "event=mongo_%s redis=%s:%d stream=%surls", "up", "h", 6379, "p:"),
+        "event=mongo_up redis=h:6379 stream=p:urls");
     assert_string_equal(fmt_line(0, "a=%zu b=%lld c=%ld d=%.1f e=%c f=%5.2s g=%% h=%*d i=%lu",
                                  (size_t)5, -9LL, 10L, 2.25, 'q', "xyz", 4, 7, 11UL),
                         "a=5 b=-9 c=10 d=2.2 e=q f=\"   xy\" g=% h=\"   7\" i=11");
