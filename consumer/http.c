@@ -86,6 +86,17 @@ static void http_conn_drop(struct http_conn *c)
     free(c);
 }
 
+/* Forgets the connections evhttp has closed, so the count is that of open ones. */
+static void http_forget_closed(struct http *h)
+{
+    struct http_conn *c = LIST_FIRST(&h->conns), *next;
+    for (; c != NULL; c = next) {
+        next = LIST_NEXT(c, link);
+        if (!http_conn_alive(c))
+            http_conn_drop(c);
+    }
+}
+
 static void http_sweep(evutil_socket_t fd, short what, void *arg)
 {
     struct http *h = arg;
@@ -111,7 +122,10 @@ static void http_sweep(evutil_socket_t fd, short what, void *arg)
 static struct bufferevent *http_new_bev(struct event_base *base, void *arg)
 {
     struct http *h = arg;
-    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    /* Without BEV_OPT_CLOSE_ON_FREE evhttp closes the socket itself when it frees the connection,
+     * so our reference keeps only the struct, never an open socket. */
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
+    http_forget_closed(h);
     struct http_conn *c = bev ? calloc(1, sizeof(*c)) : NULL;
     if (c == NULL)
         return bev; /* untracked but working; out of memory is not the client's fault */

@@ -3,6 +3,7 @@
 back by id, by URL and page by page)."""
 import base64
 import json
+import os
 import re
 import socket
 import subprocess
@@ -236,5 +237,11 @@ def test_connection_cap_and_header_timeout(env, fleet):
     assert time.monotonic() - started < 3
     assert "event=http_connections_full max=4" in worker.log()
     wait_for("the listener free again", lambda: get(port, "/healthz") == (200, "ok\n"), 5)
+    # Closed connections stop counting at once and leave no socket behind: many short ones in a
+    # row (far more than the cap) are all served.
+    fds = len(os.listdir(f"/proc/{worker.pid}/fd"))
+    for _ in range(100):
+        assert get(port, "/healthz") == (200, "ok\n")
+    assert len(os.listdir(f"/proc/{worker.pid}/fd")) <= fds + 2
     worker.signal(15)
     worker.assert_clean_exit(15)
