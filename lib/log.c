@@ -229,7 +229,7 @@ static int log_needs_quotes(const char *v)
     if (*v == '\0')
         return 1;
     for (const unsigned char *p = (const unsigned char *)v; *p; p++)
-        if (*p <= ' ' || *p == '"' || *p == '=' || *p == '\\' || *p == 0x7f)
+        if (*p <= ' ' || *p == '"' || *p == '=' || *p == '\\' || *p >= 0x7f)
             return 1;
     return 0;
 }
@@ -260,22 +260,50 @@ static size_t log_escape_char(unsigned char c, char *e, int json)
     }
 }
 
-/* Appends v, quoted and escaped (always in JSON, when needed in text). Stops before the buffer
- * end with room for the closing quote and what follows the field, marking a cut value. */
+/* Length of the well-formed UTF-8 sequence at p (shortest form, no surrogates), 0 if none. */
+static size_t log_utf8_len(const unsigned char *p)
+{
+    size_t n = p[0] >= 0xc2 && p[0] <= 0xdf   ? 2
+               : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+               : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4
+                                              : 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0) ||
+        (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90))
+        return 0;
+    return n;
+}
+
+/* Appends v, quoted and escaped (always in JSON, when needed in text). Bytes that are not UTF-8
+ * are escaped one by one, so a JSON line always parses. Stops before the buffer end with room
+ * for the closing quote and what follows the field, marking a cut value. */
 static void log_put_value(struct log_buf *b, const char *v, int json, size_t reserve)
 {
     int quote = json || log_needs_quotes(v);
     char e[8];
     if (quote)
         log_put(b, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
-        size_t n = log_escape_char(*p, e, json);
+    for (const unsigned char *p = (const unsigned char *)v; *p;) {
+        size_t take = 1, n;
+        const char *out = e;
+        if (*p < 0x80) {
+            n = log_escape_char(*p, e, json);
+        } else if ((take = log_utf8_len(p)) > 0) {
+            out = (const char *)p;
+            n = take;
+        } else {
+            take = 1;
+            n = (size_t)snprintf(e, sizeof(e), json ? "\\u%04x" : "\\x%02x", *p);
+        }
         if (b->n + n + reserve + 4 >= b->cap) {
             log_put(b, "...", 3);
             b->cut = 1;
             break;
         }
-        log_put(b, e, n);
+        log_put(b, out, n);
+        p += take;
     }
     if (quote)
         log_put(b, "\"", 1);

@@ -57,6 +57,16 @@ static void test_newline_cannot_forge_a_line(void **state)
     assert_non_null(strstr(out, "v=\"a\\r\\x1b[2Jb\\x7f\""));
 }
 
+static void test_bytes_that_are_not_utf8_are_escaped(void **state)
+{
+    assert_string_equal(
+        json_fields(fmt_line(1, "event=x v=%s", "caf\xc3\xa9 \xff\xc3(\xed\xa0\x80")),
+        ",\"event\":\"x\",\"v\":\"caf\xc3\xa9 \\u00ff\\u00c3(\\u00ed\\u00a0\\u0080\"}");
+    assert_string_equal(fmt_line(0, "event=x v=%s", "\xffok"), "event=x v=\"\\xffok\"");
+    assert_string_equal(fmt_line(0, "event=x v=%s", "\xf5\x80\x80\x80"),
+                        "event=x v=\"\\xf5\\x80\\x80\\x80\"");
+}
+
 static void test_value_with_quotes_and_keys_stays_whole(void **state)
 {
     const char *v = "he said \"hi\" key=\"x\" and left";
@@ -122,6 +132,7 @@ int main(void)
         cmocka_unit_test(test_plain_fields),
         cmocka_unit_test(test_newline_cannot_forge_a_line),
         cmocka_unit_test(test_value_with_quotes_and_keys_stays_whole),
+        cmocka_unit_test(test_bytes_that_are_not_utf8_are_escaped),
         cmocka_unit_test(test_quoted_literal_holding_a_key),
         cmocka_unit_test(test_values_with_literals_and_every_type),
         cmocka_unit_test(test_credentials_masked),
