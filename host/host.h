@@ -38,7 +38,7 @@ struct loader {
     size_t nrejected, caprejected;
     loader_counter_fn counter;
     void *counter_arg;
-    char tmpdir[256]; /* where this loader's private copies were made; "" until the first */
+    char tmpdir[256]; /* the private folder of the copy being loaded; "" between loads */
 };
 
 /* Blocks host->alloc() handed out during the current apply() on this thread. */

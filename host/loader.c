@@ -12,8 +12,9 @@
  * hashed from those bytes, and written to a private folder of this loader, and that copy is
  * what dlopen() maps. So the recorded sha256 is that of the code that runs, and a reload after
  * a file was replaced in place gets the new code: dlopen() of a path it has already loaded
- * returns the old object, a fresh path in a fresh folder cannot match. The copy is unlinked as
- * soon as it is mapped; the folder goes with the loader. */
+ * returns the old object, a fresh path in a fresh folder cannot match (and while the old object
+ * stays mapped its inode cannot be reused). The copy and its folder are removed as soon as it is
+ * mapped. */
 #include "host.h"
 
 #include <dirent.h>
@@ -112,8 +113,6 @@ void loader_free(struct loader *l)
 {
     if (l == NULL)
         return;
-    if (l->tmpdir[0])
-        rmdir(l->tmpdir); /* empty: each copy is unlinked once mapped, or on failure */
     for (size_t i = 0; i < l->n; i++)
         loader_entry_free(l->plugins[i]);
     for (size_t i = 0; i < l->nrejected; i++) {
@@ -277,6 +276,13 @@ static void loader_entry_describe(struct loader *l, struct loader_entry *e)
     i->inputs = e->desc.inputs;
 }
 
+static void loader_drop_tmpdir(struct loader *l)
+{
+    if (l->tmpdir[0])
+        rmdir(l->tmpdir);
+    l->tmpdir[0] = '\0';
+}
+
 /* Who may have written the file: only root and the user we run as, and only them. */
 static int loader_check_file(const struct stat *st, char *why, size_t whylen)
 {
@@ -386,6 +392,7 @@ static int loader_private_copy(struct loader *l, const char *path, char *copy, s
         snprintf(why, whylen, "private copy in %.200s: %s", l->tmpdir, strerror(errno));
         if (out >= 0)
             unlink(copy);
+        loader_drop_tmpdir(l);
         goto done;
     }
     rc = 0;
@@ -414,7 +421,8 @@ int loader_load(struct loader *l, const char *path, char *err, size_t errlen)
     if (loader_private_copy(l, path, copy, sizeof(copy), e->sha256, why, sizeof(why)) < 0)
         goto err;
     e->handle = dlopen(copy, RTLD_NOW | RTLD_LOCAL);
-    unlink(copy); /* mapped (or refused): the name is no longer needed */
+    unlink(copy); /* mapped (or refused): the name is no longer needed, nor its folder, so */
+    loader_drop_tmpdir(l); /* nothing is left behind even if the worker is killed */
     if (e->handle == NULL) {
         /* dlerror() names the private copy; the file the operator knows is path. */
         const char *msg = dlerror(), *tail = msg ? strstr(msg, copy) : NULL;
