@@ -69,11 +69,14 @@ RUN groupadd --system --gid 10001 pixflow \
 
 COPY --from=build /opt/pixflow /opt/pixflow
 
-# PIXFLOW_HTTP: the consumer's /healthz, /readyz and /metrics listener (read by pixflow-consumer
-# --http; the other programs ignore it).
+# PIXFLOW_HTTP: the consumer's /healthz, /readyz, /metrics and /images listener (read by
+# pixflow-consumer --http; the other programs ignore it). Loopback by default, so the image
+# exposes nothing by itself: the HEALTHCHECK reaches it, other hosts do not. Deployments that
+# want it reachable set PIXFLOW_HTTP=0.0.0.0:8080 together with PIXFLOW_HTTP_TOKEN (compose and
+# the chart do).
 ENV PATH=/opt/pixflow/bin:$PATH \
     PIXFLOW_PLUGIN_PATH=/opt/pixflow/lib/pixflow/plugins \
-    PIXFLOW_HTTP=0.0.0.0:8080
+    PIXFLOW_HTTP=127.0.0.1:8080
 
 USER 10001:10001
 WORKDIR /tmp

@@ -8,6 +8,8 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include "settings.h"
+
 struct http_hooks {
     /* 1 when ready to take work; otherwise 0 with what is missing in `why`. */
     int (*ready)(void *arg, char *why, size_t len);
@@ -16,15 +18,17 @@ struct http_hooks {
     void (*images)(void *arg, struct evhttp_request *req);
 };
 
-#define HTTP_HOST_MAX 256
+#define HTTP_HOST_MAX  256
+#define HTTP_TOKEN_MAX 512
 
 /* Splits "HOST:PORT" (PORT 0..65535, 0: any free port); -1 with err when it is not that. */
 int http_parse_addr(const char *addr, char host[HTTP_HOST_MAX], int *port, char *err,
                     size_t errlen);
 
-/* addr as http_parse_addr takes it. NULL with err when it cannot listen. */
-struct http *http_new(struct event_base *base, const char *addr, const struct http_hooks *hooks,
-                      void *arg, char *err, size_t errlen);
+/* addr as http_parse_addr takes it; the token, connection cap and header timeout come from s
+ * (SET_HTTP). NULL with err when it cannot listen. */
+struct http *http_new(struct event_base *base, const char *addr, const struct settings *s,
+                      const struct http_hooks *hooks, void *arg, char *err, size_t errlen);
 int http_port(const struct http *h); /* the port bound */
 void http_free(struct http *h);
 

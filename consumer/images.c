@@ -1,5 +1,9 @@
 /* images.c -- /images: parse the request on the loop, read MongoDB on the pool, reply on the loop.
  *
+ * The reads have their own small pool: they are client-driven, so queued behind decoding they
+ * would wait for minutes, and a burst of them would delay images in flight. IMAGES_THREADS
+ * bounds what the listener can take from MongoDB and the CPU at once.
+ *
  * A client may hang up while its read runs: the connection's close callback marks the request
  * gone, and the reply is then dropped instead of written to a freed request. */
 #include "images.h"
@@ -39,19 +43,29 @@ struct images_req {
     char err[256];
 };
 
-struct images *images_new(struct pool *pool, struct store *store, const struct url_hosts *hosts)
+struct images *images_new(struct event_base *base, struct store *store,
+                          const struct url_hosts *hosts, char *err, size_t errlen)
 {
     struct images *im = calloc(1, sizeof(*im));
-    if (im) {
-        im->pool = pool;
-        im->store = store;
-        im->hosts = hosts;
+    if (im == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
     }
+    im->pool = pool_new(base, IMAGES_THREADS, err, errlen);
+    if (im->pool == NULL) {
+        free(im);
+        return NULL;
+    }
+    im->store = store;
+    im->hosts = hosts;
     return im;
 }
 
 void images_free(struct images *im)
 {
+    if (im == NULL)
+        return;
+    pool_free(im->pool); /* delivers the reads still running: they reply or drop */
     free(im);
 }
 

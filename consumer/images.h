@@ -14,13 +14,16 @@
 #include "url.h"
 
 #define IMAGES_PAGE_MAX 100
+#define IMAGES_THREADS  2 /* the reads' own pool, apart from decoding */
 
 struct images;
 
-struct images *images_new(struct pool *pool, struct store *store, const struct url_hosts *hosts);
+/* NULL with err when its pool cannot start. */
+struct images *images_new(struct event_base *base, struct store *store,
+                          const struct url_hosts *hosts, char *err, size_t errlen);
 /* Answers a request whose path starts with /images. */
 void images_handle(struct images *im, struct evhttp_request *req);
-/* Requests still reading are answered 503 when their read ends (the pool must outlive them). */
+/* Waits for the reads still running; their replies are dropped if the listener is gone. */
 void images_free(struct images *im);
 
 #endif

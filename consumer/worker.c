@@ -69,6 +69,7 @@ struct worker {
     struct pool *pool;
     struct store *store;
     struct transforms *xf; /* the current chain generation (SIGHUP loads a new one) */
+    int reloading;         /* a generation is being loaded on the pool; 2: SIGHUP came again */
     /* Plugins count from pool threads: their counters meet here, and the loop takes them. */
     pthread_mutex_t plugin_lock;
     struct counters *plugin_counters;
@@ -664,22 +665,60 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 /* SIGHUP: rescan the plugin folder and rebuild the chain (PIXFLOW_TRANSFORMS, or the file it
- * names with "@FILE"). Entries already in their CPU stage finish with the chain they began with. */
+ * names with "@FILE"). Reading plugin files and running their init may block, so the new
+ * generation is loaded on the pool and only swapped in on the loop. Entries already in their CPU
+ * stage finish with the chain they began with. A SIGHUP during a load runs one more after it. */
+struct reload {
+    struct worker *w;
+    struct transforms *next;
+    char err[512];
+};
+
+static void reload_work(void *arg)
+{
+    struct reload *r = arg;
+    r->next = transforms_load(r->w->s->plugin_path, r->w->s->transforms, plugin_counter, r->w,
+                              r->err, sizeof(r->err));
+}
+
+static void on_reload(evutil_socket_t sig, short what, void *arg);
+
+static void reload_done(void *arg)
+{
+    struct reload *r = arg;
+    struct worker *w = r->w;
+    int again = w->reloading == 2 && !w->stopping;
+    w->reloading = 0;
+    if (r->next == NULL) {
+        log_error("event=reload_failed error=\"%s\" note=\"keeping transforms=%s\"", r->err,
+                  w->xf->spec);
+    } else {
+        log_info("event=reloaded transforms=%s plugins=%zu was=%s", r->next->spec,
+                 loader_count(r->next->loader), w->xf->spec);
+        transforms_unref(w->xf);
+        w->xf = r->next;
+    }
+    free(r);
+    if (again)
+        on_reload(SIGHUP, 0, w);
+}
+
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
     struct worker *w = arg;
-    char err[512];
-    struct transforms *next =
-        transforms_load(w->s->plugin_path, w->s->transforms, plugin_counter, w, err, sizeof(err));
-    if (next == NULL) {
-        log_error("event=reload_failed error=\"%s\" note=\"keeping transforms=%s\"", err,
+    if (w->reloading) {
+        w->reloading = 2;
+        return;
+    }
+    struct reload *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        log_error("event=reload_failed error=\"out of memory\" note=\"keeping transforms=%s\"",
                   w->xf->spec);
         return;
     }
-    log_info("event=reloaded transforms=%s plugins=%zu was=%s", next->spec,
-             loader_count(next->loader), w->xf->spec);
-    transforms_unref(w->xf);
-    w->xf = next;
+    r->w = w;
+    w->reloading = 1;
+    pool_submit(w->pool, reload_work, reload_done, r);
 }
 
 static void on_reclaim(evutil_socket_t fd, short what, void *arg)
@@ -899,13 +938,11 @@ int worker_run(const struct settings *s, const struct worker_options *o)
     w->ping = worker_every(w, 5000, on_ping);
     on_ping(-1, 0, w);
     if (o->http_addr && *o->http_addr) {
-        w->images = images_new(w->pool, w->store, &s->allowed);
-        if (w->images == NULL) {
-            snprintf(err, sizeof(err), "out of memory");
+        w->images = images_new(w->base, w->store, &s->allowed, err, sizeof(err));
+        if (w->images == NULL)
             goto fail;
-        }
         struct http_hooks hh = {worker_ready, worker_metrics, worker_images};
-        w->http = http_new(w->base, o->http_addr, &hh, w, err, sizeof(err));
+        w->http = http_new(w->base, o->http_addr, s, &hh, w, err, sizeof(err));
         if (w->http == NULL)
             goto fail;
         log_info("event=http_listening addr=%s port=%d", o->http_addr, http_port(w->http));

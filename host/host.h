@@ -11,6 +11,7 @@
 #define LOADER_NAME_MAX    32
 #define LOADER_COUNTER_MAX 32
 #define LOADER_ERR_MAX     256
+#define LOADER_FILE_MAX    (256L << 20) /* largest plugin file read */
 
 struct loader;
 struct loader_entry;
@@ -37,6 +38,7 @@ struct loader {
     size_t nrejected, caprejected;
     loader_counter_fn counter;
     void *counter_arg;
+    char tmpdir[256]; /* the private folder of the copy being loaded; "" between loads */
 };
 
 /* Blocks host->alloc() handed out during the current apply() on this thread. */

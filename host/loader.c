@@ -5,12 +5,24 @@
  * a plugin built for an older minor simply has NULL in the fields it does not know).
  *
  * Each plugin gets its own copy of the host table, embedded in its entry, so host callbacks know
- * which plugin calls them. Chains and their execution are chain.c; host allocation is alloc.c. */
+ * which plugin calls them. Chains and their execution are chain.c; host allocation is alloc.c.
+ *
+ * A plugin is never dlopen()ed where it lies. Its file is checked (a regular file owned by root
+ * or by us, writable by nobody else: whoever can write it runs code in the worker), read once,
+ * hashed from those bytes, and written to a private folder of this loader, and that copy is
+ * what dlopen() maps. So the recorded sha256 is that of the code that runs, and a reload after
+ * a file was replaced in place gets the new code: dlopen() of a path it has already loaded
+ * returns the old object, a fresh path in a fresh folder cannot match (and while the old object
+ * stays mapped its inode cannot be reused). The copy and its folder are removed as soon as it is
+ * mapped. */
 #include "host.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -47,7 +59,7 @@ static void loader_host_log(const struct pixflow_host *h, int level, const char 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    log_msg(ll, "plugin=%s %s", lh->entry->desc.name, msg);
+    log_msg(ll, "plugin=%s msg=%s", lh->entry->desc.name, msg);
 }
 
 static int loader_counter_name_ok(const char *name)
@@ -265,6 +277,134 @@ static void loader_entry_describe(struct loader *l, struct loader_entry *e)
     i->inputs = e->desc.inputs;
 }
 
+static void loader_drop_tmpdir(struct loader *l)
+{
+    if (l->tmpdir[0])
+        rmdir(l->tmpdir);
+    l->tmpdir[0] = '\0';
+}
+
+/* Who may have written the file: only root and the user we run as, and only them. */
+static int loader_check_file(const struct stat *st, char *why, size_t whylen)
+{
+    if (!S_ISREG(st->st_mode)) {
+        snprintf(why, whylen, "not a regular file");
+        return -1;
+    }
+    if (st->st_uid != 0 && st->st_uid != geteuid()) {
+        snprintf(why, whylen, "owned by uid %ld, want root (0) or the worker's uid %ld",
+                 (long)st->st_uid, (long)geteuid());
+        return -1;
+    }
+    if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf(why, whylen,
+                 "writable by %s (mode %04o): anyone who can write it would run "
+                 "code in the worker",
+                 (st->st_mode & S_IWOTH) ? "others" : "its group", (unsigned)(st->st_mode & 07777));
+        return -1;
+    }
+    if (st->st_size > LOADER_FILE_MAX) {
+        snprintf(why, whylen, "larger than %ld bytes", LOADER_FILE_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+/* The whole file behind fd, st_size bytes as fstat saw them (a file that changes size while
+ * read is refused: it is being replaced). */
+static unsigned char *loader_read_fd(int fd, size_t size, char *why, size_t whylen)
+{
+    unsigned char *buf = malloc(size ? size : 1);
+    size_t got = 0;
+    if (buf == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return NULL;
+    }
+    while (got < size) {
+        ssize_t r = read(fd, buf + got, size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            snprintf(why, whylen, "%s", r < 0 ? strerror(errno) : "file shrank while read");
+            free(buf);
+            return NULL;
+        }
+        got += (size_t)r;
+    }
+    char extra;
+    if (read(fd, &extra, 1) > 0) {
+        snprintf(why, whylen, "file grew while read");
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+static int loader_write_all(int fd, const unsigned char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Checks path, reads it, hashes what was read into hex and writes it to a fresh file in the
+ * loader's private folder, whose name goes to copy. */
+static int loader_private_copy(struct loader *l, const char *path, char *copy, size_t copylen,
+                               char hex[DIGEST_HEX_LEN + 1], char *why, size_t whylen)
+{
+    struct stat st;
+    unsigned char *bytes = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), out = -1, rc = -1;
+    if (fd < 0) {
+        snprintf(why, whylen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) < 0) {
+        snprintf(why, whylen, "%s: %s", path, strerror(errno));
+        goto done;
+    }
+    if (loader_check_file(&st, why, whylen) < 0)
+        goto done;
+    bytes = loader_read_fd(fd, (size_t)st.st_size, why, whylen);
+    if (bytes == NULL || digest_sha256_hex(bytes, (size_t)st.st_size, hex, why, whylen) < 0)
+        goto done;
+    if (l->tmpdir[0] == '\0') {
+        const char *base = getenv("TMPDIR");
+        snprintf(l->tmpdir, sizeof(l->tmpdir), "%s/pixflow-plugins-XXXXXX",
+                 base && *base ? base : "/tmp");
+        if (mkdtemp(l->tmpdir) == NULL) {
+            snprintf(why, whylen, "private copy: cannot make a folder in %s: %s",
+                     base && *base ? base : "/tmp", strerror(errno));
+            l->tmpdir[0] = '\0';
+            goto done;
+        }
+    }
+    const char *name = strrchr(path, '/');
+    snprintf(copy, copylen, "%s/%s", l->tmpdir, name ? name + 1 : path);
+    out = open(copy, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0500);
+    if (out < 0 || loader_write_all(out, bytes, (size_t)st.st_size) < 0) {
+        snprintf(why, whylen, "private copy in %.200s: %s", l->tmpdir, strerror(errno));
+        if (out >= 0)
+            unlink(copy);
+        loader_drop_tmpdir(l);
+        goto done;
+    }
+    rc = 0;
+done:
+    if (out >= 0)
+        close(out);
+    free(bytes);
+    close(fd);
+    return rc;
+}
+
 int loader_load(struct loader *l, const char *path, char *err, size_t errlen)
 {
     const struct pixflow_plugin *(*entry)(void);
@@ -278,12 +418,18 @@ int loader_load(struct loader *l, const char *path, char *err, size_t errlen)
         snprintf(why, sizeof(why), "out of memory");
         goto err;
     }
-    /* Hash the file first: what is recorded is what gets loaded, short of a concurrent swap. */
-    if (digest_sha256_file(path, e->sha256, why, sizeof(why)) < 0)
+    char copy[4096];
+    if (loader_private_copy(l, path, copy, sizeof(copy), e->sha256, why, sizeof(why)) < 0)
         goto err;
-    e->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    e->handle = dlopen(copy, RTLD_NOW | RTLD_LOCAL);
+    unlink(copy); /* mapped (or refused): the name is no longer needed, nor its folder, so */
+    loader_drop_tmpdir(l); /* nothing is left behind even if the worker is killed */
     if (e->handle == NULL) {
-        snprintf(why, sizeof(why), "%s", dlerror());
+        /* dlerror() names the private copy; the file the operator knows is path. */
+        const char *msg = dlerror(), *tail = msg ? strstr(msg, copy) : NULL;
+        if (tail != NULL && tail[strlen(copy)] == ':')
+            msg = tail + strlen(copy) + 1;
+        snprintf(why, sizeof(why), "%s:%s", path, msg ? msg : " dlopen failed");
         goto err;
     }
     *(void **)&entry = dlsym(e->handle, PIXFLOW_PLUGIN_ENTRY_SYMBOL);

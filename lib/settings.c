@@ -1,5 +1,6 @@
 /* settings.c -- SPEC §2: the PIXFLOW_* settings, their defaults and their checks. */
 #include "settings.h"
+#include "redact.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -15,10 +16,12 @@
 static int settings_redis(const struct cfg_option *o, const char *text, char *err, size_t errlen)
 {
     struct redis_target *t = o->value;
+    char shown[512]; /* text as errors quote it: without its password */
+    redact_url(shown, sizeof(shown), text);
     memset(t, 0, sizeof(*t));
     t->port = 6379;
     if (strncmp(text, "redis://", 8) != 0) {
-        snprintf(err, errlen, "'%s' is not a redis:// URL", text);
+        snprintf(err, errlen, "'%s' is not a redis:// URL", shown);
         return -1;
     }
     const char *p = text + 8, *at = strrchr(p, '@');
@@ -45,7 +48,7 @@ static int settings_redis(const struct cfg_option *o, const char *text, char *er
         hend = p + strcspn(p, ":/");
     }
     if (hend == p || (size_t)(hend - p) >= sizeof(t->host)) {
-        snprintf(err, errlen, "missing or overlong host in '%s'", text);
+        snprintf(err, errlen, "missing or overlong host in '%s'", shown);
         return -1;
     }
     memcpy(t->host, p, (size_t)(hend - p));
@@ -55,7 +58,7 @@ static int settings_redis(const struct cfg_option *o, const char *text, char *er
     if (*hend == ':') {
         long port = strtol(hend + 1, &end, 10);
         if (end == hend + 1 || port < 1 || port > 65535 || (*end && *end != '/')) {
-            snprintf(err, errlen, "bad port in '%s'", text);
+            snprintf(err, errlen, "bad port in '%s'", shown);
             return -1;
         }
         t->port = (int)port;
@@ -64,12 +67,12 @@ static int settings_redis(const struct cfg_option *o, const char *text, char *er
     if (*hend == '/' && hend[1]) {
         long db = strtol(hend + 1, &end, 10);
         if (end == hend + 1 || *end || db < 0 || db > 65535) {
-            snprintf(err, errlen, "bad database number in '%s'", text);
+            snprintf(err, errlen, "bad database number in '%s'", shown);
             return -1;
         }
         t->db = (int)db;
     } else if (*hend && strcmp(hend, "/") != 0) {
-        snprintf(err, errlen, "unexpected '%s' in '%s'", hend, text);
+        snprintf(err, errlen, "unexpected '%s' in '%s'", hend, shown);
         return -1;
     }
     return 0;
@@ -78,7 +81,9 @@ static int settings_redis(const struct cfg_option *o, const char *text, char *er
 static int settings_mongo(const struct cfg_option *o, const char *text, char *err, size_t errlen)
 {
     if (strncmp(text, "mongodb://", 10) != 0 && strncmp(text, "mongodb+srv://", 14) != 0) {
-        snprintf(err, errlen, "'%s' is not a mongodb:// URI", text);
+        char shown[512];
+        snprintf(err, errlen, "'%s' is not a mongodb:// URI",
+                 redact_url(shown, sizeof(shown), text));
         return -1;
     }
     *(const char **)o->value = text;
@@ -176,6 +181,24 @@ static int settings_file(const struct cfg_option *o, const char *text, char *err
     return 0;
 }
 
+/* A bearer token is a secret: short ones can be guessed, and the characters are those of RFC 6750
+ * token68 so it travels in a header as is. */
+static int settings_token(const struct cfg_option *o, const char *text, char *err, size_t errlen)
+{
+    size_t n = strlen(text);
+    if (n > 0 && (n < 16 || n > 512)) {
+        snprintf(err, errlen, "must be 16 to 512 characters (or empty: no token)");
+        return -1;
+    }
+    if (strspn(text, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=") !=
+        n) {
+        snprintf(err, errlen, "may hold only letters, digits and -._~+/=");
+        return -1;
+    }
+    *(const char **)o->value = text;
+    return 0;
+}
+
 static int settings_logfmt(const struct cfg_option *o, const char *text, char *err, size_t errlen)
 {
     if (strcmp(text, "text") == 0 || strcmp(text, "json") == 0) {
@@ -225,6 +248,14 @@ int settings_options(struct settings *s, unsigned which, struct cfg_option *out)
             .help = "HOST:PORT:CONNECT-HOST:CONNECT-PORT[,...] send a host's traffic elsewhere");
         OPT("ca-file", "PIXFLOW_CA_FILE", settings_file, &s->ca_file, "", .meta = "FILE",
             .help = "extra CA bundle for HTTPS");
+    }
+    if (which & SET_HTTP) {
+        OPT("http-token", "PIXFLOW_HTTP_TOKEN", settings_token, &s->http_token, "", .meta = "TOKEN",
+            .help = "bearer token /images and /metrics require (none when empty)");
+        OPT("http-max-connections", "PIXFLOW_HTTP_MAX_CONNECTIONS", cfg_long, &s->http_max_conns,
+            "64", 1, 100000, .meta = "N", .help = "connections the HTTP listener holds at once");
+        OPT("http-header-timeout", NULL, cfg_millis, &s->http_header_ms, "5s", 100, 600000,
+            .meta = "TIME", .help = "time a client has to send a whole request head");
     }
     OPT("log-level", "PIXFLOW_LOG_LEVEL", cfg_loglevel, &s->log_level, "info", .meta = "LEVEL",
         .help = "debug, info, warn or error");

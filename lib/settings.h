@@ -37,6 +37,9 @@ struct settings {
     int connect_to_count;
     struct connect_to connect_to[SET_CONNECT_TO_MAX];
     const char *ca_file;
+    const char *http_token; /* bearer token for /images and /metrics; empty: not required */
+    long http_max_conns;
+    long http_header_ms;
     enum log_level log_level;
     int log_json;
     char consumer_default[300];
@@ -51,6 +54,7 @@ enum {
     SET_FETCH = 1 << 4,    /* --allowed-hosts, --connect-to, --ca-file */
     SET_HOSTS = 1 << 5,    /* --allowed-hosts alone (URL validation without fetching) */
     SET_CONSUMER = 1 << 6, /* --consumer */
+    SET_HTTP = 1 << 7,     /* --http-token, --http-max-connections, --http-header-timeout */
 };
 
 #define SET_OPTIONS_MAX 16

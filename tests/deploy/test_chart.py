@@ -255,9 +255,47 @@ def test_values_secrets_never_appear_in_plain_text():
     plain = yaml.safe_dump([d for d in docs if d["kind"] != "Secret"])
     assert values["redis"]["password"] not in plain
     assert values["mongodb"]["uri"] not in plain
+    assert values["consumer"]["http"]["token"] not in plain
     data = one(docs, "Secret")["data"]
     assert base64.b64decode(data["redis-password"]).decode() == values["redis"]["password"]
     assert base64.b64decode(data["mongodb-uri"]).decode() == values["mongodb"]["uri"]
+    assert base64.b64decode(data["http-token"]).decode() == values["consumer"]["http"]["token"]
+
+
+def test_http_token_comes_from_a_secret_and_is_required(scenario):
+    name, docs = scenario
+    dep = consumer_deployment(docs)
+    env = env_list(container(dep["spec"]["template"]["spec"], "consumer"))
+    ref = env["PIXFLOW_HTTP_TOKEN"]["valueFrom"]["secretKeyRef"]
+    secrets = {d["metadata"]["name"]: d for d in find(docs, "Secret")}
+    if ref["name"] in secrets:
+        assert ref["key"] in secrets[ref["name"]]["data"]
+    else:
+        assert ref == {"name": "pixflow-http", "key": "token"}
+    for sm in find(docs, "ServiceMonitor"):
+        auth = sm["spec"]["endpoints"][0]["authorization"]
+        assert auth["type"] == "Bearer" and auth["credentials"] == ref
+    message = render_error(["default-values.yaml"], ["consumer.http.existingSecret="])
+    assert "consumer.http.token or consumer.http.existingSecret is required" in message
+
+
+def test_network_policy_admits_only_the_listed_peers_to_the_http_port():
+    docs = render(["all-on-values.yaml"])
+    policies = {p["metadata"]["labels"]["app.kubernetes.io/component"]: p
+                for p in find(docs, "NetworkPolicy")}
+    consumer = policies["consumer"]["spec"]
+    pod_labels = consumer_deployment(docs)["spec"]["template"]["metadata"]["labels"]
+    assert selects(consumer["podSelector"]["matchLabels"], pod_labels)
+    assert consumer["policyTypes"] == ["Ingress"]
+    (rule,) = consumer["ingress"]
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "monitoring"}}}]
+    ingest = policies["ingest"]["spec"]
+    assert ingest["policyTypes"] == ["Ingress"] and not ingest.get("ingress")
+    assert ingest["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "ingest"
+    assert not find(render(["default-values.yaml"], ["networkPolicy.enabled=false"]),
+                    "NetworkPolicy")
 
 
 def test_existing_secrets_are_used_as_they_are():

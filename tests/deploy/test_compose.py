@@ -17,7 +17,7 @@ from deploy_tools import ROOT, clean_env, compose_bin, promtool_bin, run
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 SECRETS = ["REDIS_PASSWORD", "MONGO_ROOT_PASSWORD", "MONGO_PIXFLOW_PASSWORD",
-           "GRAFANA_ADMIN_PASSWORD", "PIXFLOW_WEB_TOKEN"]
+           "GRAFANA_ADMIN_PASSWORD", "PIXFLOW_WEB_TOKEN", "PIXFLOW_HTTP_TOKEN"]
 DEFAULT_SERVICES = {"redis", "mongo", "mongo-init", "consumer", "ingest"}
 ALL_SERVICES = DEFAULT_SERVICES | {"admin", "prometheus", "grafana", "web"}
 PROFILES = ("monitoring", "tools", "console")
@@ -125,7 +125,7 @@ def test_credentials_only_come_from_the_environment(model, raw):
     for svc_name, svc in raw["services"].items():
         for key, value in (svc.get("environment") or {}).items():
             value = value or ""
-            if "PASSWORD" in key:
+            if "PASSWORD" in key or "TOKEN" in key:
                 assert value.startswith("${"), f"{svc_name}.{key} = {value!r}"
             for userinfo in re.findall(r"://([^@/]*)@", value):
                 password = userinfo.partition(":")[2]
@@ -232,16 +232,28 @@ def test_volumes_hold_the_data(model):
                                      "grafana-data"}
 
 
-def test_prometheus_config_is_valid_and_scrapes_every_consumer(model):
+def test_prometheus_config_is_valid_and_scrapes_every_consumer(model, tmp_path):
     prom = services(model)["prometheus"]
     mount = next(v for v in prom["volumes"] if v["target"] == "/etc/prometheus/prometheus.yml")
     path = Path(mount["source"])
-    run([promtool_bin(), "check", "config", path])
+    # promtool checks that the token file exists: point it at a stand-in for the secret.
+    stand_in = tmp_path / "token"
+    stand_in.write_text(marker("PIXFLOW_HTTP_TOKEN"))
+    checked = tmp_path / "prometheus.yml"
+    checked.write_text(path.read_text().replace("/run/secrets/pixflow_http_token", str(stand_in)))
+    run([promtool_bin(), "check", "config", checked])
     job = next(j for j in yaml.safe_load(path.read_text())["scrape_configs"]
                if j["job_name"] == "pixflow-consumer")
     assert job["metrics_path"] == "/metrics"
     sd = job["dns_sd_configs"][0]
     assert sd["names"] == ["consumer"] and sd["type"] == "A" and sd["port"] == 8080
+    # /metrics needs the consumers' token: Prometheus reads it from the compose secret.
+    secret = job["authorization"]["credentials_file"]
+    assert secret == "/run/secrets/pixflow_http_token"
+    assert "pixflow_http_token" in [s if isinstance(s, str) else s["source"]
+                                    for s in prom["secrets"]]
+    assert services(model)["consumer"]["environment"]["PIXFLOW_HTTP_TOKEN"] == \
+        marker("PIXFLOW_HTTP_TOKEN")
     assert "consumer" in services(model)
 
 

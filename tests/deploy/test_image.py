@@ -287,7 +287,8 @@ def test_runtime_stage_runs_as_non_root_with_a_health_check():
     assert "http://127.0.0.1:8080/healthz" in health
     assert "curl" in health and "curl" in apt_packages(stage("runtime"))
     assert runtime["EXPOSE"] == "8080"
-    assert image_env()["PIXFLOW_HTTP"].endswith(":8080")
+    # The listener stays on loopback unless a deployment opens it (with a token).
+    assert image_env()["PIXFLOW_HTTP"] == "127.0.0.1:8080"
     assert runtime["CMD"] == '["pixflow-consumer"]'
 
 

@@ -10,8 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "digest.h"
+#include "host.h"
 #include "chain.h"
 
 /* ---- a counter sink ---- */
@@ -499,10 +502,74 @@ static void test_threads(void **unused)
     loader_free(l);
 }
 
+/* Copies src to dst with mode, replacing dst's content in place if it exists (same inode). */
+static void put_file(const char *src, const char *dst, mode_t mode)
+{
+    FILE *in = fopen(src, "rb"), *out = fopen(dst, "r+b");
+    char buf[65536];
+    size_t n;
+    if (out == NULL)
+        out = fopen(dst, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    assert_int_equal(ftruncate(fileno(out), 0), 0);
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    fclose(out);
+    assert_int_equal(chmod(dst, mode), 0);
+}
+
+static void test_files_checked_and_loaded_from_a_private_copy(void **unused)
+{
+    char dir[] = "/tmp/test_loader_XXXXXX", so[512], src[4096], err[512], sha[DIGEST_HEX_LEN + 1];
+    struct stat before, after;
+    assert_non_null(mkdtemp(dir));
+    snprintf(so, sizeof(so), "%s/x.so", dir);
+
+    path_in(src, sizeof(src), "lib/pixflow/plugins/grayscale.so");
+    put_file(src, so, 0666);
+    struct loader *l = loader_new(NULL, NULL);
+    assert_int_equal(loader_load(l, so, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "writable by others (mode 0666)"));
+    assert_int_equal(chmod(so, 0620), 0);
+    assert_int_equal(loader_load(l, so, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "writable by its group"));
+    assert_int_equal(loader_load(l, dir, err, sizeof(err)), -1);
+    assert_string_equal(err, "not a regular file");
+
+    assert_int_equal(chmod(so, 0755), 0);
+    assert_int_equal(loader_load(l, so, err, sizeof(err)), 0);
+    assert_string_equal(loader_plugin(l, 0)->name, "grayscale");
+    assert_string_equal(loader_plugin(l, 0)->path, so);
+    assert_int_equal(stat(so, &before), 0);
+    assert_string_equal(l->tmpdir, "");
+
+    /* Replaced in place while loaded: a new loader runs the new file, not the mapped one. */
+    path_in(src, sizeof(src), "lib/pixflow/plugins/invert.so");
+    put_file(src, so, 0755);
+    assert_int_equal(stat(so, &after), 0);
+    assert_int_equal(before.st_ino, after.st_ino);
+    struct loader *l2 = loader_new(NULL, NULL);
+    assert_int_equal(loader_load(l2, so, err, sizeof(err)), 0);
+    assert_string_equal(loader_plugin(l2, 0)->name, "invert");
+    assert_int_equal(digest_sha256_file(so, sha, err, sizeof(err)), 0);
+    assert_string_equal(loader_plugin(l2, 0)->sha256, sha);
+    assert_string_equal(loader_plugin(l, 0)->name, "grayscale"); /* the old one is untouched */
+    /* The private copy and its folder are gone once mapped. */
+    assert_string_equal(l->tmpdir, "");
+    assert_string_equal(l2->tmpdir, "");
+    loader_free(l);
+    loader_free(l2);
+    unlink(so);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_load_grayscale),
+        cmocka_unit_test(test_files_checked_and_loaded_from_a_private_copy),
         cmocka_unit_test(test_scan_rejects_each_defect),
         cmocka_unit_test(test_chain_syntax),
         cmocka_unit_test(test_input_channels),

@@ -3,8 +3,11 @@
 back by id, by URL and page by page)."""
 import base64
 import json
+import os
 import re
+import socket
 import subprocess
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -152,5 +155,93 @@ def test_images_are_read_back_by_id_url_and_page(env, redis_client, mongo_db, fl
     assert get_raw(port, f"/images/{doc['_id'].upper()}")[0] == 400
     assert get_raw(port, "/images?limit=101")[0] == 400
     assert get_raw(port, "/images?source=" + urllib.parse.quote("http://evil.example/1/1"))[0] == 400
+    worker.signal(15)
+    worker.assert_clean_exit(15)
+
+
+def get_auth(port, path, auth):
+    """(status, body) of GET with an Authorization header (None: no header)."""
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+    if auth is not None:
+        req.add_header("Authorization", auth)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_token_guards_images_and_metrics_not_probes(env, fleet):
+    secret = "s3cret-" + token() + "-token"
+    worker = fleet.start(dict(env, PIXFLOW_HTTP_TOKEN=secret), "w1", "--http", "127.0.0.1:0")
+    port = http_port(worker)
+    assert get(port, "/healthz") == (200, "ok\n")
+    assert get(port, "/readyz")[0] in (200, 503)  # open either way: no 401
+    for path in ("/metrics", "/images", "/images/" + "0" * 64):
+        assert get_auth(port, path, None)[0] == 401, path
+        assert get_auth(port, path, "Bearer " + secret[:-1])[0] == 401, path
+        assert get_auth(port, path, "Bearer " + secret + "x")[0] == 401, path
+        assert get_auth(port, path, "Basic " + secret)[0] == 401, path
+    status, text = get_auth(port, "/metrics", "Bearer " + secret)
+    assert status == 200 and "pixflow_received_total" in text
+    assert get_auth(port, "/images/" + "0" * 64, "Bearer " + secret)[0] == 404
+    assert secret not in worker.log()
+    worker.signal(15)
+    worker.assert_clean_exit(15)
+
+
+def test_token_must_be_long_enough(env):
+    r = conftest.run("pixflow-consumer", env=dict(env, PIXFLOW_HTTP_TOKEN="short"))
+    assert r.returncode == 2
+    assert b"PIXFLOW_HTTP_TOKEN" in r.stderr and b"16 to 512" in r.stderr
+    assert b"short" not in r.stderr
+
+
+def closed_within(sock, seconds):
+    """True when the server closes sock (EOF or reset) within seconds."""
+    sock.settimeout(seconds)
+    try:
+        while True:
+            data = sock.recv(4096)
+            if not data:
+                return True
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_connection_cap_and_header_timeout(env, fleet):
+    worker = fleet.start(env, "w1", "--http", "127.0.0.1:0", "--http-max-connections", "4",
+                         "--http-header-timeout", "1500ms")
+    port = http_port(worker)
+    trickling = []
+    for _ in range(4):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"GET /healthz HTTP/1.1\r\n")
+        trickling.append(s)
+    time.sleep(0.3)
+    extra = socket.create_connection(("127.0.0.1", port), timeout=5)
+    assert closed_within(extra, 1.0), "a connection over the cap was kept"
+    started = time.monotonic()
+    # A byte every 200 ms keeps evhttp's own idle timeout happy: only the head deadline ends it.
+    while time.monotonic() - started < 4 and trickling:
+        for s in list(trickling):
+            try:
+                s.sendall(b"X")
+            except OSError:
+                trickling.remove(s)
+                s.close()
+        time.sleep(0.2)
+    assert not trickling, "a trickling client held its connection past the header timeout"
+    assert time.monotonic() - started < 3
+    assert "event=http_connections_full max=4" in worker.log()
+    wait_for("the listener free again", lambda: get(port, "/healthz") == (200, "ok\n"), 5)
+    # Closed connections stop counting at once and leave no socket behind: many short ones in a
+    # row (far more than the cap) are all served.
+    fds = len(os.listdir(f"/proc/{worker.pid}/fd"))
+    for _ in range(100):
+        assert get(port, "/healthz") == (200, "ok\n")
+    assert len(os.listdir(f"/proc/{worker.pid}/fd")) <= fds + 2
     worker.signal(15)
     worker.assert_clean_exit(15)

@@ -2,6 +2,7 @@
 dropped into a running worker's folder and switched on with SIGHUP; a failed reload that keeps
 the chain; a plugin that crashes the worker, which must lose nothing and end as a poison pill."""
 import base64
+import hashlib
 import re
 import shutil
 import signal
@@ -71,6 +72,28 @@ def plugin_folder(tmp_path):
     return folder
 
 
+def across_a_reload(wenv, keys, fleet, change):
+    """One picture, then change() and SIGHUP, then another: (url before, url after, documents by
+    source URL) once the worker has stopped cleanly."""
+    worker = fleet.start(wenv, "w1")
+    t = token()
+    (w1, h1), (w2, h2) = sizes(2)
+    before, after = f"{PICSUM}/{w1}/{h1}?p={t}", f"{PICSUM}/{w2}/{h2}?p={t}"
+    keys.xadd(before)
+    wait_for("the first picture", lambda: keys.stats().get("stored", 0) == 1, 20)
+    change()
+    worker.signal(signal.SIGHUP)
+    wait_for("the reload", lambda: "event=reloaded" in worker.log(), 10)
+    keys.xadd(after)
+    wait_for("the second picture", lambda: keys.stats().get("stored", 0) == 2, 20)
+    worker.signal(signal.SIGTERM)
+    worker.assert_clean_exit(15)
+    client, db = mongo_for(wenv)
+    docs = {d["source"]: d for d in db["images"].find({})}
+    client.close()
+    return before, after, docs
+
+
 def test_readme_plugin_dropped_in_and_switched_on_with_sighup(tmp_path, env, keys, fleet):
     so = build_plugin(tmp_path / "posterize", "posterize",
                       readme_block("c", "### Write your own transform"),
@@ -79,25 +102,12 @@ def test_readme_plugin_dropped_in_and_switched_on_with_sighup(tmp_path, env, key
     chain = tmp_path / "transforms.txt"
     chain.write_text("grayscale\n")
     wenv = dict(env, PIXFLOW_PLUGIN_PATH=str(folder), PIXFLOW_TRANSFORMS=f"@{chain}")
-    worker = fleet.start(wenv, "w1")
-    t = token()
-    (w1, h1), (w2, h2) = sizes(2)
-    before, after = f"{PICSUM}/{w1}/{h1}?p={t}", f"{PICSUM}/{w2}/{h2}?p={t}"
-    keys.xadd(before)
-    wait_for("the first picture", lambda: keys.stats().get("stored", 0) == 1, 20)
 
-    shutil.copy(so, folder)
-    chain.write_text("grayscale,posterize:levels=4\n")
-    worker.signal(signal.SIGHUP)
-    wait_for("the reload", lambda: "event=reloaded" in worker.log(), 10)
-    keys.xadd(after)
-    wait_for("the second picture", lambda: keys.stats().get("stored", 0) == 2, 20)
-    worker.signal(signal.SIGTERM)
-    worker.assert_clean_exit(15)
+    def change():
+        shutil.copy(so, folder)
+        chain.write_text("grayscale,posterize:levels=4\n")
 
-    client, db = mongo_for(env)
-    docs = {d["source"]: d for d in db["images"].find({})}
-    client.close()
+    before, after, docs = across_a_reload(wenv, keys, fleet, change)
     assert [x["name"] for x in docs[before]["transforms"]] == ["grayscale"]
     assert [x["name"] for x in docs[after]["transforms"]] == ["grayscale", "posterize"]
     levels = set(png_gray_pixels(base64.b64decode(docs[after]["image"])))
@@ -148,3 +158,75 @@ def test_crashing_plugin_loses_nothing_and_ends_as_poison(tmp_path, env, keys, f
     stats = keys.stats()
     assert stats["failed:poison"] == 1 and stats["received"] == 1, stats
     assert keys.pending() == 0
+
+
+FILL_C = r"""
+#include <stdint.h>
+#include <string.h>
+#include <pixflow/plugin.h>
+
+static int fill_apply(void *state, const struct pixflow_image *in, struct pixflow_image *out,
+                      char *err, size_t errlen)
+{
+    for (uint32_t y = 0; y < in->height; y++)
+        memset(in->pixels + y * in->stride, @VALUE@, (size_t)in->width * in->channels);
+    *out = *in;
+    return 0;
+}
+
+static const struct pixflow_plugin fill = {
+    PIXFLOW_PLUGIN_HEADER, .name = "fill", .version = "@VERSION@", .inputs = PIXFLOW_INPUT_ANY,
+    .flags = PIXFLOW_THREAD_SAFE | PIXFLOW_IN_PLACE, .apply = fill_apply,
+};
+
+PIXFLOW_PLUGIN_ENTRY(fill)
+"""
+
+
+def test_plugin_upgraded_in_place_runs_and_is_recorded(tmp_path, env, keys, fleet):
+    """The .so is overwritten in place (same path, same inode) and SIGHUP reloads it: the new
+    code runs and documents record the new version and the sha256 of the bytes that ran."""
+    cmake = readme_block("cmake", "### Write your own transform").replace("posterize", "fill")
+    builds = {}
+    for version, value in (("1", 10), ("2", 200)):
+        source = FILL_C.replace("@VALUE@", str(value)).replace("@VERSION@", version)
+        builds[version] = build_plugin(tmp_path / f"fill{version}", "fill", source,
+                                       cmake).read_bytes()
+    folder = plugin_folder(tmp_path)
+    installed = folder / "fill.so"
+    installed.write_bytes(builds["1"])
+    installed.chmod(0o755)
+    inode = installed.stat().st_ino
+    wenv = dict(env, PIXFLOW_PLUGIN_PATH=str(folder), PIXFLOW_TRANSFORMS="grayscale,fill")
+
+    def change():
+        with open(installed, "r+b") as f:  # in place: what `cp new.so fill.so` does
+            f.truncate(0)
+            f.write(builds["2"])
+        assert installed.stat().st_ino == inode
+
+    before, after, docs = across_a_reload(wenv, keys, fleet, change)
+    for url, version, value in ((before, "1", 10), (after, "2", 200)):
+        link = docs[url]["transforms"][1]
+        assert link["name"] == "fill" and link["version"] == version
+        assert link["sha256"] == hashlib.sha256(builds[version]).hexdigest()
+        assert set(png_gray_pixels(base64.b64decode(docs[url]["image"]))) == {value}
+
+
+def test_only_files_nobody_else_can_write_are_loaded(tmp_path, env, fleet):
+    folder = plugin_folder(tmp_path)
+    loose = folder / "loose.so"
+    shutil.copy(PLUGINS / "invert.so", loose)
+    loose.chmod(0o666)
+    (folder / "dir.so").mkdir()
+    wenv = dict(env, PIXFLOW_PLUGIN_PATH=str(folder), PIXFLOW_TRANSFORMS="grayscale")
+    worker = fleet.start(wenv, "w1")
+    wait_for("the worker to start", lambda: "event=group_ready" in worker.log(), 10)
+    log = worker.log()
+    assert re.search(r"event=plugin_rejected plugin=\S+/loose\.so error=\"writable by others "
+                     r"\(mode 0666\)", log), log
+    assert re.search(r"event=plugin_rejected plugin=\S+/dir\.so error=\"not a regular file\"",
+                     log), log
+    assert "plugin=invert" not in log
+    worker.signal(signal.SIGTERM)
+    worker.assert_clean_exit(15)

@@ -94,6 +94,17 @@ app.kubernetes.io/component: ingest
 {{- define "pixflow.redisHasPassword" -}}
 {{- if or .Values.redis.existingSecret .Values.redis.password -}}true{{- end -}}
 {{- end -}}
+{{- define "pixflow.httpSecretName" -}}
+{{- default (include "pixflow.secretName" .) .Values.consumer.http.existingSecret -}}
+{{- end -}}
+{{- define "pixflow.httpSecretKey" -}}
+{{- if .Values.consumer.http.existingSecret -}}{{ .Values.consumer.http.existingSecretTokenKey }}{{- else -}}http-token{{- end -}}
+{{- end -}}
+{{- define "pixflow.httpTokenCheck" -}}
+{{- if not (or .Values.consumer.http.existingSecret .Values.consumer.http.token) -}}
+{{- fail "consumer.http.token or consumer.http.existingSecret is required: the bearer token /metrics and /images need" -}}
+{{- end -}}
+{{- end -}}
 {{- define "pixflow.mongoSecretName" -}}
 {{- default (include "pixflow.secretName" .) .Values.mongodb.existingSecret -}}
 {{- end -}}
