@@ -15,6 +15,7 @@
  * to the worker, which reads MongoDB off the loop (images.c). */
 #include "http.h"
 
+#include "config.h"
 #include "log.h"
 
 #include <event2/bufferevent.h>
@@ -250,28 +251,12 @@ static void http_on_request(struct evhttp_request *req, void *arg)
     evbuffer_free(body);
 }
 
-int http_parse_addr(const char *addr, char host[HTTP_HOST_MAX], int *port, char *err, size_t errlen)
-{
-    const char *colon = strrchr(addr, ':');
-    char *end;
-    long p = colon ? strtol(colon + 1, &end, 10) : -1;
-    if (colon == NULL || colon == addr || (size_t)(colon - addr) >= HTTP_HOST_MAX ||
-        end == colon + 1 || *end || p < 0 || p > 65535) {
-        snprintf(err, errlen, "'%s' is not HOST:PORT", addr);
-        return -1;
-    }
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    *port = (int)p;
-    return 0;
-}
-
 struct http *http_new(struct event_base *base, const char *addr, const struct settings *s,
                       const struct http_hooks *hooks, void *arg, char *err, size_t errlen)
 {
-    char host[HTTP_HOST_MAX];
+    char host[CFG_HOST_MAX];
     int port;
-    if (http_parse_addr(addr, host, &port, err, errlen) < 0)
+    if (cfg_split_hostport(addr, host, &port, err, errlen) < 0)
         return NULL;
     size_t tlen = s->http_token ? strlen(s->http_token) : 0;
     if (tlen > HTTP_TOKEN_MAX) {

@@ -18,14 +18,9 @@ struct http_hooks {
     void (*images)(void *arg, struct evhttp_request *req);
 };
 
-#define HTTP_HOST_MAX  256
 #define HTTP_TOKEN_MAX 512
 
-/* Splits "HOST:PORT" (PORT 0..65535, 0: any free port); -1 with err when it is not that. */
-int http_parse_addr(const char *addr, char host[HTTP_HOST_MAX], int *port, char *err,
-                    size_t errlen);
-
-/* addr as http_parse_addr takes it; the token, connection cap and header timeout come from s
+/* addr is "HOST:PORT" (cfg_split_hostport; port 0: any free port); the token, connection cap and header timeout come from s
  * (SET_HTTP). NULL with err when it cannot listen. */
 struct http *http_new(struct event_base *base, const char *addr, const struct settings *s,
                       const struct http_hooks *hooks, void *arg, char *err, size_t errlen);

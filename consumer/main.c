@@ -7,17 +7,6 @@
 #include <stdio.h>
 #include <unistd.h>
 
-/* HOST:PORT for --http, or empty for none. */
-static int parse_listen(const struct cfg_option *opt, const char *text, char *err, size_t errlen)
-{
-    char host[HTTP_HOST_MAX];
-    int port;
-    if (*text && http_parse_addr(text, host, &port, err, errlen) < 0)
-        return -1;
-    *(const char **)opt->value = text;
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     static struct settings s;
@@ -66,15 +55,14 @@ int main(int argc, char **argv)
          100, 3600000, .meta = "TIME", .help = "whole download, redirects included"},
         {"max-pixels", "PIXFLOW_MAX_PIXELS", cfg_long, &o.process.max_pixels, "25000000", 1,
          1000000000, .meta = "N", .help = "largest picture (width x height) decoded"},
-        {"http", "PIXFLOW_HTTP", parse_listen, &o.http_addr, "", .meta = "HOST:PORT",
+        {"http", "PIXFLOW_HTTP", cfg_hostport, &o.http_addr, "", .meta = "HOST:PORT",
          .help = "serve /healthz, /readyz and /metrics there (off when empty)"},
         {NULL},
     };
     int first;
     int rc = settings_load(
         &s, SET_REDIS | SET_MONGO | SET_GROUP | SET_CONSUMER | SET_PLUGINS | SET_FETCH | SET_HTTP,
-        own,
-        "pixflow-consumer", "pixflow-consumer [options]", argc, argv, &first);
+        own, "pixflow-consumer", "pixflow-consumer [options]", argc, argv, &first);
     if (rc != 0)
         return rc == 1 ? 0 : 2;
     if (first < argc) {

@@ -5,12 +5,43 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 int cfg_string(const struct cfg_option *opt, const char *text, char *err, size_t errlen)
 {
+    *(const char **)opt->value = text;
+    return 0;
+}
+
+int cfg_split_hostport(const char *addr, char host[CFG_HOST_MAX], int *port, char *err,
+                       size_t errlen)
+{
+    const char *colon = strrchr(addr, ':');
+    char *end;
+    long p = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (colon == NULL || colon == addr || (size_t)(colon - addr) >= CFG_HOST_MAX ||
+        end == colon + 1 || *end || p < 0 || p > 65535) {
+        snprintf(err, errlen, "'%s' is not HOST:PORT", addr);
+        return -1;
+    }
+    size_t n = (size_t)(colon - addr);
+    if (addr[0] == '[' && n > 2 && addr[n - 1] == ']')
+        addr++, n -= 2;
+    memcpy(host, addr, n);
+    host[n] = '\0';
+    *port = (int)p;
+    return 0;
+}
+
+int cfg_hostport(const struct cfg_option *opt, const char *text, char *err, size_t errlen)
+{
+    char host[CFG_HOST_MAX];
+    int port;
+    if (*text && cfg_split_hostport(text, host, &port, err, errlen) < 0)
+        return -1;
     *(const char **)opt->value = text;
     return 0;
 }

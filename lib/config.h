@@ -36,6 +36,12 @@ cfg_parse_fn cfg_switch;   /* int *: 1 when given ("1", "true", "yes", "on"), 0 
 cfg_parse_fn cfg_millis;   /* long * milliseconds: "250ms", "30s", "5m", "1h", bare = seconds */
 cfg_parse_fn cfg_bytes;    /* long * bytes: "512", "64k", "50M", "1G" */
 cfg_parse_fn cfg_loglevel; /* enum log_level * */
+cfg_parse_fn cfg_hostport; /* const char **: "HOST:PORT" (see cfg_split_hostport), or "" for none */
+
+#define CFG_HOST_MAX 256
+/* Splits "HOST:PORT" (PORT 0..65535; "[::1]:8090" gives "::1"); -1 with err. */
+int cfg_split_hostport(const char *addr, char host[CFG_HOST_MAX], int *port, char *err,
+                       size_t errlen);
 
 /* Parse defaults, environment and argv. Returns 0 and sets *first_arg to the index of the first
  * operand; 1 when --help was asked; -1 with err set ("--max-inflight: must be 1..10000"). */

@@ -9,25 +9,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-int listen_split(const char *addr, char host[LISTEN_HOST_MAX], int *port, char *err, size_t errlen)
-{
-    const char *colon = strrchr(addr, ':');
-    char *end;
-    long p = colon ? strtol(colon + 1, &end, 10) : -1;
-    if (colon == NULL || colon == addr || (size_t)(colon - addr) >= LISTEN_HOST_MAX ||
-        end == colon + 1 || *end || p < 0 || p > 65535) {
-        snprintf(err, errlen, "--listen: '%s' is not HOST:PORT", addr);
-        return -1;
-    }
-    size_t n = (size_t)(colon - addr);
-    if (addr[0] == '[' && n > 2 && addr[n - 1] == ']')
-        addr++, n -= 2;
-    memcpy(host, addr, n);
-    host[n] = '\0';
-    *port = (int)p;
-    return 0;
-}
-
 int listen_loopback(const char *host)
 {
     struct addrinfo hints = {0}, *res = NULL;

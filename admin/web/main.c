@@ -53,8 +53,8 @@ static struct web web;
 static struct event_base *base;
 
 static const struct cfg_option own_options[] = {
-    {"listen", "PIXFLOW_WEB_LISTEN", cfg_string, &web.listen, "127.0.0.1:8090", .meta = "HOST:PORT",
-     .help = "where to serve (port 0: any free port, printed at start)"},
+    {"listen", "PIXFLOW_WEB_LISTEN", cfg_hostport, &web.listen, "127.0.0.1:8090",
+     .meta = "HOST:PORT", .help = "where to serve (port 0: any free port, printed at start)"},
     {"token", "PIXFLOW_WEB_TOKEN", cfg_string, &web.token, "", .meta = "TOKEN",
      .help = "the secret every request must carry; required to listen beyond loopback"},
     {NULL},
@@ -348,12 +348,12 @@ static int web_bound_port(struct evhttp_bound_socket *sock)
 
 static int web_run(void)
 {
-    char host[LISTEN_HOST_MAX], err[1024];
+    char host[CFG_HOST_MAX], err[1024];
     int port, rc = ADMIN_FAIL;
     struct evhttp *http = NULL;
     struct event *tick = NULL, *sigint = NULL, *sigterm = NULL;
-    if (listen_split(web.listen, host, &port, err, sizeof(err)) < 0)
-        return admin_fail("web", ADMIN_USAGE, "%s", err);
+    if (cfg_split_hostport(web.listen, host, &port, err, sizeof(err)) < 0)
+        return admin_fail("web", ADMIN_USAGE, "--listen: %s", err);
     if (!web.token[0] && !listen_loopback(host))
         return admin_fail("web", ADMIN_USAGE,
                           "--listen %s: not a loopback address; set PIXFLOW_WEB_TOKEN to serve "

@@ -389,9 +389,28 @@ static void test_next_item(void **state)
     assert_int_equal(cfg_next_item(&list, &item, &len), 0);
 }
 
+static void test_split_hostport(void **state)
+{
+    char host[CFG_HOST_MAX], err[256];
+    int port = -1;
+    assert_int_equal(cfg_split_hostport("127.0.0.1:8090", host, &port, err, sizeof(err)), 0);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 8090);
+    assert_int_equal(cfg_split_hostport("[::1]:0", host, &port, err, sizeof(err)), 0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 0);
+    const char *bad[] = {"8090", ":8090", "host:", "host:65536", "host:-1", "host:80x", "", NULL};
+    for (int i = 0; bad[i]; i++) {
+        err[0] = '\0';
+        assert_int_equal(cfg_split_hostport(bad[i], host, &port, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "HOST:PORT"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_split_hostport),
         cmocka_unit_test_setup(test_defaults, clean_env),
         cmocka_unit_test_setup(test_env_then_flags, clean_env),
         cmocka_unit_test_setup(test_errors_name_their_source, clean_env),

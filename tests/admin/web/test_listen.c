@@ -1,4 +1,4 @@
-/* test_listen.c -- the console's listener rules: HOST:PORT, loopback only, Host headers. */
+/* test_listen.c -- the console's listener rules: loopback only, Host headers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,24 +8,6 @@
 #include <cmocka.h>
 
 #include "listen.h"
-
-static void test_split(void **state)
-{
-    char host[LISTEN_HOST_MAX], err[256];
-    int port = -1;
-    assert_int_equal(listen_split("127.0.0.1:8090", host, &port, err, sizeof(err)), 0);
-    assert_string_equal(host, "127.0.0.1");
-    assert_int_equal(port, 8090);
-    assert_int_equal(listen_split("[::1]:0", host, &port, err, sizeof(err)), 0);
-    assert_string_equal(host, "::1");
-    assert_int_equal(port, 0);
-    const char *bad[] = {"8090", ":8090", "host:", "host:65536", "host:-1", "host:80x", "", NULL};
-    for (int i = 0; bad[i]; i++) {
-        err[0] = '\0';
-        assert_int_equal(listen_split(bad[i], host, &port, err, sizeof(err)), -1);
-        assert_non_null(strstr(err, "HOST:PORT"));
-    }
-}
 
 static void test_loopback(void **state)
 {
@@ -64,7 +46,6 @@ static void test_host_header(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_split),
         cmocka_unit_test(test_loopback),
         cmocka_unit_test(test_host_header),
     };
