@@ -11,6 +11,7 @@
 #include "json.h"
 #include "rdb.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,13 +159,34 @@ static void dead_show(struct dead *d, const struct letter *l)
     putchar('\n');
 }
 
+/* The letter's URL normalized as the worker did when it entered <prefix>seen, into u. Its host
+ * is taken from the letter itself: the worker accepted it under the workers' allowed hosts,
+ * which this admin's PIXFLOW_ALLOWED_HOSTS need not repeat (a host refused here would leave the
+ * URL in the dedup set and the replay dropped as a duplicate). "" when it does not parse. */
+static const char *dead_norm(const redisReply *url, struct url *u)
+{
+    struct url_hosts own = {.count = 1};
+    if (url == NULL || url->type != REDIS_REPLY_STRING)
+        return "";
+    const char *p = memchr(url->str, ':', url->len);
+    if (p == NULL || (size_t)(url->str + url->len - p) < 3 || p[1] != '/' || p[2] != '/')
+        return "";
+    p += 3;
+    size_t n = 0, rest = (size_t)(url->str + url->len - p);
+    while (n < rest && strchr("/:?#", p[n]) == NULL)
+        n++;
+    if (n == 0 || n > URL_HOST_MAX)
+        return "";
+    for (size_t i = 0; i < n; i++)
+        own.name[0][i] = (char)tolower((unsigned char)p[i]);
+    own.name[0][n] = '\0';
+    return url_parse(url->str, url->len, &own, u) == URL_OK ? u->norm : "";
+}
+
 static int dead_replay(struct dead *d, const struct letter *l, char *err, size_t errlen)
 {
     static struct url u; /* 2 KiB: not on the stack of every call */
-    const char *norm = "";
-    if (l->url && l->url->type == REDIS_REPLY_STRING &&
-        url_parse(l->url->str, l->url->len, &d->s.allowed, &u) == URL_OK)
-        norm = u.norm;
+    const char *norm = dead_norm(l->url, &u);
     const char *argv[] = {"EVAL",      REPLAY_LUA, "4",   d->k_dead, d->k_seen,
                           d->k_stream, d->k_stats, l->id, norm};
     redisReply *r = rdb_command(d->r, err, errlen, 9, argv, NULL);
@@ -301,7 +323,7 @@ int dead_main(int argc, char **argv)
     struct dead d = {0};
     char **ops, err[1024];
     int nops, status;
-    if (admin_settings(&d.s, SET_REDIS | SET_HOSTS, own_options, &d.c, CMD, synopsis, argc, argv,
+    if (admin_settings(&d.s, SET_REDIS, own_options, &d.c, CMD, synopsis, argc, argv,
                        &ops, &nops, &status) < 0)
         return status;
     if (nops > 0)
