@@ -1,4 +1,4 @@
-/* main.c -- pixflow: the operator's command line (stats, verify, get, dead, plugins).
+/* main.c -- pixflow: the operator's command line (stats, verify, get, dead, plugins, migrate).
  *
  * Each command lives in its own file and parses its own flags through settings_load(), so every
  * PIXFLOW_* variable works here as it does for the daemons. Results go to stdout; logs (stderr)
@@ -25,6 +25,7 @@ static const struct {
     {"get", get_main, "write a stored PNG by id or URL, or print its metadata (--json)"},
     {"dead", dead_main, "list dead letters, or --replay them into the stream"},
     {"plugins", plugins_main, "what loads from the plugin folder, and why anything does not"},
+    {"migrate", migrate_main, "convert data of the previous MongoDB layout (idempotent)"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(*commands))

@@ -502,8 +502,8 @@ static int verify_source(struct verify *v, const bson_t *doc, char *err, size_t 
         verify_problem(v, url, K_DANGLING, &kinds, "names image %s, which is not stored", image);
     } else {
         const char *src = verify_string(img, DOC_SOURCE), *sid = verify_string(img, DOC_STREAM_ID);
-        int is_source = src && strcmp(src, url) == 0 && sid && owner && owner[0] &&
-                        strcmp(sid, owner) == 0;
+        /* store.c's rule: the image's own source and stream_id (both unknown agree too). */
+        int is_source = src && strcmp(src, url) == 0 && strcmp(sid ? sid : "", owner ? owner : "") == 0;
         want = is_source ? ROLE_SOURCE : ROLE_ALIAS;
         if (role == NULL || strcmp(role, want) != 0)
             verify_problem(v, url, K_ROLE, &kinds, "recorded as %s of %s, which says %s",

@@ -554,7 +554,8 @@ static int store_image_read(struct store_conn *c, const char *id, const char *ur
         char src[2048], sid[STORE_OWNER_MAX];
         store_copy_str(doc, DOC_SOURCE, src, sizeof(src));
         store_copy_str(doc, DOC_STREAM_ID, sid, sizeof(sid));
-        im->from_url = strcmp(src, url) == 0 && owner[0] != '\0' && strcmp(sid, owner) == 0;
+        /* Both stream ids unknown also agree: data migrated from a layout that had none. */
+        im->from_url = strcmp(src, url) == 0 && strcmp(sid, owner) == 0;
         bson_destroy(doc);
     }
     return 0;
