@@ -2,73 +2,61 @@
  *
  * Two collections (SPEC §6): `images`, one document per picture, _id = sha256 of its PNG, and
  * `sources`, one small document per accepted URL, _id = the URL, naming its image. Every decision
- * is an insert against a unique _id or a read by _id, the only operations FerretDB v1 pushes
- * down, so a redelivery or an alias costs what a first delivery costs, whatever the size of
- * the collections. No document holds a list that grows with the number of URLs, and there is no
- * lock: neither server gives multi-document atomicity (FerretDB has no transactions), but both
+ * is an insert against a unique _id or a read by _id (one exception, step 0 below, on a
+ * redelivery only), so a redelivery or an alias costs what a first delivery costs, whatever the
+ * size of the collections. No document holds a list that grows with the number of URLs, and
+ * there is no lock: neither server gives multi-document atomicity (FerretDB has no transactions), but both
  * make a unique _id insert an atomic test-and-set.
  *
- * Order: the source first, then the image. A `sources` insert is the claim of the URL: of two
- * deliveries of one URL with different bytes, the one whose insert fails never writes an image,
- * so there is no losing image to remove and `stored` stays the number of `images` documents.
- * The reverse order would leave, after a crash between the two writes, an image nobody can find
- * again with point reads (its redelivery downloads other bytes, so another _id); this order
- * leaves a claim whose image is missing, which the redelivery reads by its URL and finishes.
+ * Order: the image first, then the URL's claim. A first delivery (the common case, and on a real
+ * catalog mostly an alias: picsum serves about a thousand photographs) is then two inserts and no
+ * read: the image insert's outcome decides the role (success: this URL produced the picture;
+ * duplicate key: identical bytes were stored already), and the claim is written with it. That
+ * matters beyond MongoDB: FerretDB v1 on SQLite answers even a read by _id with a scan of the
+ * collection (its plan is "SCAN"; only the unique-_id insert uses an index), about 0.1 s per read
+ * at 50,000 documents, so reads stay off the common path.
  *
  * store_put(d), d->source = URL u, d->sha256 = X, this entry = d->stream_id:
  *
- *   0. Not a first delivery: read sources[u]. Present -> resolve it (below).
- *   1. insert sources {_id: u, image: X, role: alias, stream_id, consumer, inserted_at}.
- *      Duplicate key -> read sources[u] and resolve it.
- *   2. read images[X] (no image bytes). Present: identical bytes were stored already -> ALIASED.
- *   3. insert images[X] (the upload to GridFS first when large). Success, or a duplicate key
- *      whose image has source u and this entry's stream_id (a lost reply): set the claim's role
- *      to source -> INSERTED. Any other duplicate key: X was stored meanwhile from another URL
- *      -> ALIASED.
- *
- * The claim is inserted as an alias because most URLs of a real catalog are (picsum serves about
- * a thousand photographs): an alias costs two small point operations, a new picture four. The
- * truth is the image's own `source` and `stream_id`, written once by the insert that created it:
- * a claim of u is the source-role claim of X exactly when images[X] has source u and the same
- * stream_id. `role` is kept equal to it (step 3 and resolve fix it), and readers derive it the
- * same way, so a crash between step 3's insert and its role update misleads nobody.
+ *   0. Unless this is a first delivery's first try: read sources[u]. Present -> resolve it. Absent
+ *      and images has {source: u, stream_id: this entry} (index source_1_stream_id_1): this entry
+ *      was cut between its image and its claim; claim that image -> INSERTED.
+ *   1. insert images[X] (the upload to GridFS first when large). Success: created. Duplicate
+ *      key: identical bytes are stored; on a retry (not a first try) the image is read to tell
+ *      this entry's own earlier insert (source u, its stream_id: created too) from another's.
+ *   2. insert sources {_id: u, image: X, role: created ? source : alias, stream_id, consumer,
+ *      inserted_at} -> INSERTED or ALIASED. Duplicate key: another delivery recorded u; read it,
+ *      remove our image if this delivery created it for nothing (store_unstore), and resolve.
  *
  * resolve(claim of u, this entry):
  *   - recorded by another entry (or an unknown one: null or empty stream ids) -> ALREADY.
- *   - by this entry, image present -> this entry's recorded outcome: INSERTED when the image's
- *     source is u and its stream_id this entry, else ALIASED (role corrected if it says else).
- *   - by this entry, image missing, claim names X (same bytes again) -> continue at step 2.
- *   - by this entry, image missing, other bytes: either a delivery of this entry is between its
- *     steps 1 and 3 right now (an entry reclaimed while its first worker still runs), or one
- *     crashed there. A claim younger than STORE_CLAIM_LEASE_MS is the first case: wait for the
- *     image a little (STORE_WAIT_MS), then answer as above, or fail as transient so the worker
- *     asks again later. An older claim is the second: delete it (filter: _id, stream_id and
- *     image, so only that claim) and start over; the lease outlasts any call still in flight
- *     (two socket timeouts), so a live writer's claim is never taken.
+ *   - by this entry: read its image. Present -> this entry's recorded outcome, from the image's
+ *     own fields: INSERTED when its source is u and its stream_id this entry's, else ALIASED
+ *     (the role is corrected if it says otherwise). Missing (verify --fix moved it away): the
+ *     claim is removed and the put starts over.
  *
  * The races:
- * - Two URLs, identical new bytes, at once: both claims succeed (different _ids), both reads in
- *   step 2 may miss, one image insert wins (INSERTED), the other gets a duplicate key on an image
- *   whose source is the other URL (ALIASED). N writers: one image, one source, N-1 aliases.
- * - One URL delivered twice at once, different bytes: one claim wins. Two entries: the loser
- *   answers ALREADY and writes nothing. One entry twice: the loser waits for the winner's image
- *   and answers the winner's outcome.
- * - Crash between claim and image: above (the redelivery finishes or replaces the claim; `pixflow
- *   verify` reports a claim whose image is missing once it is older than the lease).
- * - Crash between image insert and role update: the redelivery's resolve answers INSERTED from
- *   the image's own fields and fixes the role.
- * - Lost reply, retried: every step is idempotent for the same entry, so a retry ends in resolve
+ * - Two URLs, identical new bytes, at once: one image insert wins (INSERTED), the other gets a
+ *   duplicate key and claims its URL as an alias (ALIASED). N writers: one image, N-1 aliases.
+ * - One URL delivered twice at once, different bytes: both images may be inserted, one claim
+ *   wins. Two entries: the loser answers ALREADY; one entry twice: the loser answers the
+ *   winner's outcome. Either way the loser removes the image it created, so `stored` (one count
+ *   per entry) stays the number of `images` documents.
+ * - Crash between image and claim: the redelivery finds the image by step 0's query and claims
+ *   it, whatever bytes it downloaded itself; `pixflow verify` reports such an image meanwhile.
+ * - Lost reply, retried: a retry is not a first try, so it reads and ends in resolve or step 0
  *   with the first call's outcome.
  * - An image removed while an alias of it is written (`pixflow verify --fix` moves corrupt images
- *   away, then frees the URLs that name it): step 2 reads the image after the claim is written,
- *   and verify --fix lists the claims after the image is gone, so at least one of them sees the
- *   other. If step 2 finds no image, step 3 stores this delivery's good bytes.
+ *   away, then frees the URLs that name it): an alias whose claim lands after verify's listing
+ *   names a missing image; the next `pixflow verify` reports it as a dangling source and its
+ *   --fix re-queues the URL, and a redelivery of that entry re-stores it (resolve).
  *
  * Large images: a document whose BSON size (computed from the metadata and the base64 length)
  * exceeds 16 MiB keeps its metadata in `images` while the PNG goes to the GridFS bucket `images`
  * under a fresh ObjectId: `image` absent, `storage: "gridfs"`, `gridfs_id`. The upload comes
- * just before the image insert (after step 2 said the image is new), so a document never points
- * at a missing file; the upload of an insert refused by a duplicate key is deleted.
+ * just before the image insert, so a document never points at a missing file; the upload of an
+ * insert refused by a duplicate key is deleted (identical large bytes are uploaded, then
+ * dropped: the price of not reading first).
  *
  * Duplicate keys: FerretDB reports code 11000 without keyPattern or keyValue, and each insert
  * here has only the _id unique, so a duplicate key always means that _id.
@@ -100,8 +88,6 @@
 #define STORE_SOCKET_MS      30000
 #define STORE_GRIDFS_CHUNK   (255 * 1024)
 
-#define STORE_WAIT_MS        2000 /* for the image of this entry's other delivery */
-#define STORE_WAIT_STEP_MS   20
 
 struct store {
     mongoc_client_pool_t *pool;
@@ -119,6 +105,7 @@ struct store_conn {
     mongoc_client_t *client;
     mongoc_collection_t *images;
     mongoc_collection_t *sources;
+    int ferretdb; /* the server's kind, for store_guard_filter */
 };
 
 /* A `sources` document as read back. */
@@ -129,7 +116,7 @@ struct store_claim {
     int64_t inserted_at;         /* ms since the epoch; 0 when absent */
 };
 
-/* What step 2 and resolve need of an image document. */
+/* What steps 1 and 3 and resolve need of an image document. */
 struct store_image {
     int found;
     int from_url; /* its source is the URL asked about and its stream_id the claim's */
@@ -352,6 +339,7 @@ static void store_conn_open(struct store *st, struct store_conn *c)
         mongoc_collection_set_write_concern(c->images, st->wc);
         mongoc_collection_set_write_concern(c->sources, st->wc);
     }
+    c->ferretdb = st->ferretdb;
     pthread_mutex_unlock(&st->lock);
 }
 
@@ -417,6 +405,7 @@ int store_prepare(struct store *st, char *err, size_t errlen)
      * that first upload does not race other workers doing the same. One group per collection. */
     static const struct store_index images[] = {
         {COLL_IMAGES, "inserted_at_1", DOC_INSERTED_AT, NULL, false},
+        {COLL_IMAGES, "source_1_stream_id_1", DOC_SOURCE, DOC_STREAM_ID, false},
     };
     static const struct store_index sources[] = {
         {COLL_SOURCES, "image_1", SRC_IMAGE, NULL, false},
@@ -430,7 +419,7 @@ int store_prepare(struct store *st, char *err, size_t errlen)
     static const struct {
         const struct store_index *ix;
         size_t n;
-    } groups[] = {{images, 1}, {sources, 1}, {files, 1}, {chunks, 1}};
+    } groups[] = {{images, 2}, {sources, 1}, {files, 1}, {chunks, 1}};
     bson_error_t e;
     mongoc_client_t *client = mongoc_client_pool_pop(st->pool);
     int rc = 0;
@@ -561,14 +550,14 @@ static int store_image_read(struct store_conn *c, const char *id, const char *ur
     return 0;
 }
 
-/* Step 1: the claim of d->source for image d->sha256, as an alias (see the top comment). */
-static int store_claim_insert(struct store_conn *c, const struct store_doc *d, int *dup,
+/* The claim of d->source for image d->sha256 with the given role (see the top comment). */
+static int store_claim_insert(struct store_conn *c, const struct store_doc *d, int role, int *dup,
                               bson_error_t *e)
 {
     bson_t doc = BSON_INITIALIZER;
     BSON_APPEND_UTF8(&doc, DOC_ID, d->source);
     BSON_APPEND_UTF8(&doc, SRC_IMAGE, d->sha256);
-    BSON_APPEND_UTF8(&doc, SRC_ROLE, ROLE_ALIAS);
+    BSON_APPEND_UTF8(&doc, SRC_ROLE, role == STORE_FOUND_SOURCE ? ROLE_SOURCE : ROLE_ALIAS);
     store_append_str(&doc, DOC_STREAM_ID, d->stream_id);
     store_append_str(&doc, DOC_CONSUMER, d->consumer);
     bson_append_date_time(&doc, DOC_INSERTED_AT, -1, store_now_ms());
@@ -578,14 +567,32 @@ static int store_claim_insert(struct store_conn *c, const struct store_doc *d, i
     return ok ? 0 : -1;
 }
 
-/* Set the role of url's claim of image id (by this entry, owner) when it differs. The filter
- * names the image, so a claim replaced meanwhile is left alone. */
+/* The filter of an update or delete of document id, which the caller has just read (or written)
+ * with fields k1 = v1 (and k2 = v2). On MongoDB the filter repeats those fields, so a document
+ * replaced meanwhile is left alone. FerretDB v1 pushes down a filter that is _id equality alone and scans the
+ * whole collection for any other (a second per call at 50,000 documents), so there the filter is
+ * the _id alone and the read just before is the check, with a window of one round trip in which
+ * another writer could replace the document (only on the rare paths: role fixes, a claim whose
+ * image is gone, a losing image). This is the protocol's only FerretDB-only path; it can go when FerretDB
+ * v1 is no longer supported. */
+static bson_t *store_guard_filter(const struct store_conn *c, const char *id, const char *k1,
+                                  const char *v1, const char *k2, const char *v2)
+{
+    if (c->ferretdb)
+        return BCON_NEW(DOC_ID, BCON_UTF8(id));
+    bson_t *f = BCON_NEW(DOC_ID, BCON_UTF8(id), k1, BCON_UTF8(v1));
+    if (k2)
+        BSON_APPEND_UTF8(f, k2, v2);
+    return f;
+}
+
+/* Set the role of url's claim of image id (by this entry, owner). Rare: only when a race or a
+ * crash left it behind the image's own fields, which readers follow anyway. */
 static int store_claim_role(struct store_conn *c, const char *url, const char *id,
                             const char *owner, int role, bson_error_t *e)
 {
     const char *r = role == STORE_FOUND_SOURCE ? ROLE_SOURCE : ROLE_ALIAS;
-    bson_t *sel = BCON_NEW(DOC_ID, BCON_UTF8(url), SRC_IMAGE, BCON_UTF8(id), DOC_STREAM_ID,
-                           BCON_UTF8(owner), SRC_ROLE, "{", "$ne", BCON_UTF8(r), "}");
+    bson_t *sel = store_guard_filter(c, url, SRC_IMAGE, id, DOC_STREAM_ID, owner);
     bson_t *upd = BCON_NEW("$set", "{", SRC_ROLE, BCON_UTF8(r), "}");
     bool ok = mongoc_collection_update_one(c->sources, sel, upd, NULL, NULL, e);
     bson_destroy(sel);
@@ -597,8 +604,7 @@ static int store_claim_role(struct store_conn *c, const char *url, const char *i
 static int store_claim_delete(struct store_conn *c, const char *url, const struct store_claim *cl,
                               bson_error_t *e)
 {
-    bson_t *sel = BCON_NEW(DOC_ID, BCON_UTF8(url), SRC_IMAGE, BCON_UTF8(cl->image), DOC_STREAM_ID,
-                           BCON_UTF8(cl->owner));
+    bson_t *sel = store_guard_filter(c, url, SRC_IMAGE, cl->image, DOC_STREAM_ID, cl->owner);
     bool ok = mongoc_collection_delete_one(c->sources, sel, NULL, NULL, e);
     bson_destroy(sel);
     if (ok)
@@ -806,24 +812,10 @@ done:
 /* What resolve decided about an existing claim. */
 enum store_resolved {
     RESOLVED,     /* *out is the entry's outcome */
-    RESOLVE_HERE, /* this entry's claim of these bytes, image missing: store it (step 2) */
-    RESOLVE_AGAIN /* a stale claim was removed: start over */
+    RESOLVE_AGAIN /* a claim whose image is gone was removed: start over */
 };
 
-/* The outcome recorded by this entry's claim of d->source, whose image exists; the claim's role
- * is corrected if a crash left it behind the image's own fields. */
-static enum store_outcome store_recorded(struct store_conn *c, const struct store_doc *d,
-                                         const struct store_claim *cl, const struct store_image *im)
-{
-    bson_error_t e;
-    int role = im->from_url ? STORE_FOUND_SOURCE : STORE_FOUND_ALIAS;
-    if (cl->role != role && store_claim_role(c, d->source, cl->image, cl->owner, role, &e) < 0)
-        log_warn("event=store_role_fix_failed url=%s error=\"%s\"", d->source, e.message);
-    return role == STORE_FOUND_SOURCE ? STORE_INSERTED : STORE_ALIASED;
-}
-
-/* resolve in the top comment. Returns -1 with *e on a server error, or -2 when this entry's other
- * delivery is still writing (transient: ask again later). */
+/* resolve in the top comment. */
 static int store_resolve(struct store_conn *c, const struct store_doc *d,
                          const struct store_claim *cl, enum store_outcome *out, bson_error_t *e)
 {
@@ -834,51 +826,73 @@ static int store_resolve(struct store_conn *c, const struct store_doc *d,
     }
     if (store_image_read(c, cl->image, d->source, cl->owner, &im, e) < 0)
         return -1;
-    if (!im.found && strcmp(cl->image, d->sha256) == 0)
-        return RESOLVE_HERE;
-    if (!im.found && store_now_ms() - cl->inserted_at >= STORE_CLAIM_LEASE_MS)
-        return store_claim_delete(c, d->source, cl, e) < 0 ? -1 : RESOLVE_AGAIN;
-    for (int waited = 0; !im.found && waited < STORE_WAIT_MS; waited += STORE_WAIT_STEP_MS) {
-        usleep(STORE_WAIT_STEP_MS * 1000);
-        if (store_image_read(c, cl->image, d->source, cl->owner, &im, e) < 0)
-            return -1;
-    }
     if (!im.found)
-        return -2;
-    *out = store_recorded(c, d, cl, &im);
+        return store_claim_delete(c, d->source, cl, e) < 0 ? -1 : RESOLVE_AGAIN;
+    int role = im.from_url ? STORE_FOUND_SOURCE : STORE_FOUND_ALIAS;
+    bson_error_t e2;
+    if (cl->role != role && store_claim_role(c, d->source, cl->image, cl->owner, role, &e2) < 0)
+        log_warn("event=store_role_fix_failed url=%s error=\"%s\"", d->source, e2.message);
+    *out = role == STORE_FOUND_SOURCE ? STORE_INSERTED : STORE_ALIASED;
     return RESOLVED;
 }
 
-/* Steps 2 and 3: the image of this entry's claim. */
-static int store_image_step(struct store *st, struct store_conn *c, const struct store_doc *d,
-                            const bson_t *meta, int gridfs, enum store_outcome *out,
-                            bson_error_t *e)
+/* A redelivery found no claim: was it cut between its image and its claim? The image it wrote
+ * then has source u and this entry's stream_id (index source_1_stream_id_1). Into id, "" when
+ * not. The one query here that is not by _id: it runs only for a redelivered entry whose URL
+ * has no claim, never on a first delivery. */
+static int store_orphan_find(struct store_conn *c, const struct store_doc *d, char *id,
+                             bson_error_t *e)
 {
-    struct store_image im;
-    if (store_image_read(c, d->sha256, d->source, d->stream_id ? d->stream_id : "", &im, e) < 0)
-        return -1;
-    if (!im.found) {
-        int dup;
-        if (store_insert(st, c, d, meta, gridfs, &dup, e) == 0) {
-            im.found = im.from_url = 1;
-        } else if (!dup) {
-            return -1;
-        } else if (store_image_read(c, d->sha256, d->source, d->stream_id ? d->stream_id : "",
-                                    &im, e) < 0) {
-            return -1;
-        }
+    id[0] = '\0';
+    if (d->stream_id == NULL || d->stream_id[0] == '\0')
+        return 0;
+    bson_t *filter = BCON_NEW(DOC_SOURCE, BCON_UTF8(d->source), DOC_STREAM_ID,
+                              BCON_UTF8(d->stream_id));
+    bson_t *opts = BCON_NEW("projection", "{", DOC_ID, BCON_INT32(1), "}", "limit",
+                            BCON_INT64(1));
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c->images, filter, opts, NULL);
+    const bson_t *doc;
+    int rc = 0;
+    if (mongoc_cursor_next(cur, &doc))
+        store_copy_str(doc, DOC_ID, id, 65);
+    else if (mongoc_cursor_error(cur, e))
+        rc = -1;
+    mongoc_cursor_destroy(cur);
+    bson_destroy(filter);
+    bson_destroy(opts);
+    return rc;
+}
+
+/* This delivery inserted image X and then lost the URL to another delivery: remove X, so that
+ * `stored` stays the number of documents, unless a URL names it by now (an alias of these bytes
+ * written meanwhile): after the delete, the claims of X are read (index image_1) and X is
+ * inserted again if there is one; a writer of such an alias inserted its claim after finding X,
+ * so either this read sees it or X was still there. Rare: two deliveries of one URL at once. A
+ * GridFS image is left in place (its upload is too costly to redo on a guess); verify reports
+ * it as an image without its source. */
+static void store_unstore(struct store *st, struct store_conn *c, const struct store_doc *d,
+                          const bson_t *meta, int gridfs)
+{
+    bson_error_t e;
+    if (gridfs) {
+        log_warn("event=store_losing_image_kept image=%s url=%s", d->sha256, d->source);
+        return;
     }
-    /* A duplicate key on an image that is gone again (moved by verify --fix at that instant):
-     * alias it anyway; verify --fix frees every claim of the moved image after moving it. */
-    if (im.from_url) {
-        bson_error_t e2;
-        if (store_claim_role(c, d->source, d->sha256, d->stream_id, STORE_FOUND_SOURCE, &e2) < 0)
-            log_warn("event=store_role_fix_failed url=%s error=\"%s\"", d->source, e2.message);
-        *out = STORE_INSERTED;
-    } else {
-        *out = STORE_ALIASED;
+    bson_t *sel = store_guard_filter(c, d->sha256, DOC_SOURCE, d->source, NULL, NULL);
+    bool ok = mongoc_collection_delete_one(c->images, sel, NULL, NULL, &e);
+    bson_destroy(sel);
+    if (!ok) {
+        log_warn("event=store_losing_image_kept image=%s error=\"%s\"", d->sha256, e.message);
+        return;
     }
-    return 0;
+    bson_t *filter = BCON_NEW(SRC_IMAGE, BCON_UTF8(d->sha256));
+    int64_t named = mongoc_collection_count_documents(c->sources, filter, NULL, NULL, NULL, &e);
+    bson_destroy(filter);
+    int dup;
+    if (named != 0 && store_insert(st, c, d, meta, 0, &dup, &e) < 0 && !dup)
+        log_warn("event=store_image_restore_failed image=%s error=\"%s\"", d->sha256, e.message);
+    log_info("event=store_losing_image image=%s url=%s %s", d->sha256, d->source,
+             named != 0 ? "restored=1" : "removed=1");
 }
 
 int store_put(struct store *st, const struct store_doc *d, enum store_outcome *out, char *err,
@@ -900,17 +914,62 @@ int store_put(struct store *st, const struct store_doc *d, enum store_outcome *o
     }
 
     store_conn_open(st, &c);
+    const char *owner = d->stream_id ? d->stream_id : "";
     for (int round = 0; round < STORE_PUT_ROUNDS; round++) {
         struct store_claim cl;
-        int have = 0, dup = 0;
-        /* A first delivery's URL has just entered the dedup set: no claim can be there unless
-         * its own earlier attempt wrote it, which the insert's duplicate key tells. */
-        if (!(d->first_delivery && round == 0) &&
-            store_claim_read(&c, d->source, &cl, &have, &e) < 0) {
+        struct store_image im = {0};
+        char orphan[65] = "";
+        int have = 0, dup = 0, created = 0;
+        /* A first delivery's first try: its URL has just entered the dedup set, so only
+         * inserts, and a collision says what happened. Anything else may follow an earlier
+         * write of this entry (a redelivery, a retry after a lost reply): read first. */
+        int fresh = d->first_delivery && round == 0;
+        if (!fresh && store_claim_read(&c, d->source, &cl, &have, &e) < 0) {
             rc = store_fail(err, errlen, &e, "find url %s", d->source);
             goto done;
         }
-        if (!have && store_claim_insert(&c, d, &dup, &e) < 0) {
+        if (!fresh && !have && store_orphan_find(&c, d, orphan, &e) < 0) {
+            rc = store_fail(err, errlen, &e, "find images of %s", d->source);
+            goto done;
+        }
+        if (!have && orphan[0]) {
+            /* Cut between its image and its claim: finish with the image it wrote then. */
+            struct store_doc o = *d;
+            o.sha256 = orphan;
+            if (store_claim_insert(&c, &o, STORE_FOUND_SOURCE, &dup, &e) == 0) {
+                *out = STORE_INSERTED;
+                rc = 0;
+                goto done;
+            }
+            if (!dup) {
+                rc = store_fail(err, errlen, &e, "claim %s", d->source);
+                goto done;
+            }
+            continue;
+        }
+        if (!have) {
+            /* Step 1: the image. */
+            if (store_insert(st, &c, d, &meta, gridfs, &dup, &e) == 0) {
+                created = 1;
+            } else if (!dup) {
+                rc = store_fail(err, errlen, &e, "insert %s", d->sha256);
+                goto done;
+            } else if (!fresh) {
+                /* A retry: the image may be this entry's own, from the write whose reply was
+                 * lost. */
+                if (store_image_read(&c, d->sha256, d->source, owner, &im, &e) < 0) {
+                    rc = store_fail(err, errlen, &e, "find %s", d->sha256);
+                    goto done;
+                }
+                created = im.from_url;
+            }
+            /* Step 2: the claim, with the role step 1 decided. */
+            int role = created ? STORE_FOUND_SOURCE : STORE_FOUND_ALIAS;
+            if (store_claim_insert(&c, d, role, &dup, &e) == 0) {
+                *out = created ? STORE_INSERTED : STORE_ALIASED;
+                rc = 0;
+                goto done;
+            }
             if (!dup) {
                 rc = store_fail(err, errlen, &e, "claim %s", d->source);
                 goto done;
@@ -920,32 +979,20 @@ int store_put(struct store *st, const struct store_doc *d, enum store_outcome *o
                 goto done;
             }
             if (!have)
-                continue; /* removed meanwhile (a stale claim, verify --fix): again */
+                continue; /* removed meanwhile (verify --fix): again */
+            /* Another delivery holds the URL; an image only this delivery needed must go. */
+            if (created && strcmp(cl.image, d->sha256) != 0)
+                store_unstore(st, &c, d, &meta, gridfs);
         }
-        if (have) {
-            int r = store_resolve(&c, d, &cl, out, &e);
-            if (r == -2) {
-                snprintf(err, errlen, "store: %s: another delivery of entry %s is storing it",
-                         d->source, cl.owner);
-                goto done;
-            }
-            if (r < 0) {
-                rc = store_fail(err, errlen, &e, "resolve %s", d->source);
-                goto done;
-            }
-            if (r == RESOLVED) {
-                rc = 0;
-                goto done;
-            }
-            if (r == RESOLVE_AGAIN)
-                continue;
-        }
-        if (store_image_step(st, &c, d, &meta, gridfs, out, &e) < 0) {
-            rc = store_fail(err, errlen, &e, "insert %s", d->sha256);
+        int r = store_resolve(&c, d, &cl, out, &e);
+        if (r < 0) {
+            rc = store_fail(err, errlen, &e, "resolve %s", d->source);
             goto done;
         }
-        rc = 0;
-        goto done;
+        if (r == RESOLVED) {
+            rc = 0;
+            goto done;
+        }
     }
     snprintf(err, errlen, "mongo: %s: no stable outcome after %d rounds", d->source,
              STORE_PUT_ROUNDS);

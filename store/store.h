@@ -26,10 +26,9 @@
 #define STORE_FOUND_SOURCE 1 /* its `sources` document has role source: it produced the image */
 #define STORE_FOUND_ALIAS  2 /* role alias: identical bytes were stored from another URL */
 
-/* A `sources` document whose image is missing is a write in progress for this long after its
- * inserted_at (it outlasts two socket timeouts: the claim insert and the image insert in
- * flight); older, it was cut by a crash. store_put replaces such a claim of its own entry;
- * `pixflow verify` reports one only once it is older. */
+/* How long after its inserted_at a document may still be part of a store_put in progress (a
+ * claim whose image is being moved, an image whose claim is not written yet): it outlasts a few
+ * socket timeouts. `pixflow verify` judges the layout of older documents only. */
 #define STORE_CLAIM_LEASE_MS 120000
 
 /* Size of store_find_url's owner_out: a Redis stream id ("<ms>-<seq>", at most 41 characters) and
@@ -58,8 +57,9 @@ struct store_doc {
     int ntransforms;
     const char *stream_id, *consumer;
     int attempts;
-    int first_delivery; /* the URL has just entered the dedup set with this entry: store_put
-                           claims it without reading its `sources` document first */
+    int first_delivery; /* the URL has just entered the dedup set with this entry and this is
+                           its first store_put: inserts only, no read (see store.c); 0 for a
+                           retry after a failed store_put, whose write may have happened */
 };
 
 /* The outcome describes the stream entry (d->stream_id), not only this call: when the URL is
@@ -92,7 +92,7 @@ struct store *store_new(const char *uri, char *err, size_t errlen);
 void store_free(struct store *st);
 
 /* Asks the server what it is (see store_new) and creates the indexes (`images.inserted_at`,
- * `sources.image`, and GridFS's on images.files and images.chunks). Idempotent. */
+ * `images.{source, stream_id}`, `sources.image`, and GridFS's on images.files and images.chunks). Idempotent. */
 int store_prepare(struct store *st, char *err, size_t errlen);
 
 /* 1 when the server answered buildInfo as FerretDB (known after store_prepare or a first call). */
