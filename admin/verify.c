@@ -17,9 +17,10 @@
  * that name it are read from `sources` (its `image` index), kept in the copy as verify_urls, their
  * `sources` documents deleted, and the URLs leave <prefix>seen and go back into the stream in one
  * Lua script, so workers download them again and store a sound image. The URLs are read after
- * the image is gone and an alias writer reads the image after writing its `sources` document
- * (store.c), so an alias written meanwhile is either in that list or stores the image again
- * itself: never lost. A copy marked verify_requeued: false (Redis failed after the move) is
+ * the image is gone; an alias of it being written at that instant (its image insert saw the
+ * image, its `sources` insert comes after the listing) is caught by a second listing
+ * VERIFY_SETTLE_MS later, and one later still by the next verify as a dangling source: never
+ * lost. A copy marked verify_requeued: false (Redis failed after the move) is
  * re-queued by the next --fix. A `sources` document whose image is missing is deleted and its URL
  * re-queued the same way; a wrong role is corrected. An image without its source is reported
  * only. The ids to fix are kept in memory until the scan ends: a collection is not modified
@@ -38,8 +39,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
-#define CMD "verify"
+#define CMD              "verify"
+#define VERIFY_SETTLE_MS 2000 /* a store_put in flight writes its claim within this, in practice */
 
 enum verify_kind {
     K_FIELDS,
@@ -876,6 +879,57 @@ static int verify_fix_source(struct verify *v, const struct verify_src *x, char 
     return rc;
 }
 
+/* The second listing of a moved image's URLs (see the top comment): each one found now is freed
+ * and re-queued like a dangling source. */
+static int verify_sweep(struct verify *v, const struct verify_bad *b, char *err, size_t errlen)
+{
+    if (b->id.value_type != BSON_TYPE_UTF8)
+        return 0;
+    const char *id = b->id.value.v_utf8.str;
+    bson_error_t e;
+    bson_t *filter = BCON_NEW(SRC_IMAGE, BCON_UTF8(id));
+    bson_t *opts = BCON_NEW("projection", "{", DOC_ID, BCON_INT32(1), "}");
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(v->m->sources, filter, opts, NULL);
+    const bson_t *doc;
+    char **urls = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    while (rc == 0 && mongoc_cursor_next(cur, &doc)) {
+        const char *url = verify_string(doc, DOC_ID);
+        if (url == NULL)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            char **u = realloc(urls, cap * sizeof(*u));
+            if (u == NULL) {
+                rc = -1;
+                break;
+            }
+            urls = u;
+        }
+        if ((urls[n] = strdup(url)) == NULL)
+            rc = -1;
+        else
+            n++;
+    }
+    if (rc < 0)
+        snprintf(err, errlen, "out of memory");
+    else if (mongoc_cursor_error(cur, &e))
+        rc = -1, snprintf(err, errlen, "mongo: reading %s of %s: %s", COLL_SOURCES, id, e.message);
+    mongoc_cursor_destroy(cur);
+    bson_destroy(filter);
+    bson_destroy(opts);
+    for (size_t i = 0; i < n; i++) {
+        struct verify_src x = {.url = urls[i], .dangling = 1};
+        snprintf(x.image, sizeof(x.image), "%s", id);
+        if (rc == 0)
+            rc = verify_fix_source(v, &x, err, errlen);
+        free(urls[i]);
+    }
+    free(urls);
+    return rc;
+}
+
 static int verify_fix(struct verify *v, char *err, size_t errlen)
 {
     mongoc_collection_t *corrupt = mongoc_database_get_collection(v->m->db, MDB_CORRUPT);
@@ -884,6 +938,11 @@ static int verify_fix(struct verify *v, char *err, size_t errlen)
         rc = verify_move(v, corrupt, &v->bad[i], err, errlen);
     for (size_t i = 0; rc == 0 && i < v->nsrc; i++)
         rc = verify_fix_source(v, &v->src[i], err, errlen);
+    if (rc == 0 && v->moved > 0) {
+        usleep(VERIFY_SETTLE_MS * 1000);
+        for (size_t i = 0; rc == 0 && i < v->nbad; i++)
+            rc = verify_sweep(v, &v->bad[i], err, errlen);
+    }
     if (rc == 0)
         rc = verify_resume(v, corrupt, err, errlen);
     mongoc_collection_destroy(corrupt);
