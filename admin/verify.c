@@ -335,24 +335,6 @@ static int verify_young(const struct verify *v, const bson_t *doc)
     return verify_date(doc, DOC_INSERTED_AT) > v->now_ms - STORE_CLAIM_LEASE_MS;
 }
 
-/* One document by _id, or *out NULL. */
-static int verify_find(mongoc_collection_t *coll, const char *id, const bson_t *opts, bson_t **out,
-                       bson_error_t *e)
-{
-    bson_t *filter = BCON_NEW(DOC_ID, BCON_UTF8(id));
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
-    const bson_t *doc;
-    int rc = 0;
-    *out = NULL;
-    if (mongoc_cursor_next(cur, &doc))
-        *out = bson_copy(doc);
-    else if (mongoc_cursor_error(cur, e))
-        rc = -1;
-    mongoc_cursor_destroy(cur);
-    bson_destroy(filter);
-    return rc;
-}
-
 /* The image has its source-role `sources` document (one read by _id). */
 static int verify_has_source(struct verify *v, const bson_t *doc, const char *id, unsigned *kinds,
                              char *err, size_t errlen)
@@ -368,7 +350,7 @@ static int verify_has_source(struct verify *v, const bson_t *doc, const char *id
     }
     bson_t *cl;
     bson_error_t e;
-    if (verify_find(v->m->sources, src, NULL, &cl, &e) < 0) {
+    if (stored_find_id(v->m->sources, src, NULL, &cl, &e) < 0) {
         snprintf(err, errlen, "mongo: reading %s: %s", COLL_SOURCES, e.message);
         return -1;
     }
@@ -494,7 +476,7 @@ static int verify_source(struct verify *v, const bson_t *doc, char *err, size_t 
     bson_error_t e;
     bson_t *opts = BCON_NEW("projection", "{", DOC_SOURCE, BCON_INT32(1), DOC_STREAM_ID,
                             BCON_INT32(1), "}");
-    int rc = verify_find(v->m->images, image, opts, &img, &e);
+    int rc = stored_find_id(v->m->images, image, opts, &img, &e);
     bson_destroy(opts);
     if (rc < 0) {
         snprintf(err, errlen, "mongo: reading %s: %s", COLL_IMAGES, e.message);
@@ -557,46 +539,45 @@ static void verify_array_add(bson_t *arr, uint32_t *n, const char *s, uint32_t l
     bson_append_utf8(arr, kp, (int)klen, s, (int)len);
 }
 
+/* verify_urls for one field: a string, or an array of them (other elements skipped), appended
+ * after the n found so far; returns the new count. */
+static size_t verify_urls_add(bson_iter_t *it, const char **urls, size_t *lens, size_t max,
+                              size_t n)
+{
+    bson_iter_t arr, *one = it;
+    uint32_t l;
+    int array = BSON_ITER_HOLDS_ARRAY(it);
+    if (array && !bson_iter_recurse(it, &arr))
+        return n;
+    if (array)
+        one = &arr;
+    while (!array || bson_iter_next(&arr)) {
+        if (BSON_ITER_HOLDS_UTF8(one)) {
+            if (n < max) {
+                urls[n] = bson_iter_utf8(one, &l);
+                lens[n] = l;
+            }
+            n++;
+        }
+        if (!array)
+            break;
+    }
+    return n;
+}
+
 /* The URLs that map to a moved document into urls/lens (room for `max`): its verify_urls (read
  * from `sources` when it was moved), or for a copy made by the previous layout its source then
  * its aliases; returns how many there are, even beyond max (call with max 0 to count). */
 static size_t verify_urls(const bson_t *doc, const char **urls, size_t *lens, size_t max)
 {
-    bson_iter_t it, arr;
+    bson_iter_t it;
     size_t n = 0;
-    uint32_t l;
-    if (bson_iter_init_find(&it, doc, "verify_urls") && BSON_ITER_HOLDS_ARRAY(&it) &&
-        bson_iter_recurse(&it, &arr)) {
-        while (bson_iter_next(&arr)) {
-            if (!BSON_ITER_HOLDS_UTF8(&arr))
-                continue;
-            if (n < max) {
-                urls[n] = bson_iter_utf8(&arr, &l);
-                lens[n] = l;
-            }
-            n++;
-        }
-        return n;
-    }
-    if (bson_iter_init_find(&it, doc, DOC_SOURCE) && BSON_ITER_HOLDS_UTF8(&it)) {
-        if (n < max) {
-            urls[n] = bson_iter_utf8(&it, &l);
-            lens[n] = l;
-        }
-        n++;
-    }
-    if (bson_iter_init_find(&it, doc, "aliases") && BSON_ITER_HOLDS_ARRAY(&it) &&
-        bson_iter_recurse(&it, &arr)) {
-        while (bson_iter_next(&arr)) {
-            if (!BSON_ITER_HOLDS_UTF8(&arr))
-                continue;
-            if (n < max) {
-                urls[n] = bson_iter_utf8(&arr, &l);
-                lens[n] = l;
-            }
-            n++;
-        }
-    }
+    if (bson_iter_init_find(&it, doc, "verify_urls"))
+        return verify_urls_add(&it, urls, lens, max, n);
+    if (bson_iter_init_find(&it, doc, DOC_SOURCE))
+        n = verify_urls_add(&it, urls, lens, max, n);
+    if (bson_iter_init_find(&it, doc, "aliases"))
+        n = verify_urls_add(&it, urls, lens, max, n);
     return n;
 }
 

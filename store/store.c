@@ -483,31 +483,13 @@ static void store_copy_str(const bson_t *doc, const char *key, char *buf, size_t
     }
 }
 
-/* Read one document by _id into *copy (NULL when there is none). */
-static int store_find_id(mongoc_collection_t *coll, const char *id, const bson_t *opts,
-                         bson_t **copy, bson_error_t *e)
-{
-    bson_t *filter = BCON_NEW(DOC_ID, BCON_UTF8(id));
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
-    const bson_t *doc;
-    int rc = 0;
-    *copy = NULL;
-    if (mongoc_cursor_next(cur, &doc))
-        *copy = bson_copy(doc);
-    else if (mongoc_cursor_error(cur, e))
-        rc = -1;
-    mongoc_cursor_destroy(cur);
-    bson_destroy(filter);
-    return rc;
-}
-
 /* sources[url] into *cl; *found 0 when there is none. */
 static int store_claim_read(struct store_conn *c, const char *url, struct store_claim *cl,
                             int *found, bson_error_t *e)
 {
     bson_t *doc;
     bson_iter_t it;
-    if (store_find_id(c->sources, url, NULL, &doc, e) < 0)
+    if (stored_find_id(c->sources, url, NULL, &doc, e) < 0)
         return -1;
     *found = doc != NULL;
     if (doc == NULL)
@@ -533,7 +515,7 @@ static int store_image_read(struct store_conn *c, const char *id, const char *ur
     bson_t *doc;
     bson_t *opts = BCON_NEW("projection", "{", DOC_SOURCE, BCON_INT32(1), DOC_STREAM_ID,
                             BCON_INT32(1), "}");
-    int rc = store_find_id(c->images, id, opts, &doc, e);
+    int rc = stored_find_id(c->images, id, opts, &doc, e);
     bson_destroy(opts);
     if (rc < 0)
         return -1;
