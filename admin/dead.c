@@ -323,8 +323,8 @@ int dead_main(int argc, char **argv)
     struct dead d = {0};
     char **ops, err[1024];
     int nops, status;
-    if (admin_settings(&d.s, SET_REDIS, own_options, &d.c, CMD, synopsis, argc, argv,
-                       &ops, &nops, &status) < 0)
+    if (admin_settings(&d.s, SET_REDIS, own_options, &d.c, CMD, synopsis, argc, argv, &ops, &nops,
+                       &status) < 0)
         return status;
     if (nops > 0)
         return admin_fail(CMD, ADMIN_USAGE, "%s: unexpected operand (try --help)", ops[0]);

@@ -1,5 +1,5 @@
-/* mdb.h -- MongoDB for the admin commands: one client and the images and sources collections. A document's
- * PNG is read with stored_png(m->db, &m->bucket, ...) (store/stored.h). */
+/* mdb.h -- MongoDB for the admin commands: one client and the images and sources collections. A
+ * document's PNG is read with stored_png(m->db, &m->bucket, ...) (store/stored.h). */
 #ifndef PIXFLOW_MDB_H
 #define PIXFLOW_MDB_H
 

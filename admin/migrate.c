@@ -68,8 +68,7 @@ static int migrate_wins(int source_a, const char *image_a, int source_b, const c
     return strcmp(image_a, image_b) < 0;
 }
 
-static int migrate_insert(struct migrate *g, const bson_t *doc, int *dup, char *err,
-                          size_t errlen)
+static int migrate_insert(struct migrate *g, const bson_t *doc, int *dup, char *err, size_t errlen)
 {
     bson_error_t e;
     if (mongoc_collection_insert_one(g->m->sources, doc, NULL, NULL, &e)) {
@@ -186,8 +185,7 @@ static int migrate_image(struct migrate *g, const bson_t *doc, char *err, size_t
     const bson_value_t *v_at = migrate_value(doc, DOC_INSERTED_AT, &at);
     g->images++;
     if (bson_iter_init_find(&it, doc, DOC_SOURCE) && BSON_ITER_HOLDS_UTF8(&it) &&
-        migrate_claim(g, bson_iter_utf8(&it, NULL), image, 1, v_sid, v_con, v_at, err, errlen) <
-            0)
+        migrate_claim(g, bson_iter_utf8(&it, NULL), image, 1, v_sid, v_con, v_at, err, errlen) < 0)
         return -1;
     if (bson_iter_init_find(&it, doc, OLD_ALIASES) && BSON_ITER_HOLDS_ARRAY(&it) &&
         bson_iter_recurse(&it, &arr)) {
@@ -219,10 +217,10 @@ static int migrate_image(struct migrate *g, const bson_t *doc, char *err, size_t
 static int migrate_images(struct migrate *g, char *err, size_t errlen)
 {
     bson_t filter = BSON_INITIALIZER;
-    bson_t *opts = BCON_NEW("projection", "{", DOC_SOURCE, BCON_INT32(1), OLD_ALIASES,
-                            BCON_INT32(1), OLD_FROM, BCON_INT32(1), DOC_STREAM_ID, BCON_INT32(1),
-                            DOC_CONSUMER, BCON_INT32(1), DOC_INSERTED_AT, BCON_INT32(1), "}",
-                            "sort", "{", DOC_ID, BCON_INT32(1), "}");
+    bson_t *opts =
+        BCON_NEW("projection", "{", DOC_SOURCE, BCON_INT32(1), OLD_ALIASES, BCON_INT32(1), OLD_FROM,
+                 BCON_INT32(1), DOC_STREAM_ID, BCON_INT32(1), DOC_CONSUMER, BCON_INT32(1),
+                 DOC_INSERTED_AT, BCON_INT32(1), "}", "sort", "{", DOC_ID, BCON_INT32(1), "}");
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(g->m->images, &filter, opts, NULL);
     const bson_t *doc;
     bson_error_t e;
@@ -310,8 +308,8 @@ static void migrate_summary(const struct migrate *g)
     }
     printf("migrated %lld image%s: %lld source%s and %lld alias%s written, %lld URL list%s "
            "removed\n",
-           g->images, g->images == 1 ? "" : "s", g->sources, g->sources == 1 ? "" : "s",
-           g->aliases, g->aliases == 1 ? "" : "es", g->stripped, g->stripped == 1 ? "" : "s");
+           g->images, g->images == 1 ? "" : "s", g->sources, g->sources == 1 ? "" : "s", g->aliases,
+           g->aliases == 1 ? "" : "es", g->stripped, g->stripped == 1 ? "" : "s");
     if (g->replaced || g->kept)
         printf("URLs claimed twice: %lld moved to their canonical image, %lld already there\n",
                g->replaced, g->kept);

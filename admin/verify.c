@@ -42,7 +42,8 @@
 #include <unistd.h>
 
 #define CMD              "verify"
-#define VERIFY_SETTLE_MS 2000 /* a store_put in flight writes its claim within this, in practice */
+#define VERIFY_SETTLE_MS 2000 /* a store_put in flight writes its claim within this, in practice   \
+                               */
 
 enum verify_kind {
     K_FIELDS,
@@ -124,8 +125,8 @@ struct verify_bad {
 struct verify_src {
     char *url;
     char image[DIGEST_HEX_LEN + 1];
-    int dangling;      /* delete it and re-queue the URL; else set its role */
-    const char *role;  /* ROLE_SOURCE or ROLE_ALIAS */
+    int dangling;     /* delete it and re-queue the URL; else set its role */
+    const char *role; /* ROLE_SOURCE or ROLE_ALIAS */
 };
 
 struct verify {
@@ -394,12 +395,11 @@ static int verify_scan(struct verify *v, char *err, size_t errlen)
         bson_append_document_end(&filter, &range);
     }
     /* batchSize bounds what one reply holds besides the server's own 16 MiB cap. */
-    bson_t *opts = BCON_NEW("projection", "{", DOC_IMAGE, BCON_INT32(1), DOC_SHA256,
-                            BCON_INT32(1), DOC_WIDTH, BCON_INT32(1), DOC_HEIGHT, BCON_INT32(1),
-                            DOC_CHANNELS, BCON_INT32(1), DOC_BYTES, BCON_INT32(1), DOC_STORAGE,
-                            BCON_INT32(1), DOC_GRIDFS_ID, BCON_INT32(1), DOC_SOURCE,
-                            BCON_INT32(1), DOC_INSERTED_AT, BCON_INT32(1), "}", "batchSize",
-                            BCON_INT32(16));
+    bson_t *opts = BCON_NEW("projection", "{", DOC_IMAGE, BCON_INT32(1), DOC_SHA256, BCON_INT32(1),
+                            DOC_WIDTH, BCON_INT32(1), DOC_HEIGHT, BCON_INT32(1), DOC_CHANNELS,
+                            BCON_INT32(1), DOC_BYTES, BCON_INT32(1), DOC_STORAGE, BCON_INT32(1),
+                            DOC_GRIDFS_ID, BCON_INT32(1), DOC_SOURCE, BCON_INT32(1),
+                            DOC_INSERTED_AT, BCON_INT32(1), "}", "batchSize", BCON_INT32(16));
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(v->m->images, &filter, opts, NULL);
     const bson_t *doc;
     bson_error_t e;
@@ -474,8 +474,8 @@ static int verify_source(struct verify *v, const bson_t *doc, char *err, size_t 
     }
     bson_t *img;
     bson_error_t e;
-    bson_t *opts = BCON_NEW("projection", "{", DOC_SOURCE, BCON_INT32(1), DOC_STREAM_ID,
-                            BCON_INT32(1), "}");
+    bson_t *opts =
+        BCON_NEW("projection", "{", DOC_SOURCE, BCON_INT32(1), DOC_STREAM_ID, BCON_INT32(1), "}");
     int rc = stored_find_id(v->m->images, image, opts, &img, &e);
     bson_destroy(opts);
     if (rc < 0) {
@@ -488,7 +488,8 @@ static int verify_source(struct verify *v, const bson_t *doc, char *err, size_t 
     } else {
         const char *src = verify_string(img, DOC_SOURCE), *sid = verify_string(img, DOC_STREAM_ID);
         /* store.c's rule: the image's own source and stream_id (both unknown agree too). */
-        int is_source = src && strcmp(src, url) == 0 && strcmp(sid ? sid : "", owner ? owner : "") == 0;
+        int is_source =
+            src && strcmp(src, url) == 0 && strcmp(sid ? sid : "", owner ? owner : "") == 0;
         want = is_source ? ROLE_SOURCE : ROLE_ALIAS;
         if (role == NULL || strcmp(role, want) != 0)
             verify_problem(v, url, K_ROLE, &kinds, "recorded as %s of %s, which says %s",
@@ -666,8 +667,8 @@ static int verify_collect(struct verify *v, mongoc_collection_t *corrupt, bson_t
     bson_iter_t arr;
     if (bson_iter_init(&arr, &urls)) {
         while (bson_iter_next(&arr)) {
-            bson_t *del = BCON_NEW(DOC_ID, BCON_UTF8(bson_iter_utf8(&arr, NULL)), SRC_IMAGE,
-                                   BCON_UTF8(id));
+            bson_t *del =
+                BCON_NEW(DOC_ID, BCON_UTF8(bson_iter_utf8(&arr, NULL)), SRC_IMAGE, BCON_UTF8(id));
             ok = mongoc_collection_delete_one(v->m->sources, del, NULL, NULL, &e);
             bson_destroy(del);
             if (!ok) {
@@ -692,8 +693,7 @@ static int verify_requeue(struct verify *v, mongoc_collection_t *corrupt, bson_t
 {
     size_t nurls = 0;
     int rc = -1;
-    if (!bson_has_field(doc, "verify_urls") &&
-        verify_collect(v, corrupt, doc, id, err, errlen) < 0)
+    if (!bson_has_field(doc, "verify_urls") && verify_collect(v, corrupt, doc, id, err, errlen) < 0)
         return -1;
     if (verify_requeue_urls(v, doc, id, moved, &nurls, err, errlen) < 0)
         return -1;
@@ -791,8 +791,8 @@ static int verify_resume(struct verify *v, mongoc_collection_t *corrupt, char *e
 {
     bson_error_t e;
     bson_t *filter = BCON_NEW("verify_requeued", BCON_BOOL(false));
-    bson_t *opts = BCON_NEW("projection", "{", DOC_SOURCE, BCON_INT32(1), "aliases",
-                            BCON_INT32(1), "verify_urls", BCON_INT32(1), "}");
+    bson_t *opts = BCON_NEW("projection", "{", DOC_SOURCE, BCON_INT32(1), "aliases", BCON_INT32(1),
+                            "verify_urls", BCON_INT32(1), "}");
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(corrupt, filter, opts, NULL);
     const bson_t *doc;
     int rc = 0;
@@ -818,8 +818,7 @@ static int verify_resume(struct verify *v, mongoc_collection_t *corrupt, char *e
 
 /* A dangling source: deleted (only if it still names that image), then its URL re-queued; a
  * wrong role: set. */
-static int verify_fix_source(struct verify *v, const struct verify_src *x, char *err,
-                             size_t errlen)
+static int verify_fix_source(struct verify *v, const struct verify_src *x, char *err, size_t errlen)
 {
     bson_error_t e;
     bson_t reply;

@@ -5,8 +5,8 @@
  * is an insert against a unique _id or a read by _id (one exception, step 0 below, on a
  * redelivery only), so a redelivery or an alias costs what a first delivery costs, whatever the
  * size of the collections. No document holds a list that grows with the number of URLs, and
- * there is no lock: neither server gives multi-document atomicity (FerretDB has no transactions), but both
- * make a unique _id insert an atomic test-and-set.
+ * there is no lock: neither server gives multi-document atomicity (FerretDB has no transactions),
+ * but both make a unique _id insert an atomic test-and-set.
  *
  * Order: the image first, then the URL's claim. A first delivery (the common case, and on a real
  * catalog mostly an alias: picsum serves about a thousand photographs) is then two inserts and no
@@ -80,14 +80,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define STORE_DEFAULT_DB     "pixflow"
-#define STORE_BSON_MAX       (16 * 1024 * 1024)
-#define STORE_PUT_ROUNDS     4
-#define STORE_SELECTION_MS   2000
-#define STORE_CONNECT_MS     2000
-#define STORE_SOCKET_MS      30000
-#define STORE_GRIDFS_CHUNK   (255 * 1024)
-
+#define STORE_DEFAULT_DB   "pixflow"
+#define STORE_BSON_MAX     (16 * 1024 * 1024)
+#define STORE_PUT_ROUNDS   4
+#define STORE_SELECTION_MS 2000
+#define STORE_CONNECT_MS   2000
+#define STORE_SOCKET_MS    30000
+#define STORE_GRIDFS_CHUNK (255 * 1024)
 
 struct store {
     mongoc_client_pool_t *pool;
@@ -96,7 +95,7 @@ struct store {
     /* What the server said at the first connection (store_probe), under lock. */
     pthread_mutex_t lock;
     int probed;
-    int ferretdb;             /* buildInfo has ferretdbVersion */
+    int ferretdb;               /* buildInfo has ferretdbVersion */
     mongoc_write_concern_t *wc; /* majority on a replica set, unless the URI says; else NULL */
 };
 
@@ -317,7 +316,10 @@ static int store_probe(struct store *st, mongoc_client_t *client, bson_error_t *
         }
         st->probed = 1;
         log_info("event=store_server replica_set=%d ferretdb=%d write_concern=%s", replset,
-                 ferretdb, st->wc ? "majority" : st->uri_sets_w ? "uri" : "server_default");
+                 ferretdb,
+                 st->wc           ? "majority"
+                 : st->uri_sets_w ? "uri"
+                                  : "server_default");
     }
     pthread_mutex_unlock(&st->lock);
     return 0;
@@ -499,10 +501,10 @@ static int store_claim_read(struct store_conn *c, const char *url, struct store_
     store_copy_str(doc, DOC_STREAM_ID, cl->owner, sizeof(cl->owner));
     store_copy_str(doc, SRC_ROLE, role, sizeof(role));
     cl->role = strcmp(role, ROLE_SOURCE) == 0 ? STORE_FOUND_SOURCE : STORE_FOUND_ALIAS;
-    cl->inserted_at = bson_iter_init_find(&it, doc, DOC_INSERTED_AT) &&
-                              BSON_ITER_HOLDS_DATE_TIME(&it)
-                          ? bson_iter_date_time(&it)
-                          : 0;
+    cl->inserted_at =
+        bson_iter_init_find(&it, doc, DOC_INSERTED_AT) && BSON_ITER_HOLDS_DATE_TIME(&it)
+            ? bson_iter_date_time(&it)
+            : 0;
     bson_destroy(doc);
     return 0;
 }
@@ -513,8 +515,8 @@ static int store_image_read(struct store_conn *c, const char *id, const char *ur
                             const char *owner, struct store_image *im, bson_error_t *e)
 {
     bson_t *doc;
-    bson_t *opts = BCON_NEW("projection", "{", DOC_SOURCE, BCON_INT32(1), DOC_STREAM_ID,
-                            BCON_INT32(1), "}");
+    bson_t *opts =
+        BCON_NEW("projection", "{", DOC_SOURCE, BCON_INT32(1), DOC_STREAM_ID, BCON_INT32(1), "}");
     int rc = stored_find_id(c->images, id, opts, &doc, e);
     bson_destroy(opts);
     if (rc < 0)
@@ -551,12 +553,12 @@ static int store_claim_insert(struct store_conn *c, const struct store_doc *d, i
 
 /* The filter of an update or delete of document id, which the caller has just read (or written)
  * with fields k1 = v1 (and k2 = v2). On MongoDB the filter repeats those fields, so a document
- * replaced meanwhile is left alone. FerretDB v1 pushes down a filter that is _id equality alone and scans the
- * whole collection for any other (a second per call at 50,000 documents), so there the filter is
- * the _id alone and the read just before is the check, with a window of one round trip in which
- * another writer could replace the document (only on the rare paths: role fixes, a claim whose
- * image is gone, a losing image). This is the protocol's only FerretDB-only path; it can go when FerretDB
- * v1 is no longer supported. */
+ * replaced meanwhile is left alone. FerretDB v1 pushes down a filter that is _id equality alone and
+ * scans the whole collection for any other (a second per call at 50,000 documents), so there the
+ * filter is the _id alone and the read just before is the check, with a window of one round trip in
+ * which another writer could replace the document (only on the rare paths: role fixes, a claim
+ * whose image is gone, a losing image). This is the protocol's only FerretDB-only path; it can go
+ * when FerretDB v1 is no longer supported. */
 static bson_t *store_guard_filter(const struct store_conn *c, const char *id, const char *k1,
                                   const char *v1, const char *k2, const char *v2)
 {
@@ -598,7 +600,6 @@ static int store_same_entry(const char *a, const char *b)
 {
     return a != NULL && b != NULL && a[0] != '\0' && strcmp(a, b) == 0;
 }
-
 
 /* Every field but _id and image, in SPEC §6 order. */
 static void store_meta_build(const struct store_doc *d, bson_t *meta)
@@ -828,10 +829,9 @@ static int store_orphan_find(struct store_conn *c, const struct store_doc *d, ch
     id[0] = '\0';
     if (d->stream_id == NULL || d->stream_id[0] == '\0')
         return 0;
-    bson_t *filter = BCON_NEW(DOC_SOURCE, BCON_UTF8(d->source), DOC_STREAM_ID,
-                              BCON_UTF8(d->stream_id));
-    bson_t *opts = BCON_NEW("projection", "{", DOC_ID, BCON_INT32(1), "}", "limit",
-                            BCON_INT64(1));
+    bson_t *filter =
+        BCON_NEW(DOC_SOURCE, BCON_UTF8(d->source), DOC_STREAM_ID, BCON_UTF8(d->stream_id));
+    bson_t *opts = BCON_NEW("projection", "{", DOC_ID, BCON_INT32(1), "}", "limit", BCON_INT64(1));
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c->images, filter, opts, NULL);
     const bson_t *doc;
     int rc = 0;

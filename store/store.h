@@ -92,7 +92,8 @@ struct store *store_new(const char *uri, char *err, size_t errlen);
 void store_free(struct store *st);
 
 /* Asks the server what it is (see store_new) and creates the indexes (`images.inserted_at`,
- * `images.{source, stream_id}`, `sources.image`, and GridFS's on images.files and images.chunks). Idempotent. */
+ * `images.{source, stream_id}`, `sources.image`, and GridFS's on images.files and images.chunks).
+ * Idempotent. */
 int store_prepare(struct store *st, char *err, size_t errlen);
 
 /* 1 when the server answered buildInfo as FerretDB (known after store_prepare or a first call). */

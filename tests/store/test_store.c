@@ -268,7 +268,7 @@ struct ctx {
     char db[32];
     struct store *st;
     mongoc_client_t *client;
-    mongoc_collection_t *coll;    /* images */
+    mongoc_collection_t *coll; /* images */
     mongoc_collection_t *sources;
 };
 
@@ -416,7 +416,6 @@ static int put(struct ctx *c, const struct timg *t, const char *url, enum store_
     new_stream_id(sid, sizeof(sid));
     return put_as(c, t, url, sid, out);
 }
-
 
 /* The layout holds (SPEC §6): every `sources` document names an existing image, with role source
  * exactly when that image's source and stream_id are its own; every image has its source-role
@@ -927,8 +926,8 @@ static void test_crash_between_image_and_source(void **state)
     assert_int_equal(count_all(c), 1);
 
     /* Another entry of the URL does not take that image for its own. */
-    assert_true(mongoc_collection_delete_one(c->sources, sel = BCON_NEW("_id", BCON_UTF8(u1)),
-                                             NULL, NULL, &e));
+    assert_true(mongoc_collection_delete_one(c->sources, sel = BCON_NEW("_id", BCON_UTF8(u1)), NULL,
+                                             NULL, &e));
     bson_destroy(sel);
     assert_int_equal(put_as(c, &b, u1, "1700000000300-9", &out), 0);
     assert_int_equal(out, STORE_INSERTED);
@@ -1060,7 +1059,6 @@ static int64_t count_in(struct ctx *c, const char *coll, bson_t *filter)
     bson_destroy(filter);
     return n;
 }
-
 
 /* The recorder of url, which must be one of the racers; its index in r. */
 static int recorder(struct ctx *c, const struct racer *r, int n, const char *url)
