@@ -21,6 +21,7 @@ int verify_main(int argc, char **argv);
 int get_main(int argc, char **argv);
 int dead_main(int argc, char **argv);
 int plugins_main(int argc, char **argv);
+int migrate_main(int argc, char **argv);
 
 /* Options every command takes besides the shared settings (main.c). */
 struct admin_common {

@@ -140,14 +140,8 @@ static void dead_show(struct dead *d, const struct letter *l)
 
 static int dead_replay(struct dead *d, const struct letter *l, char *err, size_t errlen)
 {
-    static struct url u; /* 2 KiB: not on the stack of every call */
-    const char *norm = "";
-    if (l->url && l->url->type == REDIS_REPLY_STRING &&
-        url_parse(l->url->str, l->url->len, &d->s.allowed, &u) == URL_OK)
-        norm = u.norm;
-    const char *argv[] = {"EVAL",      replay_lua, "4",   d->k_dead, d->k_seen,
-                          d->k_stream, d->k_stats, l->id, norm};
-    redisReply *r = rconn_command(d->r, 9, argv, NULL, err, errlen);
+    const char *keys[] = {d->k_dead, d->k_seen, d->k_stream, d->k_stats};
+    redisReply *r = replay_run(d->r, keys, l->id, l->url, err, errlen);
     if (r == NULL)
         return -1;
     const char *what;
@@ -281,8 +275,8 @@ int dead_main(int argc, char **argv)
     struct dead d = {0};
     char **ops, err[1024];
     int nops, status;
-    if (admin_settings(&d.s, SET_REDIS | SET_HOSTS, own_options, &d.c, CMD, synopsis, argc, argv,
-                       &ops, &nops, &status) < 0)
+    if (admin_settings(&d.s, SET_REDIS, own_options, &d.c, CMD, synopsis, argc, argv, &ops, &nops,
+                       &status) < 0)
         return status;
     if (nops > 0)
         return admin_fail(CMD, ADMIN_USAGE, "%s: unexpected operand (try --help)", ops[0]);

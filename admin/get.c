@@ -1,14 +1,15 @@
 /* get.c -- pixflow get: one stored image out of MongoDB, by content id or by URL.
  *
- * A URL is normalized as the workers do (SPEC §4) and resolved with store_find_url(), the
- * worker's own rule for which image a URL maps to (its source document, else the alias holder),
- * so `get URL` answers what a redelivery of that URL would find. The bytes written are checked
+ * A URL is normalized as the workers do (SPEC §4) and resolved with store_find_url(): its
+ * `sources` document, then the image it names (two reads by _id), the worker's own rule, so
+ * `get URL` answers what a redelivery of that URL would find. The bytes written are checked
  * against the id before they are trusted: a corrupt image is still written (it is evidence) but
  * the command says so and exits 1. */
 #include "admin.h"
 #include "digest.h"
 #include "json.h"
 #include "mdb.h"
+#include "names.h"
 #include "store.h"
 
 #include <ctype.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define CMD "get"
@@ -78,7 +80,9 @@ static int get_resolve(const struct settings *s, const char *what, char *id, cha
     return rc;
 }
 
-/* Writes len bytes to path through a temporary file and a rename: never half a PNG. */
+/* Writes len bytes to path through a temporary file and a rename: never half a PNG. The
+ * temporary file is made by mkstemp in the target's folder (same file system for the rename, a
+ * fresh name nobody can have planted a link at), then given the mode a new file would get. */
 static int get_write(const char *path, const unsigned char *data, size_t len, char *err,
                      size_t errlen)
 {
@@ -89,22 +93,33 @@ static int get_write(const char *path, const unsigned char *data, size_t len, ch
         }
         return 0;
     }
-    size_t plen = strlen(path) + 32;
+    const char *slash = strrchr(path, '/');
+    size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
+    size_t plen = dirlen + 32;
     char *tmp = malloc(plen);
     if (tmp == NULL) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    snprintf(tmp, plen, "%s.tmp-%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
+    snprintf(tmp, plen, "%.*s.pixflow-get-XXXXXX", (int)dirlen, path);
+    int fd = mkstemp(tmp);
     int rc = -1;
-    if (f == NULL) {
+    if (fd < 0) {
         snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
         goto done;
     }
-    int bad = fwrite(data, 1, len, f) != len;
-    bad |= fflush(f) != 0;
-    bad |= fclose(f) != 0;
+    mode_t mask = umask(0);
+    umask(mask);
+    int bad = fchmod(fd, 0666 & ~mask) != 0;
+    for (size_t off = 0; !bad && off < len;) {
+        ssize_t n = write(fd, data + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        bad = n <= 0;
+        off += n > 0 ? (size_t)n : 0;
+    }
+    bad |= fsync(fd) != 0;
+    bad |= close(fd) != 0;
     if (bad || rename(tmp, path) != 0) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         unlink(tmp);
@@ -119,7 +134,7 @@ done:
 static void get_print_json(const bson_t *doc)
 {
     bson_t meta = BSON_INITIALIZER;
-    bson_copy_to_excluding_noinit(doc, &meta, "image", NULL);
+    bson_copy_to_excluding_noinit(doc, &meta, DOC_IMAGE, NULL);
     char *text = bson_as_relaxed_extended_json(&meta, NULL);
     struct json j;
     json_init(&j, stdout);
@@ -156,7 +171,7 @@ int get_main(int argc, char **argv)
     struct mdb *m = mdb_new(s.mongo_uri, c.timeout_ms, err, sizeof(err));
     if (m == NULL)
         return admin_fail(CMD, ADMIN_FAIL, "%s", err);
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
+    bson_t *filter = BCON_NEW(DOC_ID, BCON_UTF8(id));
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(m->images, filter, NULL, NULL);
     const bson_t *doc;
     bson_error_t e;

@@ -1,4 +1,5 @@
-/* main.c -- pixflow: the operator's command line (stats, verify, get, dead, plugins, web).
+/* main.c -- pixflow: the operator's command line (stats, verify, get, dead, plugins, migrate,
+ * web).
  *
  * Each command lives in its own file and parses its own flags through settings_load(), so every
  * PIXFLOW_* variable works here as it does for the daemons. Results go to stdout; logs (stderr)
@@ -41,6 +42,7 @@ static const struct {
     {"get", get_main, "write a stored PNG by id or URL, or print its metadata (--json)"},
     {"dead", dead_main, "list dead letters, or --replay them into the stream"},
     {"plugins", plugins_main, "what loads from the plugin folder, and why anything does not"},
+    {"migrate", migrate_main, "convert data of the previous MongoDB layout (idempotent)"},
     {"web", web_exec, "the console: a web page to watch, search and replay (pixflow-web)"},
 };
 

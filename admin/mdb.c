@@ -37,7 +37,8 @@ struct mdb *mdb_new(const char *uri, long timeout_ms, char *err, size_t errlen)
     mongoc_client_set_error_api(m->client, MONGOC_ERROR_API_VERSION_2);
     const char *db = mongoc_uri_get_database(u);
     m->db = mongoc_client_get_database(m->client, db && *db ? db : MDB_DEFAULT_DB);
-    m->images = mongoc_database_get_collection(m->db, MDB_IMAGES);
+    m->images = mongoc_database_get_collection(m->db, COLL_IMAGES);
+    m->sources = mongoc_database_get_collection(m->db, COLL_SOURCES);
     mongoc_uri_destroy(u);
     return m;
 err:
@@ -54,6 +55,8 @@ void mdb_free(struct mdb *m)
         mongoc_gridfs_bucket_destroy(m->bucket);
     if (m->images)
         mongoc_collection_destroy(m->images);
+    if (m->sources)
+        mongoc_collection_destroy(m->sources);
     if (m->db)
         mongoc_database_destroy(m->db);
     if (m->client)

@@ -1,20 +1,21 @@
-/* mdb.h -- MongoDB for the admin commands: one client and the images collection. A document's
- * PNG is read with stored_png(m->db, &m->bucket, ...) (store/stored.h). */
+/* mdb.h -- MongoDB for the admin commands: one client and the images and sources collections. A
+ * document's PNG is read with stored_png(m->db, &m->bucket, ...) (store/stored.h). */
 #ifndef PIXFLOW_MDB_H
 #define PIXFLOW_MDB_H
 
 #include <mongoc/mongoc.h>
 #include <stddef.h>
 
+#include "names.h"
 #include "stored.h"
 
-#define MDB_IMAGES  "images"
-#define MDB_CORRUPT "images_corrupt"
+#define MDB_CORRUPT COLL_CORRUPT
 
 struct mdb {
     mongoc_client_t *client;
     mongoc_database_t *db;
     mongoc_collection_t *images;
+    mongoc_collection_t *sources;
     mongoc_gridfs_bucket_t *bucket; /* opened by stored_png() on first use */
 };
 

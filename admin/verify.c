@@ -7,12 +7,24 @@
  * PNG's width, height and channels are the recorded ones. Each problem is one line; the summary
  * counts documents, and problems by kind.
  *
- * --fix never deletes: a corrupt document is copied whole to `images_corrupt` (with
- * verify_problems, verify_moved_at, verify_requeued), then removed from `images`, then its source
- * URL and aliases leave <prefix>seen and go back into the stream in one Lua script, so workers
- * download them again and store a sound image. A copy marked verify_requeued: false (Redis failed
- * after the move) is re-queued by the next --fix. The ids to fix are kept in memory until the scan
- * ends: a collection is not modified under its own cursor. */
+ * Then the layout (SPEC §6), by _id reads only: every image has its source-role `sources`
+ * document, and a second cursor over `sources` checks that each names an existing image with the
+ * role the image's own source and stream_id give it. A document younger than
+ * STORE_CLAIM_LEASE_MS may be a write in progress (store.c) and is not judged.
+ *
+ * --fix never deletes an image: a corrupt document is copied whole to `images_corrupt` (with
+ * verify_problems, verify_moved_at, verify_requeued), then removed from `images`; then the URLs
+ * that name it are read from `sources` (its `image` index), kept in the copy as verify_urls, their
+ * `sources` documents deleted, and the URLs leave <prefix>seen and go back into the stream in one
+ * Lua script, so workers download them again and store a sound image. The URLs are read after
+ * the image is gone; an alias of it being written at that instant (its image insert saw the
+ * image, its `sources` insert comes after the listing) is caught by a second listing
+ * VERIFY_SETTLE_MS later, and one later still by the next verify as a dangling source: never
+ * lost. A copy marked verify_requeued: false (Redis failed after the move) is
+ * re-queued by the next --fix. A `sources` document whose image is missing is deleted and its URL
+ * re-queued the same way; a wrong role is corrected. An image without its source is reported
+ * only. The ids to fix are kept in memory until the scan ends: a collection is not modified
+ * under its own cursor. */
 #include "admin.h"
 #include "digest.h"
 #include "human.h"
@@ -21,14 +33,18 @@
 #include "mdb.h"
 #include "rconn.h"
 #include "rdb.h"
+#include "store.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
-#define CMD "verify"
+#define CMD              "verify"
+#define VERIFY_SETTLE_MS 2000 /* a store_put in flight writes its claim within this, in practice   \
+                               */
 
 enum verify_kind {
     K_FIELDS,
@@ -41,12 +57,18 @@ enum verify_kind {
     K_BYTES,
     K_PNG,
     K_SIZE,
+    K_NO_SOURCE, /* the layout, from here on: not corruption, never moved */
+    K_DANGLING,
+    K_ROLE,
     K_COUNT
 };
+
+#define LAYOUT_KINDS ((1u << K_NO_SOURCE) | (1u << K_DANGLING) | (1u << K_ROLE))
 
 static const char *const kind_names[K_COUNT] = {
     "missing_field",  "id_mismatch",     "no_image",       "bad_base64",  "gridfs_missing",
     "gridfs_corrupt", "sha256_mismatch", "bytes_mismatch", "png_invalid", "size_mismatch",
+    "no_source",      "dangling_source", "role_mismatch",
 };
 
 /* KEYS: seen, stream, stats. ARGV: moved (1 first time, 0 when resuming), document id, URLs. */
@@ -67,11 +89,14 @@ static const char synopsis[] =
     "length, it decodes as a PNG of the recorded width, height and channels. Prints one line per\n"
     "problem (ID KIND: detail), then a summary. Kinds: missing_field, id_mismatch, no_image,\n"
     "bad_base64, gridfs_missing, gridfs_corrupt, sha256_mismatch, bytes_mismatch, png_invalid,\n"
-    "size_mismatch.\n\n"
+    "size_mismatch. Then the sources collection: no_source (an image without its source-role\n"
+    "sources document), dangling_source (a URL naming a missing image), role_mismatch.\n"
+    "Documents younger than two minutes may be writes in progress and are not judged.\n\n"
     "--fix moves each corrupt document to the images_corrupt collection (nothing is deleted: the\n"
     "copy keeps every field, plus verify_problems and verify_moved_at), and puts its source URL\n"
-    "and aliases back into the stream (removed from <prefix>seen first) so workers store them\n"
-    "again. Counters: verify_moved, verify_requeued.\n\n"
+    "and aliases (every sources document naming it) back into the stream (removed from\n"
+    "<prefix>seen first) so workers store them again; a dangling source's URL likewise; a wrong\n"
+    "role is corrected. Counters: verify_moved, verify_requeued.\n\n"
     "--json: one JSON object per problem ({id, kind, detail}) and per fixed document ({id, fixed,\n"
     "requeued_urls}), then the summary object.\n"
     "Exit: 0 all sound, 1 corrupt documents found (fixed or not) or a server failed, 2 bad usage";
@@ -97,16 +122,28 @@ struct verify_bad {
     unsigned kinds; /* 1 << enum verify_kind */
 };
 
+/* A `sources` document to repair once the cursor over `sources` is closed. */
+struct verify_src {
+    char *url;
+    char image[DIGEST_HEX_LEN + 1];
+    int dangling;     /* delete it and re-queue the URL; else set its role */
+    const char *role; /* ROLE_SOURCE or ROLE_ALIAS */
+};
+
 struct verify {
     struct settings s;
     struct admin_common c;
     struct mdb *m;
     redisContext *r;
     struct json j;
-    long long checked, ok, corrupt, moved, requeued, by_kind[K_COUNT];
+    long long checked, ok, corrupt, layout, moved, requeued, by_kind[K_COUNT];
+    long long now_ms;
     long long since_ms; /* --since, or -1 */
     struct verify_bad *bad;
     size_t nbad, capbad;
+    struct verify_src *src;
+    size_t nsrc, capsrc;
+    long long sources_checked;
     char k_seen[SET_KEY_MAX], k_stream[SET_KEY_MAX], k_stats[SET_KEY_MAX];
 };
 
@@ -286,6 +323,51 @@ done:
     return rc;
 }
 
+static long long verify_date(const bson_t *doc, const char *name)
+{
+    bson_iter_t it;
+    return bson_iter_init_find(&it, doc, name) && BSON_ITER_HOLDS_DATE_TIME(&it)
+               ? (long long)bson_iter_date_time(&it)
+               : 0;
+}
+
+/* A document this recent may be a worker's write in progress (store.c): not judged. */
+static int verify_young(const struct verify *v, const bson_t *doc)
+{
+    return verify_date(doc, DOC_INSERTED_AT) > v->now_ms - STORE_CLAIM_LEASE_MS;
+}
+
+/* The image has its source-role `sources` document (one read by _id). */
+static int verify_has_source(struct verify *v, const bson_t *doc, const char *id, unsigned *kinds,
+                             char *err, size_t errlen)
+{
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, doc, DOC_ID) || !BSON_ITER_HOLDS_UTF8(&it) ||
+        verify_young(v, doc))
+        return 0;
+    const char *src = verify_string(doc, DOC_SOURCE);
+    if (src == NULL) {
+        verify_problem(v, id, K_NO_SOURCE, kinds, "the image has no source field");
+        return 0;
+    }
+    bson_t *cl;
+    bson_error_t e;
+    if (stored_find_id(v->m->sources, src, NULL, &cl, &e) < 0) {
+        snprintf(err, errlen, "mongo: reading %s: %s", COLL_SOURCES, e.message);
+        return -1;
+    }
+    const char *image = cl ? verify_string(cl, SRC_IMAGE) : NULL;
+    if (cl == NULL)
+        verify_problem(v, id, K_NO_SOURCE, kinds, "its source %s has no %s document", src,
+                       COLL_SOURCES);
+    else if (image == NULL || strcmp(image, bson_iter_utf8(&it, NULL)) != 0)
+        verify_problem(v, id, K_NO_SOURCE, kinds, "its source %s maps to image %s", src,
+                       image ? image : "(none)");
+    if (cl)
+        bson_destroy(cl);
+    return 0;
+}
+
 static int verify_remember(struct verify *v, const bson_t *doc, unsigned kinds)
 {
     bson_iter_t it;
@@ -314,21 +396,29 @@ static int verify_scan(struct verify *v, char *err, size_t errlen)
         bson_append_document_end(&filter, &range);
     }
     /* batchSize bounds what one reply holds besides the server's own 16 MiB cap. */
-    bson_t *opts = BCON_NEW("projection", "{", "image", BCON_INT32(1), "sha256", BCON_INT32(1),
-                            "width", BCON_INT32(1), "height", BCON_INT32(1), "channels",
-                            BCON_INT32(1), "bytes", BCON_INT32(1), "storage", BCON_INT32(1),
-                            "gridfs_id", BCON_INT32(1), "}", "batchSize", BCON_INT32(16));
+    bson_t *opts = BCON_NEW("projection", "{", DOC_IMAGE, BCON_INT32(1), DOC_SHA256, BCON_INT32(1),
+                            DOC_WIDTH, BCON_INT32(1), DOC_HEIGHT, BCON_INT32(1), DOC_CHANNELS,
+                            BCON_INT32(1), DOC_BYTES, BCON_INT32(1), DOC_STORAGE, BCON_INT32(1),
+                            DOC_GRIDFS_ID, BCON_INT32(1), DOC_SOURCE, BCON_INT32(1),
+                            DOC_INSERTED_AT, BCON_INT32(1), "}", "batchSize", BCON_INT32(16));
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(v->m->images, &filter, opts, NULL);
     const bson_t *doc;
     bson_error_t e;
     int rc = 0;
     while (rc == 0 && mongoc_cursor_next(cur, &doc)) {
         unsigned kinds = 0;
+        char id[160] = "(no _id)";
+        bson_iter_t it;
+        if (bson_iter_init_find(&it, doc, DOC_ID))
+            stored_id_text(bson_iter_value(&it), id, sizeof(id));
         v->checked++;
-        if (verify_doc(v, doc, &kinds, err, errlen) < 0) {
+        if (verify_doc(v, doc, &kinds, err, errlen) < 0 ||
+            verify_has_source(v, doc, id, &kinds, err, errlen) < 0) {
             rc = -1;
         } else if (kinds == 0) {
             v->ok++;
+        } else if ((kinds & ~LAYOUT_KINDS) == 0) {
+            v->layout++;
         } else {
             v->corrupt++;
             if (opt.fix && verify_remember(v, doc, kinds) < 0) {
@@ -347,39 +437,155 @@ static int verify_scan(struct verify *v, char *err, size_t errlen)
     return rc;
 }
 
-/* The URLs that map to the document, its source then its aliases, into urls/lens (room for
- * `max`); returns how many there are, even beyond max (call with max 0 to count). */
-static size_t verify_urls(const bson_t *doc, const char **urls, size_t *lens, size_t max)
+static int verify_remember_src(struct verify *v, const char *url, const char *image, int dangling,
+                               const char *role)
 {
-    bson_iter_t it, arr;
-    size_t n = 0;
-    uint32_t l;
-    if (bson_iter_init_find(&it, doc, "source") && BSON_ITER_HOLDS_UTF8(&it)) {
-        if (n < max) {
-            urls[n] = bson_iter_utf8(&it, &l);
-            lens[n] = l;
-        }
-        n++;
+    if (v->nsrc == v->capsrc) {
+        size_t cap = v->capsrc ? v->capsrc * 2 : 16;
+        struct verify_src *b = realloc(v->src, cap * sizeof(*b));
+        if (b == NULL)
+            return -1;
+        v->src = b;
+        v->capsrc = cap;
     }
-    if (bson_iter_init_find(&it, doc, "aliases") && BSON_ITER_HOLDS_ARRAY(&it) &&
-        bson_iter_recurse(&it, &arr)) {
-        while (bson_iter_next(&arr)) {
-            if (!BSON_ITER_HOLDS_UTF8(&arr))
-                continue;
+    struct verify_src *x = &v->src[v->nsrc];
+    x->url = strdup(url);
+    if (x->url == NULL)
+        return -1;
+    snprintf(x->image, sizeof(x->image), "%s", image);
+    x->dangling = dangling;
+    x->role = role;
+    v->nsrc++;
+    return 0;
+}
+
+/* One `sources` document: its image exists (a read by _id) and its role is the image's word. */
+static int verify_source(struct verify *v, const bson_t *doc, char *err, size_t errlen)
+{
+    const char *url = verify_string(doc, DOC_ID), *image = verify_string(doc, SRC_IMAGE);
+    const char *role = verify_string(doc, SRC_ROLE), *owner = verify_string(doc, DOC_STREAM_ID);
+    unsigned kinds = 0;
+    if (url == NULL || verify_young(v, doc))
+        return 0;
+    v->sources_checked++;
+    if (!verify_hex64(image)) {
+        verify_problem(v, url, K_DANGLING, &kinds, "its image field is not an image id");
+        v->layout++;
+        return 0;
+    }
+    bson_t *img;
+    bson_error_t e;
+    bson_t *opts =
+        BCON_NEW("projection", "{", DOC_SOURCE, BCON_INT32(1), DOC_STREAM_ID, BCON_INT32(1), "}");
+    int rc = stored_find_id(v->m->images, image, opts, &img, &e);
+    bson_destroy(opts);
+    if (rc < 0) {
+        snprintf(err, errlen, "mongo: reading %s: %s", COLL_IMAGES, e.message);
+        return -1;
+    }
+    const char *want = NULL;
+    if (img == NULL) {
+        verify_problem(v, url, K_DANGLING, &kinds, "names image %s, which is not stored", image);
+    } else {
+        const char *src = verify_string(img, DOC_SOURCE), *sid = verify_string(img, DOC_STREAM_ID);
+        /* store.c's rule: the image's own source and stream_id (both unknown agree too). */
+        int is_source =
+            src && strcmp(src, url) == 0 && strcmp(sid ? sid : "", owner ? owner : "") == 0;
+        want = is_source ? ROLE_SOURCE : ROLE_ALIAS;
+        if (role == NULL || strcmp(role, want) != 0)
+            verify_problem(v, url, K_ROLE, &kinds, "recorded as %s of %s, which says %s",
+                           role ? role : "(none)", image, want);
+        else
+            want = NULL;
+        bson_destroy(img);
+    }
+    if (kinds)
+        v->layout++;
+    if (kinds && opt.fix && verify_remember_src(v, url, image, img == NULL, want) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int verify_sources(struct verify *v, char *err, size_t errlen)
+{
+    bson_t filter = BSON_INITIALIZER;
+    if (v->since_ms >= 0) {
+        bson_t range;
+        BSON_APPEND_DOCUMENT_BEGIN(&filter, DOC_INSERTED_AT, &range);
+        BSON_APPEND_DATE_TIME(&range, "$gte", v->since_ms);
+        bson_append_document_end(&filter, &range);
+    }
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(v->m->sources, &filter, NULL, NULL);
+    const bson_t *doc;
+    bson_error_t e;
+    int rc = 0;
+    while (rc == 0 && mongoc_cursor_next(cur, &doc))
+        rc = verify_source(v, doc, err, errlen);
+    if (rc == 0 && mongoc_cursor_error(cur, &e)) {
+        snprintf(err, errlen, "mongo: reading %s: %s", COLL_SOURCES, e.message);
+        rc = -1;
+    }
+    mongoc_cursor_destroy(cur);
+    bson_destroy(&filter);
+    return rc;
+}
+
+/* Append a string to a BSON array at index *n. */
+static void verify_array_add(bson_t *arr, uint32_t *n, const char *s, uint32_t len)
+{
+    char key[16];
+    const char *kp;
+    size_t klen = bson_uint32_to_string((*n)++, &kp, key, sizeof(key));
+    bson_append_utf8(arr, kp, (int)klen, s, (int)len);
+}
+
+/* verify_urls for one field: a string, or an array of them (other elements skipped), appended
+ * after the n found so far; returns the new count. */
+static size_t verify_urls_add(bson_iter_t *it, const char **urls, size_t *lens, size_t max,
+                              size_t n)
+{
+    bson_iter_t arr, *one = it;
+    uint32_t l;
+    int array = BSON_ITER_HOLDS_ARRAY(it);
+    if (array && !bson_iter_recurse(it, &arr))
+        return n;
+    if (array)
+        one = &arr;
+    while (!array || bson_iter_next(&arr)) {
+        if (BSON_ITER_HOLDS_UTF8(one)) {
             if (n < max) {
-                urls[n] = bson_iter_utf8(&arr, &l);
+                urls[n] = bson_iter_utf8(one, &l);
                 lens[n] = l;
             }
             n++;
         }
+        if (!array)
+            break;
     }
     return n;
 }
 
-/* Puts every URL of the document back into the stream (one script: all or none), then marks the
- * images_corrupt copy as re-queued. */
-static int verify_requeue(struct verify *v, mongoc_collection_t *corrupt, const bson_t *doc,
-                          const char *id, int moved, char *err, size_t errlen)
+/* The URLs that map to a moved document into urls/lens (room for `max`): its verify_urls (read
+ * from `sources` when it was moved), or for a copy made by the previous layout its source then
+ * its aliases; returns how many there are, even beyond max (call with max 0 to count). */
+static size_t verify_urls(const bson_t *doc, const char **urls, size_t *lens, size_t max)
+{
+    bson_iter_t it;
+    size_t n = 0;
+    if (bson_iter_init_find(&it, doc, "verify_urls"))
+        return verify_urls_add(&it, urls, lens, max, n);
+    if (bson_iter_init_find(&it, doc, DOC_SOURCE))
+        n = verify_urls_add(&it, urls, lens, max, n);
+    if (bson_iter_init_find(&it, doc, "aliases"))
+        n = verify_urls_add(&it, urls, lens, max, n);
+    return n;
+}
+
+/* Every URL of the document (verify_urls) back into the stream, in one script: all or none. */
+static int verify_requeue_urls(struct verify *v, const bson_t *doc, const char *id, int moved,
+                               size_t *count, char *err, size_t errlen)
 {
     enum { HEAD = 8 }; /* EVAL script numkeys 3 keys, moved, id */
     size_t nurls = verify_urls(doc, NULL, NULL, 0);
@@ -402,6 +608,96 @@ static int verify_requeue(struct verify *v, mongoc_collection_t *corrupt, const 
         goto done;
     freeReplyObject(r);
     v->requeued += (long long)nurls;
+    *count = nurls;
+    rc = 0;
+done:
+    free(argv);
+    free(lens);
+    return rc;
+}
+
+/* The URLs whose `sources` documents name image id (read after the image left `images`, see the
+ * top comment) into the copy's verify_urls, in memory and in images_corrupt; then those
+ * documents are deleted, so the re-queued URLs are new to the workers. No URL found (a copy
+ * from the previous layout, an orphan image): the copy keeps its source and aliases instead. */
+static int verify_collect(struct verify *v, mongoc_collection_t *corrupt, bson_t *copy,
+                          const char *id, char *err, size_t errlen)
+{
+    bson_error_t e;
+    bson_t urls = BSON_INITIALIZER;
+    uint32_t n = 0;
+    bson_t *filter = BCON_NEW(SRC_IMAGE, BCON_UTF8(id));
+    bson_t *opts = BCON_NEW("projection", "{", DOC_ID, BCON_INT32(1), "}");
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(v->m->sources, filter, opts, NULL);
+    const bson_t *doc;
+    int rc = -1;
+    while (mongoc_cursor_next(cur, &doc)) {
+        bson_iter_t it;
+        uint32_t len;
+        if (bson_iter_init_find(&it, doc, DOC_ID) && BSON_ITER_HOLDS_UTF8(&it)) {
+            const char *url = bson_iter_utf8(&it, &len);
+            verify_array_add(&urls, &n, url, len);
+        }
+    }
+    if (mongoc_cursor_error(cur, &e)) {
+        snprintf(err, errlen, "mongo: reading %s of %s: %s", COLL_SOURCES, id, e.message);
+        goto done;
+    }
+    if (n == 0) {
+        rc = 0;
+        goto done;
+    }
+    bson_t sel = BSON_INITIALIZER, *upd;
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, copy, DOC_ID))
+        BSON_APPEND_VALUE(&sel, DOC_ID, bson_iter_value(&it));
+    upd = BCON_NEW("$set", "{", "verify_urls", BCON_ARRAY(&urls), "}");
+    int ok = mongoc_collection_update_one(corrupt, &sel, upd, NULL, NULL, &e);
+    bson_destroy(upd);
+    bson_destroy(&sel);
+    if (!ok) {
+        snprintf(err, errlen, "mongo: recording the URLs of %s: %s", id, e.message);
+        goto done;
+    }
+    bson_t tmp;
+    bson_init(&tmp);
+    bson_copy_to_excluding_noinit(copy, &tmp, "verify_urls", NULL);
+    BSON_APPEND_ARRAY(&tmp, "verify_urls", &urls);
+    bson_destroy(copy);
+    bson_steal(copy, &tmp);
+    bson_iter_t arr;
+    if (bson_iter_init(&arr, &urls)) {
+        while (bson_iter_next(&arr)) {
+            bson_t *del =
+                BCON_NEW(DOC_ID, BCON_UTF8(bson_iter_utf8(&arr, NULL)), SRC_IMAGE, BCON_UTF8(id));
+            ok = mongoc_collection_delete_one(v->m->sources, del, NULL, NULL, &e);
+            bson_destroy(del);
+            if (!ok) {
+                snprintf(err, errlen, "mongo: freeing the URLs of %s: %s", id, e.message);
+                goto done;
+            }
+        }
+    }
+    rc = 0;
+done:
+    mongoc_cursor_destroy(cur);
+    bson_destroy(filter);
+    bson_destroy(opts);
+    bson_destroy(&urls);
+    return rc;
+}
+
+/* Puts every URL of the document back into the stream, then marks the images_corrupt copy as
+ * re-queued. */
+static int verify_requeue(struct verify *v, mongoc_collection_t *corrupt, bson_t *doc,
+                          const char *id, int moved, char *err, size_t errlen)
+{
+    size_t nurls = 0;
+    int rc = -1;
+    if (!bson_has_field(doc, "verify_urls") && verify_collect(v, corrupt, doc, id, err, errlen) < 0)
+        return -1;
+    if (verify_requeue_urls(v, doc, id, moved, &nurls, err, errlen) < 0)
+        return -1;
 
     bson_error_t e;
     bson_iter_t it;
@@ -429,8 +725,6 @@ static int verify_requeue(struct verify *v, mongoc_collection_t *corrupt, const 
     }
     rc = 0;
 done:
-    free(argv);
-    free(lens);
     return rc;
 }
 
@@ -498,8 +792,8 @@ static int verify_resume(struct verify *v, mongoc_collection_t *corrupt, char *e
 {
     bson_error_t e;
     bson_t *filter = BCON_NEW("verify_requeued", BCON_BOOL(false));
-    bson_t *opts =
-        BCON_NEW("projection", "{", "source", BCON_INT32(1), "aliases", BCON_INT32(1), "}");
+    bson_t *opts = BCON_NEW("projection", "{", DOC_SOURCE, BCON_INT32(1), "aliases", BCON_INT32(1),
+                            "verify_urls", BCON_INT32(1), "}");
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(corrupt, filter, opts, NULL);
     const bson_t *doc;
     int rc = 0;
@@ -508,7 +802,10 @@ static int verify_resume(struct verify *v, mongoc_collection_t *corrupt, char *e
         char id[160] = "?";
         if (bson_iter_init_find(&it, doc, "_id"))
             stored_id_text(bson_iter_value(&it), id, sizeof(id));
-        rc = verify_requeue(v, corrupt, doc, id, 0, err, errlen);
+        bson_t copy;
+        bson_copy_to(doc, &copy);
+        rc = verify_requeue(v, corrupt, &copy, id, 0, err, errlen);
+        bson_destroy(&copy);
     }
     if (rc == 0 && mongoc_cursor_error(cur, &e)) {
         snprintf(err, errlen, "mongo: reading %s: %s", MDB_CORRUPT, e.message);
@@ -520,12 +817,113 @@ static int verify_resume(struct verify *v, mongoc_collection_t *corrupt, char *e
     return rc;
 }
 
+/* A dangling source: deleted (only if it still names that image), then its URL re-queued; a
+ * wrong role: set. */
+static int verify_fix_source(struct verify *v, const struct verify_src *x, char *err, size_t errlen)
+{
+    bson_error_t e;
+    bson_t reply;
+    bson_t *sel = BCON_NEW(DOC_ID, BCON_UTF8(x->url), SRC_IMAGE, BCON_UTF8(x->image));
+    int ok;
+    if (x->dangling) {
+        ok = mongoc_collection_delete_one(v->m->sources, sel, NULL, &reply, &e);
+    } else {
+        bson_t *upd = BCON_NEW("$set", "{", SRC_ROLE, BCON_UTF8(x->role), "}");
+        ok = mongoc_collection_update_one(v->m->sources, sel, upd, NULL, &reply, &e);
+        bson_destroy(upd);
+    }
+    bson_destroy(sel);
+    if (!ok) {
+        bson_destroy(&reply);
+        snprintf(err, errlen, "mongo: fixing %s of %s: %s", COLL_SOURCES, x->url, e.message);
+        return -1;
+    }
+    bson_iter_t it;
+    int n = bson_iter_init_find(&it, &reply, x->dangling ? "deletedCount" : "matchedCount")
+                ? (int)bson_iter_as_int64(&it)
+                : 0;
+    bson_destroy(&reply);
+    if (n == 0 || !x->dangling)
+        return 0;
+    size_t count = 0;
+    bson_t doc = BSON_INITIALIZER, arr;
+    uint32_t i = 0;
+    BSON_APPEND_ARRAY_BEGIN(&doc, "verify_urls", &arr);
+    verify_array_add(&arr, &i, x->url, (uint32_t)strlen(x->url));
+    bson_append_array_end(&doc, &arr);
+    int rc = verify_requeue_urls(v, &doc, x->image, 0, &count, err, errlen);
+    bson_destroy(&doc);
+    if (rc == 0 && !opt.json) {
+        human_print(stdout, x->url, strlen(x->url), 0);
+        printf(" dangling source removed, re-queued\n");
+    }
+    return rc;
+}
+
+/* The second listing of a moved image's URLs (see the top comment): each one found now is freed
+ * and re-queued like a dangling source. */
+static int verify_sweep(struct verify *v, const struct verify_bad *b, char *err, size_t errlen)
+{
+    if (b->id.value_type != BSON_TYPE_UTF8)
+        return 0;
+    const char *id = b->id.value.v_utf8.str;
+    bson_error_t e;
+    bson_t *filter = BCON_NEW(SRC_IMAGE, BCON_UTF8(id));
+    bson_t *opts = BCON_NEW("projection", "{", DOC_ID, BCON_INT32(1), "}");
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(v->m->sources, filter, opts, NULL);
+    const bson_t *doc;
+    char **urls = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    while (rc == 0 && mongoc_cursor_next(cur, &doc)) {
+        const char *url = verify_string(doc, DOC_ID);
+        if (url == NULL)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            char **u = realloc(urls, cap * sizeof(*u));
+            if (u == NULL) {
+                rc = -1;
+                break;
+            }
+            urls = u;
+        }
+        if ((urls[n] = strdup(url)) == NULL)
+            rc = -1;
+        else
+            n++;
+    }
+    if (rc < 0)
+        snprintf(err, errlen, "out of memory");
+    else if (mongoc_cursor_error(cur, &e))
+        rc = -1, snprintf(err, errlen, "mongo: reading %s of %s: %s", COLL_SOURCES, id, e.message);
+    mongoc_cursor_destroy(cur);
+    bson_destroy(filter);
+    bson_destroy(opts);
+    for (size_t i = 0; i < n; i++) {
+        struct verify_src x = {.url = urls[i], .dangling = 1};
+        snprintf(x.image, sizeof(x.image), "%s", id);
+        if (rc == 0)
+            rc = verify_fix_source(v, &x, err, errlen);
+        free(urls[i]);
+    }
+    free(urls);
+    return rc;
+}
+
 static int verify_fix(struct verify *v, char *err, size_t errlen)
 {
     mongoc_collection_t *corrupt = mongoc_database_get_collection(v->m->db, MDB_CORRUPT);
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < v->nbad; i++)
         rc = verify_move(v, corrupt, &v->bad[i], err, errlen);
+    for (size_t i = 0; rc == 0 && i < v->nsrc; i++)
+        rc = verify_fix_source(v, &v->src[i], err, errlen);
+    if (rc == 0 && v->moved > 0) {
+        usleep(VERIFY_SETTLE_MS * 1000);
+        for (size_t i = 0; rc == 0 && i < v->nbad; i++)
+            rc = verify_sweep(v, &v->bad[i], err, errlen);
+    }
     if (rc == 0)
         rc = verify_resume(v, corrupt, err, errlen);
     mongoc_collection_destroy(corrupt);
@@ -539,6 +937,8 @@ static void verify_summary(struct verify *v)
         json_kv_int(&v->j, "checked", v->checked);
         json_kv_int(&v->j, "ok", v->ok);
         json_kv_int(&v->j, "corrupt", v->corrupt);
+        json_kv_int(&v->j, "sources_checked", v->sources_checked);
+        json_kv_int(&v->j, "layout", v->layout);
         json_key(&v->j, "kinds");
         json_object(&v->j);
         for (int k = 0; k < K_COUNT; k++)
@@ -552,8 +952,10 @@ static void verify_summary(struct verify *v)
         json_end(&v->j);
         return;
     }
-    printf("checked %lld document%s: %lld ok, %lld corrupt\n", v->checked,
-           v->checked == 1 ? "" : "s", v->ok, v->corrupt);
+    printf("checked %lld document%s: %lld ok, %lld corrupt; %lld source%s; %lld layout "
+           "problem%s\n",
+           v->checked, v->checked == 1 ? "" : "s", v->ok, v->corrupt, v->sources_checked,
+           v->sources_checked == 1 ? "" : "s", v->layout, v->layout == 1 ? "" : "s");
     for (int k = 0; k < K_COUNT; k++)
         if (v->by_kind[k])
             printf("  %-16s %lld\n", kind_names[k], v->by_kind[k]);
@@ -575,13 +977,14 @@ int verify_main(int argc, char **argv)
     struct timeval tv;
     gettimeofday(&tv, NULL);
     v.since_ms = -1;
+    v.now_ms = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
     if (opt.since[0] && human_since(opt.since, (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000,
                                     &v.since_ms, err, sizeof(err)) < 0)
         return admin_fail(CMD, ADMIN_USAGE, "--since: %s", err);
     json_init(&v.j, stdout);
-    settings_key(&v.s, "seen", v.k_seen, sizeof(v.k_seen));
-    settings_key(&v.s, "urls", v.k_stream, sizeof(v.k_stream));
-    settings_key(&v.s, "stats", v.k_stats, sizeof(v.k_stats));
+    settings_key(&v.s, KEY_SEEN, v.k_seen, sizeof(v.k_seen));
+    settings_key(&v.s, KEY_STREAM, v.k_stream, sizeof(v.k_stream));
+    settings_key(&v.s, KEY_STATS, v.k_stats, sizeof(v.k_stats));
 
     int rc = ADMIN_FAIL;
     v.m = mdb_new(v.s.mongo_uri, v.c.timeout_ms, err, sizeof(err));
@@ -595,7 +998,7 @@ int verify_main(int argc, char **argv)
         if (v.r == NULL)
             goto done;
     }
-    if (verify_scan(&v, err, sizeof(err)) < 0) {
+    if (verify_scan(&v, err, sizeof(err)) < 0 || verify_sources(&v, err, sizeof(err)) < 0) {
         verify_summary(&v);
         admin_fail(CMD, ADMIN_FAIL, "%s (stopped after %lld documents)", err, v.checked);
         goto done;
@@ -606,12 +1009,15 @@ int verify_main(int argc, char **argv)
         goto done;
     }
     verify_summary(&v);
-    rc = v.corrupt ? ADMIN_FAIL : ADMIN_OK;
+    rc = v.corrupt || v.layout ? ADMIN_FAIL : ADMIN_OK;
 done:
     fflush(stdout);
     for (size_t i = 0; i < v.nbad; i++)
         bson_value_destroy(&v.bad[i].id);
     free(v.bad);
+    for (size_t i = 0; i < v.nsrc; i++)
+        free(v.src[i].url);
+    free(v.src);
     if (v.r)
         redisFree(v.r);
     mdb_free(v.m);

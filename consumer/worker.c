@@ -334,6 +334,7 @@ static void work_done(void *arg)
         /* MongoDB is down or failing: keep the entry (and its image) and try again; this is
          * not the picture's fault, so it costs no attempt. */
         log_warn("event=store_failed entry=%s error=\"%s\"", e->id, e->error);
+        e->accepted = 0; /* the failed write may have happened: the retry reads first */
         e->state = E_WAIT;
         entry_timer(e, w->o->retry_max_ms / 4 + random() % 1000, work_again);
     } else {

@@ -1,104 +1,65 @@
 /* store.c -- the consumer's MongoDB store: one document per image, one image per URL.
  *
- * Neither server gives more than single-document writes and unique indexes (FerretDB has no
- * transactions: `startTransaction` is rejected as an unknown field), and FerretDB v1 not even
- * atomic updates (below). So the guarantees rest on inserts against unique keys, a per-image
- * update lock, and a convergence rule:
+ * Two collections (SPEC §6): `images`, one document per picture, _id = sha256 of its PNG, and
+ * `sources`, one small document per accepted URL, _id = the URL, naming its image. Every decision
+ * is an insert against a unique _id or a read by _id (one exception, step 0 below, on a
+ * redelivery only), so a redelivery or an alias costs what a first delivery costs, whatever the
+ * size of the collections. No document holds a list that grows with the number of URLs, and
+ * there is no lock: neither server gives multi-document atomicity (FerretDB has no transactions),
+ * but both make a unique _id insert an atomic test-and-set.
  *
- *   _id = sha256 of the stored PNG    one document per image
- *   source                            unique index: a URL is the source of at most one document
- *   aliases                           plain index: during a race a URL may sit in the aliases of
- *                                     two documents, or be a source and an alias; settle fixes it
- *   stream_id                         the stream entry that recorded the source
- *   alias_from                        [{url, stream_id}]: the entry that recorded each alias; one
- *                                     element per URL in aliases, added and removed in the same
- *                                     update as the URL (an alias written before alias_from
- *                                     existed has none: its recorder is unknown)
+ * Order: the image first, then the URL's claim. A first delivery (the common case, and on a real
+ * catalog mostly an alias: picsum serves about a thousand photographs) is then two inserts and no
+ * read: the image insert's outcome decides the role (success: this URL produced the picture;
+ * duplicate key: identical bytes were stored already), and the claim is written with it. That
+ * matters beyond MongoDB: FerretDB v1 on SQLite answers even a read by _id with a scan of the
+ * collection (its plan is "SCAN"; only the unique-_id insert uses an index), about 0.1 s per read
+ * at 50,000 documents, so reads stay off the common path.
  *
- * A URL is "claimed" by each document whose source or aliases holds it. Its canonical document is
- * the one where it is the source, else the alias holder with the smallest _id; its recorder is
- * that document's stream_id, or the stream_id of the URL's alias_from element there.
+ * store_put(d), d->source = URL u, d->sha256 = X, this entry = d->stream_id:
  *
- * Outcomes are per stream entry, because the worker counts each entry once across crashes: an
- * entry whose worker died after writing and before acking is redelivered, and an insert whose
- * reply was lost is retried; either finds the URL claimed. If the recorder is this entry (same
- * non-empty stream id), the answer is that recording's, STORE_INSERTED for a source and
- * STORE_ALIASED for an alias, whatever bytes this delivery downloaded; if it is another entry or
- * unknown, STORE_ALREADY. Written "recorded" below. store_put:
+ *   0. Unless this is a first delivery's first try: read sources[u]. Present -> resolve it. Absent
+ *      and images has {source: u, stream_id: this entry} (index source_1_stream_id_1): this entry
+ *      was cut between its image and its claim; claim that image -> INSERTED.
+ *   1. insert images[X] (the upload to GridFS first when large). Success: created. Duplicate
+ *      key: identical bytes are stored; on a retry (not a first try) the image is read to tell
+ *      this entry's own earlier insert (source u, its stream_id: created too) from another's.
+ *   2. insert sources {_id: u, image: X, role: created ? source : alias, stream_id, consumer,
+ *      inserted_at} -> INSERTED or ALIASED. Duplicate key: another delivery recorded u; read it,
+ *      remove our image if this delivery created it for nothing (store_unstore), and resolve.
  *
- *   1. settle(url): read the claims; pull the URL from the aliases of every non-canonical holder
- *      this read saw; if claimed, answer recorded. This is also what stops a redelivered URL,
- *      already mapped to image X, from becoming the source of newly downloaded bytes Y.
- *   2. insert the full document {_id: sha, source: url, aliases: [], alias_from: []}. Success:
- *      settle again (a concurrent alias of the same URL loses to our source) and answer
- *      STORE_INSERTED.
- *   3. duplicate key: settle again; claimed now -> recorded. Else the image exists: under its
- *      lock, $push the URL to its aliases and {url, stream_id} to its alias_from in one update
- *      (filter: source != url and url not in aliases, so an alias never gets a second element),
- *      settle, and answer STORE_ALIASED if the URL was added and is canonical there, else
- *      recorded.
- *   A round that finds neither the URL nor the image (a document deleted by hand), or an alias
- *   that did not hold, starts over; after STORE_PUT_ROUNDS the call fails as transient.
+ * resolve(claim of u, this entry):
+ *   - recorded by another entry (or an unknown one: null or empty stream ids) -> ALREADY.
+ *   - by this entry: read its image. Present -> this entry's recorded outcome, from the image's
+ *     own fields: INSERTED when its source is u and its stream_id this entry's, else ALIASED
+ *     (the role is corrected if it says otherwise). Missing (verify --fix moved it away): the
+ *     claim is removed and the put starts over.
  *
  * The races:
- * - Two URLs, identical bytes, at once: one insert wins (INSERTED); the other gets a duplicate
- *   key on _id, finds its URL unclaimed and the image present, and aliases it (ALIASED). N such
- *   writers leave one document with N-1 aliases.
- * - One URL processed twice at once (an entry reclaimed while its first worker still runs) with
- *   different bytes: if both are new images, the unique `source` lets one insert win, the other
- *   gets a duplicate key and finds the URL claimed: STORE_INSERTED too when both deliveries are
- *   the same entry (the caller counts the entry once), STORE_ALREADY for two entries of one URL
- *   (the dedup set normally stops the second before it downloads). If a download equals an image
- *   already stored, one writer may alias the URL there while the other inserts it as a source, or
- *   both alias it onto two images. Every writer settles after writing, and settle removes only
- *   aliases it saw, never a source. So (a) a holder survives: a source is never removed, and
- *   without one the smallest alias holder ever is never non-canonical; (b) of two final holders,
- *   the one written last settled after both writes, saw both and pulled one. The URL ends mapped
- *   to exactly one image. Limit: the writer that aliased first may have answered STORE_ALIASED
- *   for an alias a later source then displaced; the stored state is right, that one answer is
- *   stale. It takes two deliveries of one URL in flight at once AND a download equal to an image
- *   already stored.
- * - A crash between writing and settling leaves the extra claim until the entry is redelivered;
- *   that store_put starts with settle, which repairs it.
+ * - Two URLs, identical new bytes, at once: one image insert wins (INSERTED), the other gets a
+ *   duplicate key and claims its URL as an alias (ALIASED). N writers: one image, N-1 aliases.
+ * - One URL delivered twice at once, different bytes: both images may be inserted, one claim
+ *   wins. Two entries: the loser answers ALREADY; one entry twice: the loser answers the
+ *   winner's outcome. Either way the loser removes the image it created, so `stored` (one count
+ *   per entry) stays the number of `images` documents.
+ * - Crash between image and claim: the redelivery finds the image by step 0's query and claims
+ *   it, whatever bytes it downloaded itself; `pixflow verify` reports such an image meanwhile.
+ * - Lost reply, retried: a retry is not a first try, so it reads and ends in resolve or step 0
+ *   with the first call's outcome.
+ * - An image removed while an alias of it is written (`pixflow verify --fix` moves corrupt images
+ *   away, then frees the URLs that name it): an alias whose claim lands after verify's listing
+ *   names a missing image; the next `pixflow verify` reports it as a dangling source and its
+ *   --fix re-queues the URL, and a redelivery of that entry re-stores it (resolve).
  *
- * First deliveries (d->first_delivery: the worker's SADD of the URL to the dedup set returned 1)
- * skip both settles when their insert succeeds, and follow the whole protocol once it collides.
- * Settling reads by `source` and `aliases`, which FerretDB v1 answers by scanning the whole
- * collection, base64 included; skipping it turns the common case into one insert. It is safe
- * because the SADD admits one entry per URL: another writer of the same URL can only be a
- * redelivery of an entry that never reached its SADD, reclaimed while this one runs, and that
- * writer settles after writing. Limit: if it wrote and settled entirely before this insert, the
- * URL is left as our source and as its alias elsewhere; readers resolve it (a source wins), and
- * the stray alias stays until something settles that URL again.
+ * Large images: a document whose BSON size (computed from the metadata and the base64 length)
+ * exceeds 16 MiB keeps its metadata in `images` while the PNG goes to the GridFS bucket `images`
+ * under a fresh ObjectId: `image` absent, `storage: "gridfs"`, `gridfs_id`. The upload comes
+ * just before the image insert, so a document never points at a missing file; the upload of an
+ * insert refused by a duplicate key is deleted (identical large bytes are uploaded, then
+ * dropped: the price of not reading first).
  *
- * FerretDB v1 (SQLite) applies an update as read, modify, write back without isolation: 8
- * concurrent $addToSet on one document keep 1 or 2 of the 8 values while every writer is told
- * modifiedCount 1; $inc and findAndModify lose updates the same way. Hence store_lock: every
- * update of an existing images document runs under a lock document in images.locks, taken by an
- * insert against its unique _id, the one test-and-set both servers do atomically. MongoDB would
- * not need it, but updates are the rare path (aliases and repairs), so it stays unconditional.
- * The lock also lets a repair read the alias_from elements it removes: FerretDB v1's $pull
- * compares values only ({url: u} as a condition matches no element), so they go by exact value
- * through $pullAll, read under the same lock.
- *
- * Duplicate keys: FerretDB reports code 11000 as "E11000 duplicate key error collection: db.c",
- * with neither keyPattern, keyValue nor the index name, and MongoDB's message text varies across
- * versions. So the violated key is never parsed: step 3 re-queries, which answers what the
- * decision needs anyway (is the URL claimed? does the image exist?) even when both keys clash.
- *
- * Large images: a document whose BSON size (computed before building it from the metadata and the
- * base64 length, plus STORE_ALIAS_ROOM so that later aliases still fit) exceeds 16 MiB keeps its
- * metadata in `images` while the PNG goes to the GridFS bucket `images` (images.files and
- * images.chunks, through mongoc's bucket, which works on FerretDB v1) under a fresh ObjectId:
- * `image` absent, `storage: "gridfs"`, `gridfs_id`. The upload comes first, so a document never
- * points at a missing file; the upload of an insert refused by a duplicate key is deleted, one
- * orphaned by a crash or a lost reply is unreferenced garbage. Before uploading, the alias is
- * tried, so identical large bytes are not uploaded twice.
- *
- * Cost: FerretDB v1 uses its SQLite indexes for _id only; a lookup by source or aliases scans the
- * collection. MongoDB uses the indexes store_prepare creates. settle reads the whole alias_from
- * of each holder (FerretDB v1 has no $elemMatch projection): large only for an image that many
- * URLs produced.
+ * Duplicate keys: FerretDB reports code 11000 without keyPattern or keyValue, and each insert
+ * here has only the _id unique, so a duplicate key always means that _id.
  *
  * Errors: a failure is transient unless the request itself is invalid (client-side BSON errors or
  * the server codes in store_error_permanent): an unknown error is retried and reaches the dead
@@ -107,9 +68,11 @@
 #include "stored.h"
 
 #include "log.h"
+#include "names.h"
 
 #include <mongoc/mongoc.h>
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,29 +80,45 @@
 #include <time.h>
 #include <unistd.h>
 
-#define STORE_COLL          "images"
-#define STORE_DEFAULT_DB    "pixflow"
-#define STORE_BSON_MAX      (16 * 1024 * 1024)
-#define STORE_ALIAS_ROOM    (1024 * 1024) /* ~250 long or ~4000 typical alias URLs */
-#define STORE_PUT_ROUNDS    4
-#define STORE_SELECTION_MS  2000
-#define STORE_CONNECT_MS    2000
-#define STORE_SOCKET_MS     30000
-#define STORE_GRIDFS_CHUNK  (255 * 1024)
-#define STORE_LOCKS         "images.locks"
-#define STORE_LOCK_LEASE_MS 60000 /* > socketTimeoutMS: a live holder is never broken */
-#define STORE_LOCK_WAIT_MS  3000
+#define STORE_DEFAULT_DB   "pixflow"
+#define STORE_BSON_MAX     (16 * 1024 * 1024)
+#define STORE_PUT_ROUNDS   4
+#define STORE_SELECTION_MS 2000
+#define STORE_CONNECT_MS   2000
+#define STORE_SOCKET_MS    30000
+#define STORE_GRIDFS_CHUNK (255 * 1024)
 
 struct store {
     mongoc_client_pool_t *pool;
     char *db;
+    int uri_sets_w; /* the URI names a write concern: never override it */
+    /* What the server said at the first connection (store_probe), under lock. */
+    pthread_mutex_t lock;
+    int probed;
+    int ferretdb;               /* buildInfo has ferretdbVersion */
+    mongoc_write_concern_t *wc; /* majority on a replica set, unless the URI says; else NULL */
 };
 
-/* The handles of one call: a client borrowed from the pool and the images collection. */
+/* The handles of one call: a client borrowed from the pool and the two collections. */
 struct store_conn {
     mongoc_client_t *client;
-    mongoc_collection_t *coll;
-    mongoc_collection_t *locks;
+    mongoc_collection_t *images;
+    mongoc_collection_t *sources;
+    int ferretdb; /* the server's kind, for store_guard_filter */
+};
+
+/* A `sources` document as read back. */
+struct store_claim {
+    char image[65];
+    char owner[STORE_OWNER_MAX]; /* its stream_id, "" when null or too long */
+    int role;                    /* STORE_FOUND_SOURCE or STORE_FOUND_ALIAS */
+    int64_t inserted_at;         /* ms since the epoch; 0 when absent */
+};
+
+/* What steps 1 and 3 and resolve need of an image document. */
+struct store_image {
+    int found;
+    int from_url; /* its source is the URL asked about and its stream_id the claim's */
 };
 
 static void store_log_handler(mongoc_log_level_t level, const char *domain, const char *message,
@@ -226,6 +205,14 @@ static int store_fail(char *err, size_t errlen, const bson_error_t *e, const cha
     return store_error_permanent(e) ? STORE_ERR_PERMANENT : STORE_ERR_TRANSIENT;
 }
 
+static void store_append_str(bson_t *b, const char *key, const char *val)
+{
+    if (val)
+        BSON_APPEND_UTF8(b, key, val);
+    else
+        BSON_APPEND_NULL(b, key);
+}
+
 struct store *store_new(const char *uri, char *err, size_t errlen)
 {
     bson_error_t e;
@@ -235,6 +222,7 @@ struct store *store_new(const char *uri, char *err, size_t errlen)
         snprintf(err, errlen, "mongo: out of memory");
         return NULL;
     }
+    pthread_mutex_init(&st->lock, NULL);
     u = mongoc_uri_new_with_error(uri, &e);
     if (u == NULL) {
         snprintf(err, errlen, "mongo: invalid URI: %s", e.message);
@@ -252,6 +240,9 @@ struct store *store_new(const char *uri, char *err, size_t errlen)
         mongoc_uri_set_option_as_bool(u, MONGOC_URI_RETRYWRITES, true);
     if (mongoc_uri_get_appname(u) == NULL)
         mongoc_uri_set_appname(u, "pixflow-consumer");
+    st->uri_sets_w = mongoc_uri_has_option(u, MONGOC_URI_W) ||
+                     mongoc_uri_has_option(u, MONGOC_URI_JOURNAL) ||
+                     mongoc_uri_has_option(u, MONGOC_URI_WTIMEOUTMS);
 
     const char *db = mongoc_uri_get_database(u);
     st->db = strdup(db && *db ? db : STORE_DEFAULT_DB);
@@ -280,45 +271,132 @@ void store_free(struct store *st)
         return;
     if (st->pool)
         mongoc_client_pool_destroy(st->pool);
+    if (st->wc)
+        mongoc_write_concern_destroy(st->wc);
+    pthread_mutex_destroy(&st->lock);
     free(st->db);
     free(st);
 }
 
+/* Ask the server what it is, once: a replica set (hello has setName) gets w:majority with
+ * journaling unless the URI chose a write concern, and FerretDB (buildInfo has ferretdbVersion)
+ * gets its workarounds (store_create_indexes). Runs without the lock, so a down server delays
+ * only the calls that asked; the first answer wins. */
+static int store_probe(struct store *st, mongoc_client_t *client, bson_error_t *e)
+{
+    bson_t hello = BSON_INITIALIZER, build = BSON_INITIALIZER, reply, reply2;
+    bson_iter_t it;
+    BSON_APPEND_INT32(&hello, "hello", 1);
+    BSON_APPEND_INT32(&build, "buildInfo", 1);
+    bool ok = mongoc_client_command_simple(client, "admin", &hello, NULL, &reply, e);
+    bson_destroy(&hello);
+    if (!ok) {
+        bson_destroy(&reply);
+        bson_destroy(&build);
+        return -1;
+    }
+    int replset = bson_iter_init_find(&it, &reply, "setName") && BSON_ITER_HOLDS_UTF8(&it);
+    bson_destroy(&reply);
+    ok = mongoc_client_command_simple(client, "admin", &build, NULL, &reply2, e);
+    bson_destroy(&build);
+    if (!ok) {
+        bson_destroy(&reply2);
+        return -1;
+    }
+    int ferretdb = bson_iter_init_find(&it, &reply2, "ferretdbVersion");
+    bson_destroy(&reply2);
+
+    pthread_mutex_lock(&st->lock);
+    if (!st->probed) {
+        st->ferretdb = ferretdb;
+        if (replset && !st->uri_sets_w) {
+            st->wc = mongoc_write_concern_new();
+            mongoc_write_concern_set_wmajority(st->wc, 0);
+            mongoc_write_concern_set_journal(st->wc, true);
+        }
+        st->probed = 1;
+        log_info("event=store_server replica_set=%d ferretdb=%d write_concern=%s", replset,
+                 ferretdb,
+                 st->wc           ? "majority"
+                 : st->uri_sets_w ? "uri"
+                                  : "server_default");
+    }
+    pthread_mutex_unlock(&st->lock);
+    return 0;
+}
+
 static void store_conn_open(struct store *st, struct store_conn *c)
 {
+    bson_error_t e;
     c->client = mongoc_client_pool_pop(st->pool);
-    c->coll = mongoc_client_get_collection(c->client, st->db, STORE_COLL);
-    c->locks = mongoc_client_get_collection(c->client, st->db, STORE_LOCKS);
+    pthread_mutex_lock(&st->lock);
+    int probed = st->probed;
+    pthread_mutex_unlock(&st->lock);
+    if (!probed && store_probe(st, c->client, &e) < 0)
+        log_debug("event=store_probe_failed error=\"%s\"", e.message); /* the call itself fails */
+    c->images = mongoc_client_get_collection(c->client, st->db, COLL_IMAGES);
+    c->sources = mongoc_client_get_collection(c->client, st->db, COLL_SOURCES);
+    pthread_mutex_lock(&st->lock);
+    if (st->wc) {
+        mongoc_collection_set_write_concern(c->images, st->wc);
+        mongoc_collection_set_write_concern(c->sources, st->wc);
+    }
+    c->ferretdb = st->ferretdb;
+    pthread_mutex_unlock(&st->lock);
 }
 
 static void store_conn_close(struct store *st, struct store_conn *c)
 {
-    mongoc_collection_destroy(c->coll);
-    mongoc_collection_destroy(c->locks);
+    mongoc_collection_destroy(c->images);
+    mongoc_collection_destroy(c->sources);
     mongoc_client_pool_push(st->pool, c->client);
 }
 
-/* One createIndexes per index: FerretDB v1 drops the connection (a panic, "slice bounds out of
- * range") when one command lists several indexes that all exist already. */
-static int store_create_index(mongoc_database_t *db, const char *coll, const char *name,
-                              const bson_t *key, bool unique, char *err, size_t errlen)
+struct store_index {
+    const char *coll, *name, *k1, *k2;
+    bool unique;
+};
+
+static void store_index_spec(bson_t *arr, const char *key, const struct store_index *ix)
 {
-    bson_error_t e;
-    bson_t cmd = BSON_INITIALIZER, arr, spec;
-    BSON_APPEND_UTF8(&cmd, "createIndexes", coll);
-    BSON_APPEND_ARRAY_BEGIN(&cmd, "indexes", &arr);
-    BSON_APPEND_DOCUMENT_BEGIN(&arr, "0", &spec);
-    BSON_APPEND_DOCUMENT(&spec, "key", key);
-    BSON_APPEND_UTF8(&spec, "name", name);
-    if (unique)
+    bson_t spec, k;
+    BSON_APPEND_DOCUMENT_BEGIN(arr, key, &spec);
+    BSON_APPEND_DOCUMENT_BEGIN(&spec, "key", &k);
+    BSON_APPEND_INT32(&k, ix->k1, 1);
+    if (ix->k2)
+        BSON_APPEND_INT32(&k, ix->k2, 1);
+    bson_append_document_end(&spec, &k);
+    BSON_APPEND_UTF8(&spec, "name", ix->name);
+    if (ix->unique)
         BSON_APPEND_BOOL(&spec, "unique", true);
-    bson_append_document_end(&arr, &spec);
-    bson_append_array_end(&cmd, &arr);
-    bool ok = mongoc_database_write_command_with_opts(db, &cmd, NULL, NULL, &e);
-    bson_destroy(&cmd);
-    if (!ok) {
-        store_fail(err, errlen, &e, "createIndexes %s.%s", coll, name);
-        return -1;
+    bson_append_document_end(arr, &spec);
+}
+
+/* createIndexes for ix[0..n), all on one collection. FerretDB v1 drops the connection (a panic,
+ * "slice bounds out of range") when one command lists several indexes that all exist already,
+ * so on FerretDB each index is its own command. This is the only FerretDB-only path; it can go
+ * when FerretDB v1 is no longer supported (v2, on DocumentDB, accepts the plain command). */
+static int store_create_indexes(struct store *st, mongoc_database_t *db,
+                                const struct store_index *ix, size_t n, char *err, size_t errlen)
+{
+    size_t per_command = st->ferretdb ? 1 : n;
+    for (size_t i = 0; i < n; i += per_command) {
+        bson_error_t e;
+        bson_t cmd = BSON_INITIALIZER, arr;
+        BSON_APPEND_UTF8(&cmd, "createIndexes", ix[i].coll);
+        BSON_APPEND_ARRAY_BEGIN(&cmd, "indexes", &arr);
+        for (size_t j = 0; j < per_command && i + j < n; j++) {
+            char key[24];
+            snprintf(key, sizeof(key), "%zu", j);
+            store_index_spec(&arr, key, &ix[i + j]);
+        }
+        bson_append_array_end(&cmd, &arr);
+        bool ok = mongoc_database_write_command_with_opts(db, &cmd, NULL, NULL, &e);
+        bson_destroy(&cmd);
+        if (!ok) {
+            store_fail(err, errlen, &e, "createIndexes %s.%s", ix[i].coll, ix[i].name);
+            return -1;
+        }
     }
     return 0;
 }
@@ -326,31 +404,38 @@ static int store_create_index(mongoc_database_t *db, const char *coll, const cha
 int store_prepare(struct store *st, char *err, size_t errlen)
 {
     /* The GridFS indexes are the ones the bucket would create on its first upload, made here so
-     * that first upload does not race other workers doing the same. */
-    static const struct {
-        const char *coll, *name, *k1, *k2;
-        bool unique;
-    } ix[] = {
-        {STORE_COLL, "source_1", "source", NULL, true},
-        {STORE_COLL, "aliases_1", "aliases", NULL, false},
-        {STORE_COLL, "inserted_at_1", "inserted_at", NULL, false},
-        {STORED_BUCKET ".files", "filename_1_uploadDate_1", "filename", "uploadDate", false},
-        {STORED_BUCKET ".chunks", "files_id_1_n_1", "files_id", "n", true},
+     * that first upload does not race other workers doing the same. One group per collection. */
+    static const struct store_index images[] = {
+        {COLL_IMAGES, "inserted_at_1", DOC_INSERTED_AT, NULL, false},
+        {COLL_IMAGES, "source_1_stream_id_1", DOC_SOURCE, DOC_STREAM_ID, false},
     };
+    static const struct store_index sources[] = {
+        {COLL_SOURCES, "image_1", SRC_IMAGE, NULL, false},
+    };
+    static const struct store_index files[] = {
+        {GRIDFS_BUCKET ".files", "filename_1_uploadDate_1", "filename", "uploadDate", false},
+    };
+    static const struct store_index chunks[] = {
+        {GRIDFS_BUCKET ".chunks", "files_id_1_n_1", "files_id", "n", true},
+    };
+    static const struct {
+        const struct store_index *ix;
+        size_t n;
+    } groups[] = {{images, 2}, {sources, 1}, {files, 1}, {chunks, 1}};
+    bson_error_t e;
     mongoc_client_t *client = mongoc_client_pool_pop(st->pool);
-    mongoc_database_t *db = mongoc_client_get_database(client, st->db);
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i < sizeof(ix) / sizeof(ix[0]); i++) {
-        bson_t key = BSON_INITIALIZER;
-        BSON_APPEND_INT32(&key, ix[i].k1, 1);
-        if (ix[i].k2)
-            BSON_APPEND_INT32(&key, ix[i].k2, 1);
-        rc = store_create_index(db, ix[i].coll, ix[i].name, &key, ix[i].unique, err, errlen);
-        bson_destroy(&key);
-    }
+    pthread_mutex_lock(&st->lock);
+    int probed = st->probed;
+    pthread_mutex_unlock(&st->lock);
+    if (!probed && store_probe(st, client, &e) < 0)
+        rc = store_fail(err, errlen, &e, "hello");
+    mongoc_database_t *db = mongoc_client_get_database(client, st->db);
+    for (size_t i = 0; rc == 0 && i < sizeof(groups) / sizeof(groups[0]); i++)
+        rc = store_create_indexes(st, db, groups[i].ix, groups[i].n, err, errlen);
     mongoc_database_destroy(db);
     mongoc_client_pool_push(st->pool, client);
-    return rc;
+    return rc < 0 ? -1 : 0;
 }
 
 int store_ping(struct store *st, char *err, size_t errlen)
@@ -369,358 +454,167 @@ int store_ping(struct store *st, char *err, size_t errlen)
     return 0;
 }
 
-/* Copy a document's string _id into id (65 bytes); 0 if it is not one of ours. */
-static int store_doc_id(const bson_t *doc, char *id)
+int store_is_ferretdb(struct store *st)
 {
-    bson_iter_t it;
-    uint32_t len;
-    if (!bson_iter_init_find(&it, doc, "_id") || !BSON_ITER_HOLDS_UTF8(&it))
-        return 0;
-    const char *s = bson_iter_utf8(&it, &len);
-    if (len == 0 || len > 64)
-        return 0;
-    memcpy(id, s, len);
-    id[len] = '\0';
-    return 1;
+    pthread_mutex_lock(&st->lock);
+    int f = st->ferretdb;
+    pthread_mutex_unlock(&st->lock);
+    return f;
 }
 
-static int store_doc_has_source(const bson_t *doc, const char *url)
+static int64_t store_now_ms(void)
 {
-    bson_iter_t it;
-    return bson_iter_init_find(&it, doc, "source") && BSON_ITER_HOLDS_UTF8(&it) &&
-           strcmp(bson_iter_utf8(&it, NULL), url) == 0;
+    /* bson_append_now_utc() has whole seconds only: latency figures want milliseconds. */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
-/* Take the update lock of image sha: a document {_id: sha, owner, expires} in images.locks (see
- * the top comment for why). The lease frees the lock of a writer that died holding it; it
- * outlasts any call still in flight (socketTimeoutMS), so a live holder is never broken. */
-static int store_lock(struct store_conn *c, const char *sha, char *token, bson_error_t *e)
+/* Copy a string field of doc into buf (size len); "" when absent, not a string or too long. */
+static void store_copy_str(const bson_t *doc, const char *key, char *buf, size_t len)
 {
-    bson_oid_t oid;
-    bson_oid_init(&oid, NULL);
-    bson_oid_to_string(&oid, token);
-    unsigned seed = (unsigned)oid.bytes[11] | (unsigned)oid.bytes[10] << 8;
-    int64_t deadline = bson_get_monotonic_time() + STORE_LOCK_WAIT_MS * 1000;
-    for (;;) {
-        int64_t now = (int64_t)time(NULL) * 1000;
-        bson_t *lock = BCON_NEW("_id", BCON_UTF8(sha), "owner", BCON_UTF8(token), "expires",
-                                BCON_DATE_TIME(now + STORE_LOCK_LEASE_MS));
-        bool ok = mongoc_collection_insert_one(c->locks, lock, NULL, NULL, e);
-        bson_destroy(lock);
-        if (ok)
-            return 0;
-        if (!store_is_dup(e))
-            return -1;
-
-        bson_t *filter = BCON_NEW("_id", BCON_UTF8(sha));
-        mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c->locks, filter, NULL, NULL);
-        const bson_t *held;
-        char owner[32] = "";
-        int64_t expires = INT64_MAX;
-        bson_iter_t it;
-        int found = mongoc_cursor_next(cur, &held);
-        if (found) {
-            if (bson_iter_init_find(&it, held, "owner") && BSON_ITER_HOLDS_UTF8(&it))
-                snprintf(owner, sizeof(owner), "%s", bson_iter_utf8(&it, NULL));
-            if (bson_iter_init_find(&it, held, "expires") && BSON_ITER_HOLDS_DATE_TIME(&it))
-                expires = bson_iter_date_time(&it);
-        }
-        ok = !mongoc_cursor_error(cur, e);
-        mongoc_cursor_destroy(cur);
-        bson_destroy(filter);
-        if (!ok)
-            return -1;
-        if (!found)
-            continue; /* released meanwhile */
-        if (expires < now) {
-            /* Only that holder's lock, so a writer that broke it first and took it keeps it.
-             * Limit: FerretDB runs this filter and the delete as two steps too, so two writers
-             * breaking one expired lock at the same instant could both take it; that needs a
-             * writer to die inside a lock held for milliseconds. */
-            bson_t *sel = BCON_NEW("_id", BCON_UTF8(sha), "owner", BCON_UTF8(owner));
-            ok = mongoc_collection_delete_one(c->locks, sel, NULL, NULL, e);
-            bson_destroy(sel);
-            if (!ok)
-                return -1;
-            log_warn("event=store_lock_expired image=%s owner=%s", sha, owner);
-            continue;
-        }
-        if (bson_get_monotonic_time() > deadline) {
-            bson_set_error(e, 0, 0, "image %s stays locked by another writer", sha);
-            return -1;
-        }
-        seed = seed * 1103515245u + 12345u;
-        usleep(1000 + (seed >> 8) % 9000);
+    bson_iter_t it;
+    uint32_t n;
+    buf[0] = '\0';
+    if (!bson_iter_init_find(&it, doc, key) || !BSON_ITER_HOLDS_UTF8(&it))
+        return;
+    const char *s = bson_iter_utf8(&it, &n);
+    if (n < len) {
+        memcpy(buf, s, n);
+        buf[n] = '\0';
     }
 }
 
-static void store_unlock(struct store_conn *c, const char *sha, const char *token)
+/* sources[url] into *cl; *found 0 when there is none. */
+static int store_claim_read(struct store_conn *c, const char *url, struct store_claim *cl,
+                            int *found, bson_error_t *e)
 {
-    bson_error_t e;
-    bson_t *sel = BCON_NEW("_id", BCON_UTF8(sha), "owner", BCON_UTF8(token));
-    if (!mongoc_collection_delete_one(c->locks, sel, NULL, NULL, &e))
-        log_warn("event=store_unlock_failed image=%s error=%s", sha, e.message);
-    bson_destroy(sel);
+    bson_t *doc;
+    bson_iter_t it;
+    if (stored_find_id(c->sources, url, NULL, &doc, e) < 0)
+        return -1;
+    *found = doc != NULL;
+    if (doc == NULL)
+        return 0;
+    char role[16];
+    store_copy_str(doc, SRC_IMAGE, cl->image, sizeof(cl->image));
+    store_copy_str(doc, DOC_STREAM_ID, cl->owner, sizeof(cl->owner));
+    store_copy_str(doc, SRC_ROLE, role, sizeof(role));
+    cl->role = strcmp(role, ROLE_SOURCE) == 0 ? STORE_FOUND_SOURCE : STORE_FOUND_ALIAS;
+    cl->inserted_at =
+        bson_iter_init_find(&it, doc, DOC_INSERTED_AT) && BSON_ITER_HOLDS_DATE_TIME(&it)
+            ? bson_iter_date_time(&it)
+            : 0;
+    bson_destroy(doc);
+    return 0;
 }
 
-/* Run one update; *matched and *modified from the reply. The caller holds the image's lock. */
-static int store_update(struct store_conn *c, const bson_t *sel, const bson_t *upd, int *matched,
-                        int *modified, bson_error_t *e)
+/* images[id] without its bytes: whether it exists, and whether url with stream entry owner
+ * created it (its source and stream_id). */
+static int store_image_read(struct store_conn *c, const char *id, const char *url,
+                            const char *owner, struct store_image *im, bson_error_t *e)
 {
-    bson_t reply;
-    bson_iter_t it;
-    bool ok = mongoc_collection_update_one(c->coll, sel, upd, NULL, &reply, e);
-    if (ok) {
-        *matched = bson_iter_init_find(&it, &reply, "matchedCount") && bson_iter_as_int64(&it) > 0;
-        *modified =
-            bson_iter_init_find(&it, &reply, "modifiedCount") && bson_iter_as_int64(&it) > 0;
+    bson_t *doc;
+    bson_t *opts =
+        BCON_NEW("projection", "{", DOC_SOURCE, BCON_INT32(1), DOC_STREAM_ID, BCON_INT32(1), "}");
+    int rc = stored_find_id(c->images, id, opts, &doc, e);
+    bson_destroy(opts);
+    if (rc < 0)
+        return -1;
+    im->found = doc != NULL;
+    im->from_url = 0;
+    if (doc) {
+        char src[2048], sid[STORE_OWNER_MAX];
+        store_copy_str(doc, DOC_SOURCE, src, sizeof(src));
+        store_copy_str(doc, DOC_STREAM_ID, sid, sizeof(sid));
+        /* Both stream ids unknown also agree: data migrated from a layout that had none. */
+        im->from_url = strcmp(src, url) == 0 && strcmp(sid, owner) == 0;
+        bson_destroy(doc);
     }
-    bson_destroy(&reply);
+    return 0;
+}
+
+/* The claim of d->source for image d->sha256 with the given role (see the top comment). */
+static int store_claim_insert(struct store_conn *c, const struct store_doc *d, int role, int *dup,
+                              bson_error_t *e)
+{
+    bson_t doc = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&doc, DOC_ID, d->source);
+    BSON_APPEND_UTF8(&doc, SRC_IMAGE, d->sha256);
+    BSON_APPEND_UTF8(&doc, SRC_ROLE, role == STORE_FOUND_SOURCE ? ROLE_SOURCE : ROLE_ALIAS);
+    store_append_str(&doc, DOC_STREAM_ID, d->stream_id);
+    store_append_str(&doc, DOC_CONSUMER, d->consumer);
+    bson_append_date_time(&doc, DOC_INSERTED_AT, -1, store_now_ms());
+    bool ok = mongoc_collection_insert_one(c->sources, &doc, NULL, NULL, e);
+    bson_destroy(&doc);
+    *dup = !ok && store_is_dup(e);
     return ok ? 0 : -1;
 }
 
-/* Run one update on image sha under its lock. */
-static int store_update_locked(struct store_conn *c, const char *sha, const bson_t *sel,
-                               const bson_t *upd, int *matched, int *modified, bson_error_t *e)
+/* The filter of an update or delete of document id, which the caller has just read (or written)
+ * with fields k1 = v1 (and k2 = v2). On MongoDB the filter repeats those fields, so a document
+ * replaced meanwhile is left alone. FerretDB v1 pushes down a filter that is _id equality alone and
+ * scans the whole collection for any other (a second per call at 50,000 documents), so there the
+ * filter is the _id alone and the read just before is the check, with a window of one round trip in
+ * which another writer could replace the document (only on the rare paths: role fixes, a claim
+ * whose image is gone, a losing image). This is the protocol's only FerretDB-only path; it can go
+ * when FerretDB v1 is no longer supported. */
+static bson_t *store_guard_filter(const struct store_conn *c, const char *id, const char *k1,
+                                  const char *v1, const char *k2, const char *v2)
 {
-    char token[25];
-    if (store_lock(c, sha, token, e) < 0)
-        return -1;
-    int rc = store_update(c, sel, upd, matched, modified, e);
-    store_unlock(c, sha, token);
-    return rc;
+    if (c->ferretdb)
+        return BCON_NEW(DOC_ID, BCON_UTF8(id));
+    bson_t *f = BCON_NEW(DOC_ID, BCON_UTF8(id), k1, BCON_UTF8(v1));
+    if (k2)
+        BSON_APPEND_UTF8(f, k2, v2);
+    return f;
 }
 
-/* Advance elems (inside an alias_from array) to the next element recording url; *el views it. */
-static int store_alias_from_next(bson_iter_t *elems, const char *url, bson_t *el)
+/* Set the role of url's claim of image id (by this entry, owner). Rare: only when a race or a
+ * crash left it behind the image's own fields, which readers follow anyway. */
+static int store_claim_role(struct store_conn *c, const char *url, const char *id,
+                            const char *owner, int role, bson_error_t *e)
 {
-    while (bson_iter_next(elems)) {
-        bson_iter_t f;
-        uint32_t len;
-        const uint8_t *data;
-        if (!BSON_ITER_HOLDS_DOCUMENT(elems))
-            continue;
-        bson_iter_document(elems, &len, &data);
-        if (!bson_init_static(el, data, len))
-            continue;
-        if (bson_iter_init_find(&f, el, "url") && BSON_ITER_HOLDS_UTF8(&f) &&
-            strcmp(bson_iter_utf8(&f, NULL), url) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-static int store_alias_from_iter(const bson_t *doc, bson_iter_t *elems)
-{
-    bson_iter_t it;
-    return bson_iter_init_find(&it, doc, "alias_from") && BSON_ITER_HOLDS_ARRAY(&it) &&
-           bson_iter_recurse(&it, elems);
-}
-
-/* Copy doc's string field key into owner (STORE_OWNER_MAX bytes); "" if absent, not a string or
- * too long: a truncated id could equal another entry's. */
-static void store_owner_copy(const bson_t *doc, const char *key, char *owner)
-{
-    bson_iter_t it;
-    uint32_t len;
-    owner[0] = '\0';
-    if (!bson_iter_init_find(&it, doc, key) || !BSON_ITER_HOLDS_UTF8(&it))
-        return;
-    const char *s = bson_iter_utf8(&it, &len);
-    if (len < STORE_OWNER_MAX)
-        memcpy(owner, s, len + 1);
-}
-
-/* The stream id of the entry that aliased url on doc ("" when unknown). */
-static void store_alias_owner(const bson_t *doc, const char *url, char *owner)
-{
-    bson_iter_t elems;
-    bson_t el;
-    owner[0] = '\0';
-    if (store_alias_from_iter(doc, &elems) && store_alias_from_next(&elems, url, &el))
-        store_owner_copy(&el, "stream_id", owner);
-}
-
-/* Pull url from the aliases of image id, and its elements from alias_from, unless url is that
- * image's source. FerretDB v1's $pull takes values, not conditions ({url: u} matches no element),
- * so the elements are read and removed by exact value with $pullAll, both under the lock: every
- * update of the document holds it, so what was read is what the update removes. */
-static int store_unalias(struct store_conn *c, const char *id, const char *url, int *modified,
-                         bson_error_t *e)
-{
-    char token[25];
-    int matched = 0, rc = -1;
-    uint32_t n = 0;
-    const bson_t *doc;
-    mongoc_cursor_t *cur;
-    bson_t elems = BSON_INITIALIZER, upd = BSON_INITIALIZER, sub;
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
-    bson_t *opts = BCON_NEW("projection", "{", "alias_from", BCON_INT32(1), "}");
-    bson_t *sel = BCON_NEW("_id", BCON_UTF8(id), "source", "{", "$ne", BCON_UTF8(url), "}");
-
-    if (store_lock(c, id, token, e) < 0)
-        goto done;
-    cur = mongoc_collection_find_with_opts(c->coll, filter, opts, NULL);
-    if (mongoc_cursor_next(cur, &doc)) {
-        bson_iter_t it;
-        bson_t el;
-        if (store_alias_from_iter(doc, &it)) {
-            while (store_alias_from_next(&it, url, &el)) {
-                char key[16];
-                const char *k;
-                size_t klen = bson_uint32_to_string(n++, &k, key, sizeof(key));
-                bson_append_document(&elems, k, (int)klen, &el);
-            }
-        }
-    }
-    bool ok = !mongoc_cursor_error(cur, e);
-    mongoc_cursor_destroy(cur);
-    if (ok) {
-        BSON_APPEND_DOCUMENT_BEGIN(&upd, "$pull", &sub);
-        BSON_APPEND_UTF8(&sub, "aliases", url);
-        bson_append_document_end(&upd, &sub);
-        if (n > 0) {
-            BSON_APPEND_DOCUMENT_BEGIN(&upd, "$pullAll", &sub);
-            BSON_APPEND_ARRAY(&sub, "alias_from", &elems);
-            bson_append_document_end(&upd, &sub);
-        }
-        rc = store_update(c, sel, &upd, &matched, modified, e);
-    }
-    store_unlock(c, id, token);
-done:
-    bson_destroy(&elems);
-    bson_destroy(&upd);
-    bson_destroy(filter);
-    bson_destroy(opts);
+    const char *r = role == STORE_FOUND_SOURCE ? ROLE_SOURCE : ROLE_ALIAS;
+    bson_t *sel = store_guard_filter(c, url, SRC_IMAGE, id, DOC_STREAM_ID, owner);
+    bson_t *upd = BCON_NEW("$set", "{", SRC_ROLE, BCON_UTF8(r), "}");
+    bool ok = mongoc_collection_update_one(c->sources, sel, upd, NULL, NULL, e);
     bson_destroy(sel);
-    return rc;
+    bson_destroy(upd);
+    return ok ? 0 : -1;
 }
 
-/* Pull url from the aliases of each listed holder but keep. */
-static int store_pull(struct store_conn *c, const char *url, const bson_t *holders,
-                      const char *keep, bson_error_t *e)
+/* Remove a stale claim of this entry (see resolve in the top comment). */
+static int store_claim_delete(struct store_conn *c, const char *url, const struct store_claim *cl,
+                              bson_error_t *e)
 {
-    bson_iter_t it;
-    bson_iter_init(&it, holders);
-    while (bson_iter_next(&it)) {
-        const char *id = bson_iter_utf8(&it, NULL);
-        if (strcmp(id, keep) == 0)
-            continue;
-        int modified = 0;
-        if (store_unalias(c, id, url, &modified, e) < 0)
-            return -1;
-        if (modified)
-            log_info("event=store_repair url=%s canonical=%s pulled_from=%s", url, keep, id);
-    }
-    return 0;
-}
-
-/* Find the URL's canonical document (*role = 0 when unclaimed) and the stream id that recorded
- * the URL there (owner, STORE_OWNER_MAX bytes). With repair set, also pull the URL from the
- * aliases of every other holder seen: only those, never a holder this read did not see, which is
- * what makes concurrent repairs converge (see the top comment). */
-static int store_settle(struct store_conn *c, const char *url, int repair, char *canon, char *owner,
-                        int *role, bson_error_t *e)
-{
-    bson_t *filter = BCON_NEW("$or", "[", "{", "source", BCON_UTF8(url), "}", "{", "aliases",
-                              BCON_UTF8(url), "}", "]");
-    /* All of alias_from: FerretDB v1 rejects an $elemMatch projection. */
-    bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "source", BCON_INT32(1),
-                            "stream_id", BCON_INT32(1), "alias_from", BCON_INT32(1), "}");
-    bson_t holders = BSON_INITIALIZER;
-    uint32_t nholders = 0;
-    char source[65] = "", alias[65] = "";
-    char source_owner[STORE_OWNER_MAX] = "", alias_owner[STORE_OWNER_MAX] = "";
-    const bson_t *doc;
-    int rc = -1;
-
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c->coll, filter, opts, NULL);
-    while (mongoc_cursor_next(cur, &doc)) {
-        char id[65];
-        if (!store_doc_id(doc, id))
-            continue;
-        if (store_doc_has_source(doc, url)) {
-            memcpy(source, id, sizeof(id));
-            store_owner_copy(doc, "stream_id", source_owner);
-            continue;
-        }
-        char key[16];
-        const char *k;
-        size_t klen = bson_uint32_to_string(nholders++, &k, key, sizeof(key));
-        bson_append_utf8(&holders, k, (int)klen, id, -1);
-        if (alias[0] == '\0' || strcmp(id, alias) < 0) {
-            memcpy(alias, id, sizeof(id));
-            store_alias_owner(doc, url, alias_owner);
-        }
-    }
-    if (mongoc_cursor_error(cur, e))
-        goto done;
-
-    const char *best = source[0] ? source : alias;
-    *role = source[0] ? STORE_FOUND_SOURCE : alias[0] ? STORE_FOUND_ALIAS : 0;
-    if (*role) {
-        memcpy(canon, best, strlen(best) + 1);
-        memcpy(owner, source[0] ? source_owner : alias_owner, STORE_OWNER_MAX);
-    }
-    if (repair && nholders > (source[0] ? 0u : 1u) && store_pull(c, url, &holders, best, e) < 0)
-        goto done;
-    rc = 0;
-done:
-    mongoc_cursor_destroy(cur);
-    bson_destroy(&holders);
-    bson_destroy(filter);
-    bson_destroy(opts);
-    return rc;
-}
-
-static void store_append_str(bson_t *b, const char *key, const char *val)
-{
-    if (val)
-        BSON_APPEND_UTF8(b, key, val);
-    else
-        BSON_APPEND_NULL(b, key);
-}
-
-/* Add url to the aliases of image sha, and {url, stream_id} to its alias_from, in one update,
- * unless url is that image's source or already one of its aliases: so each alias has exactly one
- * alias_from element, the first recorder's. *matched = 0 when nothing was added. */
-static int store_alias(struct store_conn *c, const char *sha, const char *url,
-                       const char *stream_id, int *matched, int *modified, bson_error_t *e)
-{
-    bson_t upd = BSON_INITIALIZER, push, from;
-    bson_t *sel = BCON_NEW("_id", BCON_UTF8(sha), "source", "{", "$ne", BCON_UTF8(url), "}",
-                           "aliases", "{", "$ne", BCON_UTF8(url), "}");
-    BSON_APPEND_DOCUMENT_BEGIN(&upd, "$push", &push);
-    BSON_APPEND_UTF8(&push, "aliases", url);
-    BSON_APPEND_DOCUMENT_BEGIN(&push, "alias_from", &from);
-    BSON_APPEND_UTF8(&from, "url", url);
-    store_append_str(&from, "stream_id", stream_id);
-    bson_append_document_end(&push, &from);
-    bson_append_document_end(&upd, &push);
-    int rc = store_update_locked(c, sha, sel, &upd, matched, modified, e);
+    bson_t *sel = store_guard_filter(c, url, SRC_IMAGE, cl->image, DOC_STREAM_ID, cl->owner);
+    bool ok = mongoc_collection_delete_one(c->sources, sel, NULL, NULL, e);
     bson_destroy(sel);
-    bson_destroy(&upd);
-    return rc;
+    if (ok)
+        log_info("event=store_stale_claim url=%s image=%s entry=%s", url, cl->image, cl->owner);
+    return ok ? 0 : -1;
 }
 
-/* Every field but _id and image, in SPEC §6 order; alias_from follows aliases. */
+static int store_same_entry(const char *a, const char *b)
+{
+    return a != NULL && b != NULL && a[0] != '\0' && strcmp(a, b) == 0;
+}
+
+/* Every field but _id and image, in SPEC §6 order. */
 static void store_meta_build(const struct store_doc *d, bson_t *meta)
 {
     bson_t sub, arr, item;
     bson_init(meta);
-    BSON_APPEND_UTF8(meta, "sha256", d->sha256);
-    store_append_str(meta, "format", d->format);
-    BSON_APPEND_INT32(meta, "width", d->width);
-    BSON_APPEND_INT32(meta, "height", d->height);
-    BSON_APPEND_INT32(meta, "channels", d->channels);
-    BSON_APPEND_INT64(meta, "bytes", (int64_t)d->image_len);
-    BSON_APPEND_UTF8(meta, "source", d->source);
-    BSON_APPEND_ARRAY_BEGIN(meta, "aliases", &arr);
-    bson_append_array_end(meta, &arr);
-    BSON_APPEND_ARRAY_BEGIN(meta, "alias_from", &arr);
-    bson_append_array_end(meta, &arr);
+    BSON_APPEND_UTF8(meta, DOC_SHA256, d->sha256);
+    store_append_str(meta, DOC_FORMAT, d->format);
+    BSON_APPEND_INT32(meta, DOC_WIDTH, d->width);
+    BSON_APPEND_INT32(meta, DOC_HEIGHT, d->height);
+    BSON_APPEND_INT32(meta, DOC_CHANNELS, d->channels);
+    BSON_APPEND_INT64(meta, DOC_BYTES, (int64_t)d->image_len);
+    BSON_APPEND_UTF8(meta, DOC_SOURCE, d->source);
 
-    BSON_APPEND_DOCUMENT_BEGIN(meta, "origin", &sub);
+    BSON_APPEND_DOCUMENT_BEGIN(meta, DOC_ORIGIN, &sub);
     store_append_str(&sub, "final_url", d->origin.final_url);
     store_append_str(&sub, "content_type", d->origin.content_type);
     BSON_APPEND_INT64(&sub, "bytes", (int64_t)d->origin.bytes);
@@ -729,7 +623,7 @@ static void store_meta_build(const struct store_doc *d, bson_t *meta)
     BSON_APPEND_INT32(&sub, "height", d->origin.height);
     bson_append_document_end(meta, &sub);
 
-    BSON_APPEND_ARRAY_BEGIN(meta, "transforms", &arr);
+    BSON_APPEND_ARRAY_BEGIN(meta, DOC_TRANSFORMS, &arr);
     for (int i = 0; i < d->ntransforms; i++) {
         char key[16];
         const char *k;
@@ -743,14 +637,10 @@ static void store_meta_build(const struct store_doc *d, bson_t *meta)
     }
     bson_append_array_end(meta, &arr);
 
-    /* bson_append_now_utc() has whole seconds only: latency figures want milliseconds. */
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    bson_append_date_time(meta, "inserted_at", -1,
-                          (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
-    store_append_str(meta, "stream_id", d->stream_id);
-    store_append_str(meta, "consumer", d->consumer);
-    BSON_APPEND_INT32(meta, "attempts", d->attempts);
+    bson_append_date_time(meta, DOC_INSERTED_AT, -1, store_now_ms());
+    store_append_str(meta, DOC_STREAM_ID, d->stream_id);
+    store_append_str(meta, DOC_CONSUMER, d->consumer);
+    BSON_APPEND_INT32(meta, DOC_ATTEMPTS, d->attempts);
 }
 
 /* The inline document's exact BSON size: header and terminator, the _id element (type, "_id\0",
@@ -830,7 +720,7 @@ static int store_gridfs_upload(mongoc_gridfs_bucket_t *b, const struct store_doc
     bson_value_t v = {.value_type = BSON_TYPE_OID};
     bson_oid_copy(id, &v.value.v_oid);
     snprintf(name, sizeof(name), "%s.png", d->sha256);
-    bson_t *opts = BCON_NEW("metadata", "{", "sha256", BCON_UTF8(d->sha256), "source",
+    bson_t *opts = BCON_NEW("metadata", "{", DOC_SHA256, BCON_UTF8(d->sha256), DOC_SOURCE,
                             BCON_UTF8(d->source), "}");
     mongoc_stream_t *s = mongoc_gridfs_bucket_open_upload_stream_with_id(b, &v, name, opts, e);
     bson_destroy(opts);
@@ -871,7 +761,7 @@ static int store_insert(struct store *st, struct store_conn *c, const struct sto
     int rc = -1;
 
     *dup = 0;
-    BSON_APPEND_UTF8(&doc, "_id", d->sha256);
+    BSON_APPEND_UTF8(&doc, DOC_ID, d->sha256);
     if (gridfs) {
         bucket = store_bucket_new(st, c->client, e);
         if (bucket == NULL)
@@ -880,14 +770,14 @@ static int store_insert(struct store *st, struct store_conn *c, const struct sto
         if (store_gridfs_upload(bucket, d, &fid, e) < 0)
             goto done;
     } else {
-        bson_append_utf8(&doc, "image", 5, d->image_b64, (int)d->image_b64_len);
+        bson_append_utf8(&doc, DOC_IMAGE, -1, d->image_b64, (int)d->image_b64_len);
     }
     bson_concat(&doc, meta);
     if (gridfs) {
-        BSON_APPEND_UTF8(&doc, "storage", "gridfs");
-        BSON_APPEND_OID(&doc, "gridfs_id", &fid);
+        BSON_APPEND_UTF8(&doc, DOC_STORAGE, "gridfs");
+        BSON_APPEND_OID(&doc, DOC_GRIDFS_ID, &fid);
     }
-    if (mongoc_collection_insert_one(c->coll, &doc, NULL, NULL, e)) {
+    if (mongoc_collection_insert_one(c->images, &doc, NULL, NULL, e)) {
         rc = 0;
     } else {
         *dup = store_is_dup(e);
@@ -902,14 +792,89 @@ done:
     return rc;
 }
 
-/* The answer for a URL that is recorded already: the recording entry's own outcome when it is
- * this entry (an earlier write whose reply was lost, or a redelivery), else STORE_ALREADY. */
-static enum store_outcome store_recorded(const struct store_doc *d, int role, const char *owner)
+/* What resolve decided about an existing claim. */
+enum store_resolved {
+    RESOLVED,     /* *out is the entry's outcome */
+    RESOLVE_AGAIN /* a claim whose image is gone was removed: start over */
+};
+
+/* resolve in the top comment. */
+static int store_resolve(struct store_conn *c, const struct store_doc *d,
+                         const struct store_claim *cl, enum store_outcome *out, bson_error_t *e)
 {
-    if (d->stream_id == NULL || d->stream_id[0] == '\0' || owner[0] == '\0' ||
-        strcmp(owner, d->stream_id) != 0)
-        return STORE_ALREADY;
-    return role == STORE_FOUND_SOURCE ? STORE_INSERTED : STORE_ALIASED;
+    struct store_image im;
+    if (!store_same_entry(cl->owner, d->stream_id)) {
+        *out = STORE_ALREADY;
+        return RESOLVED;
+    }
+    if (store_image_read(c, cl->image, d->source, cl->owner, &im, e) < 0)
+        return -1;
+    if (!im.found)
+        return store_claim_delete(c, d->source, cl, e) < 0 ? -1 : RESOLVE_AGAIN;
+    int role = im.from_url ? STORE_FOUND_SOURCE : STORE_FOUND_ALIAS;
+    bson_error_t e2;
+    if (cl->role != role && store_claim_role(c, d->source, cl->image, cl->owner, role, &e2) < 0)
+        log_warn("event=store_role_fix_failed url=%s error=\"%s\"", d->source, e2.message);
+    *out = role == STORE_FOUND_SOURCE ? STORE_INSERTED : STORE_ALIASED;
+    return RESOLVED;
+}
+
+/* A redelivery found no claim: was it cut between its image and its claim? The image it wrote
+ * then has source u and this entry's stream_id (index source_1_stream_id_1). Into id, "" when
+ * not. The one query here that is not by _id: it runs only for a redelivered entry whose URL
+ * has no claim, never on a first delivery. */
+static int store_orphan_find(struct store_conn *c, const struct store_doc *d, char *id,
+                             bson_error_t *e)
+{
+    id[0] = '\0';
+    if (d->stream_id == NULL || d->stream_id[0] == '\0')
+        return 0;
+    bson_t *filter =
+        BCON_NEW(DOC_SOURCE, BCON_UTF8(d->source), DOC_STREAM_ID, BCON_UTF8(d->stream_id));
+    bson_t *opts = BCON_NEW("projection", "{", DOC_ID, BCON_INT32(1), "}", "limit", BCON_INT64(1));
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c->images, filter, opts, NULL);
+    const bson_t *doc;
+    int rc = 0;
+    if (mongoc_cursor_next(cur, &doc))
+        store_copy_str(doc, DOC_ID, id, 65);
+    else if (mongoc_cursor_error(cur, e))
+        rc = -1;
+    mongoc_cursor_destroy(cur);
+    bson_destroy(filter);
+    bson_destroy(opts);
+    return rc;
+}
+
+/* This delivery inserted image X and then lost the URL to another delivery: remove X, so that
+ * `stored` stays the number of documents, unless a URL names it by now (an alias of these bytes
+ * written meanwhile): after the delete, the claims of X are read (index image_1) and X is
+ * inserted again if there is one; a writer of such an alias inserted its claim after finding X,
+ * so either this read sees it or X was still there. Rare: two deliveries of one URL at once. A
+ * GridFS image is left in place (its upload is too costly to redo on a guess); verify reports
+ * it as an image without its source. */
+static void store_unstore(struct store *st, struct store_conn *c, const struct store_doc *d,
+                          const bson_t *meta, int gridfs)
+{
+    bson_error_t e;
+    if (gridfs) {
+        log_warn("event=store_losing_image_kept image=%s url=%s", d->sha256, d->source);
+        return;
+    }
+    bson_t *sel = store_guard_filter(c, d->sha256, DOC_SOURCE, d->source, NULL, NULL);
+    bool ok = mongoc_collection_delete_one(c->images, sel, NULL, NULL, &e);
+    bson_destroy(sel);
+    if (!ok) {
+        log_warn("event=store_losing_image_kept image=%s error=\"%s\"", d->sha256, e.message);
+        return;
+    }
+    bson_t *filter = BCON_NEW(SRC_IMAGE, BCON_UTF8(d->sha256));
+    int64_t named = mongoc_collection_count_documents(c->sources, filter, NULL, NULL, NULL, &e);
+    bson_destroy(filter);
+    int dup;
+    if (named != 0 && store_insert(st, c, d, meta, 0, &dup, &e) < 0 && !dup)
+        log_warn("event=store_image_restore_failed image=%s error=\"%s\"", d->sha256, e.message);
+    log_info("event=store_losing_image image=%s url=%s %s", d->sha256, d->source,
+             named != 0 ? "restored=1" : "removed=1");
 }
 
 int store_put(struct store *st, const struct store_doc *d, enum store_outcome *out, char *err,
@@ -918,13 +883,12 @@ int store_put(struct store *st, const struct store_doc *d, enum store_outcome *o
     bson_error_t e;
     bson_t meta;
     struct store_conn c;
-    char canon[65], owner[STORE_OWNER_MAX];
-    int role, rc = STORE_ERR_TRANSIENT;
+    int rc = STORE_ERR_TRANSIENT;
 
     if (store_doc_check(d, err, errlen) < 0)
         return STORE_ERR_PERMANENT;
     store_meta_build(d, &meta);
-    int gridfs = store_inline_size(d, &meta) + STORE_ALIAS_ROOM > STORE_BSON_MAX;
+    int gridfs = store_inline_size(d, &meta) > STORE_BSON_MAX;
     if (gridfs ? d->image == NULL : d->image_b64 == NULL) {
         snprintf(err, errlen, "store: %s is missing", gridfs ? "image (raw bytes)" : "image_b64");
         bson_destroy(&meta);
@@ -932,64 +896,85 @@ int store_put(struct store *st, const struct store_doc *d, enum store_outcome *o
     }
 
     store_conn_open(st, &c);
-    /* GridFS documents try the alias first: an upload is costly, and wasted if the image is
-     * already stored. */
-    int insert = !gridfs;
+    const char *owner = d->stream_id ? d->stream_id : "";
     for (int round = 0; round < STORE_PUT_ROUNDS; round++) {
-        /* A first delivery's URL has just entered the dedup set: insert at once, and settle
-         * only if the insert collides (see "First deliveries" above). */
-        int fast = d->first_delivery && insert && round == 0;
-        if (!fast && store_settle(&c, d->source, 1, canon, owner, &role, &e) < 0) {
+        struct store_claim cl;
+        struct store_image im = {0};
+        char orphan[65] = "";
+        int have = 0, dup = 0, created = 0;
+        /* A first delivery's first try: its URL has just entered the dedup set, so only
+         * inserts, and a collision says what happened. Anything else may follow an earlier
+         * write of this entry (a redelivery, a retry after a lost reply): read first. */
+        int fresh = d->first_delivery && round == 0;
+        if (!fresh && store_claim_read(&c, d->source, &cl, &have, &e) < 0) {
             rc = store_fail(err, errlen, &e, "find url %s", d->source);
             goto done;
         }
-        if (!fast && role) {
-            *out = store_recorded(d, role, owner);
-            rc = 0;
+        if (!fresh && !have && store_orphan_find(&c, d, orphan, &e) < 0) {
+            rc = store_fail(err, errlen, &e, "find images of %s", d->source);
             goto done;
         }
-        if (insert) {
-            int dup;
-            if (store_insert(st, &c, d, &meta, gridfs, &dup, &e) == 0) {
-                /* Ours is the source now; settle only removes aliases another writer of this
-                 * URL may have added meanwhile. If it fails the insert still stands: readers
-                 * apply the same canonical rule (a source wins), and the next settle of this
-                 * URL removes the stray alias. */
-                if (!fast && store_settle(&c, d->source, 1, canon, owner, &role, &e) < 0)
-                    log_warn("event=store_settle_failed url=%s error=%s", d->source, e.message);
+        if (!have && orphan[0]) {
+            /* Cut between its image and its claim: finish with the image it wrote then. */
+            struct store_doc o = *d;
+            o.sha256 = orphan;
+            if (store_claim_insert(&c, &o, STORE_FOUND_SOURCE, &dup, &e) == 0) {
                 *out = STORE_INSERTED;
                 rc = 0;
                 goto done;
             }
             if (!dup) {
-                rc = store_fail(err, errlen, &e, "insert %s", d->sha256);
+                rc = store_fail(err, errlen, &e, "claim %s", d->source);
                 goto done;
             }
-            insert = 0;
             continue;
         }
-        int matched = 0, modified = 0;
-        if (store_alias(&c, d->sha256, d->source, d->stream_id, &matched, &modified, &e) < 0) {
-            rc = store_fail(err, errlen, &e, "alias %s on %s", d->source, d->sha256);
+        if (!have) {
+            /* Step 1: the image. */
+            if (store_insert(st, &c, d, &meta, gridfs, &dup, &e) == 0) {
+                created = 1;
+            } else if (!dup) {
+                rc = store_fail(err, errlen, &e, "insert %s", d->sha256);
+                goto done;
+            } else if (!fresh) {
+                /* A retry: the image may be this entry's own, from the write whose reply was
+                 * lost. */
+                if (store_image_read(&c, d->sha256, d->source, owner, &im, &e) < 0) {
+                    rc = store_fail(err, errlen, &e, "find %s", d->sha256);
+                    goto done;
+                }
+                created = im.from_url;
+            }
+            /* Step 2: the claim, with the role step 1 decided. */
+            int role = created ? STORE_FOUND_SOURCE : STORE_FOUND_ALIAS;
+            if (store_claim_insert(&c, d, role, &dup, &e) == 0) {
+                *out = created ? STORE_INSERTED : STORE_ALIASED;
+                rc = 0;
+                goto done;
+            }
+            if (!dup) {
+                rc = store_fail(err, errlen, &e, "claim %s", d->source);
+                goto done;
+            }
+            if (store_claim_read(&c, d->source, &cl, &have, &e) < 0) {
+                rc = store_fail(err, errlen, &e, "find url %s", d->source);
+                goto done;
+            }
+            if (!have)
+                continue; /* removed meanwhile (verify --fix): again */
+            /* Another delivery holds the URL; an image only this delivery needed must go. */
+            if (created && strcmp(cl.image, d->sha256) != 0)
+                store_unstore(st, &c, d, &meta, gridfs);
+        }
+        int r = store_resolve(&c, d, &cl, out, &e);
+        if (r < 0) {
+            rc = store_fail(err, errlen, &e, "resolve %s", d->source);
             goto done;
         }
-        if (!matched) {
-            /* The image is not stored, or the URL became its source or one of its aliases
-             * meanwhile: the next round's settle tells. */
-            insert = 1;
-            continue;
-        }
-        if (store_settle(&c, d->source, 1, canon, owner, &role, &e) < 0) {
-            rc = store_fail(err, errlen, &e, "find url %s", d->source);
+        if (r == RESOLVED) {
+            rc = 0;
             goto done;
         }
-        if (!role)
-            continue; /* the alias did not hold: never answer ALREADY for an unclaimed URL */
-        *out = modified && role == STORE_FOUND_ALIAS && strcmp(canon, d->sha256) == 0
-                   ? STORE_ALIASED
-                   : store_recorded(d, role, owner);
-        rc = 0;
-        goto done;
     }
     snprintf(err, errlen, "mongo: %s: no stable outcome after %d rounds", d->source,
              STORE_PUT_ROUNDS);
@@ -1004,24 +989,28 @@ int store_find_url(struct store *st, const char *url, char *id_out, char *owner_
 {
     bson_error_t e;
     struct store_conn c;
-    char canon[65], owner[STORE_OWNER_MAX];
-    int role;
+    struct store_claim cl;
+    struct store_image im = {0};
+    int have = 0;
     if (url == NULL || !bson_utf8_validate(url, strlen(url), false)) {
         snprintf(err, errlen, "store: url is missing or not valid UTF-8");
         return -1;
     }
     store_conn_open(st, &c);
-    int rc = store_settle(&c, url, 0, canon, owner, &role, &e);
+    int rc = store_claim_read(&c, url, &cl, &have, &e);
+    if (rc == 0 && have)
+        rc = store_image_read(&c, cl.image, url, cl.owner, &im, &e);
     store_conn_close(st, &c);
     if (rc < 0) {
         store_fail(err, errlen, &e, "find url %s", url);
         return -1;
     }
-    *found = role;
-    if (role) {
-        memcpy(id_out, canon, strlen(canon) + 1);
+    /* A claim whose image is missing is a write in progress or cut by a crash: not stored. */
+    *found = !have || !im.found ? 0 : im.from_url ? STORE_FOUND_SOURCE : STORE_FOUND_ALIAS;
+    if (*found) {
+        memcpy(id_out, cl.image, strlen(cl.image) + 1);
         if (owner_out)
-            memcpy(owner_out, owner, strlen(owner) + 1);
+            memcpy(owner_out, cl.owner, strlen(cl.owner) + 1);
     }
     return 0;
 }
@@ -1046,10 +1035,10 @@ int store_get(struct store *st, const char *id, int *found, char **json, unsigne
         *json = NULL;
     if (png)
         *png = NULL;
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
-    bson_t *opts = png ? bson_new() : BCON_NEW("projection", "{", "image", BCON_INT32(0), "}");
+    bson_t *filter = BCON_NEW(DOC_ID, BCON_UTF8(id));
+    bson_t *opts = png ? bson_new() : BCON_NEW("projection", "{", DOC_IMAGE, BCON_INT32(0), "}");
     store_conn_open(st, &c);
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c.coll, filter, opts, NULL);
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c.images, filter, opts, NULL);
     const bson_t *doc;
     if (mongoc_cursor_next(cur, &doc)) {
         *found = 1;
@@ -1064,7 +1053,7 @@ int store_get(struct store *st, const char *id, int *found, char **json, unsigne
         }
         if (rc == 0 && json) {
             bson_t meta = BSON_INITIALIZER;
-            bson_copy_to_excluding_noinit(doc, &meta, "image", NULL);
+            bson_copy_to_excluding_noinit(doc, &meta, DOC_IMAGE, NULL);
             *json = store_json(&meta);
             bson_destroy(&meta);
             if (*json == NULL)
@@ -1091,11 +1080,11 @@ int store_list(struct store *st, const char *after, int limit, char **json, char
     struct store_conn c;
     *json = NULL;
     bson_t *filter =
-        after && *after ? BCON_NEW("_id", "{", "$gt", BCON_UTF8(after), "}") : bson_new();
-    bson_t *opts = BCON_NEW("projection", "{", "image", BCON_INT32(0), "}", "sort", "{", "_id",
+        after && *after ? BCON_NEW(DOC_ID, "{", "$gt", BCON_UTF8(after), "}") : bson_new();
+    bson_t *opts = BCON_NEW("projection", "{", DOC_IMAGE, BCON_INT32(0), "}", "sort", "{", DOC_ID,
                             BCON_INT32(1), "}", "limit", BCON_INT64(limit));
     store_conn_open(st, &c);
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c.coll, filter, opts, NULL);
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c.images, filter, opts, NULL);
     bson_t list = BSON_INITIALIZER, arr;
     BSON_APPEND_ARRAY_BEGIN(&list, "images", &arr);
     const bson_t *doc;

@@ -1,6 +1,7 @@
-/* store.h -- the consumer's MongoDB store: one document per image, one image per URL.
+/* store.h -- the consumer's MongoDB store: one document per image (`images`), one image per URL
+ * (`sources`, keyed by the URL).
  *
- * SPEC §5.3 and §6.
+ * SPEC §5.3 and §6; the protocol and its races are described at the top of store.c.
  *
  * Every function may be called from any thread at the same time: each call borrows a client from
  * the store's pool and gives it back. None may run on the event loop thread: they block on the
@@ -22,8 +23,13 @@
 #define STORE_ERR_PERMANENT (-2)
 
 /* store_find_url's *found: how the URL is recorded. */
-#define STORE_FOUND_SOURCE 1 /* it is the `source` of the document */
-#define STORE_FOUND_ALIAS  2 /* it is one of the document's `aliases` */
+#define STORE_FOUND_SOURCE 1 /* its `sources` document has role source: it produced the image */
+#define STORE_FOUND_ALIAS  2 /* role alias: identical bytes were stored from another URL */
+
+/* How long after its inserted_at a document may still be part of a store_put in progress (a
+ * claim whose image is being moved, an image whose claim is not written yet): it outlasts a few
+ * socket timeouts. `pixflow verify` judges the layout of older documents only. */
+#define STORE_CLAIM_LEASE_MS 120000
 
 /* Size of store_find_url's owner_out: a Redis stream id ("<ms>-<seq>", at most 41 characters) and
  * its NUL. A recorded stream id that does not fit is reported as unknown (""). */
@@ -51,8 +57,9 @@ struct store_doc {
     int ntransforms;
     const char *stream_id, *consumer;
     int attempts;
-    int first_delivery; /* the URL has just entered the dedup set with this entry: store_put may
-                           insert without looking the URL up first (see store.c) */
+    int first_delivery; /* the URL has just entered the dedup set with this entry and this is
+                           its first store_put: inserts only, no read (see store.c); 0 for a
+                           retry after a failed store_put, whose write may have happened */
 };
 
 /* The outcome describes the stream entry (d->stream_id), not only this call: when the URL is
@@ -61,12 +68,12 @@ struct store_doc {
  * ALIASED, although this call wrote nothing. So every delivery of one entry gets the same answer
  * and the caller must count each entry once. */
 enum store_outcome {
-    STORE_INSERTED, /* a new document with this URL as its source, by this entry */
-    STORE_ALIASED,  /* identical bytes were stored from another URL: this URL added to aliases
-                     * (and alias_from) by this entry */
-    STORE_ALREADY   /* this URL already maps to a stored image (source or alias), recorded by a
-                     * different entry, or by one that is unknown (a NULL or empty stream id on
-                     * either side): nothing written */
+    STORE_INSERTED, /* a new `images` document from this URL, by this entry (role source) */
+    STORE_ALIASED,  /* identical bytes were stored from another URL: this URL recorded in
+                     * `sources` with role alias by this entry */
+    STORE_ALREADY   /* this URL is already recorded in `sources` by a different entry, or by one
+                     * that is unknown (a NULL or empty stream id on either side): nothing
+                     * written */
 };
 
 /* Once per process: store_global_init() in main() before any thread or store exists,
@@ -78,26 +85,32 @@ void store_global_cleanup(void);
 /* Parses the URI (database = its path, default "pixflow") and creates the pool; no network I/O.
  * Options the URI does not set get defaults that make a down server a fast transient error:
  * serverSelectionTimeoutMS=2000, connectTimeoutMS=2000, socketTimeoutMS=30000, retryWrites=true.
- * Write concern and read preference are the URI's (e.g. ?w=majority). */
+ * Write concern: the URI's if it names one (w, journal, wtimeoutMS); otherwise w:majority with
+ * journaling when the server is a replica set (hello has setName, asked at the first call), and
+ * the server's default on a standalone. */
 struct store *store_new(const char *uri, char *err, size_t errlen);
 void store_free(struct store *st);
 
-/* Creates the indexes (unique `source`, `aliases`, `inserted_at`, and GridFS's on images.files and
- * images.chunks). Idempotent. */
+/* Asks the server what it is (see store_new) and creates the indexes (`images.inserted_at`,
+ * `images.{source, stream_id}`, `sources.image`, and GridFS's on images.files and images.chunks).
+ * Idempotent. */
 int store_prepare(struct store *st, char *err, size_t errlen);
 
-/* Stores d exactly once: see store.c for the protocol and the races it resolves. A source
- * document records its entry as `stream_id`; an alias records it as an element {url, stream_id}
- * of `alias_from`, written in the same update as the URL in `aliases`. */
+/* 1 when the server answered buildInfo as FerretDB (known after store_prepare or a first call). */
+int store_is_ferretdb(struct store *st);
+
+/* Stores d exactly once: see store.c for the protocol and the races it resolves. The URL's
+ * `sources` document records the entry as `stream_id`; a new image records it too. */
 int store_put(struct store *st, const struct store_doc *d, enum store_outcome *out, char *err,
               size_t errlen);
 
-/* Which image the URL maps to, and which stream entry recorded it there: *found = 0 (id_out and
- * owner_out untouched), or STORE_FOUND_SOURCE or STORE_FOUND_ALIAS with the document's _id in
- * id_out (65 bytes) and the recorder's stream id in owner_out (STORE_OWNER_MAX bytes, may be
- * NULL): the document's `stream_id` for a source, the URL's `alias_from` element's for an alias;
- * "" when unknown (null, or an alias written before alias_from existed). A redelivered entry
- * compares it with its own id: equal means this entry's own write (its stored or aliased
+/* Which image the URL maps to, and which stream entry recorded it there (two reads by _id):
+ * *found = 0 (id_out and owner_out untouched) when the URL has no `sources` document or its image
+ * is missing (a write in progress or cut by a crash), or STORE_FOUND_SOURCE or STORE_FOUND_ALIAS
+ * with the image's _id in id_out (65 bytes) and the `sources` document's stream_id in owner_out
+ * (STORE_OWNER_MAX bytes, may be NULL; "" when unknown). The role is the image's own word: source
+ * when the image's `source` and `stream_id` are this URL's and entry's. A redelivered entry
+ * compares owner with its own id: equal means this entry's own write (its stored or aliased
  * outcome), different means another entry's (a duplicate). */
 int store_find_url(struct store *st, const char *url, char *id_out, char *owner_out, int *found,
                    char *err, size_t errlen);

@@ -131,3 +131,20 @@ enum stored_png stored_png(mongoc_database_t *db, mongoc_gridfs_bucket_t **bucke
     snprintf(err, errlen, "no image field and no GridFS reference");
     return STORED_ABSENT;
 }
+
+int stored_find_id(mongoc_collection_t *coll, const char *id, const bson_t *opts, bson_t **out,
+                   bson_error_t *e)
+{
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
+    const bson_t *doc;
+    int rc = 0;
+    *out = NULL;
+    if (mongoc_cursor_next(cur, &doc))
+        *out = bson_copy(doc);
+    else if (mongoc_cursor_error(cur, e))
+        rc = -1;
+    mongoc_cursor_destroy(cur);
+    bson_destroy(filter);
+    return rc;
+}

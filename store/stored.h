@@ -26,6 +26,11 @@ enum stored_png stored_png(mongoc_database_t *db, mongoc_gridfs_bucket_t **bucke
                            const bson_t *doc, unsigned char **out, size_t *len, char *err,
                            size_t errlen);
 
+/* One document of coll by its string _id into *out (a bson_copy for the caller to destroy), NULL
+ * when there is none; -1 with *e when the server failed. */
+int stored_find_id(mongoc_collection_t *coll, const char *id, const bson_t *opts, bson_t **out,
+                   bson_error_t *e);
+
 /* A document _id as text: a string as is, an ObjectId as ObjectId(hex), anything else as
  * extended JSON. Returns buf. */
 const char *stored_id_text(const bson_value_t *id, char *buf, size_t len);

@@ -179,19 +179,13 @@ struct replay {
 /* One letter through the shared script; its outcome appended to r->j. */
 static int replay_one(struct web *w, const redisReply *e, void *arg, char *err, size_t errlen)
 {
-    static struct url u; /* 2 KiB: not on the stack; one loop thread */
     struct replay *rp = arg;
     const char *id = e->element[0]->str;
     const redisReply *f = e->element[1], *url = rdb_field(f, FIELD_URL);
     if (rp->id ? strcmp(id, rp->id) != 0 : !web_is(rdb_field(f, DEAD_REASON), rp->reason))
         return 0;
-    const char *norm = "";
-    if (url && url->type == REDIS_REPLY_STRING &&
-        url_parse(url->str, url->len, &w->s.allowed, &u) == URL_OK)
-        norm = u.norm;
-    const char *argv[] = {"EVAL",      replay_lua, "4", w->k_dead, w->k_seen,
-                          w->k_stream, w->k_stats, id,  norm};
-    redisReply *r = rconn_command(w->r, 9, argv, NULL, err, errlen);
+    const char *keys[] = {w->k_dead, w->k_seen, w->k_stream, w->k_stats};
+    redisReply *r = replay_run(w->r, keys, id, url, err, errlen);
     if (r == NULL) {
         web_redis_check(w);
         return -1;

@@ -3,6 +3,7 @@ produced, verify finds exactly the documents corrupted on purpose (and --fix mov
 them stored again), get returns the stored bytes by id, source URL and alias, dead lists and
 replays dead letters exactly once, plugins reports what loads and what does not."""
 import base64
+import datetime
 import hashlib
 import json
 import os
@@ -236,7 +237,8 @@ def test_verify_finds_exactly_the_corrupt_documents(env, keys, mongo_db, tmp_pat
         d[3]["_id"]: {"bad_base64"},
         "0" * 64: {"id_mismatch"},
     }, problems
-    assert summary == {"checked": 7, "ok": 2, "corrupt": 5,
+    # Everything is younger than the lease of a write in progress: the layout is not judged.
+    assert summary == {"checked": 7, "ok": 2, "corrupt": 5, "sources_checked": 0, "layout": 0,
                        "kinds": {"id_mismatch": 1, "bad_base64": 1, "sha256_mismatch": 2,
                                  "bytes_mismatch": 1, "png_invalid": 2, "size_mismatch": 1}}
 
@@ -280,6 +282,56 @@ def test_verify_finds_exactly_the_corrupt_documents(env, keys, mongo_db, tmp_pat
     consume(env)
     assert set(documents(mongo_db)) == set(urls) | {fake["source"]}
     assert "checked 7 documents: 7 ok, 0 corrupt" in pixflow("verify", env=env, expect=0).out
+
+
+def age(db, coll, seconds=600):
+    """Makes every document of coll look older than a write in progress."""
+    past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=seconds)
+    db[coll].update_many({}, {"$set": {"inserted_at": past}})
+
+
+def test_verify_checks_the_sources(env, keys, mongo_db, tmp_path):
+    urls = store_valid(env, tmp_path, 4)
+    docs = documents(mongo_db)
+    a, b, c, d = (docs[u] for u in sorted(urls))
+    alias = f"{PICSUM}/{a['width']}/{a['height']}?alias={token()}"
+    mongo_db["sources"].insert_one({"_id": alias, "image": a["_id"], "role": "alias",
+                                    "stream_id": "1-1", "consumer": "t"})
+    age(mongo_db, "images")
+    age(mongo_db, "sources")
+    p = pixflow("verify", env=env, expect=0)
+    assert "checked 4 documents: 4 ok, 0 corrupt; 5 sources; 0 layout problems" in p.out, p.out
+
+    dangling = f"{PICSUM}/9/9?gone={token()}"
+    old = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)
+    mongo_db["sources"].insert_one({"_id": dangling, "image": "d" * 64, "role": "source",
+                                    "stream_id": "1-2", "inserted_at": old})
+    young = f"{PICSUM}/9/8?young={token()}"
+    mongo_db["sources"].insert_one({"_id": young, "image": "c" * 64, "role": "source",
+                                    "stream_id": "1-3",
+                                    "inserted_at": datetime.datetime.now(datetime.timezone.utc)})
+    mongo_db["sources"].update_one({"_id": b["source"]}, {"$set": {"role": "alias"}})
+    mongo_db["sources"].delete_one({"_id": c["source"]})
+    p = pixflow("verify", "--json", env=env, expect=1)
+    *problems, summary = json_lines(p.out)
+    assert {(x["id"], x["kind"]) for x in problems} == {
+        (dangling, "dangling_source"), (b["source"], "role_mismatch"),
+        (c["_id"], "no_source")}, problems
+    assert summary["corrupt"] == 0 and summary["layout"] == 3 and summary["ok"] == 3
+
+    # --fix: the role is set, the dangling URL is freed and re-queued; the image without a
+    # source is only reported, and no image moves.
+    keys.r.sadd(env["PIXFLOW_PREFIX"] + "seen", dangling)
+    pixflow("verify", "--fix", env=env, expect=1)
+    assert mongo_db["sources"].find_one({"_id": b["source"]})["role"] == "source"
+    assert mongo_db["sources"].find_one({"_id": dangling}) is None
+    assert mongo_db["sources"].find_one({"_id": young}) is not None
+    assert not keys.r.sismember(env["PIXFLOW_PREFIX"] + "seen", dangling)
+    assert dangling in {e[1][b"url"].decode() for e in keys.r.xrange(keys.stream)}
+    assert mongo_db["images"].count_documents({}) == 4
+    kinds = {(x["id"], x["kind"]) for x in json_lines(
+        pixflow("verify", "--json", env=env, expect=1).out)[:-1]}
+    assert kinds == {(c["_id"], "no_source")}
 
 
 def to_gridfs(db, doc):
@@ -326,6 +378,18 @@ def test_get_by_id_url_and_alias(env, mongo_db, tmp_path):
     by_upper_id = tmp_path / "upper.png"
     pixflow("get", "--output", by_upper_id, doc["_id"].upper(), env=env, expect=0)
     assert by_upper_id.read_bytes() == png
+    # -o replaces the target through a fresh temporary file in its folder (a link at the target
+    # is replaced, not written through), with a new file's mode, and leaves nothing behind.
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep")
+    link = tmp_path / "link.png"
+    link.symlink_to(victim)
+    pixflow("get", doc["_id"], "-o", link, env=env, expect=0)
+    assert link.read_bytes() == png and not link.is_symlink() and victim.read_bytes() == b"keep"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert link.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert not [f for f in tmp_path.iterdir() if f.name.startswith(".pixflow-get-")]
     p = pixflow("get", doc["_id"], env=env)  # stdout is a pipe here
     assert p.returncode == 0 and p.stdout == png
 
@@ -338,16 +402,21 @@ def test_get_by_id_url_and_alias(env, mongo_db, tmp_path):
     assert p.returncode == 0 and p.stdout == png
 
     alias = f"{PICSUM}/{w}/{h}?alias={token()}"
-    mongo_db["images"].update_one({"_id": doc["_id"]},
-                                  {"$push": {"aliases": alias,
-                                             "alias_from": {"url": alias, "stream_id": "1-1"}}})
+    mongo_db["sources"].insert_one({"_id": alias, "image": doc["_id"], "role": "alias",
+                                    "stream_id": "1-1", "consumer": "test",
+                                    "inserted_at": datetime.datetime.now(datetime.timezone.utc)})
     p = pixflow("get", alias, env=env)
     assert p.returncode == 0 and p.stdout == png
+    # A URL whose image is missing (a write cut by a crash) is not stored.
+    mongo_db["sources"].insert_one({"_id": alias + "x", "image": "e" * 64, "role": "alias",
+                                    "stream_id": "1-2"})
+    p = pixflow("get", alias + "x", env=env, expect=1)
+    assert "no stored image for URL" in p.err
 
     meta = json.loads(pixflow("get", url, "--json", env=env, expect=0).out)
     assert "image" not in meta
     assert meta["_id"] == meta["sha256"] == doc["_id"]
-    assert meta["source"] == url and meta["aliases"] == [alias]
+    assert meta["source"] == url and "aliases" not in meta
     assert (meta["width"], meta["height"], meta["bytes"]) == (w, h, len(png))
     both = tmp_path / "both.png"
     assert json.loads(pixflow("get", doc["_id"], "--json", "-o", both, env=env,
@@ -436,9 +505,14 @@ def test_dead_list_and_replay_once(env, keys, mongo_db, tmp_path):
     assert reconcile(stats, 2) is None
     assert [x["url"] for x in keys.dead()] == [gone]
 
-    # A replayed 404 fails again and comes back as a new letter, exactly one.
-    summary = json_lines(pixflow("dead", "--replay", "--json", env=env, expect=0).out)[-1]
+    # A replayed 404 fails again and comes back as a new letter, exactly one. The admin's own
+    # allowed hosts do not matter: the URL is the letter's, as the worker accepted it.
+    assert keys.r.sismember(seen_key, gone)
+    summary = json_lines(pixflow("dead", "--replay", "--json",
+                                 env=dict(env, PIXFLOW_ALLOWED_HOSTS="example.org"),
+                                 expect=0).out)[-1]
     assert summary == {"replayed": 1, "skipped": 0}
+    assert not keys.r.sismember(seen_key, gone)
     consume(env)
     assert [(x["url"], x["reason"]) for x in keys.dead()] == [(gone, "http_404")]
     assert "no dead letters with that reason" in pixflow("dead", "--reason", "timeout",
@@ -513,3 +587,89 @@ def test_usage_errors(env):
     down = dict(env, PIXFLOW_REDIS_URL="redis://127.0.0.1:1/0")
     p = pixflow("stats", env=down, expect=1)
     assert p.err.startswith("pixflow stats: redis 127.0.0.1:1:") and p.err.count("\n") == 1
+
+
+# ---- migrate ----
+
+
+def old_layout(db, docs, aliases):
+    """Rewrites stored images into the previous layout, as its store.c wrote them: `aliases` and
+    `alias_from` arrays in each image, no `sources` collection, a lock collection and the unique
+    `source` and plain `aliases` indexes. aliases: {image _id: [(url, stream_id or None)]}."""
+    db["sources"].drop()
+    for d in docs:
+        pairs = aliases.get(d["_id"], [])
+        db["images"].update_one({"_id": d["_id"]}, {"$set": {
+            "aliases": [u for u, _ in pairs],
+            "alias_from": [{"url": u, "stream_id": s} for u, s in pairs if s is not None]}})
+    db["images.locks"].insert_one({"_id": docs[0]["_id"], "owner": "x", "expires": old_date()})
+    db["images"].create_index("source", name="source_1", unique=True)
+    db["images"].create_index("aliases", name="aliases_1")
+
+
+def old_date(hours=1):
+    return datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=hours)
+
+
+def test_migrate_from_the_previous_layout(env, mongo_db, tmp_path):
+    urls = store_valid(env, tmp_path, 3)
+    docs = sorted(documents(mongo_db).values(), key=lambda d: d["_id"])
+    a, b, c = docs
+    t = token()
+    al = [f"{PICSUM}/1/{i}?m={t}" for i in range(4)]
+    # al[2] sits in the aliases of two images (a race the old settle had not cleaned yet): the
+    # smaller _id keeps it. c's source also sits in b's aliases: the source wins.
+    old_layout(mongo_db, docs, {a["_id"]: [(al[0], "5-0"), (al[1], None), (al[2], "5-2")],
+                                b["_id"]: [(al[2], "5-3"), (c["source"], "5-4")],
+                                c["_id"]: [(al[3], "5-5")]})
+    assert mongo_db["sources"].count_documents({}) == 0
+
+    p = pixflow("migrate", "--json", env=env, expect=0)
+    first = json.loads(p.out)
+    assert first["images"] == 3 and first["sources"] == 3 and first["stripped"] == 3
+    assert first["locks_dropped"] == 1 and first["indexes_dropped"] == 2
+    src = {s["_id"]: s for s in mongo_db["sources"].find({})}
+    assert set(src) == set(urls) | set(al)
+    for d in docs:
+        assert src[d["source"]]["image"] == d["_id"] and src[d["source"]]["role"] == "source"
+        assert src[d["source"]]["stream_id"] == d["stream_id"]
+    assert (src[al[0]]["image"], src[al[0]]["role"], src[al[0]]["stream_id"]) == \
+        (a["_id"], "alias", "5-0")
+    assert src[al[1]]["stream_id"] is None
+    assert src[al[2]]["image"] == a["_id"]  # the smaller _id of the two holders
+    assert src[al[3]]["image"] == c["_id"]
+    assert src[c["source"]]["image"] == c["_id"]  # the source, not b's stray alias
+    for d in mongo_db["images"].find({}):
+        assert "aliases" not in d and "alias_from" not in d
+    assert "images.locks" not in mongo_db.list_collection_names()
+    names = {ix["name"] for ix in mongo_db["images"].list_indexes()}
+    assert "source_1" not in names and "aliases_1" not in names
+    assert "image_1" in {ix["name"] for ix in mongo_db["sources"].list_indexes()}
+
+    # Twice: nothing changes.
+    again = json.loads(pixflow("migrate", "--json", env=env, expect=0).out)
+    assert again["sources"] == again["aliases"] == again["stripped"] == 0
+    assert again["locks_dropped"] == again["indexes_dropped"] == 0
+    assert {s["_id"]: s for s in mongo_db["sources"].find({})} == src
+
+    # Interrupted: one image already stripped, one half done (some sources written, its arrays
+    # still there), one untouched; the run finishes all three the same way.
+    mongo_db["sources"].drop()
+    old_layout(mongo_db, docs, {a["_id"]: [(al[0], "5-0"), (al[1], None), (al[2], "5-2")],
+                                b["_id"]: [(al[2], "5-3"), (c["source"], "5-4")],
+                                c["_id"]: [(al[3], "5-5")]})
+    for s in (src[a["source"]], src[al[0]], src[al[3]]):
+        mongo_db["sources"].insert_one(s)
+    mongo_db["images"].update_one({"_id": c["_id"]}, {"$unset": {"aliases": "",
+                                                                  "alias_from": ""}})
+    mongo_db["sources"].insert_one(src[c["source"]])
+    pixflow("migrate", env=env, expect=0)
+    assert {s["_id"]: s for s in mongo_db["sources"].find({})} == src
+
+    # The readers follow the new layout; verify finds it sound once nothing is in flight.
+    p = pixflow("get", al[2], env=env)
+    assert p.returncode == 0 and hashlib.sha256(p.stdout).hexdigest() == a["_id"]
+    age(mongo_db, "images")
+    age(mongo_db, "sources")
+    p = pixflow("verify", env=env, expect=0)
+    assert "checked 3 documents: 3 ok, 0 corrupt; 7 sources; 0 layout problems" in p.out, p.out

@@ -173,8 +173,10 @@ def test_identical_pictures_become_an_alias(tmp_path, fleet):
             .assert_clean_exit(30)
         docs = documents(db)
         assert len(docs) == 1, docs
-        check_document(docs[0] | {"aliases": []}, first, 200, 300)
-        assert docs[0]["aliases"] == [second]
+        check_document(docs[0], first, 200, 300)
+        src = {s["_id"]: s for s in db["sources"].find({})}
+        assert {u: (s["image"], s["role"]) for u, s in src.items()} == {
+            first: (docs[0]["_id"], "source"), second: (docs[0]["_id"], "alias")}
         stats = keys.stats()
         assert (stats["received"], stats["stored"], stats["aliased"]) == (2, 1, 1)
         assert_reconciled(keys, db)
