@@ -4,8 +4,12 @@
  * not at all:
  *  - ACCEPT: SADD the URL; on a duplicate, XACK and count it in the same step.
  *  - FINISH: for each entry XACK it, and only when that XACK removed it from the pending list,
- *    count its outcome and write its dead letter. A redelivered entry that another worker already
- *    acked is therefore never counted twice, and the counters reconcile at rest (SPEC §7).
+ *    add its counters (outcome and events alike) and write its dead letter. A redelivered entry
+ *    that another worker already acked, or a batch given again after its reply was lost, is
+ *    therefore never counted twice, and the counters reconcile at rest (SPEC §7).
+ *  - LEASE: XCLAIM ... JUSTID of the ids we hold that are still pending under our name: their
+ *    idle time starts again, their delivery count stays, so XAUTOCLAIM (min-idle) only ever takes
+ *    entries of a worker that stopped beating.
  *  - OWN, RECLAIM: our own pending entries (after a restart under the same name), or XAUTOCLAIM
  *    of a silent worker's, each with its delivery count (for the poison-pill rule).
  *  - TRIM: XTRIM MINID below the oldest entry any group has pending or not yet read.
@@ -13,6 +17,7 @@
 #include "stream.h"
 #include "link.h"
 #include "log.h"
+#include "names.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,13 +25,15 @@
 #include <time.h>
 
 
-static const char ACCEPT_LUA[] = "if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then return 1 end\n"
-                                 "if redis.call('XACK', KEYS[2], ARGV[2], ARGV[3]) == 1 then\n"
-                                 "  redis.call('HINCRBY', KEYS[3], 'received', 1)\n"
-                                 "  redis.call('HINCRBY', KEYS[3], 'duplicates', 1)\n"
-                                 "end\n"
-                                 "return 0\n";
+static const char ACCEPT_LUA[] =
+    "if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then return 1 end\n"
+    "if redis.call('XACK', KEYS[2], ARGV[2], ARGV[3]) == 1 then\n"
+    "  redis.call('HINCRBY', KEYS[3], '" C_RECEIVED "', 1)\n"
+    "  redis.call('HINCRBY', KEYS[3], '" C_DUPLICATES "', 1)\n"
+    "end\n"
+    "return 0\n";
 
+/* ARGV: group, n, then per entry: id, nc, nc pairs (counter, delta), nf, nf dead-letter fields. */
 static const char FINISH_LUA[] =
     "local i, acked = 3, 0\n"
     "for e = 1, tonumber(ARGV[2]) do\n"
@@ -35,19 +42,32 @@ static const char FINISH_LUA[] =
     "  i = i + 2\n"
     "  if mine then\n"
     "    acked = acked + 1\n"
-    "    for k = i, i + nc - 1 do redis.call('HINCRBY', KEYS[2], ARGV[k], 1) end\n"
+    "    for k = i, i + 2 * nc - 1, 2 do redis.call('HINCRBY', KEYS[2], ARGV[k], ARGV[k + 1]) end\n"
     "  end\n"
-    "  i = i + nc\n"
+    "  i = i + 2 * nc\n"
     "  local nf = tonumber(ARGV[i])\n"
     "  i = i + 1\n"
     "  if mine and nf > 0 then redis.call('XADD', KEYS[3], '*', unpack(ARGV, i, i + nf - 1)) end\n"
     "  i = i + nf\n"
     "end\n"
-    "while i < #ARGV do\n"
-    "  redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i + 1])\n"
-    "  i = i + 2\n"
-    "end\n"
     "return acked\n";
+
+/* ARGV: group, consumer, ids. Returns the ids that are not pending under that consumer. */
+static const char LEASE_LUA[] =
+    "local lost, claim = {}, {'XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0}\n"
+    "for i = 3, #ARGV do\n"
+    "  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)\n"
+    "  if p[1] and p[1][2] == ARGV[2] then claim[#claim + 1] = ARGV[i]\n"
+    "  else lost[#lost + 1] = ARGV[i] end\n"
+    "end\n"
+    "if #claim > 5 then\n"
+    "  claim[#claim + 1] = 'JUSTID'\n"
+    "  redis.call(unpack(claim))\n"
+    "end\n"
+    "return lost\n";
+
+/* Ids per LEASE call: Lua's unpack has a limit, and one call should stay short. */
+#define STREAM_LEASE_BATCH 500
 
 static const char COUNTS_LUA[] = /* shared head of OWN and RECLAIM: {id, fields, deliveries} */
     "local function with_counts(key, group, entries)\n"
@@ -356,19 +376,20 @@ int stream_flushing(const struct stream *st)
     return st->flushing;
 }
 
-int stream_flush(struct stream *st, const struct outcome *const *out, int n,
-                 const struct counters *events)
+int stream_flush(struct stream *st, const struct outcome *const *out, int n)
 {
     if (st->flushing || !link_up(st->cmd))
         return -1;
-    int nev = counters_count(events);
-    size_t argc = 8 + (size_t)nev * 2; /* EVAL script 3 keys... group n */
-    for (int i = 0; i < n; i++)
-        argc += 3 + (size_t)out[i]->ncounters + (size_t)out[i]->nfields;
+    size_t argc = 8, nnums = 1; /* EVAL script 3 keys... group n */
+    for (int i = 0; i < n; i++) {
+        size_t nc = (size_t)counters_count(out[i]->counters);
+        argc += 3 + 2 * nc + (size_t)out[i]->nfields;
+        nnums += 2 + nc;
+    }
     const char **argv = calloc(argc, sizeof(*argv));
     size_t *lens = calloc(argc, sizeof(*lens));
-    /* numbers: n, then per entry ncounters and nfields, then the event values */
-    char(*nums)[24] = calloc((size_t)(1 + 2 * n + nev), sizeof(*nums));
+    /* numbers: n, then per entry its counter count, each delta and its field count */
+    char(*nums)[24] = calloc(nnums, sizeof(*nums));
     if (argv == NULL || lens == NULL || nums == NULL) {
         free(argv), free(lens), free(nums);
         return -1;
@@ -387,19 +408,18 @@ int stream_flush(struct stream *st, const struct outcome *const *out, int n,
     NUM("%d", n);
     for (int i = 0; i < n; i++) {
         const struct outcome *o = out[i];
+        int nc = counters_count(o->counters);
         ARG(o->id);
-        NUM("%d", o->ncounters);
-        for (int c = 0; c < o->ncounters; c++)
-            ARG(o->counters[c]);
+        NUM("%d", nc);
+        for (int c = 0; c < nc; c++) {
+            ARG(counters_name(o->counters, c));
+            NUM("%lld", counters_value(o->counters, c));
+        }
         NUM("%d", o->nfields);
         for (int f = 0; f < o->nfields; f++) {
             argv[a] = o->fields[f];
             lens[a++] = o->lens[f];
         }
-    }
-    for (int i = 0; i < nev; i++) {
-        ARG(counters_name(events, i));
-        NUM("%lld", counters_value(events, i));
     }
 #undef ARG
 #undef NUM
@@ -408,6 +428,43 @@ int stream_flush(struct stream *st, const struct outcome *const *out, int n,
     if (rc == 0)
         st->flushing = 1;
     return rc;
+}
+
+static void stream_on_lease(struct link *l, redisReply *r, void *arg)
+{
+    struct stream *st = arg;
+    if (r == NULL)
+        return; /* the link went down: the next lease goes out when it is back */
+    if (r->type != REDIS_REPLY_ARRAY) {
+        log_warn("event=lease_failed stream=%s error=\"%s\"", st->k_stream, reply_error(r));
+        return;
+    }
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING && st->hooks.lost)
+            st->hooks.lost(st->arg, r->element[i]->str);
+}
+
+void stream_lease(struct stream *st, const char *const *ids, int n)
+{
+    if (n <= 0 || !link_up(st->cmd))
+        return;
+    int chunk = n < STREAM_LEASE_BATCH ? n : STREAM_LEASE_BATCH;
+    const char **argv = calloc((size_t)chunk + 6, sizeof(*argv));
+    if (argv == NULL)
+        return; /* the next period tries again */
+    for (int from = 0; from < n; from += chunk) {
+        int k = n - from < chunk ? n - from : chunk, a = 0;
+        argv[a++] = "EVAL";
+        argv[a++] = LEASE_LUA;
+        argv[a++] = "1";
+        argv[a++] = st->k_stream;
+        argv[a++] = st->s->group;
+        argv[a++] = st->s->consumer;
+        for (int i = 0; i < k; i++)
+            argv[a++] = ids[from + i];
+        link_command(st->cmd, stream_on_lease, st, a, argv, NULL);
+    }
+    free(argv);
 }
 
 static void stream_on_trim(struct link *l, redisReply *r, void *arg)
@@ -457,9 +514,10 @@ void stream_heartbeat(struct stream *st, int in_flight, long long processed, lon
     snprintf(inflight, sizeof(inflight), "%d", in_flight);
     snprintf(done, sizeof(done), "%lld", processed);
     snprintf(ttl, sizeof(ttl), "%ld", ttl_s);
-    const char *hset[] = {"HSET",    st->k_worker,    "in_flight",    inflight,    "processed",
-                          done,      "started_at",    st->started_at, "last_seen", now,
-                          "version", PIXFLOW_VERSION, "group",        st->s->group};
+    const char *hset[] = {"HSET",      st->k_worker, HB_IN_FLIGHT,   inflight,
+                          HB_PROCESSED, done,        HB_STARTED_AT,  st->started_at,
+                          HB_LAST_SEEN, now,         HB_VERSION,     PIXFLOW_VERSION,
+                          HB_GROUP,     st->s->group};
     const char *expire[] = {"EXPIRE", st->k_worker, ttl};
     if (link_command(st->cmd, NULL, NULL, 14, hset, NULL) == 0)
         link_command(st->cmd, NULL, NULL, 3, expire, NULL);
@@ -489,12 +547,12 @@ struct stream *stream_new(struct event_base *base, const struct settings *s,
     st->arg = arg;
     strcpy(st->own_cursor, "0");
     strcpy(st->reclaim_cursor, "0-0");
-    settings_key(s, "urls", st->k_stream, sizeof(st->k_stream));
-    settings_key(s, "seen", st->k_seen, sizeof(st->k_seen));
-    settings_key(s, "stats", st->k_stats, sizeof(st->k_stats));
-    settings_key(s, "dead", st->k_dead, sizeof(st->k_dead));
+    settings_key(s, KEY_STREAM, st->k_stream, sizeof(st->k_stream));
+    settings_key(s, KEY_SEEN, st->k_seen, sizeof(st->k_seen));
+    settings_key(s, KEY_STATS, st->k_stats, sizeof(st->k_stats));
+    settings_key(s, KEY_DEAD, st->k_dead, sizeof(st->k_dead));
     char name[SET_KEY_MAX];
-    snprintf(name, sizeof(name), "worker:%s", s->consumer);
+    snprintf(name, sizeof(name), KEY_WORKER "%s", s->consumer);
     settings_key(s, name, st->k_worker, sizeof(st->k_worker));
     time_t t = time(NULL);
     struct tm tm;
