@@ -31,7 +31,6 @@
 #include "store.h"
 #include "stream.h"
 
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,7 +98,7 @@ struct worker {
     int ndone, nflight, nparked;
     int held; /* delivered and not acked */
     long long processed;
-    int stopping, abandoning, exit_code;
+    int stopping, abandoning;
     struct timespec stop_began, last_flush, idle_since, last_ping, reclaim_after;
     long lease_ms;
     struct metrics metrics; /* this process's figures, for /metrics */
@@ -475,7 +474,6 @@ static void work_done(void *arg)
     if (e->pstatus == PROCESS_PERMANENT) {
         entry_done(e, C_FAILED, e->reason, e->error);
     } else if (e->pstatus == PROCESS_TRANSIENT) {
-        e->attempts++; /* the CPU stage is tried again: one more attempt */
         entry_retry(e, e->reason, e->error, -1, work_again);
     } else if (e->store_rc == STORE_ERR_PERMANENT) {
         entry_done(e, C_FAILED, "store_rejected", e->error);
@@ -514,6 +512,8 @@ static void work_again(evutil_socket_t fd, short what, void *arg)
         entry_fetch(e); /* the download itself must be redone */
         return;
     }
+    if (!e->processed)
+        e->attempts++; /* the CPU stage again (out_of_memory): an attempt like a download */
     entry_work(e);
 }
 
@@ -1013,6 +1013,8 @@ static void worker_free(struct worker *w)
             entry_free(e);
         }
     }
+    while (w->zombies.next != &w->zombies) /* every callback has run by now */
+        entry_reap(w->zombies.next);
     fetch_engine_free(w->fe);
     transforms_unref(w->xf);
     store_free(w->store);
@@ -1102,7 +1104,6 @@ int worker_run(const struct settings *s, const struct worker_options *o)
              "max_inflight=%ld",
              s->consumer, s->group, s->prefix, w->xf->spec, o->threads, o->max_inflight);
     event_base_dispatch(w->base);
-    int code = w->exit_code;
     worker_abandon(w);
     http_free(w->http);
     w->http = NULL;
@@ -1114,10 +1115,10 @@ int worker_run(const struct settings *s, const struct worker_options *o)
          * pending; the acks that could be written are written. */
         log_warn("event=exit_with_stuck_threads threads=%d", stuck);
         fflush(NULL);
-        _exit(code);
+        _exit(0);
     }
     worker_free(w);
-    return code;
+    return 0;
 fail:
     log_error("event=start_failed error=\"%s\"", err);
     fprintf(stderr, "pixflow-consumer: %s\n", err);
