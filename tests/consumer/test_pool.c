@@ -1,0 +1,136 @@
+/* test_pool.c -- the worker's thread pool: completions on the loop, and a stop that does not wait
+ * for a thread stuck in its task nor start the tasks still queued. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#include "pool.h"
+
+struct probe {
+    atomic_int worked;
+    int done; /* loop thread only */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int release; /* the blocking task may return */
+};
+
+static void probe_work(void *arg)
+{
+    struct probe *p = arg;
+    atomic_fetch_add(&p->worked, 1);
+}
+
+static void probe_done(void *arg)
+{
+    ((struct probe *)arg)->done++;
+}
+
+static void probe_block(void *arg)
+{
+    struct probe *p = arg;
+    atomic_fetch_add(&p->worked, 1);
+    pthread_mutex_lock(&p->lock);
+    while (!p->release)
+        pthread_cond_wait(&p->cond, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void probe_init(struct probe *p)
+{
+    atomic_init(&p->worked, 0);
+    p->done = 0;
+    p->release = 0;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->cond, NULL);
+}
+
+static void probe_release(struct probe *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->release = 1;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void wait_worked(struct probe *p, int n)
+{
+    for (int i = 0; i < 2000 && atomic_load(&p->worked) < n; i++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    assert_int_equal(atomic_load(&p->worked), n);
+}
+
+static void test_completions_come_back_on_the_loop(void **state)
+{
+    struct event_base *base = event_base_new();
+    char err[128];
+    struct pool *pool = pool_new(base, 2, err, sizeof(err));
+    assert_non_null(pool);
+    struct probe p;
+    probe_init(&p);
+    for (int i = 0; i < 20; i++)
+        pool_submit(pool, probe_work, probe_done, &p);
+    assert_int_equal(pool_busy(pool), 20);
+    for (int i = 0; i < 2000 && p.done < 20; i++)
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    assert_int_equal(p.done, 20);
+    assert_int_equal(atomic_load(&p.worked), 20);
+    assert_int_equal(pool_busy(pool), 0);
+    assert_int_equal(pool_stop(pool, 1000), 0);
+    pool_free(pool);
+    event_base_free(base);
+}
+
+static void test_stop_leaves_a_stuck_thread_and_drops_the_queue(void **state)
+{
+    struct event_base *base = event_base_new();
+    char err[128];
+    struct pool *pool = pool_new(base, 1, err, sizeof(err));
+    assert_non_null(pool);
+    struct probe p;
+    probe_init(&p);
+    pool_submit(pool, probe_block, probe_done, &p);
+    wait_worked(&p, 1); /* the only thread is inside it */
+    for (int i = 0; i < 3; i++)
+        pool_submit(pool, probe_work, probe_done, &p);
+
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(pool_stop(pool, 200), 1);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    assert_true(ms >= 150 && ms < 2000);
+    pool_submit(pool, probe_work, probe_done, &p); /* after the stop: never run either */
+
+    probe_release(&p);
+    pool_free(pool); /* joins, then hands every completion back, run or not */
+    assert_int_equal(atomic_load(&p.worked), 1);
+    assert_int_equal(p.done, 5);
+    event_base_free(base);
+}
+
+static void test_stop_of_an_idle_pool_is_immediate(void **state)
+{
+    struct event_base *base = event_base_new();
+    char err[128];
+    struct pool *pool = pool_new(base, 3, err, sizeof(err));
+    assert_non_null(pool);
+    assert_int_equal(pool_stop(pool, 5000), 0);
+    assert_int_equal(pool_stop(pool, 0), 0); /* twice is fine */
+    pool_free(pool);
+    event_base_free(base);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_completions_come_back_on_the_loop),
+        cmocka_unit_test(test_stop_leaves_a_stuck_thread_and_drops_the_queue),
+        cmocka_unit_test(test_stop_of_an_idle_pool_is_immediate),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
