@@ -250,6 +250,10 @@ class Storm:
         if dead:
             problems.append(f"{len(dead)} unexpected dead letters: "
                             f"{[(d['url'], d['reason']) for d in dead][:5]}")
+        for w in self.fleet.workers:
+            log = w.log()
+            if "Sanitizer" in log or "runtime error" in log:
+                problems.append(f"{w.name}: sanitizer report in {w.log_path}")
         for name, rc, took in self.stop_times:
             if rc != 0 or took > DRAIN_S + 6:
                 problems.append(f"{name} stopped with {rc} after {took:.1f}s")
