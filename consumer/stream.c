@@ -315,7 +315,9 @@ static void stream_on_reclaim(struct link *l, redisReply *r, void *arg)
 
 void stream_reclaim(struct stream *st, int slots)
 {
-    if (st->reclaiming || slots <= 0 || !stream_ready(st))
+    /* Not while our own pending list is being re-read: an entry claimed into it meanwhile would
+     * be read there again, one loss counted as two deliveries. */
+    if (st->reclaiming || slots <= 0 || !st->own_done || !stream_ready(st))
         return;
     char idle[24], count[24];
     snprintf(idle, sizeof(idle), "%ld", st->o.reclaim_idle_ms);

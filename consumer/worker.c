@@ -61,6 +61,7 @@ struct entry {
     struct counters *events;  /* its counters, written with its ack */
     struct counters *plugin_events; /* from the chain, on the pool thread, moved on the loop */
     int accepted; /* its SADD to the dedup set returned 1: a first delivery of a new URL */
+    int poison;   /* delivered more than max_attempts times: dead-lettered unless already stored */
     long long deliveries;
     struct timespec born;
     struct fetch *fetch;
@@ -576,7 +577,11 @@ static void lookup_done(void *arg)
         entry_store_retry(e, "lookup_failed", lookup_again);
         return;
     }
-    if (e->found == 0)
+    if (e->found == 0 && e->poison) {
+        char why[96];
+        snprintf(why, sizeof(why), "delivered %lld times", e->deliveries);
+        entry_done(e, C_FAILED, "poison", why);
+    } else if (e->found == 0)
         entry_fetch(e);
     else if (strcmp(e->owner, e->id) != 0) /* another entry of the same URL got there first */
         entry_done(e, C_DUPLICATES, NULL, NULL);
@@ -674,9 +679,10 @@ static void on_entry(void *arg, const char *id, void *const *fields, size_t nfie
         return;
     }
     if (deliveries > w->o->max_attempts) {
-        char why[96];
-        snprintf(why, sizeof(why), "delivered %lld times", deliveries);
-        entry_done(e, C_FAILED, "poison", why);
+        /* No download nor decode; but an earlier delivery may have stored it before its worker
+         * died, and then it counts as that outcome, or `stored` would miss a document. */
+        e->poison = 1;
+        entry_lookup(e);
         return;
     }
     if (redelivered) {

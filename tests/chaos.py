@@ -28,8 +28,9 @@ from pixflow_helpers import Fleet, Keys, mongo_for, reconcile, sizes, token  # n
 
 PICSUM = "https://picsum.photos"
 DRAIN_S = 1.0
-# Short deadlines so a killed worker's entries come back within seconds.
-WORKER_ARGS = ["--entry-deadline", "1s", "--fetch-timeout", "1500ms", "--reclaim-idle", "3s",
+# Deadlines short enough that a killed worker's entries come back within seconds, long enough
+# for a retry of a slow download on a loaded machine.
+WORKER_ARGS = ["--entry-deadline", "4s", "--fetch-timeout", "3s", "--reclaim-idle", "8s",
                "--reclaim-every", "300ms", "--drain-timeout", f"{int(DRAIN_S * 1000)}ms",
                "--max-inflight", "16"]
 
@@ -125,9 +126,13 @@ class Storm:
         self.slots[slot] = self.fleet.start(self.env, name, *WORKER_ARGS)
         self.starts += 1
 
-    def run(self):
+    def run(self, keep=None):
+        """keep: a folder for the stack's data and every worker's log, left in place."""
         self.t0 = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="pixflow-chaos-") as tmp:
+            if keep:
+                tmp = Path(keep)
+                tmp.mkdir(parents=True, exist_ok=True)
             self.folder = Path(tmp) / "stack"
             try:
                 self.env = conftest.isolated_env(conftest.start_stack(self.folder))
@@ -284,11 +289,12 @@ def main():
     ap.add_argument("--db-outage", type=float, default=None,
                     help="seconds the database server is down (default: a sixth, at most 12)")
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--keep", metavar="DIR", help="keep the stack's data and the worker logs there")
     a = ap.parse_args()
     if a.minutes <= 0 or a.rate <= 0:
         ap.error("--minutes and --rate must be positive")
     storm = Storm(a.minutes * 60, rate=a.rate, db_outage_s=a.db_outage, seed=a.seed)
-    sys.exit(1 if storm.run() else 0)
+    sys.exit(1 if storm.run(keep=a.keep) else 0)
 
 
 if __name__ == "__main__":
