@@ -22,9 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import chaos  # noqa: E402  tests/chaos.py
 
 PICSUM = "https://picsum.photos"
-# Deadlines short enough that several reclaim periods fit in a test.
-QUICK = ["--entry-deadline", "1s", "--fetch-timeout", "1500ms", "--reclaim-idle", "3s",
-         "--reclaim-every", "300ms"]
+# Deadlines short enough that several reclaim periods fit in a test, long enough for a slow
+# download on a loaded machine (or under ASan).
+RECLAIM_IDLE_S = 5
+QUICK = ["--entry-deadline", "2s", "--fetch-timeout", "2500ms", "--reclaim-idle",
+         f"{RECLAIM_IDLE_S}s", "--reclaim-every", "300ms"]
 
 
 @pytest.fixture
@@ -71,7 +73,7 @@ def test_database_outage_poisons_nothing(pstack, fleet):
     t = token()
     dims = sizes(24)
     # Half of them slow, so the outage begins with downloads, stores and reads all in flight.
-    urls = [f"{PICSUM}/{w}/{h}" + (f"?fault=slow&delay_ms=1200&u={t}" if i % 2 else "")
+    urls = [f"{PICSUM}/{w}/{h}" + (f"?fault=slow&delay_ms=1000&u={t}" if i % 2 else "")
             for i, (w, h) in enumerate(dims)]
     keys.xadd_all(urls[:20])
     args = [*QUICK, "--max-attempts", "2", "--exit-when-idle", "2s"]
@@ -79,7 +81,7 @@ def test_database_outage_poisons_nothing(pstack, fleet):
     wait_for("some pictures stored", lambda: keys.stats().get("stored", 0) >= 3, 20)
     chaos.kill_server(folder, "ferretdb")
     keys.xadd_all(urls[20:])
-    outage = 2 * 3 + 4  # max-attempts x reclaim-idle, and then some
+    outage = 2 * RECLAIM_IDLE_S + 3  # max-attempts x reclaim-idle, and then some
     time.sleep(outage)
     assert a.running() and b.running(), fleet.logs()
     assert keys.pending() > 0, "the outage must catch entries in flight"
