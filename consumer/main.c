@@ -26,11 +26,14 @@ int main(int argc, char **argv)
          86400000, .meta = "TIME", .help = "no retry starts after an entry is this old"},
         {"reclaim-idle", "PIXFLOW_RECLAIM_IDLE", cfg_millis, &o.reclaim_idle_ms, "180s", 1000,
          86400000, .meta = "TIME",
-         .help = "reclaim entries pending this long at a silent worker (above the deadline)"},
+         .help = "reclaim entries pending this long at a silent worker (above the deadline); "
+                 "a live worker renews its own every quarter of it"},
         {"reclaim-every", NULL, cfg_millis, &o.reclaim_every_ms, "5s", 100, 3600000, .meta = "TIME",
          .help = "how often to look for entries to reclaim"},
         {"drain-timeout", "PIXFLOW_DRAIN_TIMEOUT", cfg_millis, &o.drain_timeout_ms, "30s", 0,
-         3600000, .meta = "TIME", .help = "on SIGTERM, time for in-flight work to finish"},
+         3600000, .meta = "TIME",
+         .help = "on SIGTERM, time for in-flight work to finish; the rest stays pending and the "
+                 "process ends at most a few seconds later"},
         {"exit-when-idle", NULL, cfg_millis, &o.exit_when_idle_ms, "0", 0, 86400000, .meta = "TIME",
          .help = "exit once the group has had no backlog and nothing pending this long"},
         {"block", NULL, cfg_millis, &o.block_ms, "2s", 10, 60000, .meta = "TIME",

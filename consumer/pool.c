@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 struct task {
@@ -26,9 +27,9 @@ struct task_list {
 
 struct pool {
     pthread_mutex_t lock;
-    pthread_cond_t wake;
-    struct task_list todo, finished;
-    int stopping, busy, nthreads, efd;
+    pthread_cond_t wake, exited; /* exited: signalled by each thread as it leaves */
+    struct task_list todo, finished, dropped; /* dropped: never started, at pool_stop */
+    int stopping, busy, nthreads, running, efd;
     pthread_t *threads;
     struct event *ev;
 };
@@ -77,6 +78,8 @@ static void *pool_thread(void *arg)
             (void)r; /* a full counter still wakes the loop */
         }
     }
+    p->running--;
+    pthread_cond_signal(&p->exited);
     pthread_mutex_unlock(&p->lock);
     return NULL;
 }
@@ -113,6 +116,11 @@ struct pool *pool_new(struct event_base *base, int threads, char *err, size_t er
     }
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->exited, &ca);
+    pthread_condattr_destroy(&ca);
     p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     p->threads = calloc((size_t)threads, sizeof(*p->threads));
     if (p->efd < 0 || p->threads == NULL) {
@@ -125,8 +133,14 @@ struct pool *pool_new(struct event_base *base, int threads, char *err, size_t er
         goto err;
     }
     for (; p->nthreads < threads; p->nthreads++) {
+        pthread_mutex_lock(&p->lock);
+        p->running++;
+        pthread_mutex_unlock(&p->lock);
         int rc = pthread_create(&p->threads[p->nthreads], NULL, pool_thread, p);
         if (rc != 0) {
+            pthread_mutex_lock(&p->lock);
+            p->running--;
+            pthread_mutex_unlock(&p->lock);
             snprintf(err, errlen, "pool: pthread_create: %s", strerror(rc));
             goto err;
         }
@@ -147,7 +161,7 @@ void pool_submit(struct pool *p, pool_fn *work, pool_fn *done, void *arg)
     t->arg = arg;
     p->busy++;
     pthread_mutex_lock(&p->lock);
-    list_push(&p->todo, t);
+    list_push(p->stopping ? &p->dropped : &p->todo, t);
     pthread_cond_signal(&p->wake);
     pthread_mutex_unlock(&p->lock);
 }
@@ -162,22 +176,53 @@ int pool_threads(const struct pool *p)
     return p->nthreads;
 }
 
+int pool_stop(struct pool *p, long wait_ms)
+{
+    if (p == NULL)
+        return 0;
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += wait_ms / 1000;
+    until.tv_nsec += (wait_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&p->lock);
+    if (!p->stopping) {
+        p->stopping = 1;
+        struct task *t;
+        while ((t = list_pop(&p->todo)) != NULL) /* nobody waits for them any more */
+            list_push(&p->dropped, t);
+        pthread_cond_broadcast(&p->wake);
+    }
+    while (p->running > 0 && pthread_cond_timedwait(&p->exited, &p->lock, &until) == 0)
+        ;
+    int left = p->running;
+    pthread_mutex_unlock(&p->lock);
+    return left;
+}
+
 void pool_free(struct pool *p)
 {
     if (p == NULL)
         return;
-    pthread_mutex_lock(&p->lock);
-    p->stopping = 1;
-    pthread_cond_broadcast(&p->wake);
-    pthread_mutex_unlock(&p->lock);
+    pool_stop(p, 0);
     for (int i = 0; i < p->nthreads; i++)
         pthread_join(p->threads[i], NULL);
     pool_deliver(p);
+    struct task *t;
+    while ((t = list_pop(&p->dropped)) != NULL) {
+        p->busy--;
+        t->done(t->arg);
+        free(t);
+    }
     if (p->ev)
         event_free(p->ev);
     if (p->efd >= 0)
         close(p->efd);
     free(p->threads);
+    pthread_cond_destroy(&p->exited);
     pthread_cond_destroy(&p->wake);
     pthread_mutex_destroy(&p->lock);
     free(p);

@@ -14,8 +14,14 @@ struct pool *pool_new(struct event_base *base, int threads, char *err, size_t er
 void pool_submit(struct pool *p, pool_fn *work, pool_fn *done, void *arg);
 int pool_busy(const struct pool *p); /* submitted and not yet done */
 int pool_threads(const struct pool *p);
-/* Waits for the threads to finish what was submitted; completions not yet delivered to the loop
- * are delivered from here (on the calling thread, which must be the loop thread). */
+/* Stops taking tasks: those not yet started are dropped (their `done` still runs, from
+ * pool_free, without their `work`: an owner must tell by its own state). Waits at most wait_ms
+ * for the threads to finish the task each is running, and returns how many still run one. A
+ * thread can be stuck for good (a decode that never ends, a server that never answers): the
+ * caller then must not pool_free nor free anything those tasks use, and ends the process. */
+int pool_stop(struct pool *p, long wait_ms);
+/* pool_stop, then waits for every thread; completions not yet delivered to the loop are
+ * delivered from here (on the calling thread, which must be the loop thread). */
 void pool_free(struct pool *p);
 
 #endif

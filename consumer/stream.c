@@ -4,29 +4,37 @@
  * not at all:
  *  - ACCEPT: SADD the URL; on a duplicate, XACK and count it in the same step.
  *  - FINISH: for each entry XACK it, and only when that XACK removed it from the pending list,
- *    count its outcome and write its dead letter. A redelivered entry that another worker already
- *    acked is therefore never counted twice, and the counters reconcile at rest (SPEC §7).
+ *    add its counters (outcome and events alike) and write its dead letter. A redelivered entry
+ *    that another worker already acked, or a batch given again after its reply was lost, is
+ *    therefore never counted twice, and the counters reconcile at rest (SPEC §7).
+ *  - LEASE: XCLAIM ... JUSTID of the ids we hold that are still pending under our name: their
+ *    idle time starts again, their delivery count stays, so XAUTOCLAIM (min-idle) only ever takes
+ *    entries of a worker that stopped beating.
  *  - OWN, RECLAIM: our own pending entries (after a restart under the same name), or XAUTOCLAIM
  *    of a silent worker's, each with its delivery count (for the poison-pill rule).
  *  - TRIM: XTRIM MINID below the oldest entry any group has pending or not yet read.
- *  - GROUP: our group's lag and pending count, for /metrics and --exit-when-idle. */
+ *  - GROUP: our group's backlog and pending count (lib/backlog.h), for /metrics and
+ *    --exit-when-idle. */
+ * --exit-when-idle. */
 #include "stream.h"
+#include "backlog.h"
 #include "link.h"
 #include "log.h"
+#include "names.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-
 static const char ACCEPT_LUA[] = "if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then return 1 end\n"
                                  "if redis.call('XACK', KEYS[2], ARGV[2], ARGV[3]) == 1 then\n"
-                                 "  redis.call('HINCRBY', KEYS[3], 'received', 1)\n"
-                                 "  redis.call('HINCRBY', KEYS[3], 'duplicates', 1)\n"
+                                 "  redis.call('HINCRBY', KEYS[3], '" C_RECEIVED "', 1)\n"
+                                 "  redis.call('HINCRBY', KEYS[3], '" C_DUPLICATES "', 1)\n"
                                  "end\n"
                                  "return 0\n";
 
+/* ARGV: group, n, then per entry: id, nc, nc pairs (counter, delta), nf, nf dead-letter fields. */
 static const char FINISH_LUA[] =
     "local i, acked = 3, 0\n"
     "for e = 1, tonumber(ARGV[2]) do\n"
@@ -35,19 +43,32 @@ static const char FINISH_LUA[] =
     "  i = i + 2\n"
     "  if mine then\n"
     "    acked = acked + 1\n"
-    "    for k = i, i + nc - 1 do redis.call('HINCRBY', KEYS[2], ARGV[k], 1) end\n"
+    "    for k = i, i + 2 * nc - 1, 2 do redis.call('HINCRBY', KEYS[2], ARGV[k], ARGV[k + 1]) end\n"
     "  end\n"
-    "  i = i + nc\n"
+    "  i = i + 2 * nc\n"
     "  local nf = tonumber(ARGV[i])\n"
     "  i = i + 1\n"
     "  if mine and nf > 0 then redis.call('XADD', KEYS[3], '*', unpack(ARGV, i, i + nf - 1)) end\n"
     "  i = i + nf\n"
     "end\n"
-    "while i < #ARGV do\n"
-    "  redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i + 1])\n"
-    "  i = i + 2\n"
-    "end\n"
     "return acked\n";
+
+/* ARGV: group, consumer, ids. Returns the ids that are not pending under that consumer. */
+static const char LEASE_LUA[] =
+    "local lost, claim = {}, {'XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0}\n"
+    "for i = 3, #ARGV do\n"
+    "  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)\n"
+    "  if p[1] and p[1][2] == ARGV[2] then claim[#claim + 1] = ARGV[i]\n"
+    "  else lost[#lost + 1] = ARGV[i] end\n"
+    "end\n"
+    "if #claim > 5 then\n"
+    "  claim[#claim + 1] = 'JUSTID'\n"
+    "  redis.call(unpack(claim))\n"
+    "end\n"
+    "return lost\n";
+
+/* Ids per LEASE call: Lua's unpack has a limit, and one call should stay short. */
+#define STREAM_LEASE_BATCH 500
 
 static const char COUNTS_LUA[] = /* shared head of OWN and RECLAIM: {id, fields, deliveries} */
     "local function with_counts(key, group, entries)\n"
@@ -70,19 +91,6 @@ static const char RECLAIM_LUA[] =
     " ARGV[5])\n"
     "return {r[1], with_counts(KEYS[1], ARGV[1], r[2])}\n";
 
-static const char GROUPS_LUA[] = /* shared head of TRIM and IDLE: the groups as Lua tables */
-    "local function groups(key)\n"
-    "  local r = redis.pcall('XINFO', 'GROUPS', key)\n"
-    "  if type(r) ~= 'table' or r.err then return {} end\n"
-    "  local out = {}\n"
-    "  for _, g in ipairs(r) do\n"
-    "    local info = {}\n"
-    "    for i = 1, #g, 2 do info[g[i]] = g[i + 1] end\n"
-    "    out[#out + 1] = info\n"
-    "  end\n"
-    "  return out\n"
-    "end\n";
-
 static const char TRIM_LUA[] =
     "local function before(a, b)\n"
     "  local am, as = string.match(a, '(%d+)-(%d+)')\n"
@@ -99,26 +107,6 @@ static const char TRIM_LUA[] =
     "if not minid then return 0 end\n"
     "return redis.call('XTRIM', KEYS[1], 'MINID', minid)\n";
 
-/* {lag, pending} of our group. Redis reports no lag after some deletions; the group is then
- * caught up exactly when it has delivered the stream's last id, else the lag is unknown (-1). */
-static const char GROUP_LUA[] =
-    "for _, g in ipairs(groups(KEYS[1])) do\n"
-    "  if g['name'] == ARGV[1] then\n"
-    "    local lag = g['lag']\n"
-    "    if not lag then\n"
-    "      lag = -1\n"
-    "      local s = redis.call('XINFO', 'STREAM', KEYS[1])\n"
-    "      for i = 1, #s, 2 do\n"
-    "        if s[i] == 'last-generated-id' and s[i + 1] == g['last-delivered-id'] then\n"
-    "          lag = 0\n"
-    "        end\n"
-    "      end\n"
-    "    end\n"
-    "    return {lag, g['pending']}\n"
-    "  end\n"
-    "end\n"
-    "return {-1, 0}\n";
-
 struct stream {
     const struct settings *s;
     struct stream_options o;
@@ -130,7 +118,7 @@ struct stream {
     char own_cursor[STREAM_ID_MAX], reclaim_cursor[STREAM_ID_MAX];
     char k_stream[SET_KEY_MAX], k_seen[SET_KEY_MAX], k_stats[SET_KEY_MAX], k_dead[SET_KEY_MAX];
     char k_worker[SET_KEY_MAX];
-    char *trim_script, *own_script, *reclaim_script, *group_script;
+    char *trim_script, *own_script, *reclaim_script;
     int group_checking;
     char started_at[32];
 };
@@ -290,7 +278,9 @@ static void stream_on_reclaim(struct link *l, redisReply *r, void *arg)
 
 void stream_reclaim(struct stream *st, int slots)
 {
-    if (st->reclaiming || slots <= 0 || !stream_ready(st))
+    /* Not while our own pending list is being re-read: an entry claimed into it meanwhile would
+     * be read there again, one loss counted as two deliveries. */
+    if (st->reclaiming || slots <= 0 || !st->own_done || !stream_ready(st))
         return;
     char idle[24], count[24];
     snprintf(idle, sizeof(idle), "%ld", st->o.reclaim_idle_ms);
@@ -351,19 +341,20 @@ int stream_flushing(const struct stream *st)
     return st->flushing;
 }
 
-int stream_flush(struct stream *st, const struct outcome *const *out, int n,
-                 const struct counters *events)
+int stream_flush(struct stream *st, const struct outcome *const *out, int n)
 {
     if (st->flushing || !link_up(st->cmd))
         return -1;
-    int nev = counters_count(events);
-    size_t argc = 8 + (size_t)nev * 2; /* EVAL script 3 keys... group n */
-    for (int i = 0; i < n; i++)
-        argc += 3 + (size_t)out[i]->ncounters + (size_t)out[i]->nfields;
+    size_t argc = 8, nnums = 1; /* EVAL script 3 keys... group n */
+    for (int i = 0; i < n; i++) {
+        size_t nc = (size_t)counters_count(out[i]->counters);
+        argc += 3 + 2 * nc + (size_t)out[i]->nfields;
+        nnums += 2 + nc;
+    }
     const char **argv = calloc(argc, sizeof(*argv));
     size_t *lens = calloc(argc, sizeof(*lens));
-    /* numbers: n, then per entry ncounters and nfields, then the event values */
-    char(*nums)[24] = calloc((size_t)(1 + 2 * n + nev), sizeof(*nums));
+    /* numbers: n, then per entry its counter count, each delta and its field count */
+    char(*nums)[24] = calloc(nnums, sizeof(*nums));
     if (argv == NULL || lens == NULL || nums == NULL) {
         free(argv), free(lens), free(nums);
         return -1;
@@ -382,19 +373,18 @@ int stream_flush(struct stream *st, const struct outcome *const *out, int n,
     NUM("%d", n);
     for (int i = 0; i < n; i++) {
         const struct outcome *o = out[i];
+        int nc = counters_count(o->counters);
         ARG(o->id);
-        NUM("%d", o->ncounters);
-        for (int c = 0; c < o->ncounters; c++)
-            ARG(o->counters[c]);
+        NUM("%d", nc);
+        for (int c = 0; c < nc; c++) {
+            ARG(counters_name(o->counters, c));
+            NUM("%lld", counters_value(o->counters, c));
+        }
         NUM("%d", o->nfields);
         for (int f = 0; f < o->nfields; f++) {
             argv[a] = o->fields[f];
             lens[a++] = o->lens[f];
         }
-    }
-    for (int i = 0; i < nev; i++) {
-        ARG(counters_name(events, i));
-        NUM("%lld", counters_value(events, i));
     }
 #undef ARG
 #undef NUM
@@ -403,6 +393,43 @@ int stream_flush(struct stream *st, const struct outcome *const *out, int n,
     if (rc == 0)
         st->flushing = 1;
     return rc;
+}
+
+static void stream_on_lease(struct link *l, redisReply *r, void *arg)
+{
+    struct stream *st = arg;
+    if (r == NULL)
+        return; /* the link went down: the next lease goes out when it is back */
+    if (r->type != REDIS_REPLY_ARRAY) {
+        log_warn("event=lease_failed stream=%s error=\"%s\"", st->k_stream, reply_error(r));
+        return;
+    }
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING && st->hooks.lost)
+            st->hooks.lost(st->arg, r->element[i]->str);
+}
+
+void stream_lease(struct stream *st, const char *const *ids, int n)
+{
+    if (n <= 0 || !link_up(st->cmd))
+        return;
+    int chunk = n < STREAM_LEASE_BATCH ? n : STREAM_LEASE_BATCH;
+    const char **argv = calloc((size_t)chunk + 6, sizeof(*argv));
+    if (argv == NULL)
+        return; /* the next period tries again */
+    for (int from = 0; from < n; from += chunk) {
+        int k = n - from < chunk ? n - from : chunk, a = 0;
+        argv[a++] = "EVAL";
+        argv[a++] = LEASE_LUA;
+        argv[a++] = "1";
+        argv[a++] = st->k_stream;
+        argv[a++] = st->s->group;
+        argv[a++] = st->s->consumer;
+        for (int i = 0; i < k; i++)
+            argv[a++] = ids[from + i];
+        link_command(st->cmd, stream_on_lease, st, a, argv, NULL);
+    }
+    free(argv);
 }
 
 static void stream_on_trim(struct link *l, redisReply *r, void *arg)
@@ -428,16 +455,16 @@ static void stream_on_group(struct link *l, redisReply *r, void *arg)
 {
     struct stream *st = arg;
     st->group_checking = 0;
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-        r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_INTEGER)
-        st->hooks.group(st->arg, r->element[0]->integer, r->element[1]->integer);
+    struct backlog b;
+    if (backlog_parse(r, &b) == 0)
+        st->hooks.group(st->arg, b.backlog, b.pending);
 }
 
 void stream_group_info(struct stream *st)
 {
     if (st->group_checking || !stream_ready(st) || st->hooks.group == NULL)
         return;
-    const char *argv[] = {"EVAL", st->group_script, "1", st->k_stream, st->s->group};
+    const char *argv[] = {"EVAL", BACKLOG_LUA, "1", st->k_stream, st->s->group};
     if (link_command(st->cmd, stream_on_group, st, 5, argv, NULL) == 0)
         st->group_checking = 1;
 }
@@ -452,9 +479,9 @@ void stream_heartbeat(struct stream *st, int in_flight, long long processed, lon
     snprintf(inflight, sizeof(inflight), "%d", in_flight);
     snprintf(done, sizeof(done), "%lld", processed);
     snprintf(ttl, sizeof(ttl), "%ld", ttl_s);
-    const char *hset[] = {"HSET",    st->k_worker,    "in_flight",    inflight,    "processed",
-                          done,      "started_at",    st->started_at, "last_seen", now,
-                          "version", PIXFLOW_VERSION, "group",        st->s->group};
+    const char *hset[] = {"HSET",     st->k_worker,    HB_IN_FLIGHT,   inflight,     HB_PROCESSED,
+                          done,       HB_STARTED_AT,   st->started_at, HB_LAST_SEEN, now,
+                          HB_VERSION, PIXFLOW_VERSION, HB_GROUP,       st->s->group};
     const char *expire[] = {"EXPIRE", st->k_worker, ttl};
     if (link_command(st->cmd, NULL, NULL, 14, hset, NULL) == 0)
         link_command(st->cmd, NULL, NULL, 3, expire, NULL);
@@ -484,28 +511,27 @@ struct stream *stream_new(struct event_base *base, const struct settings *s,
     st->arg = arg;
     strcpy(st->own_cursor, "0");
     strcpy(st->reclaim_cursor, "0-0");
-    settings_key(s, "urls", st->k_stream, sizeof(st->k_stream));
-    settings_key(s, "seen", st->k_seen, sizeof(st->k_seen));
-    settings_key(s, "stats", st->k_stats, sizeof(st->k_stats));
-    settings_key(s, "dead", st->k_dead, sizeof(st->k_dead));
+    settings_key(s, KEY_STREAM, st->k_stream, sizeof(st->k_stream));
+    settings_key(s, KEY_SEEN, st->k_seen, sizeof(st->k_seen));
+    settings_key(s, KEY_STATS, st->k_stats, sizeof(st->k_stats));
+    settings_key(s, KEY_DEAD, st->k_dead, sizeof(st->k_dead));
     char name[SET_KEY_MAX];
-    snprintf(name, sizeof(name), "worker:%s", s->consumer);
+    snprintf(name, sizeof(name), KEY_WORKER "%s", s->consumer);
     settings_key(s, name, st->k_worker, sizeof(st->k_worker));
     time_t t = time(NULL);
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(st->started_at, sizeof(st->started_at), "%Y-%m-%dT%H:%M:%SZ", &tm);
 
-    st->trim_script = stream_concat(GROUPS_LUA, TRIM_LUA);
+    st->trim_script = stream_concat(BACKLOG_GROUPS_LUA, TRIM_LUA);
     st->own_script = stream_concat(COUNTS_LUA, OWN_LUA);
-    st->group_script = stream_concat(GROUPS_LUA, GROUP_LUA);
     st->reclaim_script = stream_concat(COUNTS_LUA, RECLAIM_LUA);
     /* The reader's only command is XREADGROUP BLOCK: its silence limit must exceed the block. */
     st->reader =
         link_new(base, &s->redis, "reader", o->block_ms + o->timeout_ms, stream_on_link, st);
     st->cmd = link_new(base, &s->redis, "commands", o->timeout_ms, stream_on_link, st);
     if (st->trim_script == NULL || st->own_script == NULL || st->reclaim_script == NULL ||
-        st->group_script == NULL || st->reader == NULL || st->cmd == NULL) {
+        st->reader == NULL || st->cmd == NULL) {
         stream_free(st);
         return NULL;
     }
@@ -521,6 +547,5 @@ void stream_free(struct stream *st)
     free(st->trim_script);
     free(st->own_script);
     free(st->reclaim_script);
-    free(st->group_script);
     free(st);
 }

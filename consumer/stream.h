@@ -15,15 +15,15 @@
 
 struct stream;
 
-/* One finished entry, as it goes into the ack batch. The counters (each +1) are applied and the
- * dead letter written only if this worker's XACK removes the entry from the pending list, in the
- * same script: so a redelivered entry is never counted twice, whatever crashed when. */
-#define OUTCOME_COUNTERS_MAX 4
-#define OUTCOME_FIELDS_MAX   20
+/* One finished entry, as it goes into the ack batch. Its counters (the outcome's and the events
+ * of its life: bytes, retries, transforms, each with its delta) are added and its dead letter
+ * written only if this worker's XACK removes the entry from the pending list, in the same
+ * script: so an entry is never counted twice, whatever crashed when, and a batch whose reply was
+ * lost can be given again. */
+#define OUTCOME_FIELDS_MAX 20
 struct outcome {
     char id[STREAM_ID_MAX];
-    int ncounters;
-    char counters[OUTCOME_COUNTERS_MAX][COUNTER_NAME_MAX];
+    const struct counters *counters;
     int nfields; /* dead-letter fields and values, 0 when not dead-lettered */
     const char *fields[OUTCOME_FIELDS_MAX];
     size_t lens[OUTCOME_FIELDS_MAX];
@@ -44,6 +44,9 @@ struct stream_hooks {
     void (*link)(void *arg, int up);
     /* Result of stream_group_info: the group's lag (-1 when Redis cannot tell) and pending. */
     void (*group)(void *arg, long long lag, long long pending);
+    /* stream_lease found this id no longer pending under our name (another worker reclaimed it,
+     * someone acked it, or Redis lost it): our copy of the work is pointless. */
+    void (*lost)(void *arg, const char *id);
 };
 
 struct stream_options {
@@ -65,10 +68,13 @@ void stream_read(struct stream *st, int slots);
 void stream_reclaim(struct stream *st, int slots);
 /* SADD the normalized URL; a duplicate is acked and counted atomically. -1: link down. */
 int stream_accept(struct stream *st, const char *id, const char *url, void *token);
-/* One script: XACK each outcome (+ its counters and dead letter when the ack was ours) and
- * HINCRBY the event counters. The caller keeps `out` and `events` until hooks->flushed. */
-int stream_flush(struct stream *st, const struct outcome *const *out, int n,
-                 const struct counters *events);
+/* One script: XACK each outcome (+ its counters and dead letter when the ack was ours). The
+ * caller keeps `out` until hooks->flushed. */
+int stream_flush(struct stream *st, const struct outcome *const *out, int n);
+/* The lease: resets the idle time of the ids we hold (XCLAIM ... JUSTID, which leaves the
+ * delivery count alone) when they are still pending under our name, so XAUTOCLAIM only takes the
+ * entries of a worker that stopped beating; the others go to hooks->lost. The ids are copied. */
+void stream_lease(struct stream *st, const char *const *ids, int n);
 int stream_flushing(const struct stream *st);
 /* XTRIM MINID below the oldest entry any group still needs. */
 void stream_trim(struct stream *st);

@@ -4,7 +4,17 @@
  *       |                             \--duplicate: acked by the script, gone
  *       \--redelivered--> LOOKUP (pool: is the URL stored already?) --no--> FETCH
  *   FETCH/WORK transient failure: WAIT (backoff + jitter) then again; permanent: DONE (dead letter)
+ *   store or lookup failure (MongoDB away): WAIT while the deadline allows, then PARK until a
+ *   ping answers again; an outage never fails an entry nor costs it a delivery
  *   DONE entries are acked in batches by one script that also counts them (stream.c).
+ *
+ * Every try after a transient failure, whatever the stage, is one more attempt. Each entry
+ * carries its own counters (outcome and events: bytes, retries, transforms), written by the ack
+ * script only when the ack is ours, so they are counted once whatever crashed.
+ *
+ * The lease keeps what this worker holds from being reclaimed while it lives (stream_lease on a
+ * period well below --reclaim-idle): a delivery count grows only when a worker really lost an
+ * entry. An id already held here is never started a second time.
  *
  * Everything here runs on the loop thread except the two pool functions, lookup_work and
  * work_run, which touch only their own entry while the loop leaves it alone. */
@@ -16,18 +26,26 @@
 #include "images.h"
 #include "log.h"
 #include "metrics.h"
+#include "names.h"
 #include "pool.h"
 #include "store.h"
 #include "stream.h"
 
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
-enum entry_state { E_ACCEPT, E_LOOKUP, E_FETCH, E_WAIT, E_WORK, E_DONE };
+enum entry_state { E_ACCEPT, E_LOOKUP, E_FETCH, E_WAIT, E_PARK, E_WORK, E_DONE };
+
+/* After the drain deadline, how long acks may still take (Redis down: they stay pending). */
+#define STOP_FLUSH_GRACE_MS 3000
+/* Then how long pool threads may take to finish their task before the process ends anyway. */
+#define STOP_POOL_WAIT_MS 1000
+/* MongoDB pings: this often normally, every second while entries are parked on it. */
+#define PING_EVERY_MS 5000
 
 struct entry {
     struct worker *w;
@@ -36,8 +54,14 @@ struct entry {
     char *raw_url; /* the field as pushed, for dead letters */
     char *source, *line;
     struct url url;
-    int redelivered, attempts, abandoned;
+    int redelivered, attempts;
+    int abandoned; /* left to another worker while a callback of ours is pending (a zombie) */
+    int rounds;    /* times it left PARK with MongoDB answering pings (bounded by max_attempts) */
+    event_callback_fn resume;       /* what PARK goes back to: the store or the lookup */
+    struct counters *events;        /* its counters, written with its ack */
+    struct counters *plugin_events; /* from the chain, on the pool thread, moved on the loop */
     int accepted; /* its SADD to the dedup set returned 1: a first delivery of a new URL */
+    int poison;   /* delivered more than max_attempts times: dead-lettered unless already stored */
     long long deliveries;
     struct timespec born;
     struct fetch *fetch;
@@ -57,7 +81,7 @@ struct entry {
     /* the ack batch */
     struct outcome oc;
     char attempts_text[16];
-    struct entry *prev, *next; /* live list, or done/flight list once DONE */
+    struct entry *prev, *next; /* live or zombie list, or done/flight list once DONE */
 };
 
 struct worker {
@@ -70,17 +94,15 @@ struct worker {
     struct store *store;
     struct transforms *xf; /* the current chain generation (SIGHUP loads a new one) */
     int reloading;         /* a generation is being loaded on the pool; 2: SIGHUP came again */
-    /* Plugins count from pool threads: their counters meet here, and the loop takes them. */
-    pthread_mutex_t plugin_lock;
-    struct counters *plugin_counters;
-    struct entry live;           /* sentinel of entries not yet DONE */
+    struct entry live;     /* sentinel of entries not yet DONE */
+    struct entry zombies;  /* sentinel of abandoned entries a callback will free */
     struct entry *done, *flight; /* DONE entries waiting for / in the ack script */
-    int ndone, nflight;
+    int ndone, nflight, nparked;
     int held; /* delivered and not acked */
     long long processed;
-    struct counters *events, *events_flight;
-    int stopping, abandoning, exit_code;
-    struct timespec stop_began, last_flush, idle_since;
+    int stopping, abandoning;
+    struct timespec stop_began, last_flush, idle_since, last_ping, reclaim_after;
+    long lease_ms;
     struct metrics metrics; /* this process's figures, for /metrics */
     struct http *http;
     struct images *images;
@@ -89,11 +111,16 @@ struct worker {
     double started_at;
     int idle;
     struct event *tick, *sigterm, *sigint, *sighup, *beat, *reclaim, *trim, *idle_ev, *ping;
+    struct event *lease;
 };
+
+/* The entry whose CPU stage runs on this pool thread: the chain's counters are its own. */
+static __thread struct entry *work_entry;
 
 static void entry_fetch(struct entry *e);
 static void plugin_counter(void *arg, const char *name, long long delta);
 static void entry_lookup(struct entry *e);
+static void worker_ping(struct worker *w);
 
 /* --- time --- */
 
@@ -107,6 +134,17 @@ static double seconds_since(const struct timespec *t)
 static long ms_since(const struct timespec *t)
 {
     return (long)(seconds_since(t) * 1000);
+}
+
+static void after_ms(struct timespec *t, long ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, t);
+    t->tv_sec += ms / 1000;
+    t->tv_nsec += (ms % 1000) * 1000000L;
+    if (t->tv_nsec >= 1000000000L) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000L;
+    }
 }
 
 static struct timeval tv_ms(long ms)
@@ -126,6 +164,14 @@ static void live_remove(struct entry *e)
     }
 }
 
+static void list_insert(struct entry *head, struct entry *e)
+{
+    e->next = head->next;
+    e->prev = head;
+    head->next->prev = e;
+    head->next = e;
+}
+
 static void entry_free(struct entry *e)
 {
     if (e->fetch)
@@ -136,19 +182,68 @@ static void entry_free(struct entry *e)
         event_free(e->timer);
     process_out_free(&e->out);
     transforms_unref(e->xf);
+    counters_free(e->events);
+    counters_free(e->plugin_events);
     free(e->raw_url);
     free(e->source);
     free(e->line);
     free(e);
 }
 
-/* An entry leaves this worker without an ack of ours: a duplicate the script acked, or one
- * abandoned at shutdown (it stays pending; another worker will reclaim it). */
+/* An entry leaves this worker without an ack of ours: a duplicate the script acked. */
 static void entry_release(struct entry *e)
 {
     live_remove(e);
     e->w->held--;
     entry_free(e);
+}
+
+/* An entry is given up without an ack (stop past the drain deadline, or its lease was lost): it
+ * stays pending for another worker. One waiting for a reply or a pool task becomes a zombie,
+ * still known here (never started again) until that callback frees it. */
+static void entry_drop(struct entry *e)
+{
+    struct worker *w = e->w;
+    live_remove(e);
+    w->held--;
+    if (e->state == E_PARK)
+        w->nparked--;
+    if (e->state == E_ACCEPT || e->state == E_LOOKUP || e->state == E_WORK) {
+        e->abandoned = 1;
+        list_insert(&w->zombies, e);
+    } else {
+        entry_free(e);
+    }
+}
+
+/* The callback of a zombie: it is done with. */
+static int entry_reap(struct entry *e)
+{
+    if (!e->abandoned)
+        return 0;
+    live_remove(e);
+    entry_free(e);
+    return 1;
+}
+
+static struct entry *list_find(struct entry *head, const char *id)
+{
+    for (struct entry *e = head->next; e != head; e = e->next)
+        if (strcmp(e->id, id) == 0)
+            return e;
+    return NULL;
+}
+
+/* Whether this worker holds the id in any state, zombies included. */
+static int worker_holds(struct worker *w, const char *id)
+{
+    if (list_find(&w->live, id) || list_find(&w->zombies, id))
+        return 1;
+    for (struct entry *lists[] = {w->done, w->flight}, **l = lists; l < lists + 2; l++)
+        for (struct entry *e = *l; e; e = e->next)
+            if (strcmp(e->id, id) == 0)
+                return 1;
+    return 0;
 }
 
 static void entry_timer(struct entry *e, long ms, event_callback_fn fn)
@@ -157,12 +252,6 @@ static void entry_timer(struct entry *e, long ms, event_callback_fn fn)
         e->timer = evtimer_new(e->w->base, fn, e);
     struct timeval tv = tv_ms(ms);
     evtimer_add(e->timer, &tv);
-}
-
-static void outcome_counter(struct outcome *oc, const char *fmt, const char *arg)
-{
-    if (oc->ncounters < OUTCOME_COUNTERS_MAX)
-        snprintf(oc->counters[oc->ncounters++], COUNTER_NAME_MAX, fmt, arg);
 }
 
 static void outcome_field(struct outcome *oc, const char *name, const char *value)
@@ -184,11 +273,11 @@ static double entry_age_s(const struct entry *e)
     return (now.tv_sec * 1000.0 + now.tv_nsec / 1e6 - added_ms) / 1000.0;
 }
 
-/* An event counter: to Redis with the next ack batch, and to this process's /metrics. */
-static void worker_count(struct worker *w, const char *name, long long delta)
+/* A counter of the entry: to Redis with its ack, and to this process's /metrics now. */
+static void entry_count(struct entry *e, const char *name, long long delta)
 {
-    counters_add(w->events, name, delta);
-    metrics_count(&w->metrics, name, delta);
+    counters_add(e->events, name, delta);
+    metrics_count(&e->w->metrics, name, delta);
 }
 
 /* The entry's outcome is durable (stored, aliased, or about to be dead-lettered by the ack
@@ -199,30 +288,34 @@ static void entry_done(struct entry *e, const char *counter, const char *reason,
     struct outcome *oc = &e->oc;
     memset(oc, 0, sizeof(*oc));
     snprintf(oc->id, sizeof(oc->id), "%s", e->id);
-    outcome_counter(oc, "%s", "received");
-    outcome_counter(oc, "%s", counter);
-    int dead = strcmp(counter, "failed") == 0 || strcmp(counter, "invalid") == 0;
-    if (dead) {
+    oc->counters = e->events;
+    entry_count(e, C_RECEIVED, 1);
+    entry_count(e, counter, 1);
+    int failed = strcmp(counter, C_FAILED) == 0;
+    if (failed || strcmp(counter, C_INVALID) == 0) {
         if (reason != e->reason) /* the pool stage leaves its own there */
             snprintf(e->reason, sizeof(e->reason), "%s", reason);
         if (err != e->error)
             snprintf(e->error, sizeof(e->error), "%s", err ? err : "");
         snprintf(e->attempts_text, sizeof(e->attempts_text), "%d", e->attempts);
-        outcome_counter(oc, strcmp(counter, "failed") == 0 ? "failed:%s" : "invalid:%s", e->reason);
-        outcome_field(oc, "url", e->raw_url ? e->raw_url : "");
-        outcome_field(oc, "reason", e->reason);
-        outcome_field(oc, "error", e->error);
-        outcome_field(oc, "attempts", e->attempts_text);
-        outcome_field(oc, "entry", e->id);
-        outcome_field(oc, "consumer", w->s->consumer);
-        outcome_field(oc, "source", e->source);
-        outcome_field(oc, "line", e->line);
+        char name[COUNTER_NAME_MAX];
+        snprintf(name, sizeof(name), "%.16s:%.46s", counter, e->reason);
+        entry_count(e, name, 1);
+        /* The URL it was accepted under (normalized), so a replay needs no URL rules of its
+         * own; the field as pushed only when it never was a valid URL. */
+        const char *url = e->url.norm[0] ? e->url.norm : e->raw_url ? e->raw_url : "";
+        outcome_field(oc, FIELD_URL, url);
+        outcome_field(oc, DEAD_REASON, e->reason);
+        outcome_field(oc, DEAD_ERROR, e->error);
+        outcome_field(oc, DEAD_ATTEMPTS, e->attempts_text);
+        outcome_field(oc, DEAD_ENTRY, e->id);
+        outcome_field(oc, DEAD_CONSUMER, w->s->consumer);
+        outcome_field(oc, FIELD_SOURCE, e->source);
+        outcome_field(oc, FIELD_LINE, e->line);
         log_info("event=dead_letter entry=%s url=\"%.200s\" reason=%s attempts=%d error=\"%s\"",
-                 e->id, e->raw_url ? e->raw_url : "", e->reason, e->attempts, e->error);
+                 e->id, url, e->reason, e->attempts, e->error);
     }
-    for (int i = 0; i < oc->ncounters; i++)
-        metrics_count(&w->metrics, oc->counters[i], 1);
-    if (strcmp(counter, "stored") == 0 || strcmp(counter, "aliased") == 0)
+    if (strcmp(counter, C_STORED) == 0 || strcmp(counter, C_ALIASED) == 0)
         metrics_observe(&w->metrics, STAGE_END_TO_END, entry_age_s(e));
     if (e->res) {
         fetch_result_free(e->res);
@@ -231,6 +324,8 @@ static void entry_done(struct entry *e, const char *counter, const char *reason,
     process_out_free(&e->out);
     transforms_unref(e->xf);
     e->xf = NULL;
+    if (e->state == E_PARK)
+        w->nparked--;
     e->state = E_DONE;
     live_remove(e);
     e->next = w->done;
@@ -238,29 +333,80 @@ static void entry_done(struct entry *e, const char *counter, const char *reason,
     w->ndone++;
 }
 
-/* Transient failure: again after a backoff, unless attempts or time are used up. */
-static void entry_retry(struct entry *e, const char *reason, const char *err, long retry_after_ms,
-                        event_callback_fn again)
+/* The backoff before try number attempts + 1: exponential, capped, with jitter. */
+static long retry_delay(const struct entry *e, long retry_after_ms)
 {
-    struct worker *w = e->w;
-    const struct worker_options *o = w->o;
-    long age = ms_since(&e->born);
+    const struct worker_options *o = e->w->o;
     int doublings = e->attempts < 1 ? 0 : e->attempts > 11 ? 10 : e->attempts - 1;
     long delay = o->retry_base_ms << doublings;
     if (delay > o->retry_max_ms || delay <= 0)
         delay = o->retry_max_ms;
     delay = delay / 2 + random() % (delay / 2 + 1); /* jitter: spread the herd */
-    if (retry_after_ms > delay)
-        delay = retry_after_ms;
-    if (e->attempts >= o->max_attempts || age + delay > o->entry_deadline_ms) {
-        entry_done(e, "failed", reason, err);
-        return;
-    }
-    worker_count(w, "retries", 1);
+    return retry_after_ms > delay ? retry_after_ms : delay;
+}
+
+static void entry_wait(struct entry *e, const char *reason, long delay, event_callback_fn again)
+{
+    entry_count(e, C_RETRIES, 1);
     log_debug("event=retry entry=%s url=%s reason=%s attempt=%d delay_ms=%ld", e->id, e->url.norm,
               reason, e->attempts, delay);
     e->state = E_WAIT;
     entry_timer(e, delay, again);
+}
+
+/* Transient failure of the entry's own work (download, CPU stage): again after a backoff,
+ * unless attempts or time are used up, then dead-lettered. */
+static void entry_retry(struct entry *e, const char *reason, const char *err, long retry_after_ms,
+                        event_callback_fn again)
+{
+    const struct worker_options *o = e->w->o;
+    long delay = retry_delay(e, retry_after_ms);
+    if (e->attempts >= o->max_attempts || ms_since(&e->born) + delay > o->entry_deadline_ms) {
+        entry_done(e, C_FAILED, reason, err);
+        return;
+    }
+    entry_wait(e, reason, delay, again);
+}
+
+/* MongoDB failed the store or the lookup: not the picture's fault. Each try counts as an
+ * attempt; within the deadline it is tried again after a backoff, past it the entry is parked
+ * (leased, no timer) until a ping answers: an outage of any length neither fails an entry nor
+ * lets it be reclaimed, and costs one ping a second, not one try per entry. */
+static void entry_store_retry(struct entry *e, const char *event, event_callback_fn again)
+{
+    struct worker *w = e->w;
+    log_warn("event=%s entry=%s attempt=%d error=\"%s\"", event, e->id, e->attempts, e->error);
+    long delay = retry_delay(e, -1);
+    if (ms_since(&e->born) + delay <= w->o->entry_deadline_ms) {
+        e->attempts++;
+        entry_wait(e, event, delay, again);
+        return;
+    }
+    log_info("event=parked entry=%s note=\"until MongoDB answers\"", e->id);
+    e->state = E_PARK;
+    e->resume = again;
+    w->nparked++;
+}
+
+/* A ping answered: parked entries try again, with a fresh deadline. One that has come out of
+ * PARK max_attempts times, each while MongoDB answered, fails for good: that is not an outage. */
+static void worker_unpark(struct worker *w)
+{
+    for (struct entry *e = w->live.next, *next; e != &w->live; e = next) {
+        next = e->next;
+        if (e->state != E_PARK)
+            continue;
+        w->nparked--;
+        e->state = E_WAIT; /* out of PARK, whatever comes next */
+        if (++e->rounds > w->o->max_attempts) {
+            entry_done(e, C_FAILED, "store_failed", e->error);
+            continue;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &e->born);
+        e->attempts++;
+        entry_count(e, C_RETRIES, 1);
+        e->resume(-1, 0, e);
+    }
 }
 
 /* --- the CPU and store stage, on a pool thread --- */
@@ -270,8 +416,10 @@ static void work_run(void *arg)
     struct entry *e = arg;
     struct worker *w = e->w;
     if (!e->processed) {
+        work_entry = e; /* the chain's counters are this entry's */
         e->pstatus = process_run(e->xf->chain, &w->o->process, e->res->body, e->res->len, &e->out,
                                  e->reason, sizeof(e->reason), e->error, sizeof(e->error));
+        work_entry = NULL;
         if (e->pstatus != PROCESS_OK)
             return;
         e->processed = 1;
@@ -312,10 +460,11 @@ static void work_done(void *arg)
 {
     struct entry *e = arg;
     struct worker *w = e->w;
-    if (e->abandoned) {
-        entry_free(e);
+    if (entry_reap(e))
         return;
-    }
+    for (int i = 0; i < counters_count(e->plugin_events); i++)
+        entry_count(e, counters_name(e->plugin_events, i), counters_value(e->plugin_events, i));
+    counters_clear(e->plugin_events);
     if (e->processed && !e->observed) { /* once, not again for a store retry */
         const struct process_timing *t = &e->out.timing;
         metrics_observe(&w->metrics, STAGE_DECODE, t->decode_us / 1e6);
@@ -325,30 +474,26 @@ static void work_done(void *arg)
         e->observed = 1;
     }
     if (e->pstatus == PROCESS_PERMANENT) {
-        entry_done(e, "failed", e->reason, e->error);
+        entry_done(e, C_FAILED, e->reason, e->error);
     } else if (e->pstatus == PROCESS_TRANSIENT) {
         entry_retry(e, e->reason, e->error, -1, work_again);
     } else if (e->store_rc == STORE_ERR_PERMANENT) {
-        entry_done(e, "failed", "store_rejected", e->error);
+        entry_done(e, C_FAILED, "store_rejected", e->error);
     } else if (e->store_rc < 0) {
-        /* MongoDB is down or failing: keep the entry (and its image) and try again; this is
-         * not the picture's fault, so it costs no attempt. */
-        log_warn("event=store_failed entry=%s error=\"%s\"", e->id, e->error);
         e->accepted = 0; /* the failed write may have happened: the retry reads first */
-        e->state = E_WAIT;
-        entry_timer(e, w->o->retry_max_ms / 4 + random() % 1000, work_again);
+        entry_store_retry(e, "store_failed", work_again);
     } else {
-        worker_count(w, "bytes_out", (long long)e->out.png_len);
+        entry_count(e, C_BYTES_OUT, (long long)e->out.png_len);
         metrics_observe(&w->metrics, STAGE_STORE, e->store_s);
         switch (e->stored) {
         case STORE_INSERTED:
-            entry_done(e, "stored", NULL, NULL);
+            entry_done(e, C_STORED, NULL, NULL);
             break;
         case STORE_ALIASED:
-            entry_done(e, "aliased", NULL, NULL);
+            entry_done(e, C_ALIASED, NULL, NULL);
             break;
         case STORE_ALREADY:
-            entry_done(e, "duplicates", NULL, NULL);
+            entry_done(e, C_DUPLICATES, NULL, NULL);
             break;
         }
     }
@@ -370,6 +515,8 @@ static void work_again(evutil_socket_t fd, short what, void *arg)
         entry_fetch(e); /* the download itself must be redone */
         return;
     }
+    if (!e->processed)
+        e->attempts++; /* the CPU stage again (out_of_memory): an attempt like a download */
     entry_work(e);
 }
 
@@ -380,7 +527,7 @@ static void on_fetched(struct fetch_result *res, void *arg)
     struct entry *e = arg;
     struct worker *w = e->w;
     e->fetch = NULL;
-    worker_count(w, "bytes_in", (long long)res->len);
+    entry_count(e, C_BYTES_IN, (long long)res->len);
     metrics_observe(&w->metrics, STAGE_DOWNLOAD, res->total_ms / 1000.0);
     if (res->cls == FETCH_OK) {
         e->res = res;
@@ -396,7 +543,7 @@ static void on_fetched(struct fetch_result *res, void *arg)
     if (transient)
         entry_retry(e, reason, err, retry_after, work_again);
     else
-        entry_done(e, "failed", reason, err);
+        entry_done(e, C_FAILED, reason, err);
 }
 
 static void entry_fetch(struct entry *e)
@@ -426,22 +573,22 @@ static void lookup_again(evutil_socket_t fd, short what, void *arg)
 static void lookup_done(void *arg)
 {
     struct entry *e = arg;
-    if (e->abandoned) {
-        entry_free(e);
+    if (entry_reap(e))
         return;
-    }
     if (e->store_rc < 0) {
-        log_warn("event=lookup_failed entry=%s error=\"%s\"", e->id, e->error);
-        e->state = E_WAIT;
-        entry_timer(e, e->w->o->retry_max_ms / 4 + random() % 1000, lookup_again);
+        entry_store_retry(e, "lookup_failed", lookup_again);
         return;
     }
-    if (e->found == 0)
+    if (e->found == 0 && e->poison) {
+        char why[96];
+        snprintf(why, sizeof(why), "delivered %lld times", e->deliveries);
+        entry_done(e, C_FAILED, "poison", why);
+    } else if (e->found == 0)
         entry_fetch(e);
     else if (strcmp(e->owner, e->id) != 0) /* another entry of the same URL got there first */
-        entry_done(e, "duplicates", NULL, NULL);
+        entry_done(e, C_DUPLICATES, NULL, NULL);
     else /* this entry stored it, then its worker died before the ack */
-        entry_done(e, e->found == STORE_FOUND_SOURCE ? "stored" : "aliased", NULL, NULL);
+        entry_done(e, e->found == STORE_FOUND_SOURCE ? C_STORED : C_ALIASED, NULL, NULL);
 }
 
 static void entry_lookup(struct entry *e)
@@ -455,16 +602,14 @@ static void entry_lookup(struct entry *e)
 static void on_accepted(void *arg, void *token, int verdict)
 {
     struct entry *e = token;
-    if (e->abandoned) {
-        entry_free(e);
+    if (entry_reap(e))
         return;
-    }
     if (verdict == 1) {
         e->accepted = 1;
         entry_fetch(e);
     } else if (verdict == 0) { /* duplicate: acked and counted by the script */
-        metrics_count(&e->w->metrics, "received", 1);
-        metrics_count(&e->w->metrics, "duplicates", 1);
+        metrics_count(&e->w->metrics, C_RECEIVED, 1);
+        metrics_count(&e->w->metrics, C_DUPLICATES, 1);
         entry_release(e);
     } else
         entry_lookup(e); /* unknown whether SADD ran: behave as for a redelivery */
@@ -484,53 +629,62 @@ static void on_entry(void *arg, const char *id, void *const *fields, size_t nfie
                      int redelivered, long long deliveries)
 {
     struct worker *w = arg;
+    if (worker_holds(w, id)) { /* reclaimed or re-read while in flight here: no second copy */
+        log_debug("event=already_held entry=%s deliveries=%lld", id, deliveries);
+        return;
+    }
     struct entry *e = calloc(1, sizeof(*e));
     if (e == NULL)
         return; /* stays pending: reclaimed later */
+    e->events = counters_new();
+    e->plugin_events = counters_new();
+    if (e->events == NULL || e->plugin_events == NULL) {
+        entry_free(e);
+        return;
+    }
     e->w = w;
     snprintf(e->id, sizeof(e->id), "%s", id);
     e->redelivered = redelivered;
     e->deliveries = deliveries;
     e->attempts = deliveries > 1 ? (int)(deliveries - 1) : 0;
     clock_gettime(CLOCK_MONOTONIC, &e->born);
-    e->next = w->live.next;
-    e->prev = &w->live;
-    w->live.next->prev = e;
-    w->live.next = e;
+    list_insert(&w->live, e);
     w->held++;
-    if (redelivered)
-        worker_count(w, "reclaimed", deliveries > 1 ? 1 : 0);
+    if (redelivered && deliveries > 1)
+        entry_count(e, C_RECLAIMED, 1);
 
     const redisReply *url = NULL;
     for (size_t i = 0; fields && i + 1 < nfields; i += 2) {
         const redisReply *k = fields[i], *v = fields[i + 1];
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
             continue;
-        if (strcmp(k->str, "url") == 0)
+        if (strcmp(k->str, FIELD_URL) == 0)
             url = v;
-        else if (strcmp(k->str, "source") == 0 && e->source == NULL)
+        else if (strcmp(k->str, FIELD_SOURCE) == 0 && e->source == NULL)
             e->source = field_dup(v);
-        else if (strcmp(k->str, "line") == 0 && e->line == NULL)
+        else if (strcmp(k->str, FIELD_LINE) == 0 && e->line == NULL)
             e->line = field_dup(v);
     }
     if (fields == NULL) {
-        entry_done(e, "invalid", "deleted", "the entry was deleted from the stream");
+        entry_done(e, C_INVALID, "deleted", "the entry was deleted from the stream");
         return;
     }
     if (url == NULL) {
-        entry_done(e, "invalid", "missing_url", "the entry has no url field");
+        entry_done(e, C_INVALID, "missing_url", "the entry has no url field");
         return;
     }
     e->raw_url = field_dup(url);
     enum url_reason r = url_parse(url->str, url->len, &w->s->allowed, &e->url);
     if (r != URL_OK) {
-        entry_done(e, "invalid", url_reason_name(r), "not a valid picture URL");
+        e->url.norm[0] = '\0'; /* the dead letter keeps the field as pushed */
+        entry_done(e, C_INVALID, url_reason_name(r), "not a valid picture URL");
         return;
     }
     if (deliveries > w->o->max_attempts) {
-        char why[96];
-        snprintf(why, sizeof(why), "delivered %lld times", deliveries);
-        entry_done(e, "failed", "poison", why);
+        /* No download nor decode; but an earlier delivery may have stored it before its worker
+         * died, and then it counts as that outcome, or `stored` would miss a document. */
+        e->poison = 1;
+        entry_lookup(e);
         return;
     }
     if (redelivered) {
@@ -544,23 +698,19 @@ static void on_entry(void *arg, const char *id, void *const *fields, size_t nfie
 
 /* --- acks --- */
 
+/* From a pool thread, inside process_run: the counter belongs to the entry being processed
+ * there and goes to Redis with its ack. Outside an entry (a plugin counting in its init) there
+ * is no ack to carry it: only its picture's counters are kept. */
 static void plugin_counter(void *arg, const char *name, long long delta)
 {
-    struct worker *w = arg;
-    pthread_mutex_lock(&w->plugin_lock);
-    counters_add(w->plugin_counters, name, delta);
-    pthread_mutex_unlock(&w->plugin_lock);
+    (void)arg;
+    if (work_entry)
+        counters_add(work_entry->plugin_events, name, delta);
 }
 
 static void worker_flush(struct worker *w)
 {
-    pthread_mutex_lock(&w->plugin_lock);
-    for (int i = 0; i < counters_count(w->plugin_counters); i++)
-        worker_count(w, counters_name(w->plugin_counters, i),
-                     counters_value(w->plugin_counters, i));
-    counters_clear(w->plugin_counters);
-    pthread_mutex_unlock(&w->plugin_lock);
-    if (stream_flushing(w->st) || (w->ndone == 0 && counters_count(w->events) == 0))
+    if (stream_flushing(w->st) || w->ndone == 0)
         return;
     const struct outcome **list = calloc((size_t)w->ndone + 1, sizeof(*list));
     if (list == NULL)
@@ -568,14 +718,11 @@ static void worker_flush(struct worker *w)
     int n = 0;
     for (struct entry *e = w->done; e; e = e->next)
         list[n++] = &e->oc;
-    counters_merge(w->events_flight, w->events);
-    if (stream_flush(w->st, list, n, w->events_flight) == 0) {
+    if (stream_flush(w->st, list, n) == 0) {
         w->flight = w->done;
         w->nflight = w->ndone;
         w->done = NULL;
         w->ndone = 0;
-    } else {
-        counters_merge(w->events, w->events_flight);
     }
     free(list);
     clock_gettime(CLOCK_MONOTONIC, &w->last_flush);
@@ -585,7 +732,9 @@ static void on_flushed(void *arg, int ok, long long acked)
 {
     struct worker *w = arg;
     struct entry *e = w->flight, *next;
-    if (!ok) { /* give the batch again: the script is safe to run twice */
+    if (!ok) {
+        /* Give the batch again: an entry the lost run acked is not ours to count any more,
+         * so nothing is counted twice. */
         while (e) {
             next = e->next;
             e->next = w->done;
@@ -593,18 +742,48 @@ static void on_flushed(void *arg, int ok, long long acked)
             w->ndone++;
             e = next;
         }
-        counters_merge(w->events, w->events_flight);
     } else {
         for (; e; e = next) {
             next = e->next;
             w->held--;
             entry_free(e);
         }
-        counters_clear(w->events_flight);
         w->processed += acked;
     }
     w->flight = NULL;
     w->nflight = 0;
+}
+
+/* --- leases --- */
+
+static void on_lease(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    if (w->held == 0)
+        return;
+    const char **ids = calloc((size_t)w->held, sizeof(*ids));
+    if (ids == NULL)
+        return;
+    int n = 0;
+    for (struct entry *e = w->live.next; e != &w->live && n < w->held; e = e->next)
+        ids[n++] = e->id;
+    for (struct entry *lists[] = {w->done, w->flight}, **l = lists; l < lists + 2; l++)
+        for (struct entry *e = *l; e && n < w->held; e = e->next)
+            ids[n++] = e->id;
+    stream_lease(w->st, ids, n);
+    free(ids);
+}
+
+/* Someone else has the entry now (or it is gone): stop working on it. Its outcome, if already
+ * DONE, still goes to the ack script, which counts it only if the ack is ours. */
+static void on_lost(void *arg, const char *id)
+{
+    struct worker *w = arg;
+    struct entry *e = list_find(&w->live, id);
+    if (e == NULL)
+        return;
+    log_warn("event=lease_lost entry=%s note=\"no longer pending here: dropped\"", id);
+    entry_drop(e);
 }
 
 /* --- the loop's timers --- */
@@ -625,14 +804,8 @@ static void worker_abandon(struct worker *w)
     int n = 0;
     w->abandoning = 1;
     while (w->live.next != &w->live) {
-        struct entry *e = w->live.next;
-        live_remove(e);
-        w->held--;
+        entry_drop(w->live.next);
         n++;
-        if (e->state == E_ACCEPT || e->state == E_LOOKUP || e->state == E_WORK)
-            e->abandoned = 1; /* its callback frees it */
-        else
-            entry_free(e);
     }
     if (n)
         log_warn("event=abandoned entries=%d note=\"left pending for another worker\"", n);
@@ -648,14 +821,16 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         return;
     }
     long stopping_ms = ms_since(&w->stop_began);
-    if (!w->abandoning && stopping_ms >= w->o->drain_timeout_ms)
+    /* Parked entries wait for MongoDB, which may take any time: waiting for them is no drain. */
+    int all_parked = w->nparked > 0 && w->held == w->nparked + w->ndone + w->nflight;
+    if (!w->abandoning && (stopping_ms >= w->o->drain_timeout_ms || all_parked))
         worker_abandon(w);
-    if (w->held == 0 && !stream_flushing(w->st) && counters_count(w->events) == 0)
+    if (w->held == 0 && !stream_flushing(w->st)) {
         event_base_loopbreak(w->base);
-    else if (w->abandoning && stopping_ms >= w->o->drain_timeout_ms + 5000) {
-        log_error("event=exit_unflushed entries=%d note=\"Redis unreachable; they stay pending\"",
-                  w->ndone + w->nflight);
-        w->exit_code = 1;
+    } else if (w->abandoning && stopping_ms >= w->o->drain_timeout_ms + STOP_FLUSH_GRACE_MS) {
+        /* Their outcomes are durable in MongoDB: whoever gets them next finds them there. */
+        log_warn("event=exit_unflushed entries=%d note=\"Redis unreachable; they stay pending\"",
+                 w->ndone + w->nflight);
         event_base_loopbreak(w->base);
     }
 }
@@ -725,7 +900,11 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 static void on_reclaim(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
-    if (!w->stopping)
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int early = now.tv_sec < w->reclaim_after.tv_sec ||
+                (now.tv_sec == w->reclaim_after.tv_sec && now.tv_nsec < w->reclaim_after.tv_nsec);
+    if (!w->stopping && !early)
         stream_reclaim(w->st, (int)(w->o->max_inflight - w->held));
 }
 
@@ -749,10 +928,16 @@ static void on_idle_tick(evutil_socket_t fd, short what, void *arg)
         w->idle = 0;
 }
 
+/* Back from a Redis outage every pending entry looks idle: each worker renews its own leases
+ * first and reclaims only after two lease periods, so the others have renewed theirs too. */
 static void on_link(void *arg, int up)
 {
     struct worker *w = arg;
-    if (up && w->ndone)
+    if (!up)
+        return;
+    on_lease(-1, 0, w);
+    after_ms(&w->reclaim_after, 2 * w->lease_ms);
+    if (w->ndone)
         worker_flush(w);
 }
 
@@ -769,9 +954,23 @@ static void ping_done(void *arg)
 {
     struct worker *w = arg;
     w->pinging = 0;
+    if (w->abandoning)
+        return; /* dropped at stop: it may not have run */
     if (w->mongo_up != (w->ping_rc == 0))
         log_info("event=mongo_%s", w->ping_rc == 0 ? "up" : "down");
     w->mongo_up = w->ping_rc == 0;
+    if (w->mongo_up && w->nparked)
+        worker_unpark(w);
+}
+
+static void worker_ping(struct worker *w)
+{
+    clock_gettime(CLOCK_MONOTONIC, &w->last_ping);
+    stream_group_info(w->st);
+    if (!w->pinging) {
+        w->pinging = 1;
+        pool_submit(w->pool, ping_work, ping_done, w);
+    }
 }
 
 static void on_group(void *arg, long long lag, long long pending)
@@ -791,14 +990,12 @@ static void on_group(void *arg, long long lag, long long pending)
     }
 }
 
+/* Every second: a ping when entries are parked on MongoDB, else every PING_EVERY_MS. */
 static void on_ping(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
-    stream_group_info(w->st);
-    if (!w->pinging) {
-        w->pinging = 1;
-        pool_submit(w->pool, ping_work, ping_done, w);
-    }
+    if (w->nparked || ms_since(&w->last_ping) >= PING_EVERY_MS)
+        worker_ping(w);
 }
 
 static int worker_ready(void *arg, char *why, size_t len)
@@ -852,6 +1049,7 @@ static void worker_free(struct worker *w)
     /* Whatever is left is abandoned: stays pending, reclaimed by another worker. */
     worker_abandon(w);
     http_free(w->http); /* /images reads still running are dropped when they end */
+    w->http = NULL;
     pool_free(w->pool);
     images_free(w->images); /* runs the done callbacks of finished tasks: they free their entries */
     stream_free(w->st);     /* hands NULL to waiting callbacks: abandoned entries are freed */
@@ -861,16 +1059,14 @@ static void worker_free(struct worker *w)
             entry_free(e);
         }
     }
+    while (w->zombies.next != &w->zombies) /* every callback has run by now */
+        entry_reap(w->zombies.next);
     fetch_engine_free(w->fe);
     transforms_unref(w->xf);
     store_free(w->store);
-    counters_free(w->events);
-    counters_free(w->events_flight);
-    counters_free(w->plugin_counters);
     metrics_free(&w->metrics);
-    pthread_mutex_destroy(&w->plugin_lock);
     struct event *evs[] = {w->tick,    w->sigterm, w->sigint,  w->sighup, w->beat,
-                           w->reclaim, w->trim,    w->idle_ev, w->ping};
+                           w->reclaim, w->trim,    w->idle_ev, w->ping,   w->lease};
     for (size_t i = 0; i < sizeof(evs) / sizeof(*evs); i++)
         if (evs[i])
             event_free(evs[i]);
@@ -888,16 +1084,14 @@ int worker_run(const struct settings *s, const struct worker_options *o)
     w->s = s;
     w->o = o;
     w->live.next = w->live.prev = &w->live;
-    w->events = counters_new();
-    w->events_flight = counters_new();
+    w->zombies.next = w->zombies.prev = &w->zombies;
     w->started_at = (double)time(NULL);
     w->group_lag = -1;
-    w->plugin_counters = counters_new();
-    pthread_mutex_init(&w->plugin_lock, NULL);
     w->base = event_base_new();
     clock_gettime(CLOCK_MONOTONIC, &w->last_flush);
-    if (w->events == NULL || w->events_flight == NULL || w->plugin_counters == NULL ||
-        w->base == NULL || metrics_init(&w->metrics) < 0) {
+    /* Well below --reclaim-idle: a few lost lease replies in a row still leave time. */
+    w->lease_ms = o->reclaim_idle_ms / 4 > 100 ? o->reclaim_idle_ms / 4 : 100;
+    if (w->base == NULL || metrics_init(&w->metrics) < 0) {
         snprintf(err, sizeof(err), "out of memory");
         goto fail;
     }
@@ -917,7 +1111,7 @@ int worker_run(const struct settings *s, const struct worker_options *o)
     if (w->pool == NULL)
         goto fail;
     struct stream_options so = {o->block_ms, o->reclaim_idle_ms, o->redis_timeout_ms};
-    struct stream_hooks hooks = {on_entry, on_accepted, on_flushed, on_link, on_group};
+    struct stream_hooks hooks = {on_entry, on_accepted, on_flushed, on_link, on_group, on_lost};
     w->st = stream_new(w->base, s, &so, &hooks, w);
     if (w->st == NULL) {
         snprintf(err, sizeof(err), "cannot set up the Redis links");
@@ -936,8 +1130,9 @@ int worker_run(const struct settings *s, const struct worker_options *o)
     w->trim = worker_every(w, o->trim_every_ms, on_trim);
     if (o->exit_when_idle_ms > 0)
         w->idle_ev = worker_every(w, 250, on_idle_tick);
-    w->ping = worker_every(w, 5000, on_ping);
-    on_ping(-1, 0, w);
+    w->lease = worker_every(w, w->lease_ms, on_lease);
+    w->ping = worker_every(w, 1000, on_ping);
+    worker_ping(w);
     if (o->http_addr && *o->http_addr) {
         w->images = images_new(w->base, w->store, &s->allowed, err, sizeof(err));
         if (w->images == NULL)
@@ -953,10 +1148,21 @@ int worker_run(const struct settings *s, const struct worker_options *o)
              "max_inflight=%ld",
              s->consumer, s->group, s->prefix, w->xf->spec, o->threads, o->max_inflight);
     event_base_dispatch(w->base);
-    int code = w->exit_code;
+    worker_abandon(w);
+    http_free(w->http);
+    w->http = NULL;
+    int stuck = pool_stop(w->pool, STOP_POOL_WAIT_MS);
     log_info("event=stopped processed=%lld", w->processed);
+    if (stuck) {
+        /* A thread in a decode that never ends, or in a call to a server that never answers:
+         * nothing it uses may be freed, and it cannot be interrupted. What it held stays
+         * pending; the acks that could be written are written. */
+        log_warn("event=exit_with_stuck_threads threads=%d", stuck);
+        fflush(NULL);
+        _exit(0);
+    }
     worker_free(w);
-    return code;
+    return 0;
 fail:
     log_error("event=start_failed error=\"%s\"", err);
     fprintf(stderr, "pixflow-consumer: %s\n", err);

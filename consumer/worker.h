@@ -23,7 +23,10 @@ struct worker_options {
     const char *http_addr; /* HOST:PORT for /healthz, /readyz, /metrics; NULL or "": none */
 };
 
-/* Runs until stopped (signal, or idle with exit_when_idle_ms); returns the exit status. */
+/* Runs until stopped (signal, or idle with exit_when_idle_ms); returns the exit status: 0 after
+ * a stop, whatever was left pending, 1 when it cannot start. When a pool thread is still stuck
+ * in its task after the stop deadline (a decode that never ends, a server that never answers)
+ * nothing it uses can be freed: the process ends from here, _exit(0). */
 int worker_run(const struct settings *s, const struct worker_options *o);
 
 #endif

@@ -1,6 +1,5 @@
-/* test_pool.c -- the thread pool: work runs off the loop thread, every completion comes back on
- * the loop thread exactly once, busy counts what is not yet done, and pool_free() delivers what
- * finished but was not yet handed back. */
+/* test_pool.c -- the worker's thread pool: completions on the loop, and a stop that does not wait
+ * for a thread stuck in its task nor start the tasks still queued. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -8,102 +7,142 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
-#include <string.h>
-#include <unistd.h>
-
-#include <event2/event.h>
+#include <time.h>
 
 #include "pool.h"
 
-#define JOBS 200
-
-struct job {
-    pthread_t loop, ran_on;
-    int done_calls;
-    int done_on_loop;
-    int value, result;
-    struct event_base *base;
-    atomic_int *remaining;
+struct probe {
+    atomic_int worked;
+    int done; /* loop thread only */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int release; /* the blocking task may return */
 };
 
-static void job_work(void *arg)
+static void probe_work(void *arg)
 {
-    struct job *j = arg;
-    j->ran_on = pthread_self();
-    j->result = j->value * 2;
+    struct probe *p = arg;
+    atomic_fetch_add(&p->worked, 1);
 }
 
-static void job_done(void *arg)
+static void probe_done(void *arg)
 {
-    struct job *j = arg;
-    j->done_calls++;
-    j->done_on_loop = pthread_equal(pthread_self(), j->loop);
-    if (atomic_fetch_sub(j->remaining, 1) == 1)
-        event_base_loopbreak(j->base);
+    ((struct probe *)arg)->done++;
 }
 
-static void test_every_job_once_on_the_loop(void **state)
+static void probe_block(void *arg)
+{
+    struct probe *p = arg;
+    atomic_fetch_add(&p->worked, 1);
+    pthread_mutex_lock(&p->lock);
+    while (!p->release)
+        pthread_cond_wait(&p->cond, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void probe_init(struct probe *p)
+{
+    atomic_init(&p->worked, 0);
+    p->done = 0;
+    p->release = 0;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->cond, NULL);
+}
+
+static void probe_release(struct probe *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->release = 1;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void wait_worked(struct probe *p, int n)
+{
+    for (int i = 0; i < 2000 && atomic_load(&p->worked) < n; i++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    assert_int_equal(atomic_load(&p->worked), n);
+}
+
+static void test_completions_come_back_on_the_loop(void **state)
 {
     struct event_base *base = event_base_new();
     char err[128];
-    struct pool *p = pool_new(base, 4, err, sizeof(err));
-    static struct job jobs[JOBS];
-    atomic_int remaining = JOBS;
-
-    assert_non_null(p);
-    assert_int_equal(pool_threads(p), 4);
-    for (int i = 0; i < JOBS; i++) {
-        jobs[i] =
-            (struct job){.loop = pthread_self(), .value = i, .base = base, .remaining = &remaining};
-        pool_submit(p, job_work, job_done, &jobs[i]);
-    }
-    assert_int_equal(pool_busy(p), JOBS);
-    struct timeval limit = {10, 0};
-    event_base_loopexit(base, &limit); /* a lost completion fails the test, not hangs it */
-    event_base_dispatch(base);
-    assert_int_equal(atomic_load(&remaining), 0);
-    assert_int_equal(pool_busy(p), 0);
-    for (int i = 0; i < JOBS; i++) {
-        assert_int_equal(jobs[i].done_calls, 1);
-        assert_true(jobs[i].done_on_loop);
-        assert_false(pthread_equal(jobs[i].ran_on, pthread_self()));
-        assert_int_equal(jobs[i].result, 2 * i);
-    }
-    pool_free(p);
+    struct pool *pool = pool_new(base, 2, err, sizeof(err));
+    assert_non_null(pool);
+    struct probe p;
+    probe_init(&p);
+    for (int i = 0; i < 20; i++)
+        pool_submit(pool, probe_work, probe_done, &p);
+    assert_int_equal(pool_busy(pool), 20);
+    for (int i = 0; i < 2000 && p.done < 20; i++)
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    assert_int_equal(p.done, 20);
+    assert_int_equal(atomic_load(&p.worked), 20);
+    assert_int_equal(pool_busy(pool), 0);
+    assert_int_equal(pool_stop(pool, 1000), 0);
+    pool_free(pool);
     event_base_free(base);
 }
 
-static void slow_work(void *arg)
+static void test_stop_leaves_a_stuck_thread_and_drops_the_queue(void **state)
 {
-    usleep(20 * 1000);
-    job_work(arg);
+    struct event_base *base = event_base_new();
+    char err[128];
+    struct pool *pool = pool_new(base, 1, err, sizeof(err));
+    assert_non_null(pool);
+    struct probe p;
+    probe_init(&p);
+    pool_submit(pool, probe_block, probe_done, &p);
+    wait_worked(&p, 1); /* the only thread is inside it */
+    for (int i = 0; i < 3; i++)
+        pool_submit(pool, probe_work, probe_done, &p);
+
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(pool_stop(pool, 200), 1);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    assert_true(ms >= 150 && ms < 2000);
+    pool_submit(pool, probe_work, probe_done, &p); /* after the stop: never run either */
+
+    probe_release(&p);
+    pool_free(pool); /* joins, then hands every completion back, run or not */
+    assert_int_equal(atomic_load(&p.worked), 1);
+    assert_int_equal(p.done, 5);
+    event_base_free(base);
 }
 
-static void count_done(void *arg)
+static void test_stop_of_an_idle_pool_is_immediate(void **state)
 {
-    struct job *j = arg;
-    j->done_calls++;
-    j->done_on_loop = pthread_equal(pthread_self(), j->loop);
+    struct event_base *base = event_base_new();
+    char err[128];
+    struct pool *pool = pool_new(base, 3, err, sizeof(err));
+    assert_non_null(pool);
+    assert_int_equal(pool_stop(pool, 5000), 0);
+    assert_int_equal(pool_stop(pool, 0), 0); /* twice is fine */
+    pool_free(pool);
+    event_base_free(base);
 }
 
-/* Completions that never reached the loop (it was not run) are delivered by pool_free(). */
+/* Completions that never reached the loop (it was not run) are delivered by pool_free(), each
+ * once: after its work, or without it when the stop dropped it from the queue. */
 static void test_free_delivers_finished_work(void **state)
 {
     struct event_base *base = event_base_new();
     char err[128];
     struct pool *p = pool_new(base, 2, err, sizeof(err));
-    struct job jobs[6];
+    struct probe probes[6];
 
     assert_non_null(p);
     for (int i = 0; i < 6; i++) {
-        jobs[i] = (struct job){.loop = pthread_self(), .value = i};
-        pool_submit(p, slow_work, count_done, &jobs[i]);
+        probe_init(&probes[i]);
+        pool_submit(p, probe_work, probe_done, &probes[i]);
     }
     pool_free(p);
     for (int i = 0; i < 6; i++) {
-        assert_int_equal(jobs[i].done_calls, 1);
-        assert_true(jobs[i].done_on_loop);
-        assert_int_equal(jobs[i].result, 2 * i);
+        assert_true(atomic_load(&probes[i].worked) <= 1);
+        assert_int_equal(probes[i].done, 1);
     }
     event_base_free(base);
 }
@@ -111,7 +150,9 @@ static void test_free_delivers_finished_work(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_every_job_once_on_the_loop),
+        cmocka_unit_test(test_completions_come_back_on_the_loop),
+        cmocka_unit_test(test_stop_leaves_a_stuck_thread_and_drops_the_queue),
+        cmocka_unit_test(test_stop_of_an_idle_pool_is_immediate),
         cmocka_unit_test(test_free_delivers_finished_work),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -322,6 +322,23 @@ def test_retries_exhausted_dead_letter(env, keys, mongo_db, fleet):
     assert keys.pending() == 0
 
 
+def test_dead_letter_carries_the_normalized_url(env, keys, mongo_db, fleet):
+    """The dead letter names the URL the entry was accepted under, so a replay re-queues exactly
+    that, whatever URL rules the replaying tool has; the field as pushed is kept only for an
+    entry that never was a valid URL."""
+    (w, h), = sizes(1, 401, 999)
+    t = token()
+    pushed = f"  HTTPS://Picsum.PHOTOS:443/{w}/{h}?fault=404&u={t}#frag\r"
+    keys.xadd(pushed)
+    keys.xadd("ftp://example.com/1/1")
+    fleet.start(env, "w1", "--exit-when-idle", "1s").assert_clean_exit(30)
+    dead = {d["reason"]: d for d in keys.dead()}
+    assert set(dead) == {"http_404", "bad_scheme"}, dead
+    assert dead["http_404"]["url"] == f"{PICSUM}/{w}/{h}?fault=404&u={t}"
+    assert dead["bad_scheme"]["url"] == "ftp://example.com/1/1"
+    assert_reconciled(keys, mongo_db)
+
+
 # ---- 7. permanent failures, dead-lettered at once ----
 
 

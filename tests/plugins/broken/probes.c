@@ -310,6 +310,22 @@ static int probe_apply(void *state, const struct pixflow_image *in, struct pixfl
     return probe_identity(in, out);
 }
 
+#elif defined(PROBE_STALL)
+#define PROBE_NAME   "stall"
+#define PROBE_INPUTS PIXFLOW_INPUT_ANY
+#define PROBE_INIT
+/* Sleeps `value` ms per picture (a decode that will not finish, for the worker's stop). */
+static int probe_apply(void *state, const struct pixflow_image *in, struct pixflow_image *out,
+                       char *err, size_t errlen)
+{
+    const struct probe *p = state;
+    struct timespec t = {p->value / 1000, (p->value % 1000) * 1000000L};
+
+    while (nanosleep(&t, &t) != 0)
+        ;
+    return probe_identity(in, out);
+}
+
 #else
 #error "build with -DPROBE_<NAME>"
 #endif
