@@ -15,7 +15,6 @@
  *  - TRIM: XTRIM MINID below the oldest entry any group has pending or not yet read.
  *  - GROUP: our group's backlog and pending count (lib/backlog.h), for /metrics and
  *    --exit-when-idle. */
- * --exit-when-idle. */
 #include "stream.h"
 #include "backlog.h"
 #include "link.h"
