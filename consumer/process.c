@@ -70,11 +70,21 @@ static void process_budget_give(size_t need)
 
 size_t process_cost(const struct image_info *info, int channels)
 {
-    size_t px = (size_t)info->width * (size_t)info->height, raw = px * (size_t)channels;
+    size_t raw = (size_t)info->width * (size_t)info->height * (size_t)channels;
     size_t decoding = raw + info->work_bytes + (info->orientation > 1 ? raw : 0);
-    size_t storing = 2 * raw + raw + raw / 3 * 4 + 4; /* pixels in and out, PNG, base64 */
 
-    return decoding > storing ? decoding : storing;
+    /* the chain's output is taken to be no larger than its input: true of every shipped
+     * transform but resize up, which the second reservation then counts at its true size */
+    return decoding > 2 * raw ? decoding : 2 * raw;
+}
+
+/* The stored picture, its PNG (deflate never expands by more than a few bytes per 16 KB block)
+ * and the base64 of that. */
+static size_t process_store_cost(const struct pixflow_image *img)
+{
+    size_t raw = img->stride * img->height, png = raw + img->height + raw / 1024 + 1024;
+
+    return raw + png + (png + 2) / 3 * 4 + 1;
 }
 
 static const char *process_image_reason(enum image_status st)
@@ -141,13 +151,13 @@ static enum process_status process_encode(const struct pixflow_image *img, struc
     return PROCESS_OK;
 }
 
-/* Decode, transform and encode, with the picture's cost already taken from the budget. */
-static enum process_status process_pixels(const struct chain *chain,
-                                          const struct process_limits *lim,
-                                          const unsigned char *data, size_t len,
-                                          const struct image_info *info, int channels,
-                                          struct process_out *out, struct timespec *lap,
-                                          char *reason, size_t rlen, char *err, size_t errlen)
+/* Decode, transform and encode, with the picture's decoding cost (*held) already taken from the
+ * budget; once the chain has run, that is exchanged for the cost of storing its output. */
+static enum process_status
+process_pixels(const struct chain *chain, const struct process_limits *lim,
+               const unsigned char *data, size_t len, const struct image_info *info, int channels,
+               struct process_out *out, size_t *held, struct timespec *lap, char *reason,
+               size_t rlen, char *err, size_t errlen)
 {
     struct pixflow_image decoded, img;
     enum image_status is;
@@ -165,6 +175,15 @@ static enum process_status process_pixels(const struct chain *chain,
         return process_fail(reason, rlen, cs == CHAIN_NOMEM ? "out_of_memory" : "transform_failed");
     out->timing.transform_us = process_lap(lap);
 
+    process_budget_give(*held);
+    *held = process_store_cost(&img);
+    if (process_budget_take(*held) < 0) {
+        *held = 0;
+        free(img.pixels);
+        snprintf(err, errlen, "the chain's %ux%u output is over the decode memory budget",
+                 img.width, img.height);
+        return process_fail(reason, rlen, "too_many_pixels");
+    }
     st = process_encode(&img, out, lap, reason, rlen, err, errlen);
     free(img.pixels);
     return st;
@@ -204,7 +223,7 @@ enum process_status process_run(const struct chain *chain, const struct process_
                  info.name, info.width, info.height, cost >> 20, process_budget_total >> 20);
         return process_fail(reason, rlen, "too_many_pixels");
     }
-    st = process_pixels(chain, lim, data, len, &info, channels, out, &lap, reason, rlen, err,
+    st = process_pixels(chain, lim, data, len, &info, channels, out, &cost, &lap, reason, rlen, err,
                         errlen);
     process_budget_give(cost);
     if (st != PROCESS_OK)

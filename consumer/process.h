@@ -17,6 +17,7 @@ struct process_limits {
     long max_pixels;    /* width * height, checked on the header before decoding; <= 0: none */
     long max_dimension; /* width and height each; <= 0: none */
     struct image_limits image; /* scans, CPU time, decoder working memory; zeros: none */
+    long decode_memory; /* bytes all pictures in the stage may hold at once: process_budget_init */
 };
 
 /* Where the time went, for the worker's counters and the benchmark. */
@@ -60,9 +61,10 @@ enum process_status process_run(const struct chain *chain, const struct process_
 
 void process_out_free(struct process_out *out);
 
-/* Bytes of memory the whole stage needs for a picture of this header decoded to `channels` and
- * stored with at most that many: the decoded pixels and decoder working memory, or later the
- * decoded and transformed pixels with the PNG and its base64 (each at most the raw size). */
+/* Bytes the stage takes from the budget to decode a picture of this header to `channels` and run
+ * the chain: the larger of pixels + decoder working memory (+ a copy to turn it upright) and
+ * pixels in + pixels out. After the chain this is exchanged for the output's pixels + its PNG +
+ * the base64 of that (see README, "Memory"). */
 size_t process_cost(const struct image_info *info, int channels);
 
 /* Caps the bytes all concurrent process_run() calls may hold (0: no cap). A picture costing more

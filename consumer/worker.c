@@ -873,6 +873,8 @@ int worker_run(const struct settings *s, const struct worker_options *o)
     w->fe = fetch_engine_new(w->base, s, &o->fetch, err, sizeof(err));
     if (w->fe == NULL)
         goto fail;
+    /* Pool threads wait for their picture's memory here rather than overdraw it. */
+    process_budget_init((size_t)o->process.decode_memory);
     w->pool = pool_new(w->base, (int)o->threads, err, sizeof(err));
     if (w->pool == NULL)
         goto fail;
