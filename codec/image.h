@@ -27,7 +27,7 @@ struct image_limits {
 };
 
 #define IMAGE_DEFAULT_MAX_SCANS  500
-#define IMAGE_DEFAULT_CPU_MS     10000
+#define IMAGE_DEFAULT_CPU_MS     4000
 #define IMAGE_DEFAULT_MAX_MEMORY (256UL << 20)
 
 enum image_format { IMAGE_FORMAT_NONE, IMAGE_FORMAT_JPEG, IMAGE_FORMAT_PNG };

@@ -71,7 +71,7 @@ int main(int argc, char **argv)
          .help = "memory all pictures being decoded, transformed and encoded may hold at once"},
         {"max-scans", "PIXFLOW_MAX_SCANS", cfg_long, &o.process.image.max_scans, "500", 1,
          1000000, .meta = "N", .help = "most scans a progressive JPEG may have"},
-        {"decode-budget", "PIXFLOW_DECODE_BUDGET", cfg_millis, &o.process.image.cpu_ms, "10s", 10,
+        {"decode-budget", "PIXFLOW_DECODE_BUDGET", cfg_millis, &o.process.image.cpu_ms, "4s", 10,
          3600000, .meta = "TIME", .help = "CPU time one picture may take to decode"},
         {"http", "PIXFLOW_HTTP", parse_listen, &o.http_addr, "", .meta = "HOST:PORT",
          .help = "serve /healthz, /readyz and /metrics there (off when empty)"},
