@@ -283,7 +283,7 @@ static const struct hostile_case hostile_all[] = {
     {"many_scans.jpg", "too_many_scans", "a legal progressive JPEG of 757 scans", make_many_scans},
     {"slow_scans.jpg", "decode_budget", "a legal 379-scan progressive JPEG, over a CPU budget",
      make_slow_scans},
-    {NULL},
+    {NULL, NULL, NULL, NULL},
 };
 
 const struct hostile_case *hostile_cases(int big)
