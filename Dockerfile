@@ -29,6 +29,7 @@ RUN apt-get update \
         libmongoc-dev \
         libssl-dev \
         libstb-dev \
+        zlib1g-dev \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -58,6 +59,7 @@ RUN apt-get update \
         libevent-openssl-2.1-7 \
         libevent-pthreads-2.1-7 \
         libhiredis0.14 \
+        libjpeg62-turbo \
         libmongoc-1.0-0 \
         libssl3 \
     && rm -rf /var/lib/apt/lists/*

@@ -58,6 +58,13 @@ int main(int argc, char **argv)
          100, 3600000, .meta = "TIME", .help = "whole download, redirects included"},
         {"max-pixels", "PIXFLOW_MAX_PIXELS", cfg_long, &o.process.max_pixels, "25000000", 1,
          1000000000, .meta = "N", .help = "largest picture (width x height) decoded"},
+        {"decode-memory", "PIXFLOW_DECODE_MEMORY", cfg_bytes, &o.process.decode_memory, "160M",
+         1L << 20, 1L << 40, .meta = "SIZE",
+         .help = "memory all pictures being decoded, transformed and encoded may hold at once"},
+        {"max-scans", "PIXFLOW_MAX_SCANS", cfg_long, &o.process.image.max_scans, "500", 1, 1000000,
+         .meta = "N", .help = "most scans a progressive JPEG may have"},
+        {"decode-budget", "PIXFLOW_DECODE_BUDGET", cfg_millis, &o.process.image.cpu_ms, "4s", 10,
+         3600000, .meta = "TIME", .help = "CPU time one picture may take to decode"},
         {"http", "PIXFLOW_HTTP", cfg_hostport, &o.http_addr, "", .meta = "HOST:PORT",
          .help = "serve /healthz, /readyz and /metrics there (off when empty)"},
         {NULL},
@@ -82,6 +89,8 @@ int main(int argc, char **argv)
     o.fetch.low_speed_bytes = 1024;
     o.fetch.low_speed_secs = 15;
     o.process.max_dimension = PROCESS_DEFAULT_MAX_DIMENSION;
+    /* libjpeg's coefficient buffers are part of a picture's cost, so they share its budget. */
+    o.process.image.max_memory = (size_t)o.process.decode_memory;
     store_global_init();
     rc = worker_run(&s, &o);
     store_global_cleanup();

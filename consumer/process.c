@@ -4,6 +4,7 @@
  * so a picture never holds more than two copies of itself. */
 #include "process.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,10 +26,65 @@ static long process_lap(struct timespec *t)
     return us;
 }
 
+/* Every failure of this stage is permanent (see process.h for out of memory). */
 static enum process_status process_fail(char *reason, size_t rlen, const char *code)
 {
     snprintf(reason, rlen, "%s", code);
-    return strcmp(code, "out_of_memory") == 0 ? PROCESS_TRANSIENT : PROCESS_PERMANENT;
+    return PROCESS_PERMANENT;
+}
+
+/* The memory budget: bytes taken by pictures being processed, waited for, never overdrawn. */
+static pthread_mutex_t process_budget_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t process_budget_freed = PTHREAD_COND_INITIALIZER;
+static size_t process_budget_total, process_budget_used;
+
+void process_budget_init(size_t bytes)
+{
+    pthread_mutex_lock(&process_budget_lock);
+    process_budget_total = bytes;
+    pthread_mutex_unlock(&process_budget_lock);
+}
+
+/* 0 with `need` taken (after waiting for it), -1 when it exceeds the whole budget. */
+static int process_budget_take(size_t need)
+{
+    pthread_mutex_lock(&process_budget_lock);
+    if (process_budget_total > 0 && need > process_budget_total) {
+        pthread_mutex_unlock(&process_budget_lock);
+        return -1;
+    }
+    while (process_budget_total > 0 && process_budget_used + need > process_budget_total)
+        pthread_cond_wait(&process_budget_freed, &process_budget_lock);
+    process_budget_used += need;
+    pthread_mutex_unlock(&process_budget_lock);
+    return 0;
+}
+
+static void process_budget_give(size_t need)
+{
+    pthread_mutex_lock(&process_budget_lock);
+    process_budget_used -= need;
+    pthread_cond_broadcast(&process_budget_freed);
+    pthread_mutex_unlock(&process_budget_lock);
+}
+
+size_t process_cost(const struct image_info *info, int channels)
+{
+    size_t raw = (size_t)info->width * (size_t)info->height * (size_t)channels;
+    size_t decoding = raw + info->work_bytes + (info->orientation > 1 ? raw : 0);
+
+    /* the chain's output is taken to be no larger than its input: true of every shipped
+     * transform but resize up, which the second reservation then counts at its true size */
+    return decoding > 2 * raw ? decoding : 2 * raw;
+}
+
+/* The stored picture, its PNG (deflate never expands by more than a few bytes per 16 KB block)
+ * and the base64 of that. */
+static size_t process_store_cost(const struct pixflow_image *img)
+{
+    size_t raw = img->stride * img->height, png = raw + img->height + raw / 1024 + 1024;
+
+    return raw + png + (png + 2) / 3 * 4 + 1;
 }
 
 static const char *process_image_reason(enum image_status st)
@@ -39,7 +95,14 @@ static const char *process_image_reason(enum image_status st)
     case IMAGE_UNSUPPORTED:
         return "unsupported_format";
     case IMAGE_TOO_LARGE:
+    case IMAGE_TOO_MANY_PIXELS:
         return "too_many_pixels";
+    case IMAGE_TOO_MANY_SCANS:
+        return "too_many_scans";
+    case IMAGE_BUDGET:
+        return "decode_budget";
+    case IMAGE_INFLATE_BOMB:
+        return "inflate_bomb";
     case IMAGE_NOMEM:
         return "out_of_memory";
     default:
@@ -88,16 +151,54 @@ static enum process_status process_encode(const struct pixflow_image *img, struc
     return PROCESS_OK;
 }
 
+/* Decode, transform and encode, with the picture's decoding cost (*held) already taken from the
+ * budget; once the chain has run, that is exchanged for the cost of storing its output. */
+static enum process_status
+process_pixels(const struct chain *chain, const struct process_limits *lim,
+               const unsigned char *data, size_t len, const struct image_info *info, int channels,
+               struct process_out *out, size_t *held, struct timespec *lap, char *reason,
+               size_t rlen, char *err, size_t errlen)
+{
+    struct pixflow_image decoded, img;
+    enum image_status is;
+    enum chain_status cs;
+    enum process_status st;
+
+    is = image_decode_limited(data, len, info, channels, lim != NULL ? &lim->image : NULL, &decoded,
+                              err, errlen);
+    if (is != IMAGE_OK)
+        return process_fail(reason, rlen, process_image_reason(is));
+    out->timing.decode_us = process_lap(lap);
+
+    cs = chain_apply(chain, &decoded, &img, err, errlen);
+    if (cs != CHAIN_OK)
+        return process_fail(reason, rlen, cs == CHAIN_NOMEM ? "out_of_memory" : "transform_failed");
+    out->timing.transform_us = process_lap(lap);
+
+    process_budget_give(*held);
+    *held = process_store_cost(&img);
+    if (process_budget_take(*held) < 0) {
+        *held = 0;
+        free(img.pixels);
+        snprintf(err, errlen, "the chain's %ux%u output is over the decode memory budget",
+                 img.width, img.height);
+        return process_fail(reason, rlen, "too_many_pixels");
+    }
+    st = process_encode(&img, out, lap, reason, rlen, err, errlen);
+    free(img.pixels);
+    return st;
+}
+
 enum process_status process_run(const struct chain *chain, const struct process_limits *lim,
                                 const unsigned char *data, size_t len, struct process_out *out,
                                 char *reason, size_t rlen, char *err, size_t errlen)
 {
-    struct pixflow_image decoded, img;
     struct image_info info;
     enum image_status is;
-    enum chain_status cs;
     enum process_status st;
     struct timespec lap;
+    size_t cost;
+    int channels;
 
     memset(out, 0, sizeof(*out));
     reason[0] = '\0';
@@ -112,21 +213,19 @@ enum process_status process_run(const struct chain *chain, const struct process_
     snprintf(out->origin_format, sizeof(out->origin_format), "%s", info.name);
     out->origin_width = info.width;
     out->origin_height = info.height;
+    out->orientation = info.orientation;
     if (process_over_limits(lim, &info, err, errlen))
         return process_fail(reason, rlen, "too_many_pixels");
-    is = image_decode(data, len, &info, chain_input_channels(chain, info.channels), &decoded, err,
-                      errlen);
-    if (is != IMAGE_OK)
-        return process_fail(reason, rlen, process_image_reason(is));
-    out->timing.decode_us = process_lap(&lap);
-
-    cs = chain_apply(chain, &decoded, &img, err, errlen);
-    if (cs != CHAIN_OK)
-        return process_fail(reason, rlen, cs == CHAIN_NOMEM ? "out_of_memory" : "transform_failed");
-    out->timing.transform_us = process_lap(&lap);
-
-    st = process_encode(&img, out, &lap, reason, rlen, err, errlen);
-    free(img.pixels);
+    channels = chain_input_channels(chain, info.channels);
+    cost = process_cost(&info, channels);
+    if (process_budget_take(cost) < 0) {
+        snprintf(err, errlen, "%s %dx%d needs %zu MiB, over the %zu MiB decode memory budget",
+                 info.name, info.width, info.height, cost >> 20, process_budget_total >> 20);
+        return process_fail(reason, rlen, "too_many_pixels");
+    }
+    st = process_pixels(chain, lim, data, len, &info, channels, out, &cost, &lap, reason, rlen, err,
+                        errlen);
+    process_budget_give(cost);
     if (st != PROCESS_OK)
         process_out_free(out);
     return st;

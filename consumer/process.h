@@ -5,14 +5,19 @@
 #include <stddef.h>
 
 #include "chain.h"
+#include "image.h"
 
 /* picsum serves up to 5000 x 5000; leave room for other sources without allowing bombs. */
 #define PROCESS_DEFAULT_MAX_PIXELS    50000000L
 #define PROCESS_DEFAULT_MAX_DIMENSION 20000L
 
+#define PROCESS_DEFAULT_DECODE_MEMORY (160L << 20)
+
 struct process_limits {
     long max_pixels;    /* width * height, checked on the header before decoding; <= 0: none */
     long max_dimension; /* width and height each; <= 0: none */
+    struct image_limits image; /* scans, CPU time, decoder working memory; zeros: none */
+    long decode_memory; /* bytes all pictures in the stage may hold at once: process_budget_init */
 };
 
 /* Where the time went, for the worker's counters and the benchmark. */
@@ -32,6 +37,7 @@ struct process_out { /* everything the store needs */
     int width, height, channels; /* of the stored PNG */
     char origin_format[8];       /* "jpeg", "png" */
     int origin_width, origin_height;
+    int orientation; /* EXIF orientation of the download (1..8); the stored picture is upright */
     char origin_sha256[65]; /* of the downloaded bytes */
     struct process_timing timing;
 };
@@ -43,14 +49,26 @@ enum process_status { PROCESS_OK, PROCESS_PERMANENT, PROCESS_TRANSIENT };
  * channels the chain's first link takes (chain_input_channels()). chain NULL means no transform.
  * PROCESS_OK fills *out (free it with process_out_free()). Otherwise reason gets a short stable
  * code for counters and dead letters and err the detail:
- *   permanent: not_image, unsupported_format, corrupt_image, too_many_pixels, transform_failed,
- *              encode_failed
- *   transient: out_of_memory
- * Safe to call from many threads at once. */
+ *   permanent: not_image, unsupported_format, corrupt_image, too_many_pixels, too_many_scans,
+ *              decode_budget, inflate_bomb, out_of_memory, transform_failed, encode_failed
+ * Out of memory is permanent: with the decode memory budget in place, a picture that still
+ * exhausts memory would do it again on every retry (dead --replay can try it once more).
+ * Before decoding, the picture's memory (process_cost()) is taken from the budget set by
+ * process_budget_init(), waiting while other pictures hold it. Safe to call from many threads. */
 enum process_status process_run(const struct chain *chain, const struct process_limits *lim,
                                 const unsigned char *data, size_t len, struct process_out *out,
                                 char *reason, size_t rlen, char *err, size_t errlen);
 
 void process_out_free(struct process_out *out);
+
+/* Bytes the stage takes from the budget to decode a picture of this header to `channels` and run
+ * the chain: the larger of pixels + decoder working memory (+ a copy to turn it upright) and
+ * pixels in + pixels out. After the chain this is exchanged for the output's pixels + its PNG +
+ * the base64 of that (see README, "Memory"). */
+size_t process_cost(const struct image_info *info, int channels);
+
+/* Caps the bytes all concurrent process_run() calls may hold (0: no cap). A picture costing more
+ * than the whole budget is refused as too_many_pixels. Call before any process_run(). */
+void process_budget_init(size_t bytes);
 
 #endif

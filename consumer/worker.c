@@ -442,6 +442,7 @@ static void work_run(void *arg)
     d.origin.bytes = e->res->len;
     d.origin.width = e->out.origin_width;
     d.origin.height = e->out.origin_height;
+    d.origin.orientation = e->out.orientation;
     d.transforms = e->xf->lineage;
     d.ntransforms = e->xf->nlineage;
     d.stream_id = e->id;
@@ -1107,6 +1108,8 @@ int worker_run(const struct settings *s, const struct worker_options *o)
     w->fe = fetch_engine_new(w->base, s, &o->fetch, err, sizeof(err));
     if (w->fe == NULL)
         goto fail;
+    /* Pool threads wait for their picture's memory here rather than overdraw it. */
+    process_budget_init((size_t)o->process.decode_memory);
     w->pool = pool_new(w->base, (int)o->threads, err, sizeof(err));
     if (w->pool == NULL)
         goto fail;

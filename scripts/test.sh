@@ -2,7 +2,7 @@
 # test.sh -- the whole test suite from a fresh machine: set up, build (plain and with
 # AddressSanitizer + UndefinedBehaviorSanitizer), start the local servers, run every test with
 # ctest in both builds (the deployment checks, which run no pixflow code, only once), fuzz the URL
-# validator briefly, stop the servers (also on failure).
+# validator and the JPEG and PNG decoders briefly, stop the servers (also on failure).
 #
 #   scripts/test.sh            everything
 #   scripts/test.sh --quick    plain build only, no sanitizers, no fuzzing
@@ -44,7 +44,8 @@ if [ $quick = 0 ]; then
     if [ -f tests/fuzz/CMakeLists.txt ]; then
         echo "test: fuzzing (clang, libFuzzer)"
         CC=clang cmake -S . -B build-fuzz -DPIXFLOW_FUZZ=ON -DPIXFLOW_TESTS=ON >/dev/null
-        cmake --build build-fuzz --target fuzz_url >build-fuzz/build-output.log 2>&1 ||
+        cmake --build build-fuzz -j2 --target fuzz_url fuzz_jpeg fuzz_png pixflow-hostile \
+            >build-fuzz/build-output.log 2>&1 ||
             { tail -50 build-fuzz/build-output.log; exit 1; }
         ctest --test-dir build-fuzz -R '^fuzz\.' --output-on-failure || status=1
     fi

@@ -621,6 +621,8 @@ static void store_meta_build(const struct store_doc *d, bson_t *meta)
     store_append_str(&sub, "sha256", d->origin.sha256);
     BSON_APPEND_INT32(&sub, "width", d->origin.width);
     BSON_APPEND_INT32(&sub, "height", d->origin.height);
+    if (d->origin.orientation > 0)
+        BSON_APPEND_INT32(&sub, "orientation", d->origin.orientation);
     bson_append_document_end(meta, &sub);
 
     BSON_APPEND_ARRAY_BEGIN(meta, DOC_TRANSFORMS, &arr);

@@ -52,6 +52,7 @@ struct store_doc {
         const char *final_url, *content_type, *sha256;
         size_t bytes;
         int width, height;
+        int orientation; /* EXIF orientation of the download, 1..8; 0: field left out */
     } origin;
     const struct lineage_link *transforms;
     int ntransforms;

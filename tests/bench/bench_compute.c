@@ -374,7 +374,11 @@ static void bench_usage(void)
 int main(int argc, char **argv)
 {
     struct bench b = {
-        NULL, 0, NULL, {PROCESS_DEFAULT_MAX_PIXELS, PROCESS_DEFAULT_MAX_DIMENSION}, 5.0};
+        NULL,
+        0,
+        NULL,
+        {.max_pixels = PROCESS_DEFAULT_MAX_PIXELS, .max_dimension = PROCESS_DEFAULT_MAX_DIMENSION},
+        5.0};
     int threads = (int)sysconf(_SC_NPROCESSORS_ONLN), json = 0, sweep = 0, i, rc;
     const char *spec = "grayscale", *plugins = NULL;
     double ref_bytes = 0;

@@ -67,8 +67,8 @@ static const unsigned char jpeg[751] = {
     0xf6, 0x6c, 0xab, 0x52, 0x63, 0x1d, 0xee, 0x31, 0xb6, 0x20, 0x87, 0x26, 0x7f, 0xff, 0xd9,
 };
 
-static const struct process_limits limits = {PROCESS_DEFAULT_MAX_PIXELS,
-                                             PROCESS_DEFAULT_MAX_DIMENSION};
+static const struct process_limits limits = {.max_pixels = PROCESS_DEFAULT_MAX_PIXELS,
+                                             .max_dimension = PROCESS_DEFAULT_MAX_DIMENSION};
 
 static struct loader *loader;
 static struct chain *gray;
@@ -220,7 +220,8 @@ static void test_bomb_refused_before_decoding(void **unused)
 
 static void test_limits(void **unused)
 {
-    struct process_limits side = {0, 36}, area = {37 * 23 - 1, 0}, exact = {37 * 23, 37};
+    struct process_limits side = {.max_dimension = 36}, area = {.max_pixels = 37 * 23 - 1};
+    struct process_limits exact = {.max_pixels = 37 * 23, .max_dimension = 37};
     struct process_out out;
     char why[64], err[512];
 

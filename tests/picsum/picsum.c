@@ -37,6 +37,7 @@ struct picsum_opts {
     const char *state_dir;
     const char *ready_file;
     int have_seed;
+    const char *files_dir; /* --files */
     struct serve_config cfg;
 };
 
@@ -45,10 +46,11 @@ static void picsum_usage(FILE *f)
     fprintf(
         f, "usage: " PICSUM_PROG " [--listen ADDR] [--http-port P] [--https-port P]\n"
            "       [--state-dir DIR] [--ready-file FILE] [--seed N] [--deterministic]\n"
-           "       [--cache-mb N] [--fault KIND=RATE]... [--verbose]\n"
+           "       [--cache-mb N] [--fault KIND=RATE]... [--files DIR] [--verbose]\n"
            "A local picsum.photos: GET /W/H redirects to /id/N/W/H.jpg (a progressive JPEG).\n"
            "Ports 0 (the default) are picked free and written to the ready file with the CA path.\n"
-           "Fault kinds: 500 502 503 429 404 loop truncate slow garbage bomb notimage.\n");
+           "Fault kinds: 500 502 503 429 404 loop truncate slow garbage bomb notimage.\n"
+           "--files DIR: the picture of /W/H is file number W of DIR, in name order.\n");
 }
 
 static int picsum_parse_long(const char *s, long min, long max, long *out)
@@ -80,6 +82,7 @@ enum {
     OPT_DETERMINISTIC,
     OPT_CACHE_MB,
     OPT_FAULT,
+    OPT_FILES,
     OPT_VERBOSE,
     OPT_HELP,
 };
@@ -94,6 +97,7 @@ static const struct option picsum_options[] = {
     {"deterministic", no_argument, NULL, OPT_DETERMINISTIC},
     {"cache-mb", required_argument, NULL, OPT_CACHE_MB},
     {"fault", required_argument, NULL, OPT_FAULT},
+    {"files", required_argument, NULL, OPT_FILES},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
@@ -148,6 +152,9 @@ static int picsum_apply_opt(struct picsum_opts *o, int c, const char *name, cons
         o->cfg.rates.rate[kind] = rate;
         return 0;
     }
+    case OPT_FILES:
+        o->files_dir = arg;
+        return 0;
     case OPT_VERBOSE:
         o->cfg.verbose = 1;
         return 0;
@@ -266,6 +273,7 @@ struct picsum {
     struct evhttp *https;
     struct event *sigterm;
     struct event *sigint;
+    struct files *files;
 };
 
 static void picsum_free(struct picsum *p)
@@ -281,6 +289,7 @@ static void picsum_free(struct picsum *p)
     if (p->sigint != NULL)
         event_free(p->sigint);
     SSL_CTX_free(p->ssl_ctx);
+    files_free(p->files);
     if (p->base != NULL)
         event_base_free(p->base);
 }
@@ -310,7 +319,16 @@ static int picsum_run(const struct picsum_opts *o)
         fprintf(stderr, PICSUM_PROG ": tls: %s\n", err);
         goto out;
     }
-    p.serve = serve_new(p.base, &o->cfg, err, sizeof(err));
+    struct serve_config cfg = o->cfg;
+    if (o->files_dir != NULL) {
+        p.files = files_load(o->files_dir, err, sizeof(err));
+        if (p.files == NULL) {
+            fprintf(stderr, PICSUM_PROG ": --files: %s\n", err);
+            goto out;
+        }
+        cfg.files = p.files;
+    }
+    p.serve = serve_new(p.base, &cfg, err, sizeof(err));
     p.http = evhttp_new(p.base);
     p.https = evhttp_new(p.base);
     if (p.serve == NULL || p.http == NULL || p.https == NULL) {

@@ -296,6 +296,12 @@ static struct evbuffer *serve_picture(struct serve_req *r, int flags)
 
     if (b == NULL)
         return NULL;
+    if (r->s->cfg.files != NULL) {
+        if (files_get(r->s->cfg.files, rt->width, &cached, &len) < 0 ||
+            evbuffer_add(b, cached, len) < 0)
+            goto err;
+        return b;
+    }
     if (cache_get(r->s->cache, key, &cached, &len) == 0) {
         if (evbuffer_add(b, cached, len) < 0)
             goto err;

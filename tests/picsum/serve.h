@@ -9,6 +9,7 @@
 #include <event2/http.h>
 
 #include "fault.h"
+#include "files.h"
 
 struct serve_config {
     int deterministic; /* /W/H picks its picture from a hash of the URL, not at random */
@@ -16,6 +17,7 @@ struct serve_config {
     uint64_t seed;     /* random picture ids, garbage bytes, global fault draws */
     size_t cache_bytes;
     struct fault_rates rates;
+    const struct files *files; /* non-NULL: the picture of /W/H is file number W (files.h) */
 };
 
 struct serve;
