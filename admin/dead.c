@@ -9,6 +9,7 @@
 #include "admin.h"
 #include "human.h"
 #include "json.h"
+#include "names.h"
 #include "rconn.h"
 #include "rdb.h"
 #include "replay.h"
@@ -110,18 +111,18 @@ static void dead_show(struct dead *d, const struct letter *l)
         long long attempts;
         json_object(&d->j);
         json_kv_str(&d->j, "id", l->id);
-        dead_kv(&d->j, "reason", l->reason);
-        json_key(&d->j, "attempts");
+        dead_kv(&d->j, DEAD_REASON, l->reason);
+        json_key(&d->j, DEAD_ATTEMPTS);
         if (rdb_ll(l->attempts, &attempts) == 0)
             json_int(&d->j, attempts);
         else
             json_null(&d->j);
-        dead_kv(&d->j, "url", l->url);
-        dead_kv(&d->j, "error", l->error);
-        dead_kv(&d->j, "entry", l->entry);
-        dead_kv(&d->j, "consumer", l->consumer);
-        dead_kv(&d->j, "source", l->source);
-        dead_kv(&d->j, "line", l->line);
+        dead_kv(&d->j, FIELD_URL, l->url);
+        dead_kv(&d->j, DEAD_ERROR, l->error);
+        dead_kv(&d->j, DEAD_ENTRY, l->entry);
+        dead_kv(&d->j, DEAD_CONSUMER, l->consumer);
+        dead_kv(&d->j, FIELD_SOURCE, l->source);
+        dead_kv(&d->j, FIELD_LINE, l->line);
         json_end(&d->j);
         return;
     }
@@ -158,7 +159,7 @@ static int dead_replay(struct dead *d, const struct letter *l, char *err, size_t
     if (opt.json) {
         json_object(&d->j);
         json_kv_str(&d->j, "id", l->id);
-        dead_kv(&d->j, "url", l->url);
+        dead_kv(&d->j, FIELD_URL, l->url);
         json_key(&d->j, "replayed_as");
         if (what && *what)
             json_str(&d->j, what);
@@ -188,14 +189,14 @@ static void dead_letter(const redisReply *e, struct letter *l)
     const redisReply *f = e->element[1];
     memset(l, 0, sizeof(*l));
     l->id = e->element[0]->str;
-    l->url = rdb_field(f, "url");
-    l->reason = rdb_field(f, "reason");
-    l->error = rdb_field(f, "error");
-    l->attempts = rdb_field(f, "attempts");
-    l->entry = rdb_field(f, "entry");
-    l->consumer = rdb_field(f, "consumer");
-    l->source = rdb_field(f, "source");
-    l->line = rdb_field(f, "line");
+    l->url = rdb_field(f, FIELD_URL);
+    l->reason = rdb_field(f, DEAD_REASON);
+    l->error = rdb_field(f, DEAD_ERROR);
+    l->attempts = rdb_field(f, DEAD_ATTEMPTS);
+    l->entry = rdb_field(f, DEAD_ENTRY);
+    l->consumer = rdb_field(f, DEAD_CONSUMER);
+    l->source = rdb_field(f, FIELD_SOURCE);
+    l->line = rdb_field(f, FIELD_LINE);
 }
 
 /* Pages through the letters; each wanted one is shown or replayed. */
@@ -282,10 +283,10 @@ int dead_main(int argc, char **argv)
         return admin_fail(CMD, ADMIN_USAGE, "%s: unexpected operand (try --help)", ops[0]);
     json_init(&d.j, stdout);
     d.tty = isatty(STDOUT_FILENO);
-    settings_key(&d.s, "dead", d.k_dead, sizeof(d.k_dead));
-    settings_key(&d.s, "seen", d.k_seen, sizeof(d.k_seen));
-    settings_key(&d.s, "urls", d.k_stream, sizeof(d.k_stream));
-    settings_key(&d.s, "stats", d.k_stats, sizeof(d.k_stats));
+    settings_key(&d.s, KEY_DEAD, d.k_dead, sizeof(d.k_dead));
+    settings_key(&d.s, KEY_SEEN, d.k_seen, sizeof(d.k_seen));
+    settings_key(&d.s, KEY_STREAM, d.k_stream, sizeof(d.k_stream));
+    settings_key(&d.s, KEY_STATS, d.k_stats, sizeof(d.k_stats));
     d.r = admin_redis(&d.s, &d.c, CMD);
     if (d.r == NULL)
         return ADMIN_FAIL;

@@ -4,28 +4,30 @@
 #include <ctype.h>
 #include <string.h>
 
+#include "names.h"
 #include "rconn.h"
 #include "url.h"
 
-const char replay_lua[] = "local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])\n"
-                          "if #e == 0 then return false end\n"
-                          "local f, args, url = e[1][2], {}, nil\n"
-                          "for i = 1, #f, 2 do\n"
-                          "  local k = f[i]\n"
-                          "  if k == 'url' then url = f[i + 1] end\n"
-                          "  if k == 'url' or k == 'source' or k == 'line' then\n"
-                          "    args[#args + 1] = k\n"
-                          "    args[#args + 1] = f[i + 1]\n"
-                          "  end\n"
-                          "end\n"
-                          "if not url then return '' end\n"
-                          "if ARGV[2] ~= '' then redis.call('SREM', KEYS[2], ARGV[2]) end\n"
-                          "args[#args + 1] = 'replay_of'\n"
-                          "args[#args + 1] = ARGV[1]\n"
-                          "local id = redis.call('XADD', KEYS[3], '*', unpack(args))\n"
-                          "redis.call('XDEL', KEYS[1], ARGV[1])\n"
-                          "redis.call('HINCRBY', KEYS[4], 'replayed', 1)\n"
-                          "return id\n";
+const char replay_lua[] =
+    "local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])\n"
+    "if #e == 0 then return false end\n"
+    "local f, args, url = e[1][2], {}, nil\n"
+    "for i = 1, #f, 2 do\n"
+    "  local k = f[i]\n"
+    "  if k == '" FIELD_URL "' then url = f[i + 1] end\n"
+    "  if k == '" FIELD_URL "' or k == '" FIELD_SOURCE "' or k == '" FIELD_LINE "' then\n"
+    "    args[#args + 1] = k\n"
+    "    args[#args + 1] = f[i + 1]\n"
+    "  end\n"
+    "end\n"
+    "if not url then return '' end\n"
+    "if ARGV[2] ~= '' then redis.call('SREM', KEYS[2], ARGV[2]) end\n"
+    "args[#args + 1] = '" FIELD_REPLAY_OF "'\n"
+    "args[#args + 1] = ARGV[1]\n"
+    "local id = redis.call('XADD', KEYS[3], '*', unpack(args))\n"
+    "redis.call('XDEL', KEYS[1], ARGV[1])\n"
+    "redis.call('HINCRBY', KEYS[4], '" C_REPLAYED "', 1)\n"
+    "return id\n";
 
 /* The letter's URL normalized as the worker did when it entered <prefix>seen, into u. Its host
  * is taken from the letter itself: the worker accepted it under the workers' allowed hosts,

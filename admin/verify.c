@@ -31,6 +31,7 @@
 #include "image.h"
 #include "json.h"
 #include "mdb.h"
+#include "names.h"
 #include "rconn.h"
 #include "rdb.h"
 #include "store.h"
@@ -42,9 +43,10 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#define CMD              "verify"
-#define VERIFY_SETTLE_MS 2000 /* a store_put in flight writes its claim within this, in practice   \
-                               */
+#define CMD "verify"
+#define VERIFY_SETTLE_MS                                                                           \
+    2000 /* a store_put in flight writes its claim within this, in practice                        \
+          */
 
 enum verify_kind {
     K_FIELDS,
@@ -75,11 +77,12 @@ static const char *const kind_names[K_COUNT] = {
 static const char REQUEUE_LUA[] =
     "for i = 3, #ARGV do\n"
     "  redis.call('SREM', KEYS[1], ARGV[i])\n"
-    "  redis.call('XADD', KEYS[2], '*', 'url', ARGV[i], 'source', 'pixflow verify', 'corrupt',"
-    " ARGV[2])\n"
+    "  redis.call('XADD', KEYS[2], '*', '" FIELD_URL "', ARGV[i], '" FIELD_SOURCE
+    "', 'pixflow verify',"
+    " '" FIELD_CORRUPT "', ARGV[2])\n"
     "end\n"
-    "redis.call('HINCRBY', KEYS[3], 'verify_moved', tonumber(ARGV[1]))\n"
-    "redis.call('HINCRBY', KEYS[3], 'verify_requeued', #ARGV - 2)\n"
+    "redis.call('HINCRBY', KEYS[3], '" C_VERIFY_MOVED "', tonumber(ARGV[1]))\n"
+    "redis.call('HINCRBY', KEYS[3], '" C_VERIFY_REQUEUED "', #ARGV - 2)\n"
     "return #ARGV - 2\n";
 
 static const char synopsis[] =
@@ -248,19 +251,19 @@ static int verify_png(struct verify *v, const char *id, const unsigned char *png
 static int verify_doc(struct verify *v, const bson_t *doc, unsigned *kinds, char *err,
                       size_t errlen)
 {
-    static const char *const dim_names[3] = {"width", "height", "channels"};
+    static const char *const dim_names[3] = {DOC_WIDTH, DOC_HEIGHT, DOC_CHANNELS};
     bson_iter_t it;
     char id[160] = "(no _id)";
     const char *id_str = NULL;
-    if (bson_iter_init_find(&it, doc, "_id")) {
+    if (bson_iter_init_find(&it, doc, DOC_ID)) {
         stored_id_text(bson_iter_value(&it), id, sizeof(id));
         if (BSON_ITER_HOLDS_UTF8(&it))
             id_str = bson_iter_utf8(&it, NULL);
     }
 
-    const char *sha = verify_string(doc, "sha256");
+    const char *sha = verify_string(doc, DOC_SHA256);
     long long dims[3] = {0}, bytes = 0;
-    int have[3], have_bytes = verify_number(doc, "bytes", &bytes) == 0;
+    int have[3], have_bytes = verify_number(doc, DOC_BYTES, &bytes) == 0;
     char missing[128] = "";
     for (int i = 0; i < 3; i++) {
         have[i] = verify_number(doc, dim_names[i], &dims[i]) == 0;
@@ -371,7 +374,7 @@ static int verify_has_source(struct verify *v, const bson_t *doc, const char *id
 static int verify_remember(struct verify *v, const bson_t *doc, unsigned kinds)
 {
     bson_iter_t it;
-    if (!bson_iter_init_find(&it, doc, "_id"))
+    if (!bson_iter_init_find(&it, doc, DOC_ID))
         return 0; /* cannot be found again; reported, left alone */
     if (v->nbad == v->capbad) {
         size_t cap = v->capbad ? v->capbad * 2 : 16;
@@ -391,7 +394,7 @@ static int verify_scan(struct verify *v, char *err, size_t errlen)
     bson_t filter = BSON_INITIALIZER;
     if (v->since_ms >= 0) {
         bson_t range;
-        BSON_APPEND_DOCUMENT_BEGIN(&filter, "inserted_at", &range);
+        BSON_APPEND_DOCUMENT_BEGIN(&filter, DOC_INSERTED_AT, &range);
         BSON_APPEND_DATE_TIME(&range, "$gte", v->since_ms);
         bson_append_document_end(&filter, &range);
     }
@@ -702,9 +705,9 @@ static int verify_requeue(struct verify *v, mongoc_collection_t *corrupt, bson_t
     bson_error_t e;
     bson_iter_t it;
     bson_t filter = BSON_INITIALIZER;
-    if (bson_iter_init_find(&it, doc, "_id"))
-        BSON_APPEND_VALUE(&filter, "_id", bson_iter_value(&it));
-    bson_t *upd = BCON_NEW("$set", "{", "verify_requeued", BCON_BOOL(true), "}");
+    if (bson_iter_init_find(&it, doc, DOC_ID))
+        BSON_APPEND_VALUE(&filter, DOC_ID, bson_iter_value(&it));
+    bson_t *upd = BCON_NEW("$set", "{", DOC_VERIFY_REQUEUED, BCON_BOOL(true), "}");
     int ok = mongoc_collection_update_one(corrupt, &filter, upd, NULL, NULL, &e);
     bson_destroy(upd);
     bson_destroy(&filter);
@@ -739,7 +742,7 @@ static int verify_move(struct verify *v, mongoc_collection_t *corrupt, const str
     char id[160];
     int rc = -1, have_copy = 0;
     stored_id_text(&b->id, id, sizeof(id));
-    BSON_APPEND_VALUE(&filter, "_id", &b->id);
+    BSON_APPEND_VALUE(&filter, DOC_ID, &b->id);
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(v->m->images, &filter, NULL, NULL);
     if (!mongoc_cursor_next(cur, &doc)) {
         if (mongoc_cursor_error(cur, &e))
@@ -750,9 +753,9 @@ static int verify_move(struct verify *v, mongoc_collection_t *corrupt, const str
     }
     bson_init(&copy);
     have_copy = 1;
-    bson_copy_to_excluding_noinit(doc, &copy, "verify_problems", "verify_moved_at",
-                                  "verify_requeued", NULL);
-    BSON_APPEND_ARRAY_BEGIN(&copy, "verify_problems", &problems);
+    bson_copy_to_excluding_noinit(doc, &copy, DOC_VERIFY_PROBLEMS, DOC_VERIFY_MOVED_AT,
+                                  DOC_VERIFY_REQUEUED, NULL);
+    BSON_APPEND_ARRAY_BEGIN(&copy, DOC_VERIFY_PROBLEMS, &problems);
     for (int k = 0, i = 0; k < K_COUNT; k++) {
         if (!(b->kinds & (1u << k)))
             continue;
@@ -762,8 +765,8 @@ static int verify_move(struct verify *v, mongoc_collection_t *corrupt, const str
         bson_append_utf8(&problems, kp, (int)klen, kind_names[k], -1);
     }
     bson_append_array_end(&copy, &problems);
-    bson_append_now_utc(&copy, "verify_moved_at", -1);
-    BSON_APPEND_BOOL(&copy, "verify_requeued", false);
+    bson_append_now_utc(&copy, DOC_VERIFY_MOVED_AT, -1);
+    BSON_APPEND_BOOL(&copy, DOC_VERIFY_REQUEUED, false);
 
     bson_t *upsert = BCON_NEW("upsert", BCON_BOOL(true));
     int ok = mongoc_collection_replace_one(corrupt, &filter, &copy, upsert, NULL, &e);
@@ -791,7 +794,7 @@ done:
 static int verify_resume(struct verify *v, mongoc_collection_t *corrupt, char *err, size_t errlen)
 {
     bson_error_t e;
-    bson_t *filter = BCON_NEW("verify_requeued", BCON_BOOL(false));
+    bson_t *filter = BCON_NEW(DOC_VERIFY_REQUEUED, BCON_BOOL(false));
     bson_t *opts = BCON_NEW("projection", "{", DOC_SOURCE, BCON_INT32(1), "aliases", BCON_INT32(1),
                             "verify_urls", BCON_INT32(1), "}");
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(corrupt, filter, opts, NULL);
@@ -800,7 +803,7 @@ static int verify_resume(struct verify *v, mongoc_collection_t *corrupt, char *e
     while (rc == 0 && mongoc_cursor_next(cur, &doc)) {
         bson_iter_t it;
         char id[160] = "?";
-        if (bson_iter_init_find(&it, doc, "_id"))
+        if (bson_iter_init_find(&it, doc, DOC_ID))
             stored_id_text(bson_iter_value(&it), id, sizeof(id));
         bson_t copy;
         bson_copy_to(doc, &copy);

@@ -5,10 +5,10 @@
  * pixflow_transform_seconds_total{transform="gray"}. Families are written in a fixed order, each
  * with its HELP and TYPE once, as the format requires. */
 #include "metrics.h"
+#include "names.h"
 
 #include <stdio.h>
 #include <string.h>
-
 
 static const double bucket_le[METRIC_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                                  0.5,   1,      2.5,   5,    10,    30,   60};
@@ -131,15 +131,15 @@ void metrics_render(const struct metrics *m, const struct metrics_gauges *g, str
         evbuffer_add_printf(out, "%s %lld\n", metric, total(c, plain[i][0]));
     }
     labelled(out, c, "pixflow_failed_reason_total", "Dead-lettered entries by reason.",
-             "failed:", "", "reason", 1);
-    labelled(out, c, "pixflow_invalid_reason_total", "Invalid entries by reason.", "invalid:", "",
-             "reason", 1);
-    labelled(out, c, "pixflow_transform_ok_total", "Pictures a transform handled.",
-             "transform:", ":ok", "transform", 1);
-    labelled(out, c, "pixflow_transform_failed_total", "Pictures a transform refused.",
-             "transform:", ":failed", "transform", 1);
+             C_FAILED ":", "", "reason", 1);
+    labelled(out, c, "pixflow_invalid_reason_total", "Invalid entries by reason.", C_INVALID ":",
+             "", "reason", 1);
+    labelled(out, c, "pixflow_transform_ok_total", "Pictures a transform handled.", C_TRANSFORM,
+             ":" C_T_OK, "transform", 1);
+    labelled(out, c, "pixflow_transform_failed_total", "Pictures a transform refused.", C_TRANSFORM,
+             ":" C_T_FAILED, "transform", 1);
     labelled(out, c, "pixflow_transform_seconds_total", "Time spent in each transform.",
-             "transform:", ":usec", "transform", 1e-6);
+             C_TRANSFORM, ":" C_T_USEC, "transform", 1e-6);
 
     family(out, "pixflow_stage_seconds", "histogram",
            "Time per picture in each stage; end_to_end runs from XADD to the durable outcome.");

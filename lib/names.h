@@ -21,6 +21,9 @@
 #define FIELD_SOURCE "source" /* the catalog an entry came from (ingest) */
 #define FIELD_LINE   "line"   /* its line number there */
 
+#define FIELD_REPLAY_OF "replay_of" /* a replayed entry: the dead letter it came from */
+#define FIELD_CORRUPT   "corrupt"   /* a re-queued entry: the corrupt document it replaces */
+
 /* ---- dead-letter fields (besides FIELD_URL) ---- */
 #define DEAD_REASON   "reason"
 #define DEAD_ERROR    "error"
@@ -51,10 +54,13 @@
 #define C_RECLAIMED         "reclaimed"
 #define C_BYTES_IN          "bytes_in"
 #define C_BYTES_OUT         "bytes_out"
-#define C_TRANSFORM         "transform:" /* transform:<name>:ok|failed|usec|<plugin's own> */
-#define C_T_OK              "ok"         /* transform:<name>:ok, a picture went through the link */
-#define C_T_FAILED          "failed"     /* transform:<name>:failed, the link refused it */
-#define C_T_USEC            "usec"       /* transform:<name>:usec, time spent in the link */
+#define C_REPLAYED          "replayed"        /* dead letters put back (pixflow dead --replay) */
+#define C_VERIFY_MOVED      "verify_moved"    /* documents verify --fix moved to images_corrupt */
+#define C_VERIFY_REQUEUED   "verify_requeued" /* URLs verify --fix queued again */
+#define C_TRANSFORM         "transform:"      /* transform:<name>:ok|failed|usec|<plugin's own> */
+#define C_T_OK              "ok"     /* transform:<name>:ok, a picture went through the link */
+#define C_T_FAILED          "failed" /* transform:<name>:failed, the link refused it */
+#define C_T_USEC            "usec"   /* transform:<name>:usec, time spent in the link */
 
 /* ---- MongoDB collections ---- */
 #define COLL_IMAGES   "images"
@@ -80,6 +86,20 @@
 #define DOC_ATTEMPTS    "attempts"
 #define DOC_STORAGE     "storage" /* "gridfs" when the image is in GridFS */
 #define DOC_GRIDFS_ID   "gridfs_id"
+#define STORAGE_GRIDFS  "gridfs" /* the value of DOC_STORAGE for a GridFS image */
+
+/* ---- fields of DOC_ORIGIN (besides DOC_BYTES, DOC_SHA256, DOC_WIDTH, DOC_HEIGHT) and of each
+ * DOC_TRANSFORMS element (besides DOC_SHA256, of the plugin's .so) ---- */
+#define ORIGIN_FINAL_URL    "final_url"
+#define ORIGIN_CONTENT_TYPE "content_type"
+#define ORIGIN_ORIENTATION  "orientation"
+#define LINK_NAME           "name"
+#define LINK_VERSION        "version"
+
+/* ---- fields verify --fix adds to a document it moves to COLL_CORRUPT ---- */
+#define DOC_VERIFY_PROBLEMS "verify_problems"
+#define DOC_VERIFY_MOVED_AT "verify_moved_at"
+#define DOC_VERIFY_REQUEUED "verify_requeued" /* its URLs are queued again */
 
 /* ---- `sources` document fields (besides DOC_ID = the URL, DOC_STREAM_ID, DOC_CONSUMER,
  * DOC_INSERTED_AT) ---- */

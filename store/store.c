@@ -615,14 +615,14 @@ static void store_meta_build(const struct store_doc *d, bson_t *meta)
     BSON_APPEND_UTF8(meta, DOC_SOURCE, d->source);
 
     BSON_APPEND_DOCUMENT_BEGIN(meta, DOC_ORIGIN, &sub);
-    store_append_str(&sub, "final_url", d->origin.final_url);
-    store_append_str(&sub, "content_type", d->origin.content_type);
-    BSON_APPEND_INT64(&sub, "bytes", (int64_t)d->origin.bytes);
-    store_append_str(&sub, "sha256", d->origin.sha256);
-    BSON_APPEND_INT32(&sub, "width", d->origin.width);
-    BSON_APPEND_INT32(&sub, "height", d->origin.height);
+    store_append_str(&sub, ORIGIN_FINAL_URL, d->origin.final_url);
+    store_append_str(&sub, ORIGIN_CONTENT_TYPE, d->origin.content_type);
+    BSON_APPEND_INT64(&sub, DOC_BYTES, (int64_t)d->origin.bytes);
+    store_append_str(&sub, DOC_SHA256, d->origin.sha256);
+    BSON_APPEND_INT32(&sub, DOC_WIDTH, d->origin.width);
+    BSON_APPEND_INT32(&sub, DOC_HEIGHT, d->origin.height);
     if (d->origin.orientation > 0)
-        BSON_APPEND_INT32(&sub, "orientation", d->origin.orientation);
+        BSON_APPEND_INT32(&sub, ORIGIN_ORIENTATION, d->origin.orientation);
     bson_append_document_end(meta, &sub);
 
     BSON_APPEND_ARRAY_BEGIN(meta, DOC_TRANSFORMS, &arr);
@@ -631,10 +631,10 @@ static void store_meta_build(const struct store_doc *d, bson_t *meta)
         const char *k;
         size_t klen = bson_uint32_to_string((uint32_t)i, &k, key, sizeof(key));
         bson_append_document_begin(&arr, k, (int)klen, &item);
-        store_append_str(&item, "name", d->transforms[i].name);
-        store_append_str(&item, "version", d->transforms[i].version);
+        store_append_str(&item, LINK_NAME, d->transforms[i].name);
+        store_append_str(&item, LINK_VERSION, d->transforms[i].version);
         if (d->transforms[i].so_sha256)
-            BSON_APPEND_UTF8(&item, "sha256", d->transforms[i].so_sha256);
+            BSON_APPEND_UTF8(&item, DOC_SHA256, d->transforms[i].so_sha256);
         bson_append_document_end(&arr, &item);
     }
     bson_append_array_end(meta, &arr);
@@ -685,13 +685,14 @@ static int store_doc_check(const struct store_doc *d, char *err, size_t errlen)
         snprintf(err, errlen, "store: bad transforms array");
         return -1;
     }
-    if (store_check_str("source", d->source, 1, err, errlen) < 0 ||
-        store_check_str("format", d->format, 0, err, errlen) < 0 ||
-        store_check_str("origin.final_url", d->origin.final_url, 0, err, errlen) < 0 ||
-        store_check_str("origin.content_type", d->origin.content_type, 0, err, errlen) < 0 ||
-        store_check_str("origin.sha256", d->origin.sha256, 0, err, errlen) < 0 ||
-        store_check_str("stream_id", d->stream_id, 0, err, errlen) < 0 ||
-        store_check_str("consumer", d->consumer, 0, err, errlen) < 0)
+    if (store_check_str(DOC_SOURCE, d->source, 1, err, errlen) < 0 ||
+        store_check_str(DOC_FORMAT, d->format, 0, err, errlen) < 0 ||
+        store_check_str(DOC_ORIGIN "." ORIGIN_FINAL_URL, d->origin.final_url, 0, err, errlen) < 0 ||
+        store_check_str(DOC_ORIGIN "." ORIGIN_CONTENT_TYPE, d->origin.content_type, 0, err,
+                        errlen) < 0 ||
+        store_check_str(DOC_ORIGIN "." DOC_SHA256, d->origin.sha256, 0, err, errlen) < 0 ||
+        store_check_str(DOC_STREAM_ID, d->stream_id, 0, err, errlen) < 0 ||
+        store_check_str(DOC_CONSUMER, d->consumer, 0, err, errlen) < 0)
         return -1;
     for (int i = 0; i < d->ntransforms; i++) {
         if (store_check_str("transforms.name", d->transforms[i].name, 0, err, errlen) < 0 ||
@@ -706,7 +707,7 @@ static mongoc_gridfs_bucket_t *store_bucket_new(struct store *st, mongoc_client_
                                                 bson_error_t *e)
 {
     mongoc_database_t *db = mongoc_client_get_database(client, st->db);
-    bson_t *opts = BCON_NEW("bucketName", BCON_UTF8(STORED_BUCKET), "chunkSizeBytes",
+    bson_t *opts = BCON_NEW("bucketName", BCON_UTF8(GRIDFS_BUCKET), "chunkSizeBytes",
                             BCON_INT32(STORE_GRIDFS_CHUNK));
     mongoc_gridfs_bucket_t *b = mongoc_gridfs_bucket_new(db, opts, NULL, e);
     bson_destroy(opts);
@@ -776,7 +777,7 @@ static int store_insert(struct store *st, struct store_conn *c, const struct sto
     }
     bson_concat(&doc, meta);
     if (gridfs) {
-        BSON_APPEND_UTF8(&doc, DOC_STORAGE, "gridfs");
+        BSON_APPEND_UTF8(&doc, DOC_STORAGE, STORAGE_GRIDFS);
         BSON_APPEND_OID(&doc, DOC_GRIDFS_ID, &fid);
     }
     if (mongoc_collection_insert_one(c->images, &doc, NULL, NULL, e)) {
@@ -1088,7 +1089,7 @@ int store_list(struct store *st, const char *after, int limit, char **json, char
     store_conn_open(st, &c);
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c.images, filter, opts, NULL);
     bson_t list = BSON_INITIALIZER, arr;
-    BSON_APPEND_ARRAY_BEGIN(&list, "images", &arr);
+    BSON_APPEND_ARRAY_BEGIN(&list, COLL_IMAGES, &arr); /* {"images": [...]} */
     const bson_t *doc;
     char key[16];
     int n = 0;

@@ -1,5 +1,7 @@
 /* stored.c -- read back the PNG the store wrote: strict base64 inline, or a GridFS file. */
 #include "stored.h"
+
+#include "names.h"
 #include "b64.h"
 
 #include <stdio.h>
@@ -59,7 +61,7 @@ static enum stored_png stored_gridfs(mongoc_database_t *db, mongoc_gridfs_bucket
     char idtext[96];
     stored_id_text(fid, idtext, sizeof(idtext));
     if (*bucket == NULL) {
-        bson_t *opts = BCON_NEW("bucketName", BCON_UTF8(STORED_BUCKET));
+        bson_t *opts = BCON_NEW("bucketName", BCON_UTF8(GRIDFS_BUCKET));
         *bucket = mongoc_gridfs_bucket_new(db, opts, NULL, &e);
         bson_destroy(opts);
         if (*bucket == NULL) {
@@ -122,11 +124,11 @@ enum stored_png stored_png(mongoc_database_t *db, mongoc_gridfs_bucket_t **bucke
                            size_t errlen)
 {
     bson_iter_t it;
-    if (bson_iter_init_find(&it, doc, "image"))
+    if (bson_iter_init_find(&it, doc, DOC_IMAGE))
         return stored_inline(&it, out, len, err, errlen);
-    if (bson_iter_init_find(&it, doc, "storage") && BSON_ITER_HOLDS_UTF8(&it) &&
-        strcmp(bson_iter_utf8(&it, NULL), "gridfs") == 0 &&
-        bson_iter_init_find(&it, doc, "gridfs_id"))
+    if (bson_iter_init_find(&it, doc, DOC_STORAGE) && BSON_ITER_HOLDS_UTF8(&it) &&
+        strcmp(bson_iter_utf8(&it, NULL), STORAGE_GRIDFS) == 0 &&
+        bson_iter_init_find(&it, doc, DOC_GRIDFS_ID))
         return stored_gridfs(db, bucket, bson_iter_value(&it), out, len, err, errlen);
     snprintf(err, errlen, "no image field and no GridFS reference");
     return STORED_ABSENT;
@@ -135,7 +137,7 @@ enum stored_png stored_png(mongoc_database_t *db, mongoc_gridfs_bucket_t **bucke
 int stored_find_id(mongoc_collection_t *coll, const char *id, const bson_t *opts, bson_t **out,
                    bson_error_t *e)
 {
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
+    bson_t *filter = BCON_NEW(DOC_ID, BCON_UTF8(id));
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
     const bson_t *doc;
     int rc = 0;

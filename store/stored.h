@@ -7,8 +7,6 @@
 #include <mongoc/mongoc.h>
 #include <stddef.h>
 
-#define STORED_BUCKET "images" /* the GridFS bucket of large images */
-
 enum stored_png {
     STORED_OK,
     STORED_ABSENT,         /* neither an `image` string nor storage "gridfs" + gridfs_id */

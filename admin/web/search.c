@@ -126,15 +126,16 @@ static int search_stream_one(struct web *w, const redisReply *e, void *arg, char
     json_kv_reply(j, "url", rdb_field(f, FIELD_URL));
     json_kv_reply(j, "source", rdb_field(f, FIELD_SOURCE));
     json_kv_reply(j, "line", rdb_field(f, FIELD_LINE));
-    json_kv_reply(j, "replay_of", rdb_field(f, "replay_of"));
+    json_kv_reply(j, "replay_of", rdb_field(f, FIELD_REPLAY_OF));
     struct event *ev = search_event(s, ms, "queued");
     if (ev)
         snprintf(ev->detail, sizeof(ev->detail), "entry %s%s%.600s%s%.20s%s%.40s%s", id,
                  rdb_field(f, FIELD_SOURCE) ? " from " : "",
                  search_str(rdb_field(f, FIELD_SOURCE), ""), rdb_field(f, FIELD_LINE) ? ":" : "",
                  search_str(rdb_field(f, FIELD_LINE), ""),
-                 rdb_field(f, "replay_of") ? " (a replayed dead letter, " : "",
-                 search_str(rdb_field(f, "replay_of"), ""), rdb_field(f, "replay_of") ? ")" : "");
+                 rdb_field(f, FIELD_REPLAY_OF) ? " (a replayed dead letter, " : "",
+                 search_str(rdb_field(f, FIELD_REPLAY_OF), ""),
+                 rdb_field(f, FIELD_REPLAY_OF) ? ")" : "");
 
     const char *argv[] = {"XPENDING", w->k_stream, w->s.group, id, id, "1"};
     redisReply *p = rconn_command(w->r, 6, argv, NULL, err, errlen);

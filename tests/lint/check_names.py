@@ -19,11 +19,18 @@ DIRS = ["lib", "codec", "store", "host", "consumer", "admin", "ingest"]
 # Lines where a literal that looks like a name is another thing: an option or command table
 # ({"group", ...}), a key of a command's own JSON output, a log or error text.
 NOT_A_NAME = re.compile(r'^\s*\{"|^\s*#define\s+CMD\b|\bOPT\(|\bjson_(key|kv_\w+)\(|'
-                        r'\b(log_\w+|admin_fail|snprintf|setenv)\(')
+                        r'\b(log_\w+|admin_fail|snprintf|setenv)\(|'
+                        # the HTTP APIs' own words: query parameters, search statuses and events
+                        r'\b(evhttp_find_header|web_param|search_event)\(|^\s*return "')
 # Single literals that coincide with a name and are something else, with what they are.
 ALLOWED = {
     ("lib/log.c", "error"): "a log level",
     ("ingest/main.c", "failed"): "the run's status in ingest's own report",
+    ("admin/migrate.c", "url"): "a field of the previous layout's alias_from elements",
+    ("consumer/metrics.c", "reason"): "a Prometheus label",
+    ("admin/web/search.c", "stored"): "a search status of the console's API",
+    ("admin/web/search.c", "aliased"): "a search status of the console's API",
+    ("admin/web/search.c", "seen"): "a search status of the console's API",
 }
 MACRO = re.compile(r'^#define\s+([A-Z][A-Z0-9_]*)\s+"([^"]+)"', re.M)
 C_STRING = re.compile(r'"((?:[^"\\\n]|\\.)*)"')
@@ -32,9 +39,10 @@ LUA_QUOTED = re.compile(r"'([a-z_:]+)'")
 
 def names():
     with open(NAMES, encoding="utf-8") as f:
-        # C_T_*: the suffixes of transform:<name>:..., words too short to tell apart from text.
+        # C_T_*, LINK_*: the suffixes of transform:<name>:... and the fields of a transforms
+        # element, words ("ok", "name") too common to tell apart from other text.
         return {value: macro for macro, value in MACRO.findall(f.read())
-                if not macro.startswith("C_T_")}
+                if not macro.startswith(("C_T_", "LINK_"))}
 
 
 def strip_comments(text):
