@@ -19,8 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CMD  "dead"
-#define PAGE "200"
+#define CMD "dead"
 
 static const char synopsis[] =
     "pixflow dead [--reason R[,R...]] [--limit N] [--replay] [--json]\n\n"
@@ -199,42 +198,26 @@ static void dead_letter(const redisReply *e, struct letter *l)
     l->line = rdb_field(f, FIELD_LINE);
 }
 
-/* Pages through the letters; each wanted one is shown or replayed. */
+/* One letter of the walk: shown or replayed when wanted; 1 once --limit is reached. */
+static int dead_one(const redisReply *e, void *arg, char *err, size_t errlen)
+{
+    struct dead *d = arg;
+    struct letter l;
+    dead_letter(e, &l);
+    if (!dead_wanted(l.reason))
+        return 0;
+    d->shown++;
+    if (opt.replay && dead_replay(d, &l, err, errlen) < 0)
+        return -1;
+    if (!opt.replay)
+        dead_show(d, &l);
+    return opt.limit && d->shown >= opt.limit;
+}
+
+/* Pages through the letters, oldest first. */
 static int dead_walk(struct dead *d, char *err, size_t errlen)
 {
-    char start[64] = "-";
-    for (;;) {
-        const char *argv[] = {"XRANGE", d->k_dead, start, "+", "COUNT", PAGE};
-        redisReply *r = rconn_command(d->r, 6, argv, NULL, err, errlen);
-        if (r == NULL)
-            return -1;
-        if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
-            freeReplyObject(r);
-            return 0;
-        }
-        for (size_t i = 0; i < r->elements; i++) {
-            const redisReply *e = r->element[i];
-            if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
-                e->element[0]->type != REDIS_REPLY_STRING)
-                continue;
-            snprintf(start, sizeof(start), "(%s", e->element[0]->str);
-            struct letter l;
-            dead_letter(e, &l);
-            if (!dead_wanted(l.reason))
-                continue;
-            d->shown++;
-            int rc = 0;
-            if (opt.replay)
-                rc = dead_replay(d, &l, err, errlen);
-            else
-                dead_show(d, &l);
-            if (rc < 0 || (opt.limit && d->shown >= opt.limit)) {
-                freeReplyObject(r);
-                return rc;
-            }
-        }
-        freeReplyObject(r);
-    }
+    return rdb_walk(d->r, d->k_dead, 0, 0, dead_one, d, err, errlen);
 }
 
 static void dead_summary(struct dead *d)

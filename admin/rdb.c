@@ -1,6 +1,8 @@
 /* rdb.c -- the shapes of Redis replies the admin commands read. */
 #include "rdb.h"
 
+#include "rconn.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,4 +71,36 @@ int rdb_glob_escape(const char *in, char *out, size_t outlen)
         return -1;
     out[n] = '\0';
     return 0;
+}
+
+int rdb_walk(redisContext *c, const char *key, int reverse, long max, rdb_walk_fn *fn, void *arg,
+             char *err, size_t errlen)
+{
+    char from[64], *to = reverse ? "-" : "+";
+    long seen = 0;
+
+    snprintf(from, sizeof(from), "%s", reverse ? "+" : "-");
+    for (;;) {
+        const char *argv[] = {reverse ? "XREVRANGE" : "XRANGE", key, from, to, "COUNT", "500"};
+        redisReply *r = rconn_command(c, 6, argv, NULL, err, errlen);
+        if (r == NULL)
+            return -1;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+            freeReplyObject(r);
+            return 0;
+        }
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *e = r->element[i];
+            if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
+                e->element[0]->type != REDIS_REPLY_STRING)
+                continue;
+            snprintf(from, sizeof(from), "(%s", e->element[0]->str);
+            int rc = fn(e, arg, err, errlen);
+            if (rc != 0 || (max > 0 && ++seen >= max)) {
+                freeReplyObject(r);
+                return rc < 0 ? -1 : 0;
+            }
+        }
+        freeReplyObject(r);
+    }
 }

@@ -20,4 +20,11 @@ int rdb_id_ms(const char *id, long long *ms);
  * -1 when out is too small. */
 int rdb_glob_escape(const char *in, char *out, size_t outlen);
 
+/* Calls fn for each entry ([id, [field, value...]]) of stream `key`, oldest first (newest first
+ * when reverse), in pages, at most max entries (0: all). fn returns 0 to go on, 1 to stop, -1
+ * when it failed (err set). 0, or -1 with err when Redis or fn failed. */
+typedef int rdb_walk_fn(const redisReply *entry, void *arg, char *err, size_t errlen);
+int rdb_walk(redisContext *c, const char *key, int reverse, long max, rdb_walk_fn *fn, void *arg,
+             char *err, size_t errlen);
+
 #endif

@@ -389,15 +389,21 @@ static int verify_remember(struct verify *v, const bson_t *doc, unsigned kinds)
     return 0;
 }
 
+/* --since: only documents inserted from then on. */
+static void verify_since(const struct verify *v, bson_t *filter)
+{
+    bson_t range;
+    if (v->since_ms < 0)
+        return;
+    BSON_APPEND_DOCUMENT_BEGIN(filter, DOC_INSERTED_AT, &range);
+    BSON_APPEND_DATE_TIME(&range, "$gte", v->since_ms);
+    bson_append_document_end(filter, &range);
+}
+
 static int verify_scan(struct verify *v, char *err, size_t errlen)
 {
     bson_t filter = BSON_INITIALIZER;
-    if (v->since_ms >= 0) {
-        bson_t range;
-        BSON_APPEND_DOCUMENT_BEGIN(&filter, DOC_INSERTED_AT, &range);
-        BSON_APPEND_DATE_TIME(&range, "$gte", v->since_ms);
-        bson_append_document_end(&filter, &range);
-    }
+    verify_since(v, &filter);
     /* batchSize bounds what one reply holds besides the server's own 16 MiB cap. */
     bson_t *opts = BCON_NEW("projection", "{", DOC_IMAGE, BCON_INT32(1), DOC_SHA256, BCON_INT32(1),
                             DOC_WIDTH, BCON_INT32(1), DOC_HEIGHT, BCON_INT32(1), DOC_CHANNELS,
@@ -514,12 +520,7 @@ static int verify_source(struct verify *v, const bson_t *doc, char *err, size_t 
 static int verify_sources(struct verify *v, char *err, size_t errlen)
 {
     bson_t filter = BSON_INITIALIZER;
-    if (v->since_ms >= 0) {
-        bson_t range;
-        BSON_APPEND_DOCUMENT_BEGIN(&filter, DOC_INSERTED_AT, &range);
-        BSON_APPEND_DATE_TIME(&range, "$gte", v->since_ms);
-        bson_append_document_end(&filter, &range);
-    }
+    verify_since(v, &filter);
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(v->m->sources, &filter, NULL, NULL);
     const bson_t *doc;
     bson_error_t e;

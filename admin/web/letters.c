@@ -14,43 +14,33 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PAGE        "500"
 #define LIST_MAX    1000
 #define LIST_DEF    100
 #define REASONS_MAX 256
 
+struct web_walk {
+    struct web *w;
+    web_walk_fn *fn;
+    void *arg;
+};
+
+static int web_walk_one(const redisReply *entry, void *arg, char *err, size_t errlen)
+{
+    struct web_walk *k = arg;
+    return k->fn(k->w, entry, k->arg, err, errlen);
+}
+
 int web_walk(struct web *w, const char *key, web_walk_fn *fn, void *arg, char *err, size_t errlen)
 {
-    char end[64] = "+";
-    long seen = 0;
+    struct web_walk k = {w, fn, arg};
     redisContext *c = web_redis(w, err, errlen);
     if (c == NULL)
         return -1;
-    for (;;) {
-        const char *argv[] = {"XREVRANGE", key, end, "-", "COUNT", PAGE};
-        redisReply *r = rconn_command(c, 6, argv, NULL, err, errlen);
-        if (r == NULL) {
-            web_redis_check(w);
-            return -1;
-        }
-        if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
-            freeReplyObject(r);
-            return 0;
-        }
-        for (size_t i = 0; i < r->elements; i++) {
-            const redisReply *e = r->element[i];
-            if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
-                e->element[0]->type != REDIS_REPLY_STRING)
-                continue;
-            snprintf(end, sizeof(end), "(%s", e->element[0]->str);
-            int rc = fn(w, e, arg, err, errlen);
-            if (rc != 0 || ++seen >= WEB_WALK_MAX) {
-                freeReplyObject(r);
-                return rc < 0 ? -1 : 0;
-            }
-        }
-        freeReplyObject(r);
+    if (rdb_walk(c, key, 1, WEB_WALK_MAX, web_walk_one, &k, err, errlen) < 0) {
+        web_redis_check(w);
+        return -1;
     }
+    return 0;
 }
 
 int web_is(const redisReply *v, const char *s)
