@@ -45,19 +45,9 @@ static void *image_stb_realloc(void *p, size_t n)
 #define STBI_MALLOC(n)     image_alloc(n)
 #define STBI_REALLOC(p, n) image_stb_realloc(p, n)
 #define STBI_FREE(p)       free(p)
-#if defined(__GNUC__)
-/* GCC reports stb's static prototypes without bodies (GIF, thread flags) at the end of the file,
- * outside any push/pop: leave that one warning off for this file. */
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wshadow"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
-#endif
+#include "stb_begin.h"
 #include <stb/stb_image.h>
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
+#include "stb_end.h"
 #ifndef STBI_THREAD_LOCAL
 #error "stb_image without thread-local failure reasons is not safe on the worker's thread pool"
 #endif
