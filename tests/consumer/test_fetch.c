@@ -598,18 +598,24 @@ static void test_many_in_flight(void **state)
         slots[i] = (struct slot){.rig = &t};
     }
     assert_true(opened >= N && opened <= 2 * N); /* at most one per hop */
-    /* A second wave runs on the connections the first one left open. */
-    for (int i = 0; i < 20; i++) {
-        snprintf(url, sizeof(url), "https://picsum.photos/%d/%d", 40 + i, 40);
-        assert_non_null(fetch_start(t.e, url, on_done, &slots[i]));
-    }
-    run_until(&t, N + 20, 30000);
+    /* A later wave runs on the connections an earlier one left open. The first wave can take
+     * longer than the image server keeps an idle connection (60 s) on a loaded machine, so the
+     * second wave may open some again; the third, right after it, must open none. */
     int again = 0;
-    for (int i = 0; i < 20; i++) {
-        assert_int_equal(slots[i].calls, 1);
-        EXPECT(slots[i], FETCH_OK, "ok");
-        again += slots[i].res->connections;
-        fetch_result_free(slots[i].res);
+    for (int wave = 0; wave < 2; wave++) {
+        for (int i = 0; i < 20; i++) {
+            slots[i] = (struct slot){.rig = &t};
+            snprintf(url, sizeof(url), "https://picsum.photos/%d/%d", 40 + i, 40);
+            assert_non_null(fetch_start(t.e, url, on_done, &slots[i]));
+        }
+        run_until(&t, N + 20 * (wave + 1), 30000);
+        again = 0;
+        for (int i = 0; i < 20; i++) {
+            assert_int_equal(slots[i].calls, 1);
+            EXPECT(slots[i], FETCH_OK, "ok");
+            again += slots[i].res->connections;
+            fetch_result_free(slots[i].res);
+        }
     }
     assert_int_equal(again, 0);
     rig_down(&t);
