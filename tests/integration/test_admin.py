@@ -238,6 +238,7 @@ def test_verify_finds_exactly_the_corrupt_documents(env, keys, mongo_db, tmp_pat
         "0" * 64: {"id_mismatch"},
     }, problems
     # Everything is younger than the lease of a write in progress: the layout is not judged.
+    assert summary.pop("sources_too_recent") == mongo_db["sources"].count_documents({})
     assert summary == {"checked": 7, "ok": 2, "corrupt": 5, "sources_checked": 0, "layout": 0,
                        "kinds": {"id_mismatch": 1, "bad_base64": 1, "sha256_mismatch": 2,
                                  "bytes_mismatch": 1, "png_invalid": 2, "size_mismatch": 1}}
