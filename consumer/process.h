@@ -8,7 +8,7 @@
 #include "image.h"
 
 /* picsum serves up to 5000 x 5000; leave room for other sources without allowing bombs. */
-#define PROCESS_DEFAULT_MAX_PIXELS    50000000L
+#define PROCESS_DEFAULT_MAX_PIXELS    25000000 /* the worker's --max-pixels default too */
 #define PROCESS_DEFAULT_MAX_DIMENSION 20000L
 
 #define PROCESS_DEFAULT_DECODE_MEMORY (160L << 20)

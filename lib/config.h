@@ -29,6 +29,10 @@ struct cfg_option {
     const char *help;
 };
 
+/* A number macro as a default string: CFG_STR(PROCESS_DEFAULT_MAX_PIXELS) is "25000000". */
+#define CFG_STR_(x) #x
+#define CFG_STR(x)  CFG_STR_(x)
+
 /* Parsers, each documenting what `value` points to. */
 cfg_parse_fn cfg_string;   /* const char ** (points into argv/environ/def: no copy) */
 cfg_parse_fn cfg_long;     /* long *, within [min, max] */
