@@ -6,6 +6,8 @@
  * Each test uses its own database. The stop/restart test runs last. */
 #include "store.h"
 
+#include "common/server.h"
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -15,125 +17,49 @@
 #include <mongoc/mongoc.h>
 #include <openssl/evp.h>
 
-#include <arpa/inet.h>
-#include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #define NTHREADS 8
 
-static pid_t ferret_pid = -1;
-static int ferret_port;
-static char ferret_dir[1024];
+static struct tserver ferret = {.pid = -1};
+static char ferret_dir[900]; /* room for "/ferretdb.log" in ferret.log */
 static char ferret_bin[PATH_MAX];
 static int test_seq;
 static int stream_seq;
 
 /* ---- the FerretDB child ---- */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static int port_open(int port)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return 0;
-    int ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-    close(fd);
-    return ok;
-}
-
 static void ferret_stop(void)
 {
-    if (ferret_pid <= 0)
-        return;
-    kill(ferret_pid, SIGTERM);
-    for (int i = 0; i < 100; i++) {
-        if (waitpid(ferret_pid, NULL, WNOHANG) == ferret_pid) {
-            ferret_pid = -1;
-            return;
-        }
-        usleep(50 * 1000);
-    }
-    kill(ferret_pid, SIGKILL);
-    waitpid(ferret_pid, NULL, 0);
-    ferret_pid = -1;
+    tserver_stop(&ferret);
 }
 
 static int ferret_start(void)
 {
-    char sqlite[1100], state[1100], listen[64], logpath[1100];
+    char sqlite[1100], state[1100], listen[64];
     snprintf(sqlite, sizeof(sqlite), "--sqlite-url=file:%s/", ferret_dir);
     snprintf(state, sizeof(state), "--state-dir=%s", ferret_dir);
-    snprintf(listen, sizeof(listen), "--listen-addr=127.0.0.1:%d", ferret_port);
-    snprintf(logpath, sizeof(logpath), "%s/ferretdb.log", ferret_dir);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, STDOUT_FILENO);
-            dup2(fd, STDERR_FILENO);
-            close(fd);
-        }
-        execl(ferret_bin, ferret_bin, "--handler=sqlite", sqlite, state, listen,
-              "--debug-addr=127.0.0.1:0", "--telemetry=disable", "--log-level=warn", (char *)NULL);
-        _exit(127);
-    }
-    ferret_pid = pid;
-    for (double end = now_s() + 15; now_s() < end;) {
-        if (port_open(ferret_port))
-            return 0;
-        if (waitpid(pid, NULL, WNOHANG) == pid) {
-            ferret_pid = -1;
-            fprintf(stderr, "ferretdb exited at start; see %s\n", logpath);
-            return -1;
-        }
-        usleep(50 * 1000);
-    }
-    fprintf(stderr, "ferretdb did not listen on %d; see %s\n", ferret_port, logpath);
-    ferret_stop();
-    return -1;
+    snprintf(listen, sizeof(listen), "--listen-addr=127.0.0.1:%d", ferret.port);
+    snprintf(ferret.log, sizeof(ferret.log), "%s/ferretdb.log", ferret_dir);
+    char *argv[] = {ferret_bin,
+                    "--handler=sqlite",
+                    sqlite,
+                    state,
+                    listen,
+                    "--debug-addr=127.0.0.1:0",
+                    "--telemetry=disable",
+                    "--log-level=warn",
+                    NULL};
+    return tserver_start(&ferret, argv, 15);
 }
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -144,8 +70,8 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 
 static void at_exit_kill(void)
 {
-    if (ferret_pid > 0)
-        kill(ferret_pid, SIGKILL);
+    if (ferret.pid > 0)
+        kill(ferret.pid, SIGKILL);
 }
 
 static int group_setup(void **state)
@@ -175,8 +101,8 @@ static int group_setup(void **state)
     if (mkdtemp(ferret_dir) == NULL)
         return -1;
     atexit(at_exit_kill);
-    ferret_port = free_port();
-    if (ferret_port < 0 || ferret_start() < 0)
+    ferret.port = tserver_free_port();
+    if (ferret.port < 0 || ferret_start() < 0)
         return -1;
     store_global_init();
     return 0;
@@ -279,7 +205,7 @@ static int ctx_setup(void **state)
     if (c == NULL)
         return -1;
     snprintf(c->db, sizeof(c->db), "t%d_%d", (int)getpid(), ++test_seq);
-    snprintf(c->uri, sizeof(c->uri), "mongodb://127.0.0.1:%d/%s?w=majority", ferret_port, c->db);
+    snprintf(c->uri, sizeof(c->uri), "mongodb://127.0.0.1:%d/%s?w=majority", ferret.port, c->db);
     c->st = store_new(c->uri, err, sizeof(err));
     if (c->st == NULL || store_prepare(c->st, err, sizeof(err)) < 0) {
         fprintf(stderr, "store: %s\n", err);
@@ -478,11 +404,11 @@ static void test_new_does_not_block(void **state)
 
     /* Nothing listens on this port: creating the pool must not try. */
     char uri[128];
-    snprintf(uri, sizeof(uri), "mongodb://127.0.0.1:%d/x", free_port());
-    double t0 = now_s();
+    snprintf(uri, sizeof(uri), "mongodb://127.0.0.1:%d/x", tserver_free_port());
+    double t0 = tserver_now();
     struct store *st = store_new(uri, err, sizeof(err));
     assert_non_null(st);
-    assert_true(now_s() - t0 < 0.5);
+    assert_true(tserver_now() - t0 < 0.5);
     store_free(st);
 }
 
@@ -1287,35 +1213,35 @@ static void test_server_down_and_back(void **state)
     ferret_stop();
     double slowest = 0;
     for (int i = 0; i < 2; i++) {
-        double t0 = now_s();
+        double t0 = tserver_now();
         err[0] = '\0';
         struct store_doc d = doc_of(&b, "https://picsum.photos/3/3");
         assert_int_equal(store_put(c->st, &d, &out, err, sizeof(err)), STORE_ERR_TRANSIENT);
         assert_true(err[0] != '\0');
-        slowest = fmax(slowest, now_s() - t0);
-        t0 = now_s();
+        slowest = fmax(slowest, tserver_now() - t0);
+        t0 = tserver_now();
         assert_int_equal(store_ping(c->st, err, sizeof(err)), -1);
-        slowest = fmax(slowest, now_s() - t0);
+        slowest = fmax(slowest, tserver_now() - t0);
         int found;
         char id[65];
-        t0 = now_s();
+        t0 = tserver_now();
         assert_int_equal(
             store_find_url(c->st, "https://picsum.photos/2/2", id, NULL, &found, err, sizeof(err)),
             -1);
-        slowest = fmax(slowest, now_s() - t0);
+        slowest = fmax(slowest, tserver_now() - t0);
     }
     fprintf(stderr, "server down: slowest call %.2f s (%s)\n", slowest, err);
     assert_true(slowest < 5.0);
 
     assert_int_equal(ferret_start(), 0);
-    double t0 = now_s();
+    double t0 = tserver_now();
     int rc = -1;
-    for (double end = now_s() + 30; rc != 0 && now_s() < end;) {
+    for (double end = tserver_now() + 30; rc != 0 && tserver_now() < end;) {
         rc = put(c, &b, "https://picsum.photos/3/3", &out);
         if (rc != 0)
             usleep(200 * 1000);
     }
-    fprintf(stderr, "server back: first put succeeded after %.2f s\n", now_s() - t0);
+    fprintf(stderr, "server back: first put succeeded after %.2f s\n", tserver_now() - t0);
     assert_int_equal(rc, 0);
     assert_int_equal(out, STORE_INSERTED);
     assert_int_equal(store_ping(c->st, err, sizeof(err)), 0);
