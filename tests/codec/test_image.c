@@ -14,6 +14,8 @@
 
 #include "image.h"
 
+#include "hostile.h"
+
 /* 16x16 gray baseline JPEG (libjpeg, quality 80) whose row y is flat at 16 * y + 8. */
 static const unsigned char gray_jpeg[176] = {
     0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0x46, 0x00, 0x01, 0x01, 0x00, 0x00, 0x01,
@@ -46,20 +48,6 @@ static void put32(unsigned char *p, uint32_t v)
     p[3] = (unsigned char)v;
 }
 
-/* Appends a chunk to buf at *len; bad_crc spoils its CRC. */
-static void add_chunk(unsigned char *buf, size_t *len, const char *type, const void *data, size_t n,
-                      int bad_crc)
-{
-    unsigned char *c = buf + *len;
-
-    put32(c, (uint32_t)n);
-    memcpy(c + 4, type, 4);
-    if (n > 0)
-        memcpy(c + 8, data, n);
-    put32(c + 8 + n, (uint32_t)libdeflate_crc32(0, c + 4, n + 4) ^ (bad_crc ? 1u : 0u));
-    *len += 12 + n;
-}
-
 /* A PNG of any colour type from unfiltered rows (filter byte 0 added here). extra_bad_text
  * inserts an ancillary tEXt chunk with a wrong CRC. *len gets the size. */
 static unsigned char *make_png(uint32_t w, uint32_t h, int color_type, int channels,
@@ -86,11 +74,11 @@ static unsigned char *make_png(uint32_t w, uint32_t h, int color_type, int chann
     ihdr[8] = 8;
     ihdr[9] = (unsigned char)color_type;
     ihdr[10] = ihdr[11] = ihdr[12] = 0;
-    add_chunk(png, len, "IHDR", ihdr, 13, 0);
+    hostile_chunk(png, len, "IHDR", ihdr, 13, 0);
     if (extra_bad_text)
-        add_chunk(png, len, "tEXt", "Comment\0hello", 13, 1);
-    add_chunk(png, len, "IDAT", z, zlen, 0);
-    add_chunk(png, len, "IEND", NULL, 0, 0);
+        hostile_chunk(png, len, "tEXt", "Comment\0hello", 13, 1);
+    hostile_chunk(png, len, "IDAT", z, zlen, 0);
+    hostile_chunk(png, len, "IEND", NULL, 0, 0);
     libdeflate_free_compressor(c);
     free(z);
     free(raw);

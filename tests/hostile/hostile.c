@@ -97,8 +97,8 @@ done:
     return out;
 }
 
-static void hostile_chunk(unsigned char *buf, size_t *len, const char *type, const void *data,
-                          size_t n)
+void hostile_chunk(unsigned char *buf, size_t *len, const char *type, const void *data, size_t n,
+                   int bad_crc)
 {
     unsigned char *p = buf + *len;
 
@@ -106,7 +106,7 @@ static void hostile_chunk(unsigned char *buf, size_t *len, const char *type, con
     memcpy(p + 4, type, 4);
     if (n > 0)
         memcpy(p + 8, data, n);
-    hostile_be32(p + 8 + n, (uint32_t)crc32(0, p + 4, (uInt)(n + 4)));
+    hostile_be32(p + 8 + n, (uint32_t)crc32(0, p + 4, (uInt)(n + 4)) ^ (bad_crc ? 1u : 0u));
     *len += 12 + n;
 }
 
@@ -176,9 +176,9 @@ unsigned char *hostile_png(unsigned w, unsigned h, int depth, int color, size_t 
     ihdr[8] = (unsigned char)depth;
     ihdr[9] = (unsigned char)color;
     ihdr[10] = ihdr[11] = ihdr[12] = 0;
-    hostile_chunk(png, len, "IHDR", ihdr, 13);
-    hostile_chunk(png, len, "IDAT", z, s.total_out);
-    hostile_chunk(png, len, "IEND", NULL, 0);
+    hostile_chunk(png, len, "IHDR", ihdr, 13, 0);
+    hostile_chunk(png, len, "IDAT", z, s.total_out, 0);
+    hostile_chunk(png, len, "IEND", NULL, 0, 0);
 done:
     deflateEnd(&s);
     free(z);

@@ -26,4 +26,9 @@ unsigned char *hostile_jpeg(int w, int h, int comps, int refine, int orientation
  * (0: exactly what the header needs; more: a bomb of zeros). */
 unsigned char *hostile_png(unsigned w, unsigned h, int depth, int color, size_t raw, size_t *len);
 
+/* Appends a PNG chunk (length, type, data, CRC) to buf at *len, which must have room for n + 12
+ * more bytes; bad_crc spoils its CRC. */
+void hostile_chunk(unsigned char *buf, size_t *len, const char *type, const void *data, size_t n,
+                   int bad_crc);
+
 #endif
