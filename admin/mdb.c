@@ -63,3 +63,20 @@ void mdb_free(struct mdb *m)
         mongoc_client_destroy(m->client);
     free(m);
 }
+
+int mdb_each(mongoc_collection_t *coll, const bson_t *filter, const bson_t *opts, mdb_each_fn *fn,
+             void *arg, char *err, size_t errlen)
+{
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
+    const bson_t *doc;
+    bson_error_t e;
+    int rc = 0;
+    while (rc == 0 && mongoc_cursor_next(cur, &doc))
+        rc = fn(doc, arg, err, errlen);
+    if (rc == 0 && mongoc_cursor_error(cur, &e)) {
+        snprintf(err, errlen, "mongo: reading %s: %s", mongoc_collection_get_name(coll), e.message);
+        rc = -1;
+    }
+    mongoc_cursor_destroy(cur);
+    return rc < 0 ? -1 : 0;
+}

@@ -24,4 +24,10 @@ struct mdb {
 struct mdb *mdb_new(const char *uri, long timeout_ms, char *err, size_t errlen);
 void mdb_free(struct mdb *m);
 
+/* find(filter, opts) on coll, fn called on each document in turn until it returns non-zero.
+ * 0, or -1 when fn failed (its err kept) or the cursor did ("mongo: reading <collection>: ..."). */
+typedef int mdb_each_fn(const bson_t *doc, void *arg, char *err, size_t errlen);
+int mdb_each(mongoc_collection_t *coll, const bson_t *filter, const bson_t *opts, mdb_each_fn *fn,
+             void *arg, char *err, size_t errlen);
+
 #endif

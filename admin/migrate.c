@@ -173,8 +173,9 @@ static const bson_value_t *migrate_value(const bson_t *doc, const char *key, bso
 }
 
 /* Steps 1-3 for one image document. */
-static int migrate_image(struct migrate *g, const bson_t *doc, char *err, size_t errlen)
+static int migrate_image(const bson_t *doc, void *arg, char *err, size_t errlen)
 {
+    struct migrate *g = arg;
     bson_iter_t it, sid, con, at, arr;
     if (!bson_iter_init_find(&it, doc, DOC_ID) || !BSON_ITER_HOLDS_UTF8(&it))
         return 0; /* not one of ours; verify reports it */
@@ -221,17 +222,7 @@ static int migrate_images(struct migrate *g, char *err, size_t errlen)
         BCON_NEW("projection", "{", DOC_SOURCE, BCON_INT32(1), OLD_ALIASES, BCON_INT32(1), OLD_FROM,
                  BCON_INT32(1), DOC_STREAM_ID, BCON_INT32(1), DOC_CONSUMER, BCON_INT32(1),
                  DOC_INSERTED_AT, BCON_INT32(1), "}", "sort", "{", DOC_ID, BCON_INT32(1), "}");
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(g->m->images, &filter, opts, NULL);
-    const bson_t *doc;
-    bson_error_t e;
-    int rc = 0;
-    while (rc == 0 && mongoc_cursor_next(cur, &doc))
-        rc = migrate_image(g, doc, err, errlen);
-    if (rc == 0 && mongoc_cursor_error(cur, &e)) {
-        snprintf(err, errlen, "mongo: reading %s: %s", COLL_IMAGES, e.message);
-        rc = -1;
-    }
-    mongoc_cursor_destroy(cur);
+    int rc = mdb_each(g->m->images, &filter, opts, migrate_image, g, err, errlen);
     bson_destroy(opts);
     return rc;
 }

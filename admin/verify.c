@@ -470,8 +470,9 @@ static int verify_remember_src(struct verify *v, const char *url, const char *im
 }
 
 /* One `sources` document: its image exists (a read by _id) and its role is the image's word. */
-static int verify_source(struct verify *v, const bson_t *doc, char *err, size_t errlen)
+static int verify_source(const bson_t *doc, void *arg, char *err, size_t errlen)
 {
+    struct verify *v = arg;
     const char *url = verify_string(doc, DOC_ID), *image = verify_string(doc, SRC_IMAGE);
     const char *role = verify_string(doc, SRC_ROLE), *owner = verify_string(doc, DOC_STREAM_ID);
     unsigned kinds = 0;
@@ -526,17 +527,7 @@ static int verify_sources(struct verify *v, char *err, size_t errlen)
 {
     bson_t filter = BSON_INITIALIZER;
     verify_since(v, &filter);
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(v->m->sources, &filter, NULL, NULL);
-    const bson_t *doc;
-    bson_error_t e;
-    int rc = 0;
-    while (rc == 0 && mongoc_cursor_next(cur, &doc))
-        rc = verify_source(v, doc, err, errlen);
-    if (rc == 0 && mongoc_cursor_error(cur, &e)) {
-        snprintf(err, errlen, "mongo: reading %s: %s", COLL_SOURCES, e.message);
-        rc = -1;
-    }
-    mongoc_cursor_destroy(cur);
+    int rc = mdb_each(v->m->sources, &filter, NULL, verify_source, v, err, errlen);
     bson_destroy(&filter);
     return rc;
 }
