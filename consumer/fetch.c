@@ -10,6 +10,9 @@
  * never gets a socket); bodies are capped while they arrive; and the whole transfer, all hops
  * included, has one deadline.
  *
+ * Bodies share one byte budget (fetch_limits.memory), so that what a worker holds in downloads
+ * is bounded by configuration and not by how many transfers run: see "the byte budget" below.
+ *
  * Nothing here blocks the loop: no curl_easy_perform, and the engine refuses to start unless
  * libcurl resolves names asynchronously (its threaded resolver on Debian). The one blocking
  * call is getaddrinfo() in fetch_engine_new for connect-to targets given by name, before the
@@ -40,7 +43,6 @@
 #include "log.h"
 #include "netguard.h"
 
-
 #define FETCH_BODY_FIRST         (16 * 1024) /* first buffer when Content-Length is unknown */
 #define FETCH_RETRY_AFTER_MAX_MS (24L * 3600 * 1000)
 #define FETCH_REDIRECTS_MAX      20
@@ -51,6 +53,11 @@ struct fetch_sock {
     curl_socket_t fd;
     struct event *ev;
     struct fetch_sock *prev, *next;
+};
+
+/* A FIFO of fetches waiting on the budget, linked through fetch.qprev/qnext. */
+struct fetch_queue {
+    struct fetch *head, *tail;
 };
 
 struct fetch_engine {
@@ -66,7 +73,12 @@ struct fetch_engine {
     char user_agent[64];
     int bundle_only; /* drop curl's default CA folder: see fetch_ca_defaults */
     int active;
-    struct fetch *fetches; /* every fetch not yet done or cancelled */
+    int closing;                  /* fetch_engine_free: nothing more is resumed or sent */
+    size_t held;                  /* bytes of the budget taken by bodies, arriving or delivered */
+    struct fetch_queue waiting;   /* started, first body byte here, paused until its bytes fit */
+    struct fetch_queue queued;    /* not started: the budget was full when they came */
+    struct fetch_result *holders; /* delivered results whose body still holds budget */
+    struct fetch *fetches;        /* every fetch not yet done or cancelled */
     struct fetch_sock *socks;
 };
 
@@ -74,14 +86,17 @@ struct fetch {
     struct fetch_engine *e;
     CURL *easy;
     int in_multi;
-    struct event *refuse; /* set when the URL was refused in fetch_start: completes it later */
+    struct event *later; /* fetch_later: completes it on a later loop iteration */
     fetch_done_fn *done;
     void *arg;
     struct fetch_result *res;
     double start_ms, deadline_ms;
+    struct fetch_queue *queue; /* &e->waiting or &e->queued while in one, else NULL */
+    struct fetch *qprev, *qnext;
 
     /* State of the current hop, reset before each. */
     size_t cap;          /* bytes allocated in res->body */
+    size_t want;         /* bytes of the budget this body needs; 0 before its first byte */
     size_t received;     /* body bytes of this response, kept or not */
     long status;         /* status of the response whose headers are being read */
     long content_length; /* -1 when not announced */
@@ -106,22 +121,138 @@ static double fetch_now_ms(void)
 
 /* ---- results ---------------------------------------------------------------------------- */
 
-static struct fetch_result *fetch_result_new(const char *url)
+static void fetch_budget_give(struct fetch_engine *e, size_t bytes);
+
+static struct fetch_result *fetch_result_new(struct fetch_engine *e, const char *url)
 {
     struct fetch_result *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return NULL;
+    r->engine = e;
     r->retry_after_ms = -1;
     snprintf(r->final_url, sizeof(r->final_url), "%s", url);
     return r;
+}
+
+void fetch_result_drop_body(struct fetch_result *r)
+{
+    struct fetch_engine *e = r->engine;
+    size_t bytes = r->budget;
+    free(r->body);
+    r->body = NULL;
+    r->budget = 0;
+    if (e && (r->hprev || e->holders == r)) { /* delivered: off the engine's list */
+        if (r->hprev)
+            r->hprev->hnext = r->hnext;
+        else
+            e->holders = r->hnext;
+        if (r->hnext)
+            r->hnext->hprev = r->hprev;
+        r->hprev = r->hnext = NULL;
+    }
+    if (e)
+        fetch_budget_give(e, bytes);
 }
 
 void fetch_result_free(struct fetch_result *r)
 {
     if (r == NULL)
         return;
-    free(r->body);
+    fetch_result_drop_body(r);
     free(r);
+}
+
+/* ---- the byte budget -------------------------------------------------------------------- */
+
+/* A body takes its bytes from e->lim.memory before they arrive (its Content-Length, or max_bytes
+ * when it announces none) and gives them back when it is freed: by a failed transfer, or by the
+ * caller once it is done with a delivered body. A transfer whose first body byte finds too little
+ * room is paused (CURL_WRITEFUNC_PAUSE: curl keeps that data, stops reading the socket, and
+ * leaves a paused transfer out of the low-speed check) and waits in FIFO order. A fetch started
+ * while anything waits is not even sent, so a full budget holds requests back rather than
+ * opening connections that would stall. A waiting transfer holds nothing, and every holder ends
+ * on its own (a transfer completes or times out, a delivered body is decoded and dropped), so
+ * waiting cannot deadlock as long as one body fits: fetch_limits_check wants memory >= max_bytes.
+ * Nothing here runs inside a curl callback except fetch_budget_take's caller, the write callback,
+ * which only takes. */
+
+static void fetch_queue_push(struct fetch_queue *q, struct fetch *f)
+{
+    f->queue = q;
+    f->qnext = NULL;
+    f->qprev = q->tail;
+    if (q->tail)
+        q->tail->qnext = f;
+    else
+        q->head = f;
+    q->tail = f;
+}
+
+static void fetch_queue_remove(struct fetch *f)
+{
+    struct fetch_queue *q = f->queue;
+    if (q == NULL)
+        return;
+    if (f->qprev)
+        f->qprev->qnext = f->qnext;
+    else
+        q->head = f->qnext;
+    if (f->qnext)
+        f->qnext->qprev = f->qprev;
+    else
+        q->tail = f->qprev;
+    f->queue = NULL;
+    f->qprev = f->qnext = NULL;
+}
+
+static int fetch_budget_fits(const struct fetch_engine *e, size_t want)
+{
+    return e->lim.memory == 0 || e->held + want <= (size_t)e->lim.memory;
+}
+
+static void fetch_budget_take(struct fetch *f)
+{
+    f->e->held += f->want;
+    f->res->budget = f->want;
+}
+
+static void fetch_begin(struct fetch *f);
+
+/* Room was made: resume the paused transfers that now fit, in order, then send the fetches held
+ * back while nothing waits and the budget is not full. */
+static void fetch_budget_wake(struct fetch_engine *e)
+{
+    struct fetch *f;
+    if (e->closing)
+        return;
+    while ((f = e->waiting.head) != NULL && fetch_budget_fits(e, f->want)) {
+        fetch_queue_remove(f);
+        fetch_budget_take(f);
+        curl_easy_pause(f->easy, CURLPAUSE_CONT); /* may call the write callback at once */
+    }
+    while (e->waiting.head == NULL && (f = e->queued.head) != NULL &&
+           e->held < (size_t)e->lim.memory) {
+        fetch_queue_remove(f);
+        fetch_begin(f);
+    }
+}
+
+static void fetch_budget_give(struct fetch_engine *e, size_t bytes)
+{
+    if (bytes == 0)
+        return;
+    e->held -= bytes;
+    fetch_budget_wake(e);
+}
+
+void fetch_budget_state(const struct fetch_engine *e, struct fetch_budget_state *st)
+{
+    st->held = e->held;
+    st->waiting = st->queued = 0;
+    for (const struct fetch *f = e->waiting.head; f; f = f->qnext)
+        st->waiting++;
+    for (const struct fetch *f = e->queued.head; f; f = f->qnext)
+        st->queued++;
 }
 
 /* ---- headers and body ------------------------------------------------------------------- */
@@ -283,9 +414,27 @@ static size_t fetch_write_cb(char *data, size_t size, size_t n, void *userdata)
                     f->e->lim.max_bytes);
         return 0;
     }
-    f->received += n;
-    if (!f->keep_body)
+    if (!f->keep_body) {
+        f->received += n;
         return n;
+    }
+    if (f->res->budget == 0) { /* the first body byte: its bytes come from the budget first */
+        if (f->want == 0)
+            f->want = f->content_length > 0 ? (size_t)f->content_length : max;
+        if (f->queue == NULL && fetch_budget_fits(f->e, f->want) && f->e->waiting.head == NULL) {
+            fetch_budget_take(f);
+        } else {
+            if (f->queue == NULL)
+                fetch_queue_push(&f->e->waiting, f);
+            return CURL_WRITEFUNC_PAUSE; /* fetch_budget_wake takes it and resumes */
+        }
+    }
+    if (n > f->res->budget - f->res->len) { /* only when a Content-Length was announced */
+        fetch_abort(f, FETCH_PERMANENT, "protocol", "body longer than its Content-Length %ld",
+                    f->content_length);
+        return 0;
+    }
+    f->received += n;
     if (fetch_body_reserve(f, f->res->len + n) < 0) {
         fetch_abort(f, FETCH_TRANSIENT, "internal", "out of memory for a %zu byte body",
                     f->res->len + n);
@@ -419,9 +568,10 @@ static void fetch_detach(struct fetch *f)
     if (f->easy)
         curl_easy_cleanup(f->easy);
     f->easy = NULL;
-    if (f->refuse)
-        event_free(f->refuse);
-    f->refuse = NULL;
+    if (f->later)
+        event_free(f->later);
+    f->later = NULL;
+    fetch_queue_remove(f);
     if (f->prev)
         f->prev->next = f->next;
     else
@@ -445,10 +595,23 @@ static void fetch_finish(struct fetch *f, enum fetch_class cls, const char *reas
     va_end(ap);
     r->cls = cls;
     snprintf(r->reason, sizeof(r->reason), "%s", reason);
+    fetch_detach(f); /* first: giving bytes back may resume or start other transfers */
     if (cls != FETCH_OK) {
-        free(r->body);
-        r->body = NULL;
+        fetch_result_drop_body(r);
         r->len = 0;
+    } else if (r->budget > r->len) { /* a body without Content-Length held max_bytes */
+        unsigned char *p = realloc(r->body, r->len);
+        size_t spare = r->budget - r->len;
+        if (p)
+            r->body = p;
+        r->budget = r->len;
+        fetch_budget_give(f->e, spare);
+    }
+    if (cls == FETCH_OK) {
+        r->hnext = f->e->holders;
+        if (r->hnext)
+            r->hnext->hprev = r;
+        f->e->holders = r;
     }
     r->total_ms = fetch_now_ms() - f->start_ms;
     log_debug("event=fetch_done url=%s result=%s reason=%s http=%ld bytes=%zu redirects=%d "
@@ -461,17 +624,16 @@ static void fetch_finish(struct fetch *f, enum fetch_class cls, const char *reas
 
     fetch_done_fn *done = f->done;
     void *arg = f->arg;
-    fetch_detach(f);
     free(f);
     done(r, arg);
 }
 
 static void fetch_hop_reset(struct fetch *f)
 {
-    free(f->res->body);
-    f->res->body = NULL;
+    fetch_result_drop_body(f->res);
     f->res->len = 0;
     f->cap = 0;
+    f->want = 0;
     f->received = 0;
     f->status = 0;
     f->content_length = -1;
@@ -518,7 +680,6 @@ static int fetch_easy_setup(struct fetch *f)
     SET(CURLOPT_WRITEFUNCTION, fetch_write_cb);
     SET(CURLOPT_WRITEDATA, f);
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
-    SET(CURLOPT_PIPEWAIT, 1L); /* HTTP/2: wait for a connection to multiplex on */
     if (lim->connect_timeout_ms > 0)
         SET(CURLOPT_CONNECTTIMEOUT_MS, lim->connect_timeout_ms);
     if (lim->low_speed_secs > 0) {
@@ -539,7 +700,12 @@ static int fetch_easy_setup(struct fetch *f)
 static int fetch_hop(struct fetch *f, long left_ms)
 {
     fetch_hop_reset(f);
-    if (curl_easy_setopt(f->easy, CURLOPT_URL, f->res->final_url) != CURLE_OK ||
+    /* HTTP/2 (over TLS only): wait for a connection to multiplex on. Not for http://, where
+     * curl would hold a transfer back until another one ends, which a paused transfer never
+     * does while it waits for the byte budget. */
+    long pipewait = strncasecmp(f->res->final_url, "https:", 6) == 0;
+    if (curl_easy_setopt(f->easy, CURLOPT_PIPEWAIT, pipewait) != CURLE_OK ||
+        curl_easy_setopt(f->easy, CURLOPT_URL, f->res->final_url) != CURLE_OK ||
         curl_easy_setopt(f->easy, CURLOPT_TIMEOUT_MS, left_ms) != CURLE_OK ||
         curl_multi_add_handle(f->e->multi, f->easy) != CURLM_OK)
         return -1;
@@ -795,11 +961,30 @@ static int fetch_multi_sock_cb(CURL *easy, curl_socket_t fd, int what, void *use
     return 0;
 }
 
-static void fetch_refuse_cb(evutil_socket_t fd, short kind, void *arg)
+static void fetch_later_cb(evutil_socket_t fd, short kind, void *arg)
 {
     struct fetch *f = arg;
-    fetch_finish(f, FETCH_PERMANENT, f->abort_reason, "URL refused before any connection: %s",
-                 f->abort_reason);
+    fetch_finish(f, f->abort_cls, f->abort_reason, "%s", f->abort_error);
+}
+
+/* Complete f on a later loop iteration: done never runs inside fetch_start, nor inside whatever
+ * gave bytes back to the budget. The event exists from fetch_start on, so this cannot fail for
+ * want of memory. */
+static int fetch_later(struct fetch *f, enum fetch_class cls, const char *reason, const char *error)
+{
+    struct timeval now = {0, 0};
+    f->abort_cls = cls;
+    snprintf(f->abort_reason, sizeof(f->abort_reason), "%s", reason);
+    snprintf(f->abort_error, sizeof(f->abort_error), "%s", error);
+    return evtimer_add(f->later, &now);
+}
+
+/* Send the first request now: the fetch-timeout starts here, not when a full budget queued it. */
+static void fetch_begin(struct fetch *f)
+{
+    f->deadline_ms = fetch_now_ms() + (double)f->e->lim.total_timeout_ms;
+    if (fetch_hop(f, f->e->lim.total_timeout_ms) < 0)
+        fetch_later(f, FETCH_TRANSIENT, "internal", "cannot start the transfer");
 }
 
 struct fetch *fetch_start(struct fetch_engine *e, const char *url, fetch_done_fn *done, void *arg)
@@ -812,28 +997,33 @@ struct fetch *fetch_start(struct fetch_engine *e, const char *url, fetch_done_fn
     f->arg = arg;
     f->start_ms = fetch_now_ms();
     f->deadline_ms = f->start_ms + (double)e->lim.total_timeout_ms;
-    f->res = fetch_result_new(url);
-    if (f->res == NULL)
+    f->res = fetch_result_new(e, url);
+    f->later = evtimer_new(e->base, fetch_later_cb, f);
+    if (f->res == NULL || f->later == NULL)
         goto err;
 
     enum url_reason why = url_check_hop(url, &e->s->allowed);
     if (why != URL_OK) {
-        /* Completed on a later loop iteration: done never runs inside fetch_start. */
-        struct timeval now = {0, 0};
-        snprintf(f->abort_reason, sizeof(f->abort_reason), "%s", url_reason_name(why));
-        f->refuse = evtimer_new(e->base, fetch_refuse_cb, f);
-        if (f->refuse == NULL || evtimer_add(f->refuse, &now) < 0)
+        char error[64];
+        snprintf(error, sizeof(error), "URL refused before any connection: %s",
+                 url_reason_name(why));
+        if (fetch_later(f, FETCH_PERMANENT, url_reason_name(why), error) < 0)
             goto err;
     } else {
         f->easy = curl_easy_init();
-        if (f->easy == NULL || fetch_easy_setup(f) < 0 || fetch_hop(f, e->lim.total_timeout_ms) < 0)
+        if (f->easy == NULL || fetch_easy_setup(f) < 0)
+            goto err;
+        if (e->lim.memory > 0 &&
+            (e->waiting.head || e->queued.head || e->held >= (size_t)e->lim.memory))
+            fetch_queue_push(&e->queued, f);
+        else if (fetch_hop(f, e->lim.total_timeout_ms) < 0)
             goto err;
     }
     fetch_link(f);
     return f;
 err:
-    if (f->refuse)
-        event_free(f->refuse);
+    if (f->later)
+        event_free(f->later);
     if (f->easy)
         curl_easy_cleanup(f->easy);
     fetch_result_free(f->res);
@@ -861,6 +1051,11 @@ static int fetch_limits_check(const struct fetch_limits *lim, char *err, size_t 
 {
     if (lim->max_bytes < 1 || lim->max_bytes > FETCH_MAX_BYTES_MAX)
         snprintf(err, errlen, "max_bytes must be 1..%ld", FETCH_MAX_BYTES_MAX);
+    else if (lim->memory != 0 && lim->memory < lim->max_bytes)
+        snprintf(err, errlen,
+                 "the download memory (%ld bytes) must hold one body of max_bytes "
+                 "(%ld)",
+                 lim->memory, lim->max_bytes);
     else if (lim->total_timeout_ms < 1)
         snprintf(err, errlen, "total_timeout_ms must be positive");
     else if (lim->connect_timeout_ms < 0 || lim->low_speed_bytes < 0 || lim->low_speed_secs < 0)
@@ -949,8 +1144,14 @@ void fetch_engine_free(struct fetch_engine *e)
 {
     if (e == NULL)
         return;
+    e->closing = 1;
     while (e->fetches)
         fetch_cancel(e->fetches);
+    for (struct fetch_result *r = e->holders, *next; r; r = next) {
+        next = r->hnext; /* results the caller frees later give nothing back */
+        r->engine = NULL;
+        r->hprev = r->hnext = NULL;
+    }
     if (e->multi)
         curl_multi_cleanup(e->multi);
     /* curl does not always report CURL_POLL_REMOVE for connections closed by the cleanup. */

@@ -25,6 +25,8 @@ struct fetch_limits {
     int max_redirects;       /* hops followed at most; one more is "too_many_redirects" */
     long low_speed_bytes;    /* a body slower than this many bytes per second ... */
     long low_speed_secs;     /* ... for this many seconds is aborted as "timeout"; 0 = never */
+    long memory;             /* bytes all bodies of the engine may hold at once, arriving or
+                                delivered and not yet freed; 0 = no budget, else >= max_bytes */
 };
 
 /* SPEC §5.4: transient failures are retried with backoff, permanent ones dead-lettered. */
@@ -56,6 +58,13 @@ struct fetch_result {
     double ttfb_ms;    /* last hop: until the first response byte */
     int redirects;     /* hops followed */
     int connections;   /* new connections opened, all hops: 0 when every hop reused one */
+
+    /* Private: the part of the engine's byte budget the body holds, given back when the body is
+     * freed (fetch_result_drop_body, fetch_result_free); delivered bodies are listed in the
+     * engine, which forgets them if it is freed first. */
+    struct fetch_engine *engine;
+    size_t budget;
+    struct fetch_result *hprev, *hnext;
 };
 
 /* Called on the loop thread, never from inside fetch_start or fetch_cancel. The callee owns
@@ -71,7 +80,13 @@ struct fetch_engine *fetch_engine_new(struct event_base *base, const struct sett
 
 /* Start downloading `url` (absolute http/https URL, at most URL_MAX bytes). A URL refused before
  * any connection still completes through done, on a later loop iteration. NULL only when out of
- * memory (done is then never called). */
+ * memory (done is then never called).
+ *
+ * With a byte budget (fetch_limits.memory), a body takes its Content-Length (max_bytes when it
+ * announces none) from the budget before its first byte is kept, and gives it back when it is
+ * freed. A transfer that finds too little room is paused until bodies are freed, first come
+ * first served, and a fetch started while others wait is not sent until they have room: the
+ * request waits and its fetch-timeout only starts when it is sent. */
 struct fetch *fetch_start(struct fetch_engine *e, const char *url, fetch_done_fn *done, void *arg);
 
 /* Abort a transfer in flight and free it; done is not called afterwards. */
@@ -80,7 +95,20 @@ void fetch_cancel(struct fetch *f);
 /* Transfers started and neither done nor cancelled. */
 int fetch_active(const struct fetch_engine *e);
 
+/* Free the body of a delivered result and give its bytes back to the budget, keeping the rest
+ * (len, final_url, ...): for a caller done with the bytes but not with the result. */
+void fetch_result_drop_body(struct fetch_result *r);
+
+/* On the loop thread (before or after the engine is freed). */
 void fetch_result_free(struct fetch_result *r);
+
+/* The byte budget now: bytes held by bodies, transfers paused for room, fetches not yet sent. */
+struct fetch_budget_state {
+    size_t held;
+    int waiting;
+    int queued;
+};
+void fetch_budget_state(const struct fetch_engine *e, struct fetch_budget_state *st);
 
 /* Cancels whatever is still in flight (no done calls), then frees everything. */
 void fetch_engine_free(struct fetch_engine *e);

@@ -52,6 +52,9 @@ int main(int argc, char **argv)
          .help = "longest retry delay"},
         {"max-bytes", "PIXFLOW_MAX_BYTES", cfg_bytes, &o.fetch.max_bytes, "20M", 1024, 1L << 31,
          .meta = "SIZE", .help = "largest download"},
+        {"download-memory", "PIXFLOW_DOWNLOAD_MEMORY", cfg_bytes, &o.fetch.memory, "48M", 1024,
+         1L << 40, .meta = "SIZE",
+         .help = "memory all downloaded bodies may hold at once, until decoded (>= --max-bytes)"},
         {"connect-timeout", NULL, cfg_millis, &o.fetch.connect_timeout_ms, "10s", 100, 600000,
          .meta = "TIME", .help = "TCP + TLS connection timeout"},
         {"fetch-timeout", "PIXFLOW_FETCH_TIMEOUT", cfg_millis, &o.fetch.total_timeout_ms, "30s",
@@ -84,6 +87,13 @@ int main(int argc, char **argv)
     if (o.reclaim_idle_ms <= o.entry_deadline_ms + o.fetch.total_timeout_ms) {
         fprintf(stderr, "pixflow-consumer: --reclaim-idle must exceed --entry-deadline plus "
                         "--fetch-timeout\n");
+        return 2;
+    }
+    if (o.fetch.memory < o.fetch.max_bytes) {
+        fprintf(stderr,
+                "pixflow-consumer: --download-memory (%ld bytes) must be at least "
+                "--max-bytes (%ld bytes)\n",
+                o.fetch.memory, o.fetch.max_bytes);
         return 2;
     }
     o.fetch.max_redirects = 3;

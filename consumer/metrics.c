@@ -110,6 +110,8 @@ void metrics_render(const struct metrics *m, const struct metrics_gauges *g, str
         {"pixflow_pool_busy", "Tasks submitted to the thread pool and not done.", g->pool_busy},
         {"pixflow_pool_threads", "Threads of the pool.", g->pool_threads},
         {"pixflow_downloads_active", "Downloads in progress.", g->downloads},
+        {"pixflow_downloads_waiting", "Downloads waiting for room in the download memory.",
+         g->downloads_waiting},
         {"pixflow_redis_up", "1 when the Redis links are up and the group exists.", g->redis_up},
         {"pixflow_mongo_up", "1 when the last MongoDB ping answered.", g->mongo_up},
     };
@@ -118,6 +120,9 @@ void metrics_render(const struct metrics *m, const struct metrics_gauges *g, str
         evbuffer_add_printf(out, "%s %d\n", gauges[i].name, gauges[i].value);
     }
 
+    family(out, "pixflow_download_bytes", "gauge",
+           "Bytes of the download memory held by bodies, arriving or not yet decoded.");
+    evbuffer_add_printf(out, "pixflow_download_bytes %lld\n", g->download_bytes);
     family(out, "pixflow_stream_lag", "gauge",
            "Entries of the stream the group has not read yet (whole group; -1: unknown).");
     evbuffer_add_printf(out, "pixflow_stream_lag %lld\n", g->group_lag);

@@ -37,7 +37,9 @@ struct metrics {
 /* Gauges read when rendering. */
 struct metrics_gauges {
     int in_flight, pool_busy, pool_threads, downloads, redis_up, mongo_up;
-    double started_at; /* Unix time */
+    int downloads_waiting;    /* paused or not yet sent: the download memory is full */
+    long long download_bytes; /* bytes of the download memory held by bodies */
+    double started_at;        /* Unix time */
     long long group_lag,
         group_pending; /* the whole group's, as Redis counts them; lag -1: unknown */
 };

@@ -466,6 +466,8 @@ static void work_done(void *arg)
     for (int i = 0; i < counters_count(e->plugin_events); i++)
         entry_count(e, counters_name(e->plugin_events, i), counters_value(e->plugin_events, i));
     counters_clear(e->plugin_events);
+    if (e->processed && e->res->body) /* the store needs only the result's metadata */
+        fetch_result_drop_body(e->res);
     if (e->processed && !e->observed) { /* once, not again for a store retry */
         const struct process_timing *t = &e->out.timing;
         metrics_observe(&w->metrics, STAGE_DECODE, t->decode_us / 1e6);
@@ -1016,11 +1018,15 @@ static int worker_ready(void *arg, char *why, size_t len)
 static void worker_metrics(void *arg, struct evbuffer *out)
 {
     struct worker *w = arg;
+    struct fetch_budget_state fb;
+    fetch_budget_state(w->fe, &fb);
     struct metrics_gauges g = {
         .in_flight = w->held,
         .pool_busy = pool_busy(w->pool),
         .pool_threads = pool_threads(w->pool),
         .downloads = fetch_active(w->fe),
+        .downloads_waiting = fb.waiting + fb.queued,
+        .download_bytes = (long long)fb.held,
         .redis_up = stream_ready(w->st),
         .mongo_up = w->mongo_up,
         .started_at = w->started_at,

@@ -351,6 +351,7 @@ struct slot {
     const char *chain;    /* started from this slot's done callback, into next */
     struct slot *next;
     struct fetch *started;
+    int drop; /* drop the body at once, as a caller done with it would */
 };
 
 static void on_done(struct fetch_result *r, void *arg);
@@ -372,9 +373,17 @@ static void rig_down(struct rig *t)
     event_base_free(t->base);
 }
 
+static size_t budget_peak; /* the most the budget held, seen from done callbacks */
+
 static void on_done(struct fetch_result *r, void *arg)
 {
     struct slot *s = arg;
+    struct fetch_budget_state st;
+    fetch_budget_state(s->rig->e, &st);
+    if (st.held > budget_peak)
+        budget_peak = st.held;
+    if (s->drop)
+        fetch_result_drop_body(r);
     s->calls++;
     fetch_result_free(s->res);
     s->res = r;
@@ -937,6 +946,131 @@ static void test_free_in_flight(void **state)
     fetch_result_free(slots[11].res);
 }
 
+/* ---- the byte budget --------------------------------------------------------------------- */
+
+/* Room for two bodies: the third and later wait, unsent or paused, until a body is dropped. */
+static void test_budget_waits(void **state)
+{
+    enum { N = 7 }; /* the last one starts when the budget is full */
+    struct fetch_limits lim = limits();
+    lim.max_bytes = 5000;
+    lim.memory = 10000;
+    canned_set(IMAGE_HEAD "Content-Length: 5000\r\n\r\n", 5000, NULL);
+    struct rig t;
+    struct slot slots[N];
+    struct fetch_budget_state st;
+    rig_up(&t, &settings_plain, &lim);
+    for (int i = 0; i < N - 1; i++) {
+        slots[i] = (struct slot){.rig = &t};
+        assert_non_null(fetch_start(t.e, "http://canned.test/1", on_done, &slots[i]));
+    }
+    run_until(&t, N, 1500); /* two bodies fit, and they are kept */
+    assert_int_equal(t.done, 2);
+    fetch_budget_state(t.e, &st);
+    assert_int_equal(st.held, 10000);
+    assert_int_equal(st.waiting + st.queued, N - 3);
+    int connections = atomic_load(&canned.connections);
+    slots[N - 1] = (struct slot){.rig = &t};
+    assert_non_null(fetch_start(t.e, "http://canned.test/1", on_done, &slots[N - 1]));
+    run_until(&t, N, 300);
+    fetch_budget_state(t.e, &st);
+    assert_int_equal(st.queued, 1); /* not even sent */
+    assert_int_equal(atomic_load(&canned.connections), connections);
+    for (int round = 1; round <= 2; round++) {
+        for (int i = 0; i < N; i++) { /* drop the body of the first done one not dropped yet */
+            if (slots[i].calls == 1 && slots[i].res->body) {
+                EXPECT(slots[i], FETCH_OK, "ok");
+                fetch_result_drop_body(slots[i].res);
+                assert_int_equal(slots[i].res->len, 5000); /* the metadata stays */
+                break;
+            }
+        }
+        run_until(&t, 2 + round, 5000);
+        assert_int_equal(t.done, 2 + round);
+        run_until(&t, N, 300);
+        assert_int_equal(t.done, 2 + round); /* nothing more fits */
+    }
+    for (int i = 0; i < N; i++)
+        slots[i].drop = 1;
+    for (int i = 0; i < N; i++)
+        if (slots[i].calls == 1)
+            fetch_result_drop_body(slots[i].res);
+    run_until(&t, N, 10000);
+    assert_int_equal(t.done, N);
+    fetch_budget_state(t.e, &st);
+    assert_int_equal(st.held, 0);
+    assert_int_equal(st.waiting + st.queued, 0);
+    rig_down(&t);
+    for (int i = 0; i < N; i++) { /* results may outlive their engine */
+        EXPECT(slots[i], FETCH_OK, "ok");
+        fetch_result_free(slots[i].res);
+    }
+}
+
+/* A body without Content-Length holds max_bytes while it arrives, then only its length. */
+static void test_budget_unknown_length(void **state)
+{
+    struct fetch_limits lim = limits();
+    lim.max_bytes = 5000;
+    lim.memory = 7000;
+    canned_set(IMAGE_HEAD "\r\n", 3000, NULL);
+    struct rig t;
+    struct slot a = {0}, b = {0};
+    struct fetch_budget_state st;
+    rig_up(&t, &settings_plain, &lim);
+    a.rig = b.rig = &t;
+    assert_non_null(fetch_start(t.e, "http://canned.test/1", on_done, &a));
+    run_until(&t, 1, 5000);
+    EXPECT(a, FETCH_OK, "ok");
+    fetch_budget_state(t.e, &st);
+    assert_int_equal(st.held, 3000);
+    assert_non_null(fetch_start(t.e, "http://canned.test/1", on_done, &b));
+    run_until(&t, 2, 800); /* 3000 + 5000 > 7000 */
+    assert_int_equal(t.done, 1);
+    fetch_result_free(a.res);
+    a.res = NULL;
+    run_until(&t, 2, 5000);
+    EXPECT(b, FETCH_OK, "ok");
+    assert_int_equal(b.res->len, 3000);
+    fetch_result_free(b.res);
+    fetch_budget_state(t.e, &st);
+    assert_int_equal(st.held, 0);
+    rig_down(&t);
+}
+
+/* Over HTTP/2 with TLS, many pictures through room for three: every one arrives, the budget is
+ * never overdrawn, and paused streams share connections with running ones. */
+static void test_budget_many(void **state)
+{
+    enum { N = 40 };
+    struct fetch_limits lim = limits();
+    lim.max_bytes = 60000;
+    lim.memory = 3 * 60000;
+    lim.total_timeout_ms = 60000;
+    struct rig t;
+    static struct slot slots[N];
+    char url[64];
+    rig_up(&t, &settings_plain, &lim);
+    budget_peak = 0;
+    for (int i = 0; i < N; i++) {
+        slots[i] = (struct slot){.rig = &t, .drop = 1};
+        snprintf(url, sizeof(url), "https://picsum.photos/%d/%d", 300 + i, 200);
+        assert_non_null(fetch_start(t.e, url, on_done, &slots[i]));
+    }
+    run_until(&t, N, 90000);
+    assert_int_equal(t.done, N);
+    for (int i = 0; i < N; i++) {
+        EXPECT(slots[i], FETCH_OK, "ok");
+        assert_true(slots[i].res->len > 1000 && slots[i].res->body == NULL);
+        fetch_result_free(slots[i].res);
+    }
+    assert_true(budget_peak > 0 && budget_peak <= (size_t)lim.memory);
+    struct fetch_budget_state st;
+    fetch_budget_state(t.e, &st);
+    assert_int_equal(st.held, 0);
+    rig_down(&t);
+}
+
 static void test_bad_setup(void **state)
 {
     struct event_base *base = event_base_new();
@@ -946,6 +1080,10 @@ static void test_bad_setup(void **state)
     lim.max_bytes = 0;
     assert_null(fetch_engine_new(base, &st, &lim, err, sizeof(err)));
     assert_non_null(strstr(err, "max_bytes"));
+    lim = limits();
+    lim.memory = lim.max_bytes - 1; /* not even one body would fit */
+    assert_null(fetch_engine_new(base, &st, &lim, err, sizeof(err)));
+    assert_non_null(strstr(err, "download memory"));
     lim = limits();
     lim.max_redirects = -1;
     assert_null(fetch_engine_new(base, &st, &lim, err, sizeof(err)));
@@ -997,6 +1135,9 @@ int main(void)
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_callbacks_reenter),
         cmocka_unit_test(test_free_in_flight),
+        cmocka_unit_test(test_budget_waits),
+        cmocka_unit_test(test_budget_unknown_length),
+        cmocka_unit_test(test_budget_many),
         cmocka_unit_test(test_bad_setup),
         cmocka_unit_test(test_without_extra_ca),
     };
