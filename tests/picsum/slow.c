@@ -128,7 +128,7 @@ int slow_start(struct slow_set *set, struct evhttp_request *req, int code, const
 int slow_start_rate(struct slow_set *set, struct evhttp_request *req, int code, const char *reason,
                     struct evbuffer *body, long bytes_per_s)
 {
-    if (bytes_per_s <= 0)
+    if (bytes_per_s <= 0) /* would never end */
         return -1;
     return slow_begin(set, req, code, reason, body, 1000000, (size_t)bytes_per_s, 0);
 }
