@@ -4,6 +4,7 @@ with the real curl over HTTPS (connect-to + the generated CA), and stops it with
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -262,6 +263,69 @@ def test_fault_slow(server):
     assert elapsed >= 0.6
     assert len(body) == int(headers["content-length"])
     assert jpeg_frame(body)[1:3] == (300, 200)
+
+
+def raw_picture(port: int, path: str) -> tuple:
+    """GET path over a raw socket on the HTTP listener: (socket, Content-Length, body so far)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: fastly.picsum.photos\r\n\r\n".encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        assert chunk, f"closed before the headers: {data!r}"
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    lines = head.decode().split("\r\n")
+    assert lines[0].startswith("HTTP/1.1 200"), lines[0]
+    fields = dict(line.lower().split(": ", 1) for line in lines[1:])
+    return sock, int(fields["content-length"]), body
+
+
+def test_fault_slow_bytes_per_s(tmp_path):
+    """bytes_per_s=1 is a true byte a second, with no time cap: headers (with the real length) at
+    once, then a byte each second, the connection open; many at once, clients that leave free
+    their replies, and a stop with replies still trickling exits cleanly (ASan-checked log)."""
+    srv = Server(tmp_path)
+    try:
+        for bad in ("0", "-1", "x", "1.5", "", "100000001"):
+            rc, status, _, body, _ = srv.get(f"/300/200?fault=slow&bytes_per_s={bad}")
+            assert (rc, status) == (0, 400) and b"bytes_per_s" in body, (bad, body)
+        rc, status, _, _, _ = srv.get("/300/200?fault=slow&bytes_per_s=1&delay_ms=10")
+        assert (rc, status) == (0, 400)
+        rc, status, headers, _, _ = srv.curl(
+            f"http://127.0.0.1:{srv.http}/300/200?fault=slow&bytes_per_s=1&times=1")
+        assert status == 302
+        loc = headers["location"]
+        assert "fault=slow&bytes_per_s=1" in loc and "delay_ms" not in loc and "times" not in loc
+        path = loc.split("fastly.picsum.photos", 1)[1]
+
+        started = time.monotonic()
+        clients = [raw_picture(srv.http, path) for _ in range(20)]
+        time.sleep(3)
+        elapsed = time.monotonic() - started
+        for sock, length, body in clients:
+            assert length > 1000
+            sock.setblocking(False)
+            try:
+                while chunk := sock.recv(4096):  # b"" would be the server closing
+                    body += chunk
+                pytest.fail("the server closed a trickling reply")
+            except BlockingIOError:
+                pass
+            assert 1 <= len(body) <= int(elapsed) + 1, len(body)
+        assert control(srv, "stats")[1]["trickling"] == 20
+
+        for sock, _, _ in clients[:10]:
+            sock.close()
+        deadline = time.monotonic() + 10
+        while control(srv, "stats")[1]["trickling"] != 10 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert control(srv, "stats")[1]["trickling"] == 10
+    finally:
+        rc = srv.stop()  # ten replies still trickling
+    log = srv.stderr()
+    assert rc == 0, log
+    assert "Sanitizer" not in log and "runtime error" not in log, log
 
 
 def test_fault_garbage(server):

@@ -69,6 +69,7 @@ static void fault_reset(struct fault *f)
     f->kind = FAULT_NONE;
     f->retry_after = FAULT_DEFAULT_RETRY_AFTER;
     f->delay_ms = FAULT_DEFAULT_DELAY_MS;
+    f->bytes_per_s = 0;
     f->times = FAULT_TIMES_UNLIMITED;
     f->hop = 0;
     f->to[0] = '\0';
@@ -97,6 +98,15 @@ static int fault_apply_param(struct fault *f, const struct query_param *p, char 
         if (fault_parse_long(p->value, 0, FAULT_DELAY_MAX_MS, &v) < 0)
             goto bad;
         f->delay_ms = (int)v;
+        return 1;
+    }
+    if (strcmp(p->key, "bytes_per_s") == 0) {
+        if (fault_parse_long(p->value, 1, FAULT_BYTES_PER_S_MAX, &v) < 0) {
+            snprintf(err, errlen, "invalid bytes_per_s '%.32s' (a whole number, 1..%ld)", p->value,
+                     FAULT_BYTES_PER_S_MAX);
+            return -1;
+        }
+        f->bytes_per_s = v;
         return 1;
     }
     if (strcmp(p->key, "times") == 0) {
@@ -128,7 +138,7 @@ int fault_parse_query(const char *query, struct fault *f, char *kept, size_t kep
 {
     const char *cursor = query;
     struct query_param p;
-    int rc;
+    int rc, delay_given = 0;
 
     fault_reset(f);
     if (keptlen > 0)
@@ -144,6 +154,8 @@ int fault_parse_query(const char *query, struct fault *f, char *kept, size_t kep
         rc = fault_apply_param(f, &p, err, errlen);
         if (rc < 0)
             return -1;
+        if (rc > 0 && strcmp(p.key, "delay_ms") == 0)
+            delay_given = 1;
         if (rc == 0 && query_append(kept, keptlen, p.raw, p.rawlen) < 0) {
             snprintf(err, errlen, "query too long");
             return -1;
@@ -151,6 +163,10 @@ int fault_parse_query(const char *query, struct fault *f, char *kept, size_t kep
     }
     if (f->kind == FAULT_REDIRECT && f->to[0] == '\0') {
         snprintf(err, errlen, "fault=redirect needs to=URL");
+        return -1;
+    }
+    if (delay_given && f->bytes_per_s > 0) {
+        snprintf(err, errlen, "delay_ms and bytes_per_s exclude each other");
         return -1;
     }
     return 0;
@@ -162,6 +178,8 @@ int fault_carry(const struct fault *f, char *out, size_t outlen)
 
     if (!fault_on_body(f->kind))
         n = snprintf(out, outlen, "%s", "");
+    else if (f->kind == FAULT_SLOW && f->bytes_per_s > 0)
+        n = snprintf(out, outlen, "fault=slow&bytes_per_s=%ld", f->bytes_per_s);
     else if (f->kind == FAULT_SLOW)
         n = snprintf(out, outlen, "fault=slow&delay_ms=%d", f->delay_ms);
     else

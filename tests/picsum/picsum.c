@@ -50,6 +50,9 @@ static void picsum_usage(FILE *f)
            "A local picsum.photos: GET /W/H redirects to /id/N/W/H.jpg (a progressive JPEG).\n"
            "Ports 0 (the default) are picked free and written to the ready file with the CA path.\n"
            "Fault kinds: 500 502 503 429 404 loop truncate slow garbage bomb notimage.\n"
+           "Per request: ?fault=KIND [retry_after=S] [times=N] [to=URL (redirect)], and for slow\n"
+           "  delay_ms=MS (the body over MS, at most 60000) or bytes_per_s=N (N bytes a second,\n"
+           "  however long that takes).\n"
            "--files DIR: the picture of /W/H is file number W of DIR, in name order.\n");
 }
 

@@ -390,12 +390,15 @@ static void serve_truncated(struct serve_req *r, struct evbuffer *body)
     evbuffer_free(half);
 }
 
-/* Headers now, the body over delay_ms. Takes body. */
+/* Headers now, the body over delay_ms or at bytes_per_s. Takes body. */
 static void serve_slow(struct serve_req *r, struct evbuffer *body)
 {
     size_t len = evbuffer_get_length(body);
+    int rc = r->fault.bytes_per_s > 0
+                 ? slow_start_rate(r->s->slow, r->req, 200, "OK", body, r->fault.bytes_per_s)
+                 : slow_start(r->s->slow, r->req, 200, "OK", body, r->fault.delay_ms);
 
-    if (slow_start(r->s->slow, r->req, 200, "OK", body, r->fault.delay_ms) < 0) {
+    if (rc < 0) {
         serve_reply(r, 200, "OK", body); /* out of memory: at least answer */
         evbuffer_free(body);
         return;
@@ -470,7 +473,7 @@ static void serve_control_stats(struct serve_req *r, struct evbuffer *b)
     struct cache_stats cs;
 
     cache_get_stats(s->cache, &cs);
-    stats_json(s->stats, &s->cfg.rates, &cs, b);
+    stats_json(s->stats, &s->cfg.rates, &cs, slow_count(s->slow), b);
     serve_json_reply(r, 200, "OK", b);
 }
 

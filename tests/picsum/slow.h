@@ -2,6 +2,8 @@
 #ifndef PICSUM_SLOW_H
 #define PICSUM_SLOW_H
 
+#include <stddef.h>
+
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -18,6 +20,14 @@ void slow_free(struct slow_set *set);
  * Takes body on success (0); -1 leaves body and req to the caller. */
 int slow_start(struct slow_set *set, struct evhttp_request *req, int code, const char *reason,
                struct evbuffer *body, int delay_ms);
+
+/* The same, but bytes_per_s bytes of body each second, the first a second from now, until the
+ * body is sent or the client leaves: no bound on how long that takes. */
+int slow_start_rate(struct slow_set *set, struct evhttp_request *req, int code, const char *reason,
+                    struct evbuffer *body, long bytes_per_s);
+
+/* Replies still trickling (a client that left is noticed at its reply's next tick). */
+size_t slow_count(const struct slow_set *set);
 
 #define SLOW_PIECES 20
 

@@ -123,7 +123,7 @@ void stats_json_rates(const struct fault_rates *rates, struct evbuffer *out)
 }
 
 void stats_json(const struct stats *st, const struct fault_rates *rates,
-                const struct cache_stats *cache, struct evbuffer *out)
+                const struct cache_stats *cache, size_t trickling, struct evbuffer *out)
 {
     int first = 1;
 
@@ -141,6 +141,7 @@ void stats_json(const struct stats *st, const struct fault_rates *rates,
     stats_json_rates(rates, out);
     evbuffer_add_printf(out,
                         ", \"cache\": {\"entries\": %zu, \"bytes\": %zu, \"max_bytes\": %zu, "
-                        "\"hits\": %lu, \"misses\": %lu}}",
-                        cache->entries, cache->bytes, cache->max_bytes, cache->hits, cache->misses);
+                        "\"hits\": %lu, \"misses\": %lu}, \"trickling\": %zu}",
+                        cache->entries, cache->bytes, cache->max_bytes, cache->hits, cache->misses,
+                        trickling);
 }

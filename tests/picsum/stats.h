@@ -24,9 +24,9 @@ void stats_request(struct stats *st, const char *path);
 void stats_reply(struct stats *st, int code, enum fault_kind fault);
 
 /* {"requests": n, "by_path": {...}, "by_status": {...}, "faults": {...}, "rates": {...},
- *  "cache": {...}} */
+ *  "cache": {...}, "trickling": n}; trickling: slow replies still sending their body. */
 void stats_json(const struct stats *st, const struct fault_rates *rates,
-                const struct cache_stats *cache, struct evbuffer *out);
+                const struct cache_stats *cache, size_t trickling, struct evbuffer *out);
 
 /* {"500": 0.1, ...}: the non-zero rates. */
 void stats_json_rates(const struct fault_rates *rates, struct evbuffer *out);

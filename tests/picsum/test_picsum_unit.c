@@ -1,5 +1,7 @@
 /* test_picsum_unit.c -- unit tests for the image server's pure parts: path routing, query and
- * fault parsing, counters, the picture cache, and the pictures themselves. */
+ * fault parsing, counters, the picture cache, and the pictures themselves; and for slow.c's
+ * trickled replies, over loopback sockets. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,9 +9,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 #include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wshadow"
@@ -26,6 +38,7 @@
 #include "image.h"
 #include "query.h"
 #include "route.h"
+#include "slow.h"
 #include "stats.h"
 
 /* ---- route ---- */
@@ -174,6 +187,18 @@ static void test_fault_query(void **state)
         fault_parse_query("fault=slow&delay_ms=250", &f, kept, sizeof(kept), err, sizeof(err)), 0);
     assert_int_equal(f.kind, FAULT_SLOW);
     assert_int_equal(f.delay_ms, 250);
+    assert_int_equal(f.bytes_per_s, 0);
+
+    assert_int_equal(
+        fault_parse_query("fault=slow&bytes_per_s=1&x=2", &f, kept, sizeof(kept), err, sizeof(err)),
+        0);
+    assert_int_equal(f.kind, FAULT_SLOW);
+    assert_int_equal(f.bytes_per_s, 1);
+    assert_string_equal(kept, "x=2");
+    assert_int_equal(fault_parse_query("fault=slow&bytes_per_s=100000000", &f, kept, sizeof(kept),
+                                       err, sizeof(err)),
+                     0);
+    assert_int_equal(f.bytes_per_s, FAULT_BYTES_PER_S_MAX);
 
     assert_int_equal(fault_parse_query("fault=redirect&to=http%3A%2F%2F10.0.0.1%2Fx", &f, kept,
                                        sizeof(kept), err, sizeof(err)),
@@ -198,6 +223,16 @@ static void test_fault_query_errors(void **state)
         "fault=500&times=",
         "fault=redirect&to=http%3A%2F%2Fa%0d%0aX:1",
         "fault=slow&delay_ms=999999",
+        "fault=slow&bytes_per_s=0",
+        "fault=slow&bytes_per_s=-1",
+        "fault=slow&bytes_per_s=",
+        "fault=slow&bytes_per_s",
+        "fault=slow&bytes_per_s=1.5",
+        "fault=slow&bytes_per_s=1k",
+        "fault=slow&bytes_per_s=100000001",
+        "fault=slow&bytes_per_s=99999999999999999999",
+        "fault=slow&delay_ms=500&bytes_per_s=1",
+        "fault=slow&bytes_per_s=1&delay_ms=500",
     };
     struct fault f;
     char kept[256], err[128];
@@ -220,6 +255,15 @@ static void test_fault_carry(void **state)
         fault_parse_query("fault=slow&delay_ms=300", &f, kept, sizeof(kept), err, sizeof(err)), 0);
     assert_int_equal(fault_carry(&f, out, sizeof(out)), 0);
     assert_string_equal(out, "fault=slow&delay_ms=300");
+    assert_int_equal(
+        fault_parse_query("fault=slow&bytes_per_s=7", &f, kept, sizeof(kept), err, sizeof(err)), 0);
+    assert_int_equal(fault_carry(&f, out, sizeof(out)), 0);
+    assert_string_equal(out, "fault=slow&bytes_per_s=7");
+    /* what the picture hop parses back is the same fault */
+    assert_int_equal(fault_parse_query(out, &f, kept, sizeof(kept), err, sizeof(err)), 0);
+    assert_int_equal(f.kind, FAULT_SLOW);
+    assert_int_equal(f.bytes_per_s, 7);
+    assert_string_equal(kept, "");
     f.kind = FAULT_TRUNCATE;
     assert_int_equal(fault_carry(&f, out, sizeof(out)), 0);
     assert_string_equal(out, "fault=truncate");
@@ -381,7 +425,7 @@ static void test_stats_json(void **state)
     stats_request(st, "/third"); /* past the key cap */
     stats_reply(st, 302, FAULT_NONE);
     stats_reply(st, 503, FAULT_503);
-    stats_json(st, &rates, &cs, out);
+    stats_json(st, &rates, &cs, 9, out);
     len = evbuffer_get_length(out);
     json = calloc(1, len + 1);
     assert_non_null(json);
@@ -394,6 +438,7 @@ static void test_stats_json(void **state)
     assert_non_null(strstr(json, "\"faults\": {\"503\": 1}"));
     assert_non_null(strstr(json, "\"rates\": {\"503\": 0.5}"));
     assert_non_null(strstr(json, "\"hits\": 3"));
+    assert_non_null(strstr(json, "\"trickling\": 9}"));
     free(json);
     evbuffer_free(out);
     stats_free(st);
@@ -506,6 +551,182 @@ static void test_image_bomb(void **state)
     assert_int_equal(image_bomb(70000, 10, &b, &len, err, sizeof(err)), -1);
 }
 
+/* ---- slow: trickled replies, over loopback ---- */
+
+#define TRICKLE_RATE    4 /* bytes a second */
+#define TRICKLE_BIG     1000
+#define TRICKLE_SMALL   (2 * TRICKLE_RATE) /* sent whole at the second tick */
+#define TRICKLE_CLIENTS 16
+
+struct trickle_server {
+    struct event_base *base;
+    struct evhttp *http;
+    struct slow_set *slow;
+};
+
+struct trickle_client {
+    int fd;
+    char buf[4096];
+    size_t len;
+    int eof;
+};
+
+static void trickle_request(struct evhttp_request *req, void *arg)
+{
+    struct trickle_server *ts = arg;
+    size_t len = strcmp(evhttp_request_get_uri(req), "/small") == 0 ? TRICKLE_SMALL : TRICKLE_BIG;
+    struct evbuffer *body = evbuffer_new();
+    char data[TRICKLE_BIG], n[32];
+
+    memset(data, 'x', len);
+    if (body == NULL || evbuffer_add(body, data, len) < 0) {
+        evbuffer_free(body);
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    snprintf(n, sizeof(n), "%zu", len);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Length", n);
+    if (slow_start_rate(ts->slow, req, 200, "OK", body, TRICKLE_RATE) < 0) {
+        evbuffer_free(body);
+        evhttp_send_error(req, 500, NULL);
+    }
+}
+
+static double trickle_now(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Run the server's loop for ms. */
+static void trickle_run(struct trickle_server *ts, long ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+    event_base_loopexit(ts->base, &tv);
+    event_base_dispatch(ts->base);
+}
+
+/* Run the loop until count replies trickle, for at most 5 s. */
+static void trickle_until(struct trickle_server *ts, size_t count)
+{
+    for (int i = 0; i < 50 && slow_count(ts->slow) != count; i++)
+        trickle_run(ts, 100);
+    assert_int_equal(slow_count(ts->slow), count);
+}
+
+static void trickle_connect(struct trickle_client *c, int port, const char *path)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    char req[128];
+    int n;
+
+    memset(c, 0, sizeof(*c));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(c->fd >= 0);
+    assert_int_equal(connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n", path);
+    assert_int_equal(send(c->fd, req, (size_t)n, 0), n);
+}
+
+/* Read what has arrived, without waiting. */
+static void trickle_drain(struct trickle_client *c)
+{
+    for (;;) {
+        ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len, MSG_DONTWAIT);
+
+        if (n > 0) {
+            c->len += (size_t)n;
+            continue;
+        }
+        if (n == 0)
+            c->eof = 1;
+        else
+            assert_true(errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNRESET);
+        break;
+    }
+    c->buf[c->len] = '\0';
+}
+
+/* Body bytes received so far; the headers must be complete and promise want bytes. */
+static size_t trickle_body(const struct trickle_client *c, size_t want)
+{
+    const char *end = strstr(c->buf, "\r\n\r\n");
+    char cl[64];
+
+    assert_non_null(end);
+    snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n", want);
+    assert_non_null(strstr(c->buf, cl));
+    return c->len - (size_t)(end + 4 - c->buf);
+}
+
+/* At bytes_per_s the body goes out that fast and no faster, a small one is finished, a client
+ * that leaves frees its reply, and slow_free ends the replies still going. */
+static void test_slow_rate(void **state)
+{
+    struct trickle_server ts;
+    struct evhttp_bound_socket *bound;
+    struct sockaddr_in sa;
+    socklen_t salen = sizeof(sa);
+    struct trickle_client big[TRICKLE_CLIENTS], small;
+    double started, elapsed;
+
+    (void)state;
+    ts.base = event_base_new();
+    assert_non_null(ts.base);
+    ts.http = evhttp_new(ts.base);
+    ts.slow = slow_new(ts.base);
+    assert_non_null(ts.http);
+    assert_non_null(ts.slow);
+    evhttp_set_gencb(ts.http, trickle_request, &ts);
+    bound = evhttp_bind_socket_with_handle(ts.http, "127.0.0.1", 0);
+    assert_non_null(bound);
+    assert_int_equal(getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&sa, &salen),
+                     0);
+
+    started = trickle_now();
+    for (int i = 0; i < TRICKLE_CLIENTS; i++)
+        trickle_connect(&big[i], ntohs(sa.sin_port), "/");
+    trickle_connect(&small, ntohs(sa.sin_port), "/small");
+    trickle_until(&ts, TRICKLE_CLIENTS + 1);
+    trickle_run(&ts, 2500);
+    trickle_until(&ts, TRICKLE_CLIENTS); /* the small one is done */
+    elapsed = trickle_now() - started;
+
+    trickle_drain(&small);
+    assert_int_equal(trickle_body(&small, TRICKLE_SMALL), TRICKLE_SMALL);
+    for (int i = 0; i < TRICKLE_CLIENTS; i++) {
+        size_t got;
+
+        trickle_drain(&big[i]);
+        got = trickle_body(&big[i], TRICKLE_BIG);
+        assert_false(big[i].eof);
+        assert_true(got >= TRICKLE_RATE);
+        assert_true(got <= (size_t)elapsed * TRICKLE_RATE);
+        assert_true(got % TRICKLE_RATE == 0);
+    }
+
+    /* half the clients leave: their replies go within a few ticks */
+    for (int i = 0; i < TRICKLE_CLIENTS; i += 2)
+        close(big[i].fd);
+    trickle_until(&ts, TRICKLE_CLIENTS / 2);
+
+    /* the rest are still trickling when the server goes away */
+    slow_free(ts.slow);
+    evhttp_free(ts.http);
+    event_base_free(ts.base);
+    for (int i = 1; i < TRICKLE_CLIENTS; i += 2) {
+        trickle_drain(&big[i]);
+        assert_true(big[i].eof);
+        assert_true(trickle_body(&big[i], TRICKLE_BIG) < TRICKLE_BIG);
+        close(big[i].fd);
+    }
+    close(small.fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -521,6 +742,7 @@ int main(void)
         cmocka_unit_test(test_counter),
         cmocka_unit_test(test_cache_lru),
         cmocka_unit_test(test_stats_json),
+        cmocka_unit_test(test_slow_rate),
         cmocka_unit_test(test_image_dimensions),
         cmocka_unit_test(test_image_deterministic),
         cmocka_unit_test(test_image_bomb),
