@@ -667,6 +667,7 @@ def test_bad_settings_exit_2_naming_them(env):
         ([], {"PIXFLOW_REDIS_URL": "http://x"}, "PIXFLOW_REDIS_URL"),
         (["--reclaim-idle", "20s"], {}, "--reclaim-idle"),
         (["--fetch-timeout", "soon"], {}, "--fetch-timeout"),
+        (["--download-memory", "1M"], {}, "--download-memory"),  # under --max-bytes 20M
         (["--bogus"], {}, "--bogus"),
     ]
     for args, extra, name in cases:

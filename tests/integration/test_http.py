@@ -73,6 +73,32 @@ def test_metrics_describe_a_run_and_pass_promtool(env, redis_client, fleet):
     worker.assert_clean_exit(15)
 
 
+def test_download_memory_bounds_bodies_in_flight(env, redis_client, fleet):
+    """Eight ~45 KB bodies trickling over 2 s each through --download-memory 100K: never more
+    than 100 KB held (two bodies), the others wait, and every picture is stored."""
+    keys = Keys(redis_client, env["PIXFLOW_PREFIX"])
+    t = token()
+    urls = [f"{PICSUM}/{800 + i}/600?fault=slow&delay_ms=2000&m={t}" for i in range(8)]
+    keys.xadd_all(urls)
+    worker = fleet.start(env, "w1", "--http", "127.0.0.1:0", "--max-bytes", "100K",
+                         "--download-memory", "100K", "--exit-when-idle", "2s")
+    port = http_port(worker)
+    held, waiting = [], []
+    while worker.running():
+        status, text = get(port, "/metrics")
+        if status != 200:
+            break
+        held.append(sample(text, "pixflow_download_bytes"))
+        waiting.append(sample(text, "pixflow_downloads_waiting"))
+        time.sleep(0.05)
+    worker.assert_clean_exit(5)
+    assert keys.stats()["stored"] == len(urls)
+    assert max(held) <= 100 * 1024, max(held)  # 300 KB and more without the budget
+    assert max(held) >= 60 * 1024, max(held)  # two bodies at once, not one at a time
+    assert max(waiting) >= 1, max(waiting)
+    assert held[-1] == 0
+
+
 def test_readyz_follows_redis(tmp_path, fleet):
     folder = tmp_path / "stack"
     try:
