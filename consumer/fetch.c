@@ -141,7 +141,9 @@ void fetch_result_drop_body(struct fetch_result *r)
     free(r->body);
     r->body = NULL;
     r->budget = 0;
-    if (e && (r->hprev || e->holders == r)) { /* delivered: off the engine's list */
+    if (e == NULL)
+        return;
+    if (r->listed) { /* delivered: off the engine's list, and done with the engine */
         if (r->hprev)
             r->hprev->hnext = r->hnext;
         else
@@ -149,9 +151,10 @@ void fetch_result_drop_body(struct fetch_result *r)
         if (r->hnext)
             r->hnext->hprev = r->hprev;
         r->hprev = r->hnext = NULL;
+        r->listed = 0;
+        r->engine = NULL;
     }
-    if (e)
-        fetch_budget_give(e, bytes);
+    fetch_budget_give(e, bytes);
 }
 
 void fetch_result_free(struct fetch_result *r)
@@ -599,6 +602,7 @@ static void fetch_finish(struct fetch *f, enum fetch_class cls, const char *reas
     if (cls != FETCH_OK) {
         fetch_result_drop_body(r);
         r->len = 0;
+        r->engine = NULL;            /* holds nothing: may outlive the engine */
     } else if (r->budget > r->len) { /* a body without Content-Length held max_bytes */
         unsigned char *p = realloc(r->body, r->len);
         size_t spare = r->budget - r->len;
@@ -608,6 +612,7 @@ static void fetch_finish(struct fetch *f, enum fetch_class cls, const char *reas
         fetch_budget_give(f->e, spare);
     }
     if (cls == FETCH_OK) {
+        r->listed = 1;
         r->hnext = f->e->holders;
         if (r->hnext)
             r->hnext->hprev = r;
@@ -1150,6 +1155,7 @@ void fetch_engine_free(struct fetch_engine *e)
     for (struct fetch_result *r = e->holders, *next; r; r = next) {
         next = r->hnext; /* results the caller frees later give nothing back */
         r->engine = NULL;
+        r->listed = 0;
         r->hprev = r->hnext = NULL;
     }
     if (e->multi)

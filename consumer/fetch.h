@@ -60,10 +60,12 @@ struct fetch_result {
     int connections;   /* new connections opened, all hops: 0 when every hop reused one */
 
     /* Private: the part of the engine's byte budget the body holds, given back when the body is
-     * freed (fetch_result_drop_body, fetch_result_free); delivered bodies are listed in the
-     * engine, which forgets them if it is freed first. */
+     * freed (fetch_result_drop_body, fetch_result_free). Once delivered, engine is set only
+     * while the body is listed in the engine's holders, which forgets them if it is freed
+     * first. */
     struct fetch_engine *engine;
     size_t budget;
+    int listed;
     struct fetch_result *hprev, *hnext;
 };
 
