@@ -55,7 +55,7 @@ struct fetch_sock {
     struct fetch_sock *prev, *next;
 };
 
-/* A FIFO of fetches waiting on the budget, linked through fetch.qprev/qnext. */
+/* The fetches waiting to be sent, in order, linked through fetch.qprev/qnext. */
 struct fetch_queue {
     struct fetch *head, *tail;
 };
@@ -75,8 +75,11 @@ struct fetch_engine {
     int active;
     int closing;                  /* fetch_engine_free: nothing more is resumed or sent */
     size_t held;                  /* bytes of the budget taken by bodies, arriving or delivered */
-    struct fetch_queue waiting;   /* started, first body byte here, paused until its bytes fit */
-    struct fetch_queue queued;    /* not started: the budget was full when they came */
+    size_t pending;               /* estimates of the bodies sent for and not yet arrived */
+    size_t guess;                 /* running mean of the bodies delivered: the estimate */
+    long requeued;                /* transfers stopped at their first byte and queued again */
+    int delivered;                /* bodies the guess is the mean of, up to 8 */
+    struct fetch_queue queued;    /* not sent: their body would not fit yet */
     struct fetch_result *holders; /* delivered results whose body still holds budget */
     struct fetch *fetches;        /* every fetch not yet done or cancelled */
     struct fetch_sock *socks;
@@ -91,12 +94,14 @@ struct fetch {
     void *arg;
     struct fetch_result *res;
     double start_ms, deadline_ms;
-    struct fetch_queue *queue; /* &e->waiting or &e->queued while in one, else NULL */
+    struct fetch_queue *queue; /* &e->queued while in it, else NULL */
     struct fetch *qprev, *qnext;
 
     /* State of the current hop, reset before each. */
     size_t cap;          /* bytes allocated in res->body */
-    size_t want;         /* bytes of the budget this body needs; 0 before its first byte */
+    size_t want;         /* bytes its body takes from the budget, once known */
+    size_t estimate;     /* counted in e->pending: sent for, first body byte not yet here */
+    int requeue;         /* stopped at the first body byte for want of room: send again */
     size_t received;     /* body bytes of this response, kept or not */
     long status;         /* status of the response whose headers are being read */
     long content_length; /* -1 when not announced */
@@ -167,21 +172,35 @@ void fetch_result_free(struct fetch_result *r)
 
 /* ---- the byte budget -------------------------------------------------------------------- */
 
-/* A body takes its bytes from e->lim.memory before they arrive (its Content-Length, or max_bytes
- * when it announces none) and gives them back when it is freed: by a failed transfer, or by the
- * caller once it is done with a delivered body. A transfer whose first body byte finds too little
- * room is paused (CURL_WRITEFUNC_PAUSE: curl keeps that data, stops reading the socket, and
- * leaves a paused transfer out of the low-speed check) and waits in FIFO order. A fetch started
- * while anything waits is not even sent, so a full budget holds requests back rather than
- * opening connections that would stall. A waiting transfer holds nothing, and every holder ends
- * on its own (a transfer completes or times out, a delivered body is decoded and dropped), so
- * waiting cannot deadlock as long as one body fits: fetch_limits_check wants memory >= max_bytes.
- * Nothing here runs inside a curl callback except fetch_budget_take's caller, the write callback,
- * which only takes. */
+/* A body takes its bytes from e->lim.memory when its first byte arrives (its Content-Length, or
+ * max_bytes while a body that announces none arrives, then its length) and gives them back when
+ * it is freed: by a failed transfer, or by the caller once done with a delivered body.
+ *
+ * Room is decided before a request is sent, so that a full budget holds requests back instead
+ * of leaving responses half read: a fetch is sent only when the bytes held, plus an estimate for
+ * every body already sent for, plus its own estimate fit (the running mean of delivered bodies,
+ * or the length its server already announced); otherwise it waits in FIFO order. An estimate
+ * can be short: a body that does not fit when its first byte arrives stops its transfer and goes
+ * back to the head of the queue knowing its length, sent again once that fits. That costs a
+ * request, never memory; transfers are never paused, since a paused HTTP/2 stream makes libcurl
+ * buffer what keeps arriving, outside any budget. Nothing waits forever: memory >= max_bytes
+ * (fetch_limits_check), and with nothing held or sent for, the head of the queue is sent. */
 
-static void fetch_queue_push(struct fetch_queue *q, struct fetch *f)
+#define FETCH_GUESS_FIRST (256 * 1024) /* the estimate before any body was delivered */
+
+static void fetch_queue_push(struct fetch_queue *q, struct fetch *f, int front)
 {
     f->queue = q;
+    if (front) {
+        f->qprev = NULL;
+        f->qnext = q->head;
+        if (q->head)
+            q->head->qprev = f;
+        else
+            q->tail = f;
+        q->head = f;
+        return;
+    }
     f->qnext = NULL;
     f->qprev = q->tail;
     if (q->tail)
@@ -208,33 +227,38 @@ static void fetch_queue_remove(struct fetch *f)
     f->qprev = f->qnext = NULL;
 }
 
-static int fetch_budget_fits(const struct fetch_engine *e, size_t want)
+static size_t fetch_estimate(const struct fetch *f)
 {
-    return e->lim.memory == 0 || e->held + want <= (size_t)e->lim.memory;
+    const struct fetch_engine *e = f->e;
+    size_t max = (size_t)e->lim.max_bytes;
+    if (f->want)
+        return f->want;
+    return e->guess < max ? e->guess : max;
 }
 
-static void fetch_budget_take(struct fetch *f)
+/* Whether f may be sent now. */
+static int fetch_budget_room(const struct fetch *f)
 {
-    f->e->held += f->want;
-    f->res->budget = f->want;
+    const struct fetch_engine *e = f->e;
+    if (e->lim.memory == 0 || e->held + e->pending == 0)
+        return 1;
+    return e->held + e->pending + fetch_estimate(f) <= (size_t)e->lim.memory;
+}
+
+/* f's body has arrived, failed or been cancelled: its estimate no longer counts. */
+static void fetch_pending_clear(struct fetch *f)
+{
+    f->e->pending -= f->estimate;
+    f->estimate = 0;
 }
 
 static void fetch_begin(struct fetch *f);
 
-/* Room was made: resume the paused transfers that now fit, in order, then send the fetches held
- * back while nothing waits and the budget is not full. */
+/* Send the fetches at the head of the queue while they have room. */
 static void fetch_budget_wake(struct fetch_engine *e)
 {
     struct fetch *f;
-    if (e->closing)
-        return;
-    while ((f = e->waiting.head) != NULL && fetch_budget_fits(e, f->want)) {
-        fetch_queue_remove(f);
-        fetch_budget_take(f);
-        curl_easy_pause(f->easy, CURLPAUSE_CONT); /* may call the write callback at once */
-    }
-    while (e->waiting.head == NULL && (f = e->queued.head) != NULL &&
-           e->held < (size_t)e->lim.memory) {
+    while (!e->closing && (f = e->queued.head) != NULL && fetch_budget_room(f)) {
         fetch_queue_remove(f);
         fetch_begin(f);
     }
@@ -248,12 +272,24 @@ static void fetch_budget_give(struct fetch_engine *e, size_t bytes)
     fetch_budget_wake(e);
 }
 
+/* The first body byte of f is here: take its bytes, or 0 when they do not fit. */
+static int fetch_budget_take(struct fetch *f)
+{
+    struct fetch_engine *e = f->e;
+    fetch_pending_clear(f);
+    if (e->lim.memory > 0 && e->held > 0 && e->held + f->want > (size_t)e->lim.memory)
+        return 0;
+    e->held += f->want;
+    f->res->budget = f->want;
+    return 1;
+}
+
 void fetch_budget_state(const struct fetch_engine *e, struct fetch_budget_state *st)
 {
     st->held = e->held;
-    st->waiting = st->queued = 0;
-    for (const struct fetch *f = e->waiting.head; f; f = f->qnext)
-        st->waiting++;
+    st->pending = e->pending;
+    st->requeued = e->requeued;
+    st->queued = 0;
     for (const struct fetch *f = e->queued.head; f; f = f->qnext)
         st->queued++;
 }
@@ -422,14 +458,10 @@ static size_t fetch_write_cb(char *data, size_t size, size_t n, void *userdata)
         return n;
     }
     if (f->res->budget == 0) { /* the first body byte: its bytes come from the budget first */
-        if (f->want == 0)
-            f->want = f->content_length > 0 ? (size_t)f->content_length : max;
-        if (f->queue == NULL && fetch_budget_fits(f->e, f->want) && f->e->waiting.head == NULL) {
-            fetch_budget_take(f);
-        } else {
-            if (f->queue == NULL)
-                fetch_queue_push(&f->e->waiting, f);
-            return CURL_WRITEFUNC_PAUSE; /* fetch_budget_wake takes it and resumes */
+        f->want = f->content_length > 0 ? (size_t)f->content_length : max;
+        if (!fetch_budget_take(f)) {
+            f->requeue = 1; /* fetch_hop_done queues it again */
+            return 0;
         }
     }
     if (n > f->res->budget - f->res->len) { /* only when a Content-Length was announced */
@@ -575,6 +607,7 @@ static void fetch_detach(struct fetch *f)
         event_free(f->later);
     f->later = NULL;
     fetch_queue_remove(f);
+    fetch_pending_clear(f);
     if (f->prev)
         f->prev->next = f->next;
     else
@@ -612,12 +645,17 @@ static void fetch_finish(struct fetch *f, enum fetch_class cls, const char *reas
         fetch_budget_give(f->e, spare);
     }
     if (cls == FETCH_OK) {
+        /* the mean of the bodies so far, then of about the last 8 */
+        struct fetch_engine *e = f->e;
+        e->delivered += e->delivered < 8;
+        e->guess = (size_t)((double)e->guess + ((double)r->len - (double)e->guess) / e->delivered);
         r->listed = 1;
         r->hnext = f->e->holders;
         if (r->hnext)
             r->hnext->hprev = r;
         f->e->holders = r;
     }
+    fetch_budget_wake(f->e); /* its estimate, if nothing else, was given back */
     r->total_ms = fetch_now_ms() - f->start_ms;
     log_debug("event=fetch_done url=%s result=%s reason=%s http=%ld bytes=%zu redirects=%d "
               "ms=%.1f",
@@ -705,9 +743,9 @@ static int fetch_easy_setup(struct fetch *f)
 static int fetch_hop(struct fetch *f, long left_ms)
 {
     fetch_hop_reset(f);
-    /* HTTP/2 (over TLS only): wait for a connection to multiplex on. Not for http://, where
-     * curl would hold a transfer back until another one ends, which a paused transfer never
-     * does while it waits for the byte budget. */
+    /* HTTP/2 (over TLS only): wait for a connection to multiplex on. Not for http://, which has
+     * no HTTP/2 to wait for (cleartext HTTP/2 needs prior knowledge), and where curl would hold
+     * the other transfers to the host back until one of them ends. */
     long pipewait = strncasecmp(f->res->final_url, "https:", 6) == 0;
     if (curl_easy_setopt(f->easy, CURLOPT_PIPEWAIT, pipewait) != CURLE_OK ||
         curl_easy_setopt(f->easy, CURLOPT_URL, f->res->final_url) != CURLE_OK ||
@@ -830,6 +868,23 @@ static void fetch_curl_failed(struct fetch *f, CURLcode rc)
     fetch_finish(f, cls, reason, "%s (curl %d)", detail, (int)rc);
 }
 
+/* The body did not fit when its first byte came: send this hop again once its length fits,
+ * before any fetch queued after it. */
+static void fetch_requeue(struct fetch *f)
+{
+    struct fetch_engine *e = f->e;
+    size_t want = f->want;
+    curl_multi_remove_handle(e->multi, f->easy);
+    f->in_multi = 0;
+    fetch_hop_reset(f);
+    f->want = want;
+    f->requeue = 0;
+    e->requeued++;
+    log_debug("event=fetch_requeued url=%s bytes=%zu held=%zu", f->res->final_url, want, e->held);
+    fetch_queue_push(&e->queued, f, 1);
+    fetch_budget_wake(e);
+}
+
 /* One hop ended (CURLMSG_DONE): finish, or follow a redirect. */
 static void fetch_hop_done(struct fetch *f, CURLcode rc)
 {
@@ -848,6 +903,10 @@ static void fetch_hop_done(struct fetch *f, CURLcode rc)
     r->connect_ms = (double)connect_us / 1e3;
     r->ttfb_ms = (double)ttfb_us / 1e3;
 
+    if (f->requeue) {
+        fetch_requeue(f);
+        return;
+    }
     if (f->abort_reason[0]) {
         fetch_finish(f, f->abort_cls, f->abort_reason, "%s", f->abort_error);
         return;
@@ -984,11 +1043,22 @@ static int fetch_later(struct fetch *f, enum fetch_class cls, const char *reason
     return evtimer_add(f->later, &now);
 }
 
-/* Send the first request now: the fetch-timeout starts here, not when a full budget queued it. */
+/* Send the request now, its body's estimate counted: the fetch-timeout starts here, not when
+ * the budget queued it. 0, or -1 when curl refuses. */
+static int fetch_send(struct fetch *f)
+{
+    f->estimate = fetch_estimate(f);
+    f->e->pending += f->estimate;
+    f->deadline_ms = fetch_now_ms() + (double)f->e->lim.total_timeout_ms;
+    if (fetch_hop(f, f->e->lim.total_timeout_ms) == 0)
+        return 0;
+    fetch_pending_clear(f);
+    return -1;
+}
+
 static void fetch_begin(struct fetch *f)
 {
-    f->deadline_ms = fetch_now_ms() + (double)f->e->lim.total_timeout_ms;
-    if (fetch_hop(f, f->e->lim.total_timeout_ms) < 0)
+    if (fetch_send(f) < 0)
         fetch_later(f, FETCH_TRANSIENT, "internal", "cannot start the transfer");
 }
 
@@ -1018,10 +1088,9 @@ struct fetch *fetch_start(struct fetch_engine *e, const char *url, fetch_done_fn
         f->easy = curl_easy_init();
         if (f->easy == NULL || fetch_easy_setup(f) < 0)
             goto err;
-        if (e->lim.memory > 0 &&
-            (e->waiting.head || e->queued.head || e->held >= (size_t)e->lim.memory))
-            fetch_queue_push(&e->queued, f);
-        else if (fetch_hop(f, e->lim.total_timeout_ms) < 0)
+        if (e->lim.memory > 0 && (e->queued.head || !fetch_budget_room(f)))
+            fetch_queue_push(&e->queued, f, 0);
+        else if (fetch_send(f) < 0)
             goto err;
     }
     fetch_link(f);
@@ -1040,9 +1109,11 @@ void fetch_cancel(struct fetch *f)
 {
     if (f == NULL)
         return;
+    struct fetch_engine *e = f->e;
     fetch_detach(f);
     fetch_result_free(f->res);
     free(f);
+    fetch_budget_wake(e);
 }
 
 int fetch_active(const struct fetch_engine *e)
@@ -1108,6 +1179,7 @@ struct fetch_engine *fetch_engine_new(struct event_base *base, const struct sett
     e->base = base;
     e->s = s;
     e->lim = *lim;
+    e->guess = FETCH_GUESS_FIRST;
     snprintf(e->user_agent, sizeof(e->user_agent), "pixflow/%s", PIXFLOW_VERSION);
 
     if (!(v->features & CURL_VERSION_ASYNCHDNS)) {
@@ -1134,6 +1206,8 @@ struct fetch_engine *fetch_engine_new(struct event_base *base, const struct sett
     curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, e);
     curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, fetch_multi_timer_cb);
     curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, e);
+    if (lim->idle_connections > 0)
+        curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, lim->idle_connections);
     log_info("event=fetch_engine curl=%s tls=%s async_dns=yes http2=%s user_agent=%s "
              "connect_to=%d extra_ca=%s",
              v->version, v->ssl_version ? v->ssl_version : "none",

@@ -25,6 +25,9 @@ struct fetch_limits {
     int max_redirects;       /* hops followed at most; one more is "too_many_redirects" */
     long low_speed_bytes;    /* a body slower than this many bytes per second ... */
     long low_speed_secs;     /* ... for this many seconds is aborted as "timeout"; 0 = never */
+    long idle_connections;   /* idle connections kept for reuse; 0: curl's default, 4 per
+                                transfer still running, which closes most of them whenever
+                                a wave of transfers ends */
     long memory;             /* bytes all bodies of the engine may hold at once, arriving or
                                 delivered and not yet freed; 0 = no budget, else >= max_bytes */
 };
@@ -84,11 +87,11 @@ struct fetch_engine *fetch_engine_new(struct event_base *base, const struct sett
  * any connection still completes through done, on a later loop iteration. NULL only when out of
  * memory (done is then never called).
  *
- * With a byte budget (fetch_limits.memory), a body takes its Content-Length (max_bytes when it
- * announces none) from the budget before its first byte is kept, and gives it back when it is
- * freed. A transfer that finds too little room is paused until bodies are freed, first come
- * first served, and a fetch started while others wait is not sent until they have room: the
- * request waits and its fetch-timeout only starts when it is sent. */
+ * With a byte budget (fetch_limits.memory), a fetch is sent only when its body would fit (by
+ * estimate) beside the bodies held and those already sent for; otherwise it waits, first come
+ * first served, and its fetch-timeout starts when it is sent. A body takes its Content-Length
+ * (max_bytes when it announces none) from the budget at its first byte and gives it back when it
+ * is freed; one that does not fit then is stopped and sent again later. */
 struct fetch *fetch_start(struct fetch_engine *e, const char *url, fetch_done_fn *done, void *arg);
 
 /* Abort a transfer in flight and free it; done is not called afterwards. */
@@ -104,11 +107,14 @@ void fetch_result_drop_body(struct fetch_result *r);
 /* On the loop thread (before or after the engine is freed). */
 void fetch_result_free(struct fetch_result *r);
 
-/* The byte budget now: bytes held by bodies, transfers paused for room, fetches not yet sent. */
+/* The byte budget now: bytes held by bodies, the estimates of bodies sent for and not arrived,
+ * fetches not yet sent for want of room, and transfers stopped at their first byte and queued
+ * again so far (their length did not fit). */
 struct fetch_budget_state {
     size_t held;
-    int waiting;
+    size_t pending;
     int queued;
+    long requeued;
 };
 void fetch_budget_state(const struct fetch_engine *e, struct fetch_budget_state *st);
 

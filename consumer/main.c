@@ -97,6 +97,7 @@ int main(int argc, char **argv)
         return 2;
     }
     o.fetch.max_redirects = 3;
+    o.fetch.idle_connections = o.max_inflight; /* one per transfer that may run */
     o.fetch.low_speed_bytes = 1024;
     o.fetch.low_speed_secs = 15;
     o.process.max_dimension = PROCESS_DEFAULT_MAX_DIMENSION;

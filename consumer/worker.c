@@ -1025,7 +1025,7 @@ static void worker_metrics(void *arg, struct evbuffer *out)
         .pool_busy = pool_busy(w->pool),
         .pool_threads = pool_threads(w->pool),
         .downloads = fetch_active(w->fe),
-        .downloads_waiting = fb.waiting + fb.queued,
+        .downloads_waiting = fb.queued,
         .download_bytes = (long long)fb.held,
         .redis_up = stream_ready(w->st),
         .mongo_up = w->mongo_up,

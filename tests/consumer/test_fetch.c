@@ -333,6 +333,7 @@ static struct fetch_limits limits(void)
                                  .connect_timeout_ms = 3000,
                                  .total_timeout_ms = 15000,
                                  .max_redirects = 3,
+                                 .idle_connections = 64,
                                  .low_speed_bytes = 1,
                                  .low_speed_secs = 10};
 }
@@ -948,7 +949,7 @@ static void test_free_in_flight(void **state)
 
 /* ---- the byte budget --------------------------------------------------------------------- */
 
-/* Room for two bodies: the third and later wait, unsent or paused, until a body is dropped. */
+/* Room for two bodies: the third and later are not sent until a body is dropped. */
 static void test_budget_waits(void **state)
 {
     enum { N = 7 }; /* the last one starts when the budget is full */
@@ -968,13 +969,14 @@ static void test_budget_waits(void **state)
     assert_int_equal(t.done, 2);
     fetch_budget_state(t.e, &st);
     assert_int_equal(st.held, 10000);
-    assert_int_equal(st.waiting + st.queued, N - 3);
+    assert_int_equal(st.queued, N - 3);
+    assert_int_equal(st.requeued, 0);
     int connections = atomic_load(&canned.connections);
     slots[N - 1] = (struct slot){.rig = &t};
     assert_non_null(fetch_start(t.e, "http://canned.test/1", on_done, &slots[N - 1]));
     run_until(&t, N, 300);
     fetch_budget_state(t.e, &st);
-    assert_int_equal(st.queued, 1); /* not even sent */
+    assert_int_equal(st.queued, N - 2); /* not even sent */
     assert_int_equal(atomic_load(&canned.connections), connections);
     for (int round = 1; round <= 2; round++) {
         for (int i = 0; i < N; i++) { /* drop the body of the first done one not dropped yet */
@@ -999,7 +1001,8 @@ static void test_budget_waits(void **state)
     assert_int_equal(t.done, N);
     fetch_budget_state(t.e, &st);
     assert_int_equal(st.held, 0);
-    assert_int_equal(st.waiting + st.queued, 0);
+    assert_int_equal(st.queued, 0);
+    assert_int_equal(st.pending, 0);
     rig_down(&t);
     for (int i = 0; i < N; i++) { /* results may outlive their engine */
         EXPECT(slots[i], FETCH_OK, "ok");
@@ -1038,8 +1041,57 @@ static void test_budget_unknown_length(void **state)
     rig_down(&t);
 }
 
-/* Over HTTP/2 with TLS, many pictures through room for three: every one arrives, the budget is
- * never overdrawn, and paused streams share connections with running ones. */
+/* Two bodies sent for on the estimate (256 KB) whose Content-Length (600 KB) says only one
+ * fits: the second stops at its first byte and is sent again, first in line, once the first is
+ * dropped. */
+static void test_budget_requeue(void **state)
+{
+    struct fetch_limits lim = limits();
+    lim.max_bytes = 1L << 20;
+    lim.memory = 1L << 20;
+    canned_set(IMAGE_HEAD "Content-Length: 600000\r\n\r\n", 600000, NULL);
+    struct rig t;
+    struct slot a = {0}, b = {0}, c = {0};
+    struct fetch_budget_state st;
+    rig_up(&t, &settings_plain, &lim);
+    a.rig = b.rig = c.rig = &t;
+    assert_non_null(fetch_start(t.e, "http://canned.test/1", on_done, &a));
+    assert_non_null(fetch_start(t.e, "http://canned.test/1", on_done, &b));
+    run_until(&t, 1, 5000);
+    run_until(&t, 2, 500);
+    assert_int_equal(t.done, 1);
+    struct slot *first = a.calls ? &a : &b, *second = a.calls ? &b : &a;
+    EXPECT(*first, FETCH_OK, "ok");
+    fetch_budget_state(t.e, &st);
+    assert_int_equal(st.held, 600000);
+    assert_int_equal(st.requeued, 1);
+    assert_int_equal(st.queued, 1);
+    /* a later fetch queues behind it, though its estimate alone would fit */
+    assert_non_null(fetch_start(t.e, "http://canned.test/1", on_done, &c));
+    fetch_budget_state(t.e, &st);
+    assert_int_equal(st.queued, 2);
+    fetch_result_drop_body(first->res);
+    run_until(&t, 2, 5000);
+    assert_int_equal(second->calls, 1);
+    EXPECT(*second, FETCH_OK, "ok");
+    assert_int_equal(second->res->len, 600000);
+    assert_int_equal(c.calls, 0);
+    fetch_result_drop_body(second->res);
+    run_until(&t, 3, 5000);
+    EXPECT(c, FETCH_OK, "ok");
+    fetch_budget_state(t.e, &st);
+    /* c waited on its estimate, the mean of the bodies so far (600 KB): never stopped */
+    assert_int_equal(st.requeued, 1);
+    fetch_result_free(a.res);
+    fetch_result_free(b.res);
+    fetch_result_free(c.res);
+    fetch_budget_state(t.e, &st);
+    assert_int_equal(st.held + st.pending, 0);
+    rig_down(&t);
+}
+
+/* Over TLS, many pictures through room for three: every one arrives and the budget is never
+ * overdrawn. */
 static void test_budget_many(void **state)
 {
     enum { N = 40 };
@@ -1137,6 +1189,7 @@ int main(void)
         cmocka_unit_test(test_free_in_flight),
         cmocka_unit_test(test_budget_waits),
         cmocka_unit_test(test_budget_unknown_length),
+        cmocka_unit_test(test_budget_requeue),
         cmocka_unit_test(test_budget_many),
         cmocka_unit_test(test_bad_setup),
         cmocka_unit_test(test_without_extra_ca),
