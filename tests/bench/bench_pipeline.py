@@ -192,33 +192,30 @@ class Stack:
 # ---- (a) the pictures and the compute floor ----
 
 
-def fetch_pictures(picsum_http, sizes, folder, threads=2):
-    """GET /W/H then the redirect's /id/N/W/H.jpg from the image server's plain HTTP port (the
-    same bytes as over HTTPS); writes the JPEGs, returns [(path, sha256 hex)] in sizes' order."""
+def fetch_paths(picsum_http, paths, each, threads=2):
+    """GET each path ("/W/H" or "/W/H?query"), then its redirect's /id/N/W/H.jpg, from the image
+    server's plain HTTP port (the same bytes as over HTTPS), on `threads` connections; calls
+    each(i, body) for the i-th path. This also has the server render and cache each picture."""
     host, port = picsum_http.rsplit(":", 1)
-    out = [None] * len(sizes)
     errors = []
 
     def work(first):
         conn = http.client.HTTPConnection(host, int(port), timeout=60)
         try:
-            for i in range(first, len(sizes), threads):
-                w, h = sizes[i]
-                conn.request("GET", f"/{w}/{h}")
+            for i in range(first, len(paths), threads):
+                conn.request("GET", paths[i])
                 r = conn.getresponse()
                 r.read()
                 loc = r.getheader("Location")
                 if r.status != 302 or not loc:
-                    raise RuntimeError(f"/{w}/{h}: HTTP {r.status}, no redirect")
+                    raise RuntimeError(f"{paths[i]}: HTTP {r.status}, no redirect")
                 u = urllib.parse.urlsplit(loc)
                 conn.request("GET", u.path + ("?" + u.query if u.query else ""))
                 r = conn.getresponse()
                 body = r.read()
                 if r.status != 200:
                     raise RuntimeError(f"{loc}: HTTP {r.status}")
-                path = Path(folder) / f"{i:05d}-{w}x{h}.jpg"
-                path.write_bytes(body)
-                out[i] = (path, hashlib.sha256(body).hexdigest())
+                each(i, body)
         except Exception as exc:  # reported by the caller, which stops the run
             errors.append(exc)
         finally:
@@ -231,6 +228,20 @@ def fetch_pictures(picsum_http, sizes, folder, threads=2):
         t.join()
     if errors:
         sys.exit(f"downloading the pictures failed: {errors[0]}")
+
+
+def fetch_pictures(picsum_http, sizes, folder, threads=2):
+    """Downloads /W/H for each size (fetch_paths); writes the JPEGs, returns [(path, sha256
+    hex)] in sizes' order."""
+    out = [None] * len(sizes)
+
+    def keep(i, body):
+        w, h = sizes[i]
+        path = Path(folder) / f"{i:05d}-{w}x{h}.jpg"
+        path.write_bytes(body)
+        out[i] = (path, hashlib.sha256(body).hexdigest())
+
+    fetch_paths(picsum_http, [f"/{w}/{h}" for w, h in sizes], keep, threads)
     return out
 
 
