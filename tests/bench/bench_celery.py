@@ -162,16 +162,6 @@ def show_peer(f):
           f"{f['enqueue']:.2f} s){'  CAPPED' if f['capped'] else ''}", flush=True)
 
 
-def warm(stack, catalogs):
-    """Every URL fetched once from the image server, so every run is served from its cache."""
-    paths = sorted({urllib.parse.urlsplit(u)._replace(scheme="", netloc="").geturl()
-                    for urls in catalogs for u in urls})
-    t0 = time.monotonic()
-    bp.fetch_paths(stack.env["PIXFLOW_PICSUM_HTTP"], paths, lambda i, body: None)
-    print(f"  image server warmed: {len(paths)} URLs in {time.monotonic() - t0:.1f} s",
-          flush=True)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build-dir", type=Path,
@@ -213,7 +203,7 @@ def main():
         print(f"  catalogs: distinct {len(distinct)} URLs; aliased {len(aliased)} URLs over "
               f"{pictures} pictures ({100 * (1 - pictures / len(aliased)):.0f} % aliases)",
               flush=True)
-        warm(stack, [distinct, aliased])
+        ba.warm(stack, [distinct, aliased])
         results = []
         for label, urls in (("distinct", distinct), ("aliased", aliased)):
             px = ba.run(args, stack, tmp, label, urls)
