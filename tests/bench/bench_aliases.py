@@ -324,17 +324,23 @@ def verdict(ok):
     return "met" if ok else "MISSED"
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def catalog_args(ap):
+    """The flags of the two catalogs and of a run, shared with bench_celery.py so that its
+    defaults (seeds included) give the same catalogs as this program's."""
     ap.add_argument("--build-dir", type=Path,
                     default=Path(os.environ.get("PIXFLOW_BUILD_DIR", bp.ROOT / "build")))
     ap.add_argument("--urls", type=int, default=2000)
-    ap.add_argument("--store-urls", type=int, default=1000)
     ap.add_argument("--alias-share", type=float, default=0.7)
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--seconds", type=float, default=300)
+    ap.add_argument("--seconds", type=float, default=300, help="cap on each run")
     ap.add_argument("--seed", type=int, default=11)
-    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    catalog_args(ap)
+    ap.add_argument("--store-urls", type=int, default=1000)
+    ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--kill", action="store_true",
                     help="instead: the kill -9 figures, 2 workers on the distinct catalog")
     ap.add_argument("--kill-at", type=float, default=0.4, help="share finished at the kill")

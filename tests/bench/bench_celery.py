@@ -164,16 +164,10 @@ def show_peer(f):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--build-dir", type=Path,
-                    default=Path(os.environ.get("PIXFLOW_BUILD_DIR", bp.ROOT / "build")))
-    ap.add_argument("--urls", type=int, default=2000)
-    ap.add_argument("--alias-share", type=float, default=0.7)
+    ba.catalog_args(ap)
     ap.add_argument("--concurrency", default="2,4,8",
                     help="comma-separated celery worker --concurrency values, one run each")
     ap.add_argument("--prefetch", type=int, default=4, help="celery --prefetch-multiplier")
-    ap.add_argument("--seconds", type=float, default=300, help="cap on each run")
-    ap.add_argument("--seed", type=int, default=11)
-    ap.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
     args = ap.parse_args()
     try:
         levels = [int(c) for c in args.concurrency.split(",")]
