@@ -20,8 +20,17 @@ Redis, FerretDB, pixflow-picsum --deterministic), with the same workers each tim
 Entries/s = entries finished (stored + aliased + ...) / seconds from the first XADD to the last
 finished entry. Targets (issue): aliased >= 0.8 x distinct; store time at 50k within 1.5 x of 1k.
 
+With --kill, instead: 2 workers on the distinct catalog, the finished count sampled every 0.5 s;
+at --kill-at (40 %) of the entries finished, kill -9 of one worker and, at once, a replacement
+under the same consumer name (what a supervisor does; it re-reads its own pending list at start).
+Prints entries/s from 10 % to the kill and from the kill to the last entry, their ratio (target
+>= 0.9), and whether anything was lost (finished == entries, nothing pending, the counters
+reconcile as tests/integration/pixflow_helpers.reconcile checks). Then the same without a
+replacement (informative): the survivor gets the dead worker's entries after --reclaim-idle.
+
     python3 tests/bench/bench_aliases.py [--build-dir DIR] [--urls N] [--workers W]
         [--store-urls N] [--seconds S] [--keep]
+    python3 tests/bench/bench_aliases.py --kill [--urls N] [--kill-at F] [--reclaim-idle S]
 """
 import argparse
 import os
