@@ -271,25 +271,32 @@ def kill_run(args, stack, tmp, label, urls, replace, ph):
             w.stop()
     st = bp.stats(r, prefix)
     documents = pymongo.MongoClient(env["PIXFLOW_MONGO_URI"])[database].images.count_documents({})
-    t_end = next((t for t, d in samples if d >= n), None)
-    after = (n - at_kill) / (t_end - t_kill) if t_end and t_kill else float("nan")
+    # The last entry, or where the cap stopped the run (then the rate covers what was done).
+    t_end, at_end = next((s for s in samples if s[1] >= n), samples[-1])
+    after = (at_end - at_kill) / (t_end - t_kill) if t_kill and t_end > t_kill else float("nan")
     return {"label": label, "n": n, "replace": replace, "finished": bp.finished(st),
             "pending": keys.pending(), "documents": documents, "stats": st,
             "reconcile": ph.reconcile(st, documents), "t_kill": t_kill, "t_end": t_end,
+            "capped": at_end < n,
             "before": rate_between(samples, 0.1 * n, at_kill) if t_kill else float("nan"),
             "after": after, "held": held, "up": up, "reclaim_back": reclaim_back,
             "store": store}
 
 
 def show_kill(f, target):
+    if f["t_kill"] is None:
+        print(f"  no kill: {f['finished']}/{f['n']} entries finished within --seconds, short of "
+              "--kill-at", flush=True)
+        return
     ratio = f["after"] / f["before"] if f["before"] else float("nan")
     what = ("replacement started at once, same consumer name" if f["replace"]
             else "no replacement, the survivor alone")
     print(f"  {what}: before the kill (10 % -> kill) {f['before']:.1f} entries/s, after "
-          f"(kill -> last entry) {f['after']:.1f} entries/s, ratio {ratio:.2f}"
+          f"(kill -> {'cap' if f['capped'] else 'last entry'}) {f['after']:.1f} entries/s, "
+          f"ratio {ratio:.2f}"
           + (f" (target >= 0.9: {verdict(ratio >= 0.9)})" if target else " (informative)"),
           flush=True)
-    t_end = f"{f['t_end']:.1f} s" if f["t_end"] else "never (CAPPED)"
+    t_end = f"{f['t_end']:.1f} s" + (" (CAPPED: --seconds)" if f["capped"] else "")
     print(f"    killed at {f['t_kill']:.1f} s with {f['held']} entries pending at it; last entry "
           f"at {t_end}" + (f"; replacement reading after {f['up']:.2f} s" if f["up"] else "")
           + (f"; first reclaim {f['reclaim_back']:.1f} s after the kill"
