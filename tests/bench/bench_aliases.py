@@ -305,9 +305,12 @@ def show_kill(f, target):
         f"{who} {1000 * total / count if count else 0:.1f} ms over {count} entries"
         for who, (total, count) in f["store"].items()), flush=True)
     st = f["stats"]
-    lost = f["n"] - f["finished"]
-    print(f"    finished {f['finished']}/{f['n']} ({'none lost' if lost == 0 else f'{lost} LOST'}),"
-          f" pending {f['pending']}, {f['documents']} images; stored {st.get('stored', 0)}, "
+    left = f["n"] - f["finished"]
+    if f["capped"]:  # not lost: still in the stream, pending or not yet delivered
+        fate = f"{left} not finished by the cap"
+    else:
+        fate = "none lost" if left == 0 else f"{left} LOST"
+    print(f"    finished {f['finished']}/{f['n']} ({fate}), pending {f['pending']}, {f['documents']} images; stored {st.get('stored', 0)}, "
           f"aliased {st.get('aliased', 0)}, failed {st.get('failed', 0)}, received "
           f"{st.get('received', 0)}, reclaimed {st.get('reclaimed', 0)}; counters reconcile: "
           f"{f['reconcile'] or 'yes'}", flush=True)

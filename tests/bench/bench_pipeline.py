@@ -399,6 +399,18 @@ def store_probe(db, url, ferretdb_pid, copies=20):
             "insert_ms": insert_wall * 1000, "insert_cpu_ms": insert_cpu * 1000}
 
 
+def quarter_rates(done_at, start_ms):
+    """Documents/s over each quarter of done_at (sorted store times in ms, from start_ms), in
+    storing order: a store whose cost grows with the collection shows as a falling rate."""
+    quarters, prev = [], start_ms
+    for k in range(4):
+        chunk = done_at[k * len(done_at) // 4:(k + 1) * len(done_at) // 4]
+        if chunk:
+            quarters.append(len(chunk) / max((chunk[-1] - prev) / 1000, 1e-3))
+            prev = chunk[-1]
+    return quarters
+
+
 def pipeline(args, stack, pics, tmp):
     """(b): returns a dict of figures."""
     prefix, database = "bench:", "bench_pipeline"
@@ -450,14 +462,7 @@ def pipeline(args, stack, pics, tmp):
     done_at = sorted(d["inserted_at"].timestamp() * 1000 for d in docs)
     first_xadd = min(stream_ms(d["stream_id"]) for d in docs) if docs else 0
     elapsed = (done_at[-1] - first_xadd) / 1000 if docs else float("nan")
-    # Rate over each quarter of the stored documents, in the order they were stored: a store
-    # whose cost grows with the collection shows here as a falling rate.
-    quarters, prev = [], first_xadd
-    for k in range(4):
-        chunk = done_at[k * len(docs) // 4:(k + 1) * len(docs) // 4]
-        if chunk:
-            quarters.append(len(chunk) / max((chunk[-1] - prev) / 1000, 1e-3))
-            prev = chunk[-1]
+    quarters = quarter_rates(done_at, first_xadd)
 
     # Per-thread CPU: the thread whose id is the pid runs the event loop (curl, TLS, hiredis);
     # the others are the pool (decode, transforms, PNG, SHA-256, base64, BSON and the MongoDB
