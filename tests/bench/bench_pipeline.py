@@ -192,33 +192,30 @@ class Stack:
 # ---- (a) the pictures and the compute floor ----
 
 
-def fetch_pictures(picsum_http, sizes, folder, threads=2):
-    """GET /W/H then the redirect's /id/N/W/H.jpg from the image server's plain HTTP port (the
-    same bytes as over HTTPS); writes the JPEGs, returns [(path, sha256 hex)] in sizes' order."""
+def fetch_paths(picsum_http, paths, each, threads=2):
+    """GET each path ("/W/H" or "/W/H?query"), then its redirect's /id/N/W/H.jpg, from the image
+    server's plain HTTP port (the same bytes as over HTTPS), on `threads` connections; calls
+    each(i, body) for the i-th path. This also has the server render and cache each picture."""
     host, port = picsum_http.rsplit(":", 1)
-    out = [None] * len(sizes)
     errors = []
 
     def work(first):
         conn = http.client.HTTPConnection(host, int(port), timeout=60)
         try:
-            for i in range(first, len(sizes), threads):
-                w, h = sizes[i]
-                conn.request("GET", f"/{w}/{h}")
+            for i in range(first, len(paths), threads):
+                conn.request("GET", paths[i])
                 r = conn.getresponse()
                 r.read()
                 loc = r.getheader("Location")
                 if r.status != 302 or not loc:
-                    raise RuntimeError(f"/{w}/{h}: HTTP {r.status}, no redirect")
+                    raise RuntimeError(f"{paths[i]}: HTTP {r.status}, no redirect")
                 u = urllib.parse.urlsplit(loc)
                 conn.request("GET", u.path + ("?" + u.query if u.query else ""))
                 r = conn.getresponse()
                 body = r.read()
                 if r.status != 200:
                     raise RuntimeError(f"{loc}: HTTP {r.status}")
-                path = Path(folder) / f"{i:05d}-{w}x{h}.jpg"
-                path.write_bytes(body)
-                out[i] = (path, hashlib.sha256(body).hexdigest())
+                each(i, body)
         except Exception as exc:  # reported by the caller, which stops the run
             errors.append(exc)
         finally:
@@ -231,6 +228,20 @@ def fetch_pictures(picsum_http, sizes, folder, threads=2):
         t.join()
     if errors:
         sys.exit(f"downloading the pictures failed: {errors[0]}")
+
+
+def fetch_pictures(picsum_http, sizes, folder, threads=2):
+    """Downloads /W/H for each size (fetch_paths); writes the JPEGs, returns [(path, sha256
+    hex)] in sizes' order."""
+    out = [None] * len(sizes)
+
+    def keep(i, body):
+        w, h = sizes[i]
+        path = Path(folder) / f"{i:05d}-{w}x{h}.jpg"
+        path.write_bytes(body)
+        out[i] = (path, hashlib.sha256(body).hexdigest())
+
+    fetch_paths(picsum_http, [f"/{w}/{h}" for w, h in sizes], keep, threads)
     return out
 
 
@@ -388,6 +399,18 @@ def store_probe(db, url, ferretdb_pid, copies=20):
             "insert_ms": insert_wall * 1000, "insert_cpu_ms": insert_cpu * 1000}
 
 
+def quarter_rates(done_at, start_ms):
+    """Documents/s over each quarter of done_at (sorted store times in ms, from start_ms), in
+    storing order: a store whose cost grows with the collection shows as a falling rate."""
+    quarters, prev = [], start_ms
+    for k in range(4):
+        chunk = done_at[k * len(done_at) // 4:(k + 1) * len(done_at) // 4]
+        if chunk:
+            quarters.append(len(chunk) / max((chunk[-1] - prev) / 1000, 1e-3))
+            prev = chunk[-1]
+    return quarters
+
+
 def pipeline(args, stack, pics, tmp):
     """(b): returns a dict of figures."""
     prefix, database = "bench:", "bench_pipeline"
@@ -439,14 +462,7 @@ def pipeline(args, stack, pics, tmp):
     done_at = sorted(d["inserted_at"].timestamp() * 1000 for d in docs)
     first_xadd = min(stream_ms(d["stream_id"]) for d in docs) if docs else 0
     elapsed = (done_at[-1] - first_xadd) / 1000 if docs else float("nan")
-    # Rate over each quarter of the stored documents, in the order they were stored: a store
-    # whose cost grows with the collection shows here as a falling rate.
-    quarters, prev = [], first_xadd
-    for k in range(4):
-        chunk = done_at[k * len(docs) // 4:(k + 1) * len(docs) // 4]
-        if chunk:
-            quarters.append(len(chunk) / max((chunk[-1] - prev) / 1000, 1e-3))
-            prev = chunk[-1]
+    quarters = quarter_rates(done_at, first_xadd)
 
     # Per-thread CPU: the thread whose id is the pid runs the event loop (curl, TLS, hiredis);
     # the others are the pool (decode, transforms, PNG, SHA-256, base64, BSON and the MongoDB
