@@ -11,7 +11,10 @@
  *    idle time starts again, their delivery count stays, so XAUTOCLAIM (min-idle) only ever takes
  *    entries of a worker that stopped beating.
  *  - OWN, RECLAIM: our own pending entries (after a restart under the same name), or XAUTOCLAIM
- *    of a silent worker's, each with its delivery count (for the poison-pill rule).
+ *    of a silent worker's, each with its delivery count (for the poison-pill rule) and whether
+ *    an earlier delivery began to store it (the `storing` hash, written by stream_mark before
+ *    the first MongoDB write of an entry and cleared by FINISH): only those can have left an
+ *    image behind, and only those make the store look for one.
  *  - TRIM: XTRIM MINID below the oldest entry any group has pending or not yet read.
  *  - GROUP: our group's backlog and pending count (lib/backlog.h), for /metrics and
  *    --exit-when-idle. */
@@ -39,6 +42,7 @@ static const char FINISH_LUA[] =
     "for e = 1, tonumber(ARGV[2]) do\n"
     "  local mine = redis.call('XACK', KEYS[1], ARGV[1], ARGV[i]) == 1\n"
     "  local nc = tonumber(ARGV[i + 1])\n"
+    "  if mine then redis.call('HDEL', KEYS[4], ARGV[i]) end\n"
     "  i = i + 2\n"
     "  if mine then\n"
     "    acked = acked + 1\n"
@@ -69,12 +73,13 @@ static const char LEASE_LUA[] =
 /* Ids per LEASE call: Lua's unpack has a limit, and one call should stay short. */
 #define STREAM_LEASE_BATCH 500
 
-static const char COUNTS_LUA[] = /* shared head of OWN and RECLAIM: {id, fields, deliveries} */
+/* Shared head of OWN and RECLAIM: {id, fields, deliveries, storing (0 or 1)}. */
+static const char COUNTS_LUA[] =
     "local function with_counts(key, group, entries)\n"
     "  local out = {}\n"
     "  for i, e in ipairs(entries) do\n"
     "    local p = redis.call('XPENDING', key, group, e[1], e[1], 1)\n"
-    "    out[i] = {e[1], e[2], p[1] and p[1][4] or 1}\n"
+    "    out[i] = {e[1], e[2], p[1] and p[1][4] or 1, redis.call('HEXISTS', KEYS[2], e[1])}\n"
     "  end\n"
     "  return out\n"
     "end\n";
@@ -116,7 +121,7 @@ struct stream {
     int own_done; /* finished re-reading our own pending list */
     char own_cursor[STREAM_ID_MAX], reclaim_cursor[STREAM_ID_MAX];
     char k_stream[SET_KEY_MAX], k_seen[SET_KEY_MAX], k_stats[SET_KEY_MAX], k_dead[SET_KEY_MAX];
-    char k_worker[SET_KEY_MAX];
+    char k_worker[SET_KEY_MAX], k_storing[SET_KEY_MAX];
     char *trim_script, *own_script, *reclaim_script;
     int group_checking;
     char started_at[32];
@@ -175,16 +180,19 @@ static const char *stream_deliver(struct stream *st, const redisReply *list, int
         const char *id = e->element[0]->str;
         const redisReply *f = e->element[1];
         long long deliveries = 1;
+        int storing = redelivered; /* unknown: as if it had */
         if (counts_from && e->elements >= 3 && e->element[2]->type == REDIS_REPLY_INTEGER)
             deliveries = e->element[2]->integer;
+        if (counts_from && e->elements >= 4 && e->element[3]->type == REDIS_REPLY_INTEGER)
+            storing = e->element[3]->integer != 0;
         last = id;
+        struct stream_delivery d = {redelivered, deliveries, storing};
         if (f->type != REDIS_REPLY_ARRAY) {
             /* Deleted from the stream while pending: nothing to do but let it go. */
-            st->hooks.entry(st->arg, id, NULL, 0, redelivered, deliveries);
+            st->hooks.entry(st->arg, id, NULL, 0, &d);
             continue;
         }
-        st->hooks.entry(st->arg, id, (void *const *)f->element, f->elements, redelivered,
-                        deliveries);
+        st->hooks.entry(st->arg, id, (void *const *)f->element, f->elements, &d);
     }
     return last;
 }
@@ -244,9 +252,9 @@ void stream_read(struct stream *st, int slots)
     snprintf(block, sizeof(block), "%ld", st->o.block_ms);
     int rc;
     if (!st->own_done) {
-        const char *argv[] = {"EVAL",       st->own_script,  "1",   st->k_stream,
+        const char *argv[] = {"EVAL",       st->own_script,  "2",   st->k_stream,  st->k_storing,
                               st->s->group, st->s->consumer, count, st->own_cursor};
-        rc = link_command(st->cmd, stream_on_own, st, 8, argv, NULL);
+        rc = link_command(st->cmd, stream_on_own, st, 9, argv, NULL);
     } else {
         const char *argv[] = {"XREADGROUP", "GROUP", st->s->group, st->s->consumer, "COUNT", count,
                               "BLOCK",      block,   "STREAMS",    st->k_stream,    ">"};
@@ -284,10 +292,9 @@ void stream_reclaim(struct stream *st, int slots)
     char idle[24], count[24];
     snprintf(idle, sizeof(idle), "%ld", st->o.reclaim_idle_ms);
     snprintf(count, sizeof(count), "%d", slots > 100 ? 100 : slots);
-    const char *argv[] = {"EVAL",       st->reclaim_script, "1",
-                          st->k_stream, st->s->group,       st->s->consumer,
-                          idle,         st->reclaim_cursor, count};
-    if (link_command(st->cmd, stream_on_reclaim, st, 9, argv, NULL) == 0)
+    const char *argv[] = {"EVAL",       st->reclaim_script, "2",  st->k_stream,       st->k_storing,
+                          st->s->group, st->s->consumer,    idle, st->reclaim_cursor, count};
+    if (link_command(st->cmd, stream_on_reclaim, st, 10, argv, NULL) == 0)
         st->reclaiming = 1;
 }
 
@@ -306,6 +313,30 @@ static void stream_on_accept(struct link *l, redisReply *r, void *arg)
         log_warn("event=accept_failed error=\"%s\"", reply_error(r));
     c->st->hooks.accepted(c->st->arg, c->token, verdict);
     free(c);
+}
+
+static void stream_on_mark(struct link *l, redisReply *r, void *arg)
+{
+    struct stream_call *c = arg;
+    int ok = r && r->type == REDIS_REPLY_INTEGER;
+    if (r && !ok)
+        log_warn("event=mark_failed error=\"%s\"", reply_error(r));
+    c->st->hooks.marked(c->st->arg, c->token, ok);
+    free(c);
+}
+
+int stream_mark(struct stream *st, const char *id, void *token)
+{
+    struct stream_call *c = malloc(sizeof(*c));
+    if (c == NULL)
+        return -1;
+    *c = (struct stream_call){st, token};
+    const char *argv[] = {"HSET", st->k_storing, id, st->s->consumer};
+    if (link_command(st->cmd, stream_on_mark, c, 4, argv, NULL) < 0) {
+        free(c);
+        return -1;
+    }
+    return 0;
 }
 
 int stream_accept(struct stream *st, const char *id, const char *url, void *token)
@@ -344,7 +375,7 @@ int stream_flush(struct stream *st, const struct outcome *const *out, int n)
 {
     if (st->flushing || !link_up(st->cmd))
         return -1;
-    size_t argc = 8, nnums = 1; /* EVAL script 3 keys... group n */
+    size_t argc = 9, nnums = 1; /* EVAL script 4 keys... group n */
     for (int i = 0; i < n; i++) {
         size_t nc = (size_t)counters_count(out[i]->counters);
         argc += 3 + 2 * nc + (size_t)out[i]->nfields;
@@ -364,10 +395,11 @@ int stream_flush(struct stream *st, const struct outcome *const *out, int n)
 #define NUM(fmt, v) (snprintf(nums[k], sizeof(nums[k]), fmt, v), ARG(nums[k++]))
     ARG("EVAL");
     ARG(FINISH_LUA);
-    ARG("3");
+    ARG("4");
     ARG(st->k_stream);
     ARG(st->k_stats);
     ARG(st->k_dead);
+    ARG(st->k_storing);
     ARG(st->s->group);
     NUM("%d", n);
     for (int i = 0; i < n; i++) {
@@ -514,6 +546,7 @@ struct stream *stream_new(struct event_base *base, const struct settings *s,
     settings_key(s, KEY_SEEN, st->k_seen, sizeof(st->k_seen));
     settings_key(s, KEY_STATS, st->k_stats, sizeof(st->k_stats));
     settings_key(s, KEY_DEAD, st->k_dead, sizeof(st->k_dead));
+    settings_key(s, KEY_STORING, st->k_storing, sizeof(st->k_storing));
     char name[SET_KEY_MAX];
     snprintf(name, sizeof(name), KEY_WORKER "%s", s->consumer);
     settings_key(s, name, st->k_worker, sizeof(st->k_worker));

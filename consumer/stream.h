@@ -29,15 +29,24 @@ struct outcome {
     size_t lens[OUTCOME_FIELDS_MAX];
 };
 
+/* How an entry came. */
+struct stream_delivery {
+    int redelivered;      /* not a first delivery (own pending list or reclaimed) */
+    long long deliveries; /* how many times Redis has delivered it */
+    int storing;          /* an earlier delivery began to store it (stream_mark): it may have
+                             written to MongoDB; 0 for a first delivery */
+};
+
 struct stream_hooks {
     /* A delivered entry. `fields` is the flat field/value array of the stream entry (hiredis
-     * replies, valid during the call). redelivered: not a first delivery (own pending list or
-     * reclaimed); deliveries: how many times Redis has delivered it. */
-    void (*entry)(void *arg, const char *id, void *const *fields, size_t nfields, int redelivered,
-                  long long deliveries);
+     * replies, valid during the call). */
+    void (*entry)(void *arg, const char *id, void *const *fields, size_t nfields,
+                  const struct stream_delivery *d);
     /* Dedup verdict for stream_accept: 1 accepted (first time this URL is seen), 0 duplicate
      * (already acked and counted by the script), -1 unknown (Redis failed: treat as redelivery). */
     void (*accepted)(void *arg, void *token, int verdict);
+    /* stream_mark's answer: 1 recorded, 0 not (Redis failed or the link is down). */
+    void (*marked)(void *arg, void *token, int ok);
     /* The batch given to stream_flush is durable (ok=1) or must be given again (ok=0). */
     void (*flushed)(void *arg, int ok, long long acked);
     /* The command link went up (1) or down (0). */
@@ -68,6 +77,10 @@ void stream_read(struct stream *st, int slots);
 void stream_reclaim(struct stream *st, int slots);
 /* SADD the normalized URL; a duplicate is acked and counted atomically. -1: link down. */
 int stream_accept(struct stream *st, const char *id, const char *url, void *token);
+/* Record in the `storing` hash, before the entry's first MongoDB write, that its store began
+ * (FINISH clears it with the ack): a later delivery then knows that this one may have left an
+ * image behind. The answer comes through hooks->marked. -1 when it cannot be sent. */
+int stream_mark(struct stream *st, const char *id, void *token);
 /* One script: XACK each outcome (+ its counters and dead letter when the ack was ours). The
  * caller keeps `out` until hooks->flushed. */
 int stream_flush(struct stream *st, const struct outcome *const *out, int n);

@@ -38,7 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum entry_state { E_ACCEPT, E_LOOKUP, E_FETCH, E_WAIT, E_PARK, E_WORK, E_DONE };
+enum entry_state { E_ACCEPT, E_LOOKUP, E_FETCH, E_WAIT, E_PARK, E_WORK, E_MARK, E_DONE };
 
 /* After the drain deadline, how long acks may still take (Redis down: they stay pending). */
 #define STOP_FLUSH_GRACE_MS 3000
@@ -46,6 +46,8 @@ enum entry_state { E_ACCEPT, E_LOOKUP, E_FETCH, E_WAIT, E_PARK, E_WORK, E_DONE }
 #define STOP_POOL_WAIT_MS 1000
 /* MongoDB pings: this often normally, every second while entries are parked on it. */
 #define PING_EVERY_MS 5000
+/* A store's start could not be recorded (Redis away): tried again this often. */
+#define MARK_RETRY_MS 1000
 
 struct entry {
     struct worker *w;
@@ -62,6 +64,8 @@ struct entry {
     struct counters *plugin_events; /* from the chain, on the pool thread, moved on the loop */
     int accepted; /* its SADD to the dedup set returned 1: a first delivery of a new URL */
     int poison;   /* delivered more than max_attempts times: dead-lettered unless already stored */
+    int marked;   /* its store's start is recorded in the storing hash (stream_mark) */
+    int maybe_written; /* an earlier try may have written to MongoDB: the store looks first */
     long long deliveries;
     struct timespec born;
     struct fetch *fetch;
@@ -208,7 +212,7 @@ static void entry_drop(struct entry *e)
     w->held--;
     if (e->state == E_PARK)
         w->nparked--;
-    if (e->state == E_ACCEPT || e->state == E_LOOKUP || e->state == E_WORK) {
+    if (e->state == E_ACCEPT || e->state == E_LOOKUP || e->state == E_WORK || e->state == E_MARK) {
         e->abandoned = 1;
         list_insert(&w->zombies, e);
     } else {
@@ -424,6 +428,8 @@ static void work_run(void *arg)
             return;
         e->processed = 1;
     }
+    if (!e->marked)
+        return; /* the loop records that the store begins, then submits the store */
     struct store_doc d;
     memset(&d, 0, sizeof(d));
     d.sha256 = e->out.sha256;
@@ -449,6 +455,7 @@ static void work_run(void *arg)
     d.consumer = w->s->consumer;
     d.attempts = e->attempts;
     d.first_delivery = e->accepted;
+    d.maybe_written = e->maybe_written;
     struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     e->store_rc = store_put(w->store, &d, &e->stored, e->error, sizeof(e->error));
@@ -456,6 +463,7 @@ static void work_run(void *arg)
 }
 
 static void work_again(evutil_socket_t fd, short what, void *arg);
+static void entry_mark(struct entry *e);
 
 static void work_done(void *arg)
 {
@@ -480,10 +488,13 @@ static void work_done(void *arg)
         entry_done(e, C_FAILED, e->reason, e->error);
     } else if (e->pstatus == PROCESS_TRANSIENT) {
         entry_retry(e, e->reason, e->error, -1, work_again);
+    } else if (!e->marked) {
+        entry_mark(e);
     } else if (e->store_rc == STORE_ERR_PERMANENT) {
         entry_done(e, C_FAILED, "store_rejected", e->error);
     } else if (e->store_rc < 0) {
         e->accepted = 0; /* the failed write may have happened: the retry reads first */
+        e->maybe_written = 1;
         entry_store_retry(e, "store_failed", work_again);
     } else {
         entry_count(e, C_BYTES_OUT, (long long)e->out.png_len);
@@ -500,6 +511,33 @@ static void work_done(void *arg)
             break;
         }
     }
+}
+
+static void entry_work(struct entry *e);
+
+/* Between the CPU stage and the store: record that the store begins (stream_mark), so that a
+ * redelivery after a crash looks in MongoDB for what this try may have written, and only then. */
+static void entry_mark(struct entry *e)
+{
+    e->state = E_MARK;
+    if (stream_mark(e->w->st, e->id, e) < 0) {
+        e->state = E_WAIT;
+        entry_timer(e, MARK_RETRY_MS, work_again);
+    }
+}
+
+static void on_marked(void *arg, void *token, int ok)
+{
+    struct entry *e = token;
+    if (entry_reap(e))
+        return;
+    if (!ok) { /* Redis is away, and the ack could not happen either: again soon, no attempt */
+        e->state = E_WAIT;
+        entry_timer(e, MARK_RETRY_MS, work_again);
+        return;
+    }
+    e->marked = 1;
+    entry_work(e);
 }
 
 /* The CPU stage runs with the chain generation current when it starts, kept until the end. */
@@ -629,9 +667,11 @@ static char *field_dup(const redisReply *r)
 }
 
 static void on_entry(void *arg, const char *id, void *const *fields, size_t nfields,
-                     int redelivered, long long deliveries)
+                     const struct stream_delivery *d)
 {
     struct worker *w = arg;
+    int redelivered = d->redelivered;
+    long long deliveries = d->deliveries;
     if (worker_holds(w, id)) { /* reclaimed or re-read while in flight here: no second copy */
         log_debug("event=already_held entry=%s deliveries=%lld", id, deliveries);
         return;
@@ -649,6 +689,7 @@ static void on_entry(void *arg, const char *id, void *const *fields, size_t nfie
     snprintf(e->id, sizeof(e->id), "%s", id);
     e->redelivered = redelivered;
     e->deliveries = deliveries;
+    e->maybe_written = d->storing;
     e->attempts = deliveries > 1 ? (int)(deliveries - 1) : 0;
     clock_gettime(CLOCK_MONOTONIC, &e->born);
     list_insert(&w->live, e);
@@ -1120,7 +1161,13 @@ int worker_run(const struct settings *s, const struct worker_options *o)
     if (w->pool == NULL)
         goto fail;
     struct stream_options so = {o->block_ms, o->reclaim_idle_ms, o->redis_timeout_ms};
-    struct stream_hooks hooks = {on_entry, on_accepted, on_flushed, on_link, on_group, on_lost};
+    struct stream_hooks hooks = {.entry = on_entry,
+                                 .accepted = on_accepted,
+                                 .marked = on_marked,
+                                 .flushed = on_flushed,
+                                 .link = on_link,
+                                 .group = on_group,
+                                 .lost = on_lost};
     w->st = stream_new(w->base, s, &so, &hooks, w);
     if (w->st == NULL) {
         snprintf(err, sizeof(err), "cannot set up the Redis links");

@@ -13,6 +13,7 @@
 #define KEY_SEEN       "seen"    /* set: normalized URLs accepted (the dedup set) */
 #define KEY_STATS      "stats"   /* hash: live counters */
 #define KEY_DEAD       "dead"    /* stream: dead letters */
+#define KEY_STORING    "storing" /* hash: entry id -> consumer, for entries whose store began */
 #define KEY_WORKER     "worker:" /* hash per worker, expires: heartbeat (followed by its name) */
 #define KEY_INGEST_RUN "ingest:run:" /* string per ingest run, expires: its last counting */
 

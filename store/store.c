@@ -18,12 +18,20 @@
  *
  * store_put(d), d->source = URL u, d->sha256 = X, this entry = d->stream_id:
  *
- *   0. Unless this is a first delivery's first try: read sources[u]. Present -> resolve it. Absent
- *      and images has {source: u, stream_id: this entry} (index source_1_stream_id_1): this entry
- *      was cut between its image and its claim; claim that image -> INSERTED.
+ *   0. Unless this is a first delivery's first try: read sources[u]. Present -> resolve it. Absent,
+ *      an earlier try of this entry may have written (d->maybe_written), and images has
+ *      {source: u, stream_id: this entry} (index source_1_stream_id_1): this entry was cut
+ *      between its image and its claim; claim that image -> INSERTED.
  *   1. insert images[X] (the upload to GridFS first when large). Success: created. Duplicate
- *      key: identical bytes are stored; on a retry (not a first try) the image is read to tell
- *      this entry's own earlier insert (source u, its stream_id: created too) from another's.
+ *      key: identical bytes are stored; when an earlier try may have written, the image is read
+ *      to tell this entry's own earlier insert (source u, its stream_id: created too) from
+ *      another's.
+ *
+ * The worker knows which redeliveries may have written: it records in Redis that an entry's
+ * store begins before its first write (consumer/stream.c, stream_mark), and a redelivery reads
+ * that back. Most redeliveries after a crash were still downloading or decoding, and for them
+ * the put reads sources[u] only: on FerretDB a read of `images` scans every picture, base64
+ * included, seconds per read on a full collection, which would stall every redelivery.
  *   2. insert sources {_id: u, image: X, role: created ? source : alias, stream_id, consumer,
  *      inserted_at} -> INSERTED or ALIASED. Duplicate key: another delivery recorded u; read it,
  *      remove our image if this delivery created it for nothing (store_unstore), and resolve.
@@ -900,11 +908,13 @@ int store_put(struct store *st, const struct store_doc *d, enum store_outcome *o
 
     store_conn_open(st, &c);
     const char *owner = d->stream_id ? d->stream_id : "";
+    int wrote = 0; /* an image inserted by an earlier round of this call */
     for (int round = 0; round < STORE_PUT_ROUNDS; round++) {
         struct store_claim cl;
         struct store_image im = {0};
         char orphan[65] = "";
         int have = 0, dup = 0, created = 0;
+        int looks = d->maybe_written || wrote; /* an earlier try or round may have written */
         /* A first delivery's first try: its URL has just entered the dedup set, so only
          * inserts, and a collision says what happened. Anything else may follow an earlier
          * write of this entry (a redelivery, a retry after a lost reply): read first. */
@@ -913,7 +923,7 @@ int store_put(struct store *st, const struct store_doc *d, enum store_outcome *o
             rc = store_fail(err, errlen, &e, "find url %s", d->source);
             goto done;
         }
-        if (!fresh && !have && store_orphan_find(&c, d, orphan, &e) < 0) {
+        if (!fresh && !have && looks && store_orphan_find(&c, d, orphan, &e) < 0) {
             rc = store_fail(err, errlen, &e, "find images of %s", d->source);
             goto done;
         }
@@ -935,11 +945,11 @@ int store_put(struct store *st, const struct store_doc *d, enum store_outcome *o
         if (!have) {
             /* Step 1: the image. */
             if (store_insert(st, &c, d, &meta, gridfs, &dup, &e) == 0) {
-                created = 1;
+                created = wrote = 1;
             } else if (!dup) {
                 rc = store_fail(err, errlen, &e, "insert %s", d->sha256);
                 goto done;
-            } else if (!fresh) {
+            } else if (!fresh && looks) {
                 /* A retry: the image may be this entry's own, from the write whose reply was
                  * lost. */
                 if (store_image_read(&c, d->sha256, d->source, owner, &im, &e) < 0) {

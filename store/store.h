@@ -61,6 +61,10 @@ struct store_doc {
     int first_delivery; /* the URL has just entered the dedup set with this entry and this is
                            its first store_put: inserts only, no read (see store.c); 0 for a
                            retry after a failed store_put, whose write may have happened */
+    int maybe_written;  /* an earlier try of this entry may have written to MongoDB (a retry, or
+                           a redelivery whose earlier delivery began its store): only then does
+                           a put look for an image that try left behind. 0 for a redelivery
+                           that never got that far, which then costs no read of `images` */
 };
 
 /* The outcome describes the stream entry (d->stream_id), not only this call: when the URL is

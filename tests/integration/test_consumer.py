@@ -220,10 +220,12 @@ def test_kill_9_loses_nothing(env, keys, mongo_db, fleet):
 
 @pytest.mark.parametrize("successor", ["B", "A"], ids=["reclaimed", "own-pending-list"])
 def test_stored_but_unacked_entries_are_not_fetched_again(tmp_path, fleet, successor):
-    """The worst instant for a crash: pictures stored, acks not yet in Redis. Redis holds the
-    acks back (CLIENT PAUSE WRITE, on a private stack), the worker is killed, and the next
-    worker (another one reclaiming, or the same name restarted and re-reading its own pending
-    list) must find the documents instead of downloading and storing new pictures."""
+    """The worst instant for a crash: pictures stored, acks not yet in Redis. Worker A talks to
+    Redis as a user denied XACK (its ack script fails at its first command, changing nothing,
+    while everything else it does, the record that a store begins included, goes through), A is
+    killed once the pictures are stored, and the next worker (another one reclaiming, or the same
+    name restarted and re-reading its own pending list) must find the documents instead of
+    downloading and storing new pictures."""
     folder = tmp_path / "stack"
     try:
         penv = isolated_env(conftest.start_stack(folder))
@@ -234,18 +236,16 @@ def test_stored_but_unacked_entries_are_not_fetched_again(tmp_path, fleet, succe
         dims = sizes(4)
         urls = [f"{PICSUM}/{w}/{h}?fault=slow&delay_ms=1000&u={t}" for w, h in dims]
         keys.xadd_all(urls)
-        a = fleet.start(penv, "A")
-        wait_for("A to read", lambda: keys.pending_by_consumer().get("A") == len(urls), 15)
-        time.sleep(0.2)  # the dedup scripts run right after the read
-        client.execute_command("CLIENT", "PAUSE", "20000", "WRITE")
-        try:
-            wait_for("the documents", lambda: db["images"].count_documents({}) == len(urls), 15)
-            time.sleep(0.3)
-            a.kill()
-        finally:
-            client.execute_command("CLIENT", "UNPAUSE")
+        client.execute_command("ACL", "SETUSER", "noack", "on", ">noack-secret", "~*", "&*",
+                               "+@all", "-xack")
+        host = penv["PIXFLOW_REDIS_URL"].split("//", 1)[1]
+        a = fleet.start(dict(penv, PIXFLOW_REDIS_URL=f"redis://noack:noack-secret@{host}"), "A")
+        wait_for("the documents", lambda: db["images"].count_documents({}) == len(urls), 30)
+        wait_for("a failed ack", lambda: "event=ack_failed" in a.log(), 10)
+        a.kill()
         assert keys.stats().get("stored", 0) == 0, "the acks were to be held back"
         assert keys.pending_by_consumer() == {"A": len(urls)}
+        assert client.hlen(penv["PIXFLOW_PREFIX"] + "storing") == len(urls)
         before = {p: requests_for(penv, p) for p in (f"/{w}/{h}" for w, h in dims)}
         assert set(before.values()) == {1}
 
@@ -262,6 +262,7 @@ def test_stored_but_unacked_entries_are_not_fetched_again(tmp_path, fleet, succe
         if successor == "B":
             assert stats["reclaimed"] == 4, stats
         assert keys.pending() == 0
+        assert client.hlen(penv["PIXFLOW_PREFIX"] + "storing") == 0  # cleared with the acks
         assert_reconciled(keys, db)
         mclient.close()
         client.close()

@@ -315,6 +315,7 @@ static int put_as(struct ctx *c, const struct timg *t, const char *url, const ch
     char err[512] = "";
     struct store_doc d = doc_of(t, url);
     d.stream_id = stream_id;
+    d.maybe_written = 1; /* a retry or a redelivery whose earlier delivery began its store */
     int rc = store_put(c->st, &d, out, err, sizeof(err));
     if (rc != 0)
         fprintf(stderr, "store_put(%s): %d %s\n", url, rc, err);
@@ -824,6 +825,49 @@ static void test_alias_same_entry(void **state)
 /* A worker killed between its image and its claim: the redelivery, whatever it downloaded,
  * finds the image it wrote (source and stream_id) and claims it; a retry after a lost reply
  * answers the first call's outcome. */
+/* A redelivery whose earlier delivery never began its store (maybe_written 0) reads no image:
+ * a duplicate key means bytes another URL stored, and no image of an earlier try is looked for.
+ * So the worker must record that a store begins (stream_mark) before the first write; this
+ * shows what happens to an entry that wrote and did not say so. */
+static void test_redelivery_that_never_wrote(void **state)
+{
+    struct ctx *c = *state;
+    struct timg a, b;
+    enum store_outcome out = -1;
+    char err[512];
+    bson_error_t e;
+    const char *u1 = "https://picsum.photos/81/1", *u2 = "https://picsum.photos/81/2";
+    timg_make(&a, 110, 900);
+    timg_make(&b, 111, 900);
+    assert_int_equal(put_first(c, &a, u1, &out), 0);
+    assert_int_equal(out, STORE_INSERTED);
+
+    struct store_doc d = doc_of(&a, u2); /* same bytes, another URL, redelivered */
+    d.stream_id = "1700000000400-0";
+    assert_int_equal(store_put(c->st, &d, &out, err, sizeof(err)), 0);
+    assert_int_equal(out, STORE_ALIASED);
+    bson_t *cl = claim_of(c, u2);
+    expect_str(cl, "image", a.sha);
+    expect_str(cl, "role", "alias");
+    bson_destroy(cl);
+
+    /* cut between image and claim, then redelivered without the mark: its own image a is
+     * not found, b is stored beside it and a has no source (verify's no_source) */
+    bson_t *sel = BCON_NEW("_id", BCON_UTF8(u1));
+    assert_true(mongoc_collection_delete_one(c->sources, sel, NULL, NULL, &e));
+    bson_destroy(sel);
+    bson_t *one = claim_of(c, u1);
+    assert_null(one);
+    d = doc_of(&b, u1);
+    d.stream_id = "1700000000400-1";
+    assert_int_equal(store_put(c->st, &d, &out, err, sizeof(err)), 0);
+    assert_int_equal(out, STORE_INSERTED);
+    cl = claim_of(c, u1);
+    expect_str(cl, "image", b.sha);
+    bson_destroy(cl);
+    assert_int_equal(count_all(c), 2);
+}
+
 static void test_crash_between_image_and_source(void **state)
 {
     struct ctx *c = *state;
@@ -874,6 +918,7 @@ static void test_crash_between_image_and_source(void **state)
     assert_true(mongoc_collection_delete_one(c->sources, sel, NULL, NULL, &e));
     bson_destroy(sel);
     d.first_delivery = 0;
+    d.maybe_written = 1; /* what the worker says of a retry after a failed store_put */
     assert_int_equal(store_put(c->st, &d, &out, err, sizeof(err)), 0);
     assert_int_equal(out, STORE_INSERTED);
     assert_int_equal(store_put(c->st, &d, &out, err, sizeof(err)), 0);
@@ -1263,6 +1308,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_first_delivery, ctx_setup, ctx_teardown),
         cmocka_unit_test_setup_teardown(test_same_entry_again, ctx_setup, ctx_teardown),
         cmocka_unit_test_setup_teardown(test_alias_same_entry, ctx_setup, ctx_teardown),
+        cmocka_unit_test_setup_teardown(test_redelivery_that_never_wrote, ctx_setup, ctx_teardown),
         cmocka_unit_test_setup_teardown(test_crash_between_image_and_source, ctx_setup,
                                         ctx_teardown),
         cmocka_unit_test_setup_teardown(test_crash_before_role, ctx_setup, ctx_teardown),
