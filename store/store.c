@@ -1003,7 +1003,6 @@ int store_find_url(struct store *st, const char *url, char *id_out, char *owner_
     bson_error_t e;
     struct store_conn c;
     struct store_claim cl;
-    struct store_image im = {0};
     int have = 0;
     if (url == NULL || !bson_utf8_validate(url, strlen(url), false)) {
         snprintf(err, errlen, "store: url is missing or not valid UTF-8");
@@ -1011,15 +1010,16 @@ int store_find_url(struct store *st, const char *url, char *id_out, char *owner_
     }
     store_conn_open(st, &c);
     int rc = store_claim_read(&c, url, &cl, &have, &e);
-    if (rc == 0 && have)
-        rc = store_image_read(&c, cl.image, url, cl.owner, &im, &e);
     store_conn_close(st, &c);
     if (rc < 0) {
         store_fail(err, errlen, &e, "find url %s", url);
         return -1;
     }
-    /* A claim whose image is missing is a write in progress or cut by a crash: not stored. */
-    *found = !have || !im.found ? 0 : im.from_url ? STORE_FOUND_SOURCE : STORE_FOUND_ALIAS;
+    /* The claim alone answers: it is written after its image, with the role the image insert
+     * decided, so it names an image that was stored. Not reading the image keeps a redelivery
+     * of a stored entry off `images`, which FerretDB would scan (see the top). An image removed
+     * since (verify --fix) leaves a dangling source, which verify reports and --fix re-queues. */
+    *found = !have ? 0 : cl.role;
     if (*found) {
         memcpy(id_out, cl.image, strlen(cl.image) + 1);
         if (owner_out)

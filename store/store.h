@@ -109,12 +109,12 @@ int store_is_ferretdb(struct store *st);
 int store_put(struct store *st, const struct store_doc *d, enum store_outcome *out, char *err,
               size_t errlen);
 
-/* Which image the URL maps to, and which stream entry recorded it there (two reads by _id):
- * *found = 0 (id_out and owner_out untouched) when the URL has no `sources` document or its image
- * is missing (a write in progress or cut by a crash), or STORE_FOUND_SOURCE or STORE_FOUND_ALIAS
- * with the image's _id in id_out (65 bytes) and the `sources` document's stream_id in owner_out
- * (STORE_OWNER_MAX bytes, may be NULL; "" when unknown). The role is the image's own word: source
- * when the image's `source` and `stream_id` are this URL's and entry's. A redelivered entry
+/* Which image the URL maps to, and which stream entry recorded it there (one read by _id, of
+ * `sources` only): *found = 0 (id_out and owner_out untouched) when the URL has no `sources`
+ * document, or STORE_FOUND_SOURCE or STORE_FOUND_ALIAS (the document's role) with the image's _id
+ * in id_out (65 bytes) and the document's stream_id in owner_out (STORE_OWNER_MAX bytes, may be
+ * NULL; "" when unknown). The document is written after its image, so it names a stored image
+ * (unless verify --fix removed it since: a dangling source). A redelivered entry
  * compares owner with its own id: equal means this entry's own write (its stored or aliased
  * outcome), different means another entry's (a duplicate). */
 int store_find_url(struct store *st, const char *url, char *id_out, char *owner_out, int *found,

@@ -945,8 +945,10 @@ static void test_crash_before_role(void **state)
     bson_error_t e;
     assert_true(mongoc_collection_update_one(c->sources, sel, upd, NULL, NULL, &e));
     bson_destroy(upd);
+    /* the lookup answers from the claim alone (no read of images) ... */
     assert_int_equal(store_find_url(c->st, u, id, owner, &found, err, sizeof(err)), 0);
-    assert_int_equal(found, STORE_FOUND_SOURCE);
+    assert_int_equal(found, STORE_FOUND_ALIAS);
+    /* ... a put reads the image of its own claim, and corrects the role */
     assert_int_equal(put_as(c, &a, u, "1700000000400-0", &out), 0);
     assert_int_equal(out, STORE_INSERTED);
     bson_t *cl = claim_of(c, u);
