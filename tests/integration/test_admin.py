@@ -408,11 +408,12 @@ def test_get_by_id_url_and_alias(env, mongo_db, tmp_path):
                                     "inserted_at": datetime.datetime.now(datetime.timezone.utc)})
     p = pixflow("get", alias, env=env)
     assert p.returncode == 0 and p.stdout == png
-    # A URL whose image is missing (a write cut by a crash) is not stored.
+    # A URL whose image is missing (removed by verify --fix since: a dangling source) says so.
     mongo_db["sources"].insert_one({"_id": alias + "x", "image": "e" * 64, "role": "alias",
                                     "stream_id": "1-2"})
     p = pixflow("get", alias + "x", env=env, expect=1)
-    assert "no stored image for URL" in p.err
+    assert p.err.strip() == (f"pixflow get: no stored image with id {'e' * 64} "
+                             "(the URL names it but it is gone)")
 
     meta = json.loads(pixflow("get", url, "--json", env=env, expect=0).out)
     assert "image" not in meta
