@@ -27,7 +27,7 @@ struct task_list {
 
 struct pool {
     pthread_mutex_t lock;
-    pthread_cond_t wake, exited; /* exited: signalled by each thread as it leaves */
+    pthread_cond_t wake, exited;              /* exited: signalled by each thread as it leaves */
     struct task_list todo, finished, dropped; /* dropped: never started, at pool_stop */
     int stopping, busy, nthreads, running, efd;
     pthread_t *threads;
@@ -151,7 +151,7 @@ err:
     return NULL;
 }
 
-void pool_submit(struct pool *p, pool_fn *work, pool_fn *done, void *arg)
+static void pool_add(struct pool *p, pool_fn *work, pool_fn *done, void *arg, int first)
 {
     struct task *t = malloc(sizeof(*t));
     if (t == NULL)
@@ -161,9 +161,28 @@ void pool_submit(struct pool *p, pool_fn *work, pool_fn *done, void *arg)
     t->arg = arg;
     p->busy++;
     pthread_mutex_lock(&p->lock);
-    list_push(p->stopping ? &p->dropped : &p->todo, t);
+    if (p->stopping) {
+        list_push(&p->dropped, t);
+    } else if (first) {
+        t->next = p->todo.head;
+        p->todo.head = t;
+        if (p->todo.tail == NULL)
+            p->todo.tail = t;
+    } else {
+        list_push(&p->todo, t);
+    }
     pthread_cond_signal(&p->wake);
     pthread_mutex_unlock(&p->lock);
+}
+
+void pool_submit(struct pool *p, pool_fn *work, pool_fn *done, void *arg)
+{
+    pool_add(p, work, done, arg, 0);
+}
+
+void pool_submit_first(struct pool *p, pool_fn *work, pool_fn *done, void *arg)
+{
+    pool_add(p, work, done, arg, 1);
 }
 
 int pool_busy(const struct pool *p)

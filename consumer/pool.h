@@ -12,6 +12,8 @@ typedef void pool_fn(void *arg);
 
 struct pool *pool_new(struct event_base *base, int threads, char *err, size_t errlen);
 void pool_submit(struct pool *p, pool_fn *work, pool_fn *done, void *arg);
+/* The same, ahead of every task not yet started: for work that finishes what others began. */
+void pool_submit_first(struct pool *p, pool_fn *work, pool_fn *done, void *arg);
 int pool_busy(const struct pool *p); /* submitted and not yet done */
 int pool_threads(const struct pool *p);
 /* Stops taking tasks: those not yet started are dropped (their `done` still runs, from

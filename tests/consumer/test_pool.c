@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -117,6 +118,48 @@ static void test_stop_leaves_a_stuck_thread_and_drops_the_queue(void **state)
     event_base_free(base);
 }
 
+/* Runs in order of start into a shared log: which task ran when. */
+static int order_log[8], order_n;
+static pthread_mutex_t order_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void order_work(void *arg)
+{
+    pthread_mutex_lock(&order_lock);
+    order_log[order_n++] = (int)(intptr_t)arg;
+    pthread_mutex_unlock(&order_lock);
+}
+
+static void order_done(void *arg)
+{
+}
+
+static void test_submit_first_goes_ahead_of_the_queue(void **state)
+{
+    struct event_base *base = event_base_new();
+    char err[128];
+    struct pool *pool = pool_new(base, 1, err, sizeof(err));
+    assert_non_null(pool);
+    struct probe p;
+    probe_init(&p);
+    order_n = 0;
+    pool_submit(pool, probe_block, probe_done, &p);
+    wait_worked(&p, 1); /* the only thread is busy: the rest queue */
+    pool_submit(pool, order_work, order_done, (void *)(intptr_t)1);
+    pool_submit(pool, order_work, order_done, (void *)(intptr_t)2);
+    pool_submit_first(pool, order_work, order_done, (void *)(intptr_t)3);
+    pool_submit_first(pool, order_work, order_done, (void *)(intptr_t)4);
+    probe_release(&p);
+    for (int i = 0; i < 2000 && order_n < 4; i++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    assert_int_equal(order_n, 4);
+    int want[] = {4, 3, 1, 2};
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(order_log[i], want[i]);
+    assert_int_equal(pool_stop(pool, 1000), 0);
+    pool_free(pool);
+    event_base_free(base);
+}
+
 static void test_stop_of_an_idle_pool_is_immediate(void **state)
 {
     struct event_base *base = event_base_new();
@@ -156,6 +199,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_completions_come_back_on_the_loop),
         cmocka_unit_test(test_stop_leaves_a_stuck_thread_and_drops_the_queue),
+        cmocka_unit_test(test_submit_first_goes_ahead_of_the_queue),
         cmocka_unit_test(test_stop_of_an_idle_pool_is_immediate),
         cmocka_unit_test(test_free_delivers_finished_work),
     };
