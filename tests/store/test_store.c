@@ -866,6 +866,8 @@ static void test_redelivery_that_never_wrote(void **state)
     expect_str(cl, "image", b.sha);
     bson_destroy(cl);
     assert_int_equal(count_all(c), 2);
+    timg_free(&a);
+    timg_free(&b);
 }
 
 static void test_crash_between_image_and_source(void **state)
