@@ -87,8 +87,8 @@ def test_download_memory_bounds_bodies_in_flight(env, redis_client, fleet):
     while worker.running():
         try:
             status, text = get(port, "/metrics")
-        except urllib.error.URLError:
-            break  # it went idle and exited meanwhile
+        except OSError:  # refused or reset: it went idle and exited meanwhile
+            break
         if status != 200:
             break
         held.append(sample(text, "pixflow_download_bytes"))
