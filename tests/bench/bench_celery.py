@@ -81,7 +81,7 @@ class CeleryWorker:
         self.log_file = open(log_path, "wb")
         self.log_path = log_path
         self.proc = subprocess.Popen(
-            [str(BENCH_VENV / "bin" / "celery"), "-A", "celery_peer", "worker",
+            [sys.executable, "-m", "celery", "-A", "celery_peer", "worker",
              "--pool=prefork", f"--concurrency={concurrency}",
              f"--prefetch-multiplier={prefetch}", "--loglevel=WARNING", "--without-gossip",
              "--without-mingle", "--without-heartbeat", "-n", f"peer{concurrency}@%h"],
