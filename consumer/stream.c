@@ -325,33 +325,32 @@ static void stream_on_mark(struct link *l, redisReply *r, void *arg)
     free(c);
 }
 
-int stream_mark(struct stream *st, const char *id, void *token)
+/* Send a command whose reply goes back to the entry `token`, through fn. -1 when unsent. */
+static int stream_call_send(struct stream *st, void *token, link_reply_fn *fn, int argc,
+                            const char **argv)
 {
     struct stream_call *c = malloc(sizeof(*c));
     if (c == NULL)
         return -1;
     *c = (struct stream_call){st, token};
-    const char *argv[] = {"HSET", st->k_storing, id, st->s->consumer};
-    if (link_command(st->cmd, stream_on_mark, c, 4, argv, NULL) < 0) {
+    if (link_command(st->cmd, fn, c, argc, argv, NULL) < 0) {
         free(c);
         return -1;
     }
     return 0;
 }
 
+int stream_mark(struct stream *st, const char *id, void *token)
+{
+    const char *argv[] = {"HSET", st->k_storing, id, st->s->consumer};
+    return stream_call_send(st, token, stream_on_mark, 4, argv);
+}
+
 int stream_accept(struct stream *st, const char *id, const char *url, void *token)
 {
-    struct stream_call *c = malloc(sizeof(*c));
-    if (c == NULL)
-        return -1;
-    *c = (struct stream_call){st, token};
     const char *argv[] = {"EVAL",      ACCEPT_LUA, "3",          st->k_seen, st->k_stream,
                           st->k_stats, url,        st->s->group, id};
-    if (link_command(st->cmd, stream_on_accept, c, 9, argv, NULL) < 0) {
-        free(c);
-        return -1;
-    }
-    return 0;
+    return stream_call_send(st, token, stream_on_accept, 9, argv);
 }
 
 static void stream_on_flush(struct link *l, redisReply *r, void *arg)
