@@ -17,6 +17,22 @@ struct redis_target {
     int db;
 };
 
+/* The raw store (SPEC §5.9): PIXFLOW_RAW_URL, PIXFLOW_S3_* and AWS_*, checked (store/raw.h). */
+enum raw_kind { RAW_NONE, RAW_S3, RAW_FILE };
+
+struct raw_config {
+    enum raw_kind kind;
+    char bucket[64];  /* S3: 3..63 characters, [a-z0-9.-] */
+    char prefix[256]; /* S3 and file: [a-z0-9/._-], no leading, trailing or double '/'; may be "" */
+    char dir[1024];   /* file: absolute directory, no trailing '/' */
+    const char *endpoint;      /* S3: e.g. http://127.0.0.1:7070; "": AWS's for the region */
+    const char *region;        /* S3: signing region, "us-east-1" by default */
+    const char *access_key;    /* S3 credentials; "" sends unsigned requests */
+    const char *secret_key;
+    const char *session_token; /* "" when none */
+    const char *ca_file;       /* extra CA bundle for an HTTPS endpoint, or NULL */
+};
+
 struct connect_to {
     char host[URL_HOST_MAX + 1]; /* as the URL names it, lowercase */
     int port;
