@@ -4,12 +4,17 @@
  * `sources` document, then the image it names (two reads by _id), the worker's own rule, so
  * `get URL` answers what a redelivery of that URL would find. The bytes written are checked
  * against the id before they are trusted: a corrupt image is still written (it is evidence) but
- * the command says so and exits 1. */
+ * the command says so and exits 1.
+ *
+ * --original writes the downloaded original back from the raw store instead: the URL's
+ * `sources` document names it (`origin`), the `originals` document says where it is kept, and
+ * the bytes read back must hash to that name. */
 #include "admin.h"
 #include "digest.h"
 #include "json.h"
 #include "mdb.h"
 #include "names.h"
+#include "raw.h"
 #include "store.h"
 
 #include <ctype.h>
@@ -23,17 +28,21 @@
 #define CMD "get"
 
 static const char synopsis[] =
-    "pixflow get ID|URL [-o FILE] [--json]\n\n"
+    "pixflow get ID|URL [-o FILE] [--json] [--original]\n\n"
     "Writes the stored PNG of the image with that _id (its SHA-256), or of the image a URL maps\n"
     "to (as the source that produced it or as an alias; the URL is normalized first). Without\n"
     "-o the PNG goes to stdout, which must not be a terminal. --json prints the document's\n"
     "metadata (everything but the base64 image) as JSON instead, or as well with -o FILE.\n"
+    "--original: the downloaded original instead, read back from the raw store\n"
+    "(PIXFLOW_RAW_URL), by URL or by the original's SHA-256; --json prints its `originals`\n"
+    "document.\n"
     "Exit: 0 written, 1 no such image, the image does not match its id, or a server failed,\n"
     "2 bad usage";
 
 static struct {
     const char *output;
     int json;
+    int original;
 } opt;
 
 static const struct cfg_option own_options[] = {
@@ -41,6 +50,8 @@ static const struct cfg_option own_options[] = {
      .help = "write the PNG there ('-': stdout); also -o FILE"},
     {"json", NULL, cfg_switch, &opt.json, "", .flags = CFG_NOARG,
      .help = "print the metadata (without the image) as JSON"},
+    {"original", NULL, cfg_switch, &opt.original, "", .flags = CFG_NOARG,
+     .help = "the downloaded original, from the raw store"},
     {NULL},
 };
 
@@ -69,7 +80,13 @@ static int get_resolve(const struct settings *s, const char *what, char *id, cha
         url = u->norm;
     int rc = -1, found = 0;
     struct store *st = store_new(s->mongo_uri, err, errlen);
-    if (st && store_find_url(st, url, id, NULL, &found, err, errlen) == 0) {
+    if (st && opt.original && store_find_origin(st, url, &found, id, err, errlen) == 0) {
+        snprintf(how, howlen, "URL %s", url);
+        rc = found && id[0] ? 1 : 0;
+        if (!rc)
+            snprintf(err, errlen, "%s %.900s", found ? "no original recorded for URL" :
+                     "no stored image for URL", url);
+    } else if (st && !opt.original && store_find_url(st, url, id, NULL, &found, err, errlen) == 0) {
         snprintf(how, howlen, "%s %s", found == STORE_FOUND_ALIAS ? "alias" : "source", url);
         rc = found ? 1 : 0;
         if (!found)
@@ -145,13 +162,76 @@ static void get_print_json(const bson_t *doc)
     bson_destroy(&meta);
 }
 
+/* --original: the bytes kept under sha256 `id`, checked against it, written to out. */
+static int get_original(const struct settings *s, const struct mdb *m, const char *id,
+                        const char *how, const char *out)
+{
+    char err[1024], hex[DIGEST_HEX_LEN + 1], where[RAW_LOCATION_MAX];
+    bson_t *doc = NULL;
+    bson_error_t e;
+    unsigned char *bytes = NULL;
+    size_t len = 0;
+    int found = 0, status = ADMIN_FAIL;
+    struct raw_store *r = NULL;
+    if (stored_find_id(m->originals, id, NULL, &doc, &e) < 0)
+        return admin_fail(CMD, ADMIN_FAIL, "mongo: %s", e.message);
+    if (doc == NULL)
+        return admin_fail(CMD, ADMIN_FAIL, "no kept original with id %s%s", id,
+                          strcmp(how, "id") ? " (the URL names it but it is not recorded)" : "");
+    if (opt.json)
+        get_print_json(doc);
+    if (out == NULL) {
+        status = ADMIN_OK;
+        goto done;
+    }
+    if (s->raw.kind == RAW_NONE) {
+        admin_fail(CMD, ADMIN_FAIL, "PIXFLOW_RAW_URL is not set: where are originals kept?");
+        goto done;
+    }
+    r = raw_new(&s->raw, NULL, err, sizeof(err));
+    if (r == NULL || raw_get(r, id, &found, &bytes, &len, NULL, err, sizeof(err)) < 0) {
+        admin_fail(CMD, ADMIN_FAIL, "raw store: %s", err);
+        goto done;
+    }
+    if (!found) {
+        bson_iter_t it;
+        const char *kept = bson_iter_init_find(&it, doc, ORIG_RAW) && BSON_ITER_HOLDS_UTF8(&it)
+                               ? bson_iter_utf8(&it, NULL)
+                               : "?";
+        admin_fail(CMD, ADMIN_FAIL, "original %s is missing from %s (recorded at %s)", id,
+                   raw_location(r, id, where, sizeof(where)), kept);
+        goto done;
+    }
+    if (get_write(out, bytes, len, err, sizeof(err)) < 0) {
+        admin_fail(CMD, ADMIN_FAIL, "%s", err);
+        goto done;
+    }
+    if (digest_sha256_hex(bytes, len, hex, err, sizeof(err)) < 0) {
+        admin_fail(CMD, ADMIN_FAIL, "%s: %s", id, err);
+        goto done;
+    }
+    if (strcmp(hex, id) != 0) {
+        admin_fail(CMD, ADMIN_FAIL,
+                   "%s: written, but its bytes hash to %s: the kept original is damaged (see "
+                   "pixflow verify --raw)",
+                   id, hex);
+        goto done;
+    }
+    status = ADMIN_OK;
+done:
+    free(bytes);
+    raw_free(r);
+    bson_destroy(doc);
+    return status;
+}
+
 int get_main(int argc, char **argv)
 {
     struct settings s;
     struct admin_common c;
     char **ops, err[1024], id[DIGEST_HEX_LEN + 1], how[URL_MAX + 16];
     int nops, status;
-    if (admin_settings(&s, SET_MONGO | SET_HOSTS, own_options, &c, CMD, synopsis, argc, argv, &ops,
+    if (admin_settings(&s, SET_MONGO | SET_HOSTS | SET_RAW, own_options, &c, CMD, synopsis, argc, argv, &ops,
                        &nops, &status) < 0)
         return status;
     if (nops != 1)
@@ -171,6 +251,11 @@ int get_main(int argc, char **argv)
     struct mdb *m = mdb_new(s.mongo_uri, c.timeout_ms, err, sizeof(err));
     if (m == NULL)
         return admin_fail(CMD, ADMIN_FAIL, "%s", err);
+    if (opt.original) {
+        status = get_original(&s, m, id, how, out);
+        mdb_free(m);
+        return status;
+    }
     bson_t *filter = BCON_NEW(DOC_ID, BCON_UTF8(id));
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(m->images, filter, NULL, NULL);
     const bson_t *doc;

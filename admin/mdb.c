@@ -39,6 +39,7 @@ struct mdb *mdb_new(const char *uri, long timeout_ms, char *err, size_t errlen)
     m->db = mongoc_client_get_database(m->client, db && *db ? db : MDB_DEFAULT_DB);
     m->images = mongoc_database_get_collection(m->db, COLL_IMAGES);
     m->sources = mongoc_database_get_collection(m->db, COLL_SOURCES);
+    m->originals = mongoc_database_get_collection(m->db, COLL_ORIGINALS);
     mongoc_uri_destroy(u);
     return m;
 err:
@@ -57,6 +58,8 @@ void mdb_free(struct mdb *m)
         mongoc_collection_destroy(m->images);
     if (m->sources)
         mongoc_collection_destroy(m->sources);
+    if (m->originals)
+        mongoc_collection_destroy(m->originals);
     if (m->db)
         mongoc_database_destroy(m->db);
     if (m->client)

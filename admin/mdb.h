@@ -1,4 +1,5 @@
-/* mdb.h -- MongoDB for the admin commands: one client and the images and sources collections. A
+/* mdb.h -- MongoDB for the admin commands: one client and the images, sources and originals
+ * collections. A
  * document's PNG is read with stored_png(m->db, &m->bucket, ...) (store/stored.h). */
 #ifndef PIXFLOW_MDB_H
 #define PIXFLOW_MDB_H
@@ -16,6 +17,7 @@ struct mdb {
     mongoc_database_t *db;
     mongoc_collection_t *images;
     mongoc_collection_t *sources;
+    mongoc_collection_t *originals;
     mongoc_gridfs_bucket_t *bucket; /* opened by stored_png() on first use */
 };
 

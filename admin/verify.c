@@ -24,7 +24,10 @@
  * re-queued by the next --fix. A `sources` document whose image is missing is deleted and its URL
  * re-queued the same way; a wrong role is corrected. An image without its source is reported
  * only. The ids to fix are kept in memory until the scan ends: a collection is not modified
- * under its own cursor. */
+ * under its own cursor.
+ *
+ * With a raw store (PIXFLOW_RAW_URL), last, every kept original is looked for there, and with
+ * --raw re-hashed (verify_raw.c); --fix never deletes an original. */
 #include "admin.h"
 #include "digest.h"
 #include "human.h"
@@ -35,6 +38,7 @@
 #include "rconn.h"
 #include "rdb.h"
 #include "store.h"
+#include "verify_raw.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -62,6 +66,8 @@ enum verify_kind {
     K_NO_SOURCE, /* the layout, from here on: not corruption, never moved */
     K_DANGLING,
     K_ROLE,
+    K_RAW_MISSING, /* the raw zone: reported, never fixed */
+    K_RAW_DAMAGED,
     K_COUNT
 };
 
@@ -70,7 +76,7 @@ enum verify_kind {
 static const char *const kind_names[K_COUNT] = {
     "missing_field",  "id_mismatch",     "no_image",       "bad_base64",  "gridfs_missing",
     "gridfs_corrupt", "sha256_mismatch", "bytes_mismatch", "png_invalid", "size_mismatch",
-    "no_source",      "dangling_source", "role_mismatch",
+    "no_source",      "dangling_source", "role_mismatch",  "original_missing", "original_damaged",
 };
 
 /* KEYS: seen, stream, stats. ARGV: moved (1 first time, 0 when resuming), document id, URLs. */
@@ -86,7 +92,7 @@ static const char REQUEUE_LUA[] =
     "return #ARGV - 2\n";
 
 static const char synopsis[] =
-    "pixflow verify [--since DATE] [--fix] [--json]\n\n"
+    "pixflow verify [--since DATE] [--fix] [--raw] [--json]\n\n"
     "Reads every document of the images collection and checks it: _id == sha256, the image is\n"
     "strict base64 (or a whole GridFS file), its SHA-256 is the recorded one, bytes is its\n"
     "length, it decodes as a PNG of the recorded width, height and channels. Prints one line per\n"
@@ -100,13 +106,16 @@ static const char synopsis[] =
     "and aliases (every sources document naming it) back into the stream (removed from\n"
     "<prefix>seen first) so workers store them again; a dangling source's URL likewise; a wrong\n"
     "role is corrected. Counters: verify_moved, verify_requeued.\n\n"
+    "With a raw store (PIXFLOW_RAW_URL), every originals document's object must be there with\n"
+    "its recorded size (original_missing, original_damaged, with the URL that brought it);\n"
+    "--raw also reads each one back and re-hashes it. --fix never deletes an original.\n\n"
     "--json: one JSON object per problem ({id, kind, detail}) and per fixed document ({id, fixed,\n"
     "requeued_urls}), then the summary object.\n"
     "Exit: 0 all sound, 1 corrupt documents found (fixed or not) or a server failed, 2 bad usage";
 
 static struct {
     const char *since;
-    int fix, json;
+    int fix, json, raw;
 } opt;
 
 static const struct cfg_option own_options[] = {
@@ -117,6 +126,8 @@ static const struct cfg_option own_options[] = {
      .help = "move corrupt documents to images_corrupt and re-queue their URLs"},
     {"json", NULL, cfg_switch, &opt.json, "", .flags = CFG_NOARG,
      .help = "JSON lines: one per problem, then the summary"},
+    {"raw", NULL, cfg_switch, &opt.raw, "", .flags = CFG_NOARG,
+     .help = "read every kept original back from the raw store and re-hash it"},
     {NULL},
 };
 
@@ -148,6 +159,7 @@ struct verify {
     size_t nsrc, capsrc;
     long long sources_checked;
     long long sources_young; /* too recent to judge (verify_young) */
+    struct verify_raw raw;   /* the raw zone, when one is configured */
     char k_seen[SET_KEY_MAX], k_stream[SET_KEY_MAX], k_stats[SET_KEY_MAX];
 };
 
@@ -930,6 +942,33 @@ static int verify_fix(struct verify *v, char *err, size_t errlen)
     return rc;
 }
 
+static void verify_raw_problem(void *arg, const char *sha256, const char *url, int missing,
+                               const char *detail)
+{
+    unsigned kinds = 0;
+    verify_problem(arg, sha256, missing ? K_RAW_MISSING : K_RAW_DAMAGED, &kinds, "%s (URL %s)",
+                   detail, url[0] ? url : "unknown");
+}
+
+/* The raw zone, last: its problems are reported with the originals' URLs and never fixed. */
+static int verify_originals(struct verify *v, char *err, size_t errlen)
+{
+    if (v->s.raw.kind == RAW_NONE) {
+        if (opt.raw) {
+            snprintf(err, errlen, "--raw: PIXFLOW_RAW_URL is not set: where are originals kept?");
+            return -1;
+        }
+        return 0;
+    }
+    struct raw_store *r = raw_new(&v->s.raw, NULL, err, errlen);
+    if (r == NULL)
+        return -1;
+    int rc = verify_raw(v->m, r, opt.raw, v->since_ms, verify_raw_problem, v, &v->raw, err,
+                        errlen);
+    raw_free(r);
+    return rc;
+}
+
 static void verify_summary(struct verify *v)
 {
     if (opt.json) {
@@ -940,6 +979,11 @@ static void verify_summary(struct verify *v)
         json_kv_int(&v->j, "sources_checked", v->sources_checked);
         json_kv_int(&v->j, "sources_too_recent", v->sources_young);
         json_kv_int(&v->j, "layout", v->layout);
+        if (v->s.raw.kind != RAW_NONE) {
+            json_kv_int(&v->j, "originals_checked", v->raw.checked);
+            json_kv_int(&v->j, "originals_missing", v->raw.missing);
+            json_kv_int(&v->j, "originals_damaged", v->raw.damaged);
+        }
         json_key(&v->j, "kinds");
         json_object(&v->j);
         for (int k = 0; k < K_COUNT; k++)
@@ -959,7 +1003,12 @@ static void verify_summary(struct verify *v)
     if (v->sources_young)
         printf(" (%lld more written in the last %d s, not judged yet)", v->sources_young,
                STORE_CLAIM_LEASE_MS / 1000);
-    printf("; %lld layout problem%s\n", v->layout, v->layout == 1 ? "" : "s");
+    printf("; %lld layout problem%s", v->layout, v->layout == 1 ? "" : "s");
+    if (v->s.raw.kind != RAW_NONE)
+        printf("; %lld original%s %s: %lld missing, %lld damaged", v->raw.checked,
+               v->raw.checked == 1 ? "" : "s", opt.raw ? "re-hashed" : "looked for",
+               v->raw.missing, v->raw.damaged);
+    putchar('\n');
     for (int k = 0; k < K_COUNT; k++)
         if (v->by_kind[k])
             printf("  %-16s %lld\n", kind_names[k], v->by_kind[k]);
@@ -973,7 +1022,7 @@ int verify_main(int argc, char **argv)
     struct verify v = {0};
     char **ops, err[1024];
     int nops, status;
-    if (admin_settings(&v.s, SET_REDIS | SET_MONGO, own_options, &v.c, CMD, synopsis, argc, argv,
+    if (admin_settings(&v.s, SET_REDIS | SET_MONGO | SET_RAW, own_options, &v.c, CMD, synopsis, argc, argv,
                        &ops, &nops, &status) < 0)
         return status;
     if (nops > 0)
@@ -1002,7 +1051,8 @@ int verify_main(int argc, char **argv)
         if (v.r == NULL)
             goto done;
     }
-    if (verify_scan(&v, err, sizeof(err)) < 0 || verify_sources(&v, err, sizeof(err)) < 0) {
+    if (verify_scan(&v, err, sizeof(err)) < 0 || verify_sources(&v, err, sizeof(err)) < 0 ||
+        verify_originals(&v, err, sizeof(err)) < 0) {
         verify_summary(&v);
         admin_fail(CMD, ADMIN_FAIL, "%s (stopped after %lld documents)", err, v.checked);
         goto done;
@@ -1013,7 +1063,7 @@ int verify_main(int argc, char **argv)
         goto done;
     }
     verify_summary(&v);
-    rc = v.corrupt || v.layout ? ADMIN_FAIL : ADMIN_OK;
+    rc = v.corrupt || v.layout || v.raw.missing || v.raw.damaged ? ADMIN_FAIL : ADMIN_OK;
 done:
     fflush(stdout);
     for (size_t i = 0; i < v.nbad; i++)

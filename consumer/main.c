@@ -75,7 +75,8 @@ int main(int argc, char **argv)
     };
     int first;
     int rc = settings_load(
-        &s, SET_REDIS | SET_MONGO | SET_GROUP | SET_CONSUMER | SET_PLUGINS | SET_FETCH | SET_HTTP,
+        &s, SET_REDIS | SET_MONGO | SET_GROUP | SET_CONSUMER | SET_PLUGINS | SET_FETCH | SET_HTTP |
+            SET_RAW,
         own, "pixflow-consumer", "pixflow-consumer [options]", argc, argv, &first);
     if (rc != 0)
         return rc == 1 ? 0 : 2;

@@ -12,8 +12,8 @@
 
 static const double bucket_le[METRIC_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                                  0.5,   1,      2.5,   5,    10,    30,   60};
-static const char *const stage_names[STAGE_COUNT] = {"download", "decode", "transform", "encode",
-                                                     "digest",   "store",  "end_to_end"};
+static const char *const stage_names[STAGE_COUNT] = {
+    "download", "decode", "transform", "encode", "digest", "raw", "store", "end_to_end"};
 
 /* Plain counters: name in pixflow:stats, then its help. */
 static const char *const plain[][2] = {
@@ -27,6 +27,9 @@ static const char *const plain[][2] = {
     {"reclaimed", "Entries taken over from a silent worker."},
     {"bytes_in", "Bytes downloaded."},
     {"bytes_out", "PNG bytes stored."},
+    {"raw_put", "Originals written to the raw store."},
+    {"raw_bytes", "Bytes of the originals written to the raw store."},
+    {"raw_existing", "Originals the raw store already had (nothing written)."},
 };
 
 int metrics_init(struct metrics *m)
@@ -114,6 +117,8 @@ void metrics_render(const struct metrics *m, const struct metrics_gauges *g, str
          g->downloads_waiting},
         {"pixflow_redis_up", "1 when the Redis links are up and the group exists.", g->redis_up},
         {"pixflow_mongo_up", "1 when the last MongoDB ping answered.", g->mongo_up},
+        {"pixflow_raw_up", "1 when the raw store answered its last check (-1: none configured).",
+         g->raw_up},
     };
     for (size_t i = 0; i < sizeof(gauges) / sizeof(*gauges); i++) {
         family(out, gauges[i].name, "gauge", gauges[i].help);

@@ -16,6 +16,7 @@ enum metric_stage {
     STAGE_TRANSFORM,  /* the chain */
     STAGE_ENCODE,     /* PNG */
     STAGE_DIGEST,     /* SHA-256 and base64 */
+    STAGE_RAW,        /* the original kept in the raw store (HEAD, then PUT if missing) */
     STAGE_STORE,      /* MongoDB */
     STAGE_END_TO_END, /* XADD (the entry id's time) to the outcome being durable */
     STAGE_COUNT
@@ -37,6 +38,7 @@ struct metrics {
 /* Gauges read when rendering. */
 struct metrics_gauges {
     int in_flight, pool_busy, pool_threads, downloads, redis_up, mongo_up;
+    int raw_up; /* -1: no raw store */
     int downloads_waiting;    /* paused or not yet sent: the download memory is full */
     long long download_bytes; /* bytes of the download memory held by bodies */
     double started_at;        /* Unix time */

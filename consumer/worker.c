@@ -3,9 +3,13 @@
  *   delivered --first delivery--> ACCEPT (SADD) --new--> FETCH --ok--> WORK (pool) --> DONE
  *       |                             \--duplicate: acked by the script, gone
  *       \--redelivered--> LOOKUP (pool: is the URL stored already?) --no--> FETCH
+ *   WORK = the CPU stage, then with a raw store KEEP (the original written there, SPEC §5.9),
+ *   then MARK and the store: nothing reaches MongoDB, and nothing is acked, before its
+ *   original is durable. The body is held, inside the download memory, until KEEP is done.
  *   FETCH/WORK transient failure: WAIT (backoff + jitter) then again; permanent: DONE (dead letter)
- *   store or lookup failure (MongoDB away): WAIT while the deadline allows, then PARK until a
- *   ping answers again; an outage never fails an entry nor costs it a delivery
+ *   store or lookup failure (MongoDB away), or the raw store failing: WAIT while the deadline
+ *   allows, then PARK until a ping of what failed answers again; an outage never fails an entry
+ *   nor costs it a delivery
  *   DONE entries are acked in batches by one script that also counts them (stream.c).
  *
  * Every try after a transient failure, whatever the stage, is one more attempt. Each entry
@@ -28,6 +32,7 @@
 #include "metrics.h"
 #include "names.h"
 #include "pool.h"
+#include "raw.h"
 #include "store.h"
 #include "stream.h"
 
@@ -38,7 +43,10 @@
 #include <time.h>
 #include <unistd.h>
 
-enum entry_state { E_ACCEPT, E_LOOKUP, E_FETCH, E_WAIT, E_PARK, E_WORK, E_MARK, E_DONE };
+enum entry_state { E_ACCEPT, E_LOOKUP, E_FETCH, E_WAIT, E_PARK, E_WORK, E_KEEP, E_MARK, E_DONE };
+
+/* What a parked entry waits for. */
+enum park_on { PARK_MONGO, PARK_RAW };
 
 /* After the drain deadline, how long acks may still take (Redis down: they stay pending). */
 #define STOP_FLUSH_GRACE_MS 3000
@@ -59,13 +67,16 @@ struct entry {
     int redelivered, attempts;
     int abandoned; /* left to another worker while a callback of ours is pending (a zombie) */
     int rounds;    /* times it left PARK with MongoDB answering pings (bounded by max_attempts) */
-    event_callback_fn resume;       /* what PARK goes back to: the store or the lookup */
+    event_callback_fn resume;       /* what PARK goes back to: the store, lookup or keep */
+    enum park_on park_on;
     struct counters *events;        /* its counters, written with its ack */
     struct counters *plugin_events; /* from the chain, on the pool thread, moved on the loop */
     int accepted; /* its SADD to the dedup set returned 1: a first delivery of a new URL */
     int poison;   /* delivered more than max_attempts times: dead-lettered unless already stored */
     int marked;   /* its store's start is recorded in the storing hash (stream_mark) */
     int maybe_written; /* an earlier try may have written to MongoDB: the store looks first */
+    int kept;          /* its original is durable in the raw store (or there is none) */
+    struct raw_put *put;
     long long deliveries;
     struct timespec born;
     struct fetch *fetch;
@@ -82,6 +93,7 @@ struct entry {
     char owner[STORE_OWNER_MAX];
     char reason[64], error[256];
     double store_s; /* time of the last store_put */
+    char raw[RAW_LOCATION_MAX]; /* where its original is kept */
     /* the ack batch */
     struct outcome oc;
     char attempts_text[16];
@@ -96,12 +108,13 @@ struct worker {
     struct fetch_engine *fe;
     struct pool *pool;
     struct store *store;
+    struct raw_store *raw; /* NULL: originals are not kept */
     struct transforms *xf; /* the current chain generation (SIGHUP loads a new one) */
     int reloading;         /* a generation is being loaded on the pool; 2: SIGHUP came again */
     struct entry live;     /* sentinel of entries not yet DONE */
     struct entry zombies;  /* sentinel of abandoned entries a callback will free */
     struct entry *done, *flight; /* DONE entries waiting for / in the ack script */
-    int ndone, nflight, nparked;
+    int ndone, nflight, nparked, nparked_raw;
     int held; /* delivered and not acked */
     long long processed;
     int stopping, abandoning;
@@ -111,6 +124,8 @@ struct worker {
     struct http *http;
     struct images *images;
     int mongo_up, pinging, ping_rc;
+    int raw_up, raw_rc; /* the raw store's last check (raw_up 1 when none is configured) */
+    int ping_raw;       /* this ping checks the raw store too (decided on the loop thread) */
     long long group_lag, group_pending; /* from Redis, refreshed with the MongoDB ping */
     double started_at;
     int idle;
@@ -176,10 +191,20 @@ static void list_insert(struct entry *head, struct entry *e)
     head->next = e;
 }
 
+/* Parked entries, all and those waiting for the raw store. */
+static void worker_parked(struct worker *w, const struct entry *e, int delta)
+{
+    w->nparked += delta;
+    if (e->park_on == PARK_RAW)
+        w->nparked_raw += delta;
+}
+
 static void entry_free(struct entry *e)
 {
     if (e->fetch)
         fetch_cancel(e->fetch);
+    if (e->put)
+        raw_put_cancel(e->put);
     if (e->res)
         fetch_result_free(e->res);
     if (e->timer)
@@ -211,7 +236,7 @@ static void entry_drop(struct entry *e)
     live_remove(e);
     w->held--;
     if (e->state == E_PARK)
-        w->nparked--;
+        worker_parked(w, e, -1);
     if (e->state == E_ACCEPT || e->state == E_LOOKUP || e->state == E_WORK || e->state == E_MARK) {
         e->abandoned = 1;
         list_insert(&w->zombies, e);
@@ -329,7 +354,7 @@ static void entry_done(struct entry *e, const char *counter, const char *reason,
     transforms_unref(e->xf);
     e->xf = NULL;
     if (e->state == E_PARK)
-        w->nparked--;
+        worker_parked(w, e, -1);
     e->state = E_DONE;
     live_remove(e);
     e->next = w->done;
@@ -372,11 +397,13 @@ static void entry_retry(struct entry *e, const char *reason, const char *err, lo
     entry_wait(e, reason, delay, again);
 }
 
-/* MongoDB failed the store or the lookup: not the picture's fault. Each try counts as an
- * attempt; within the deadline it is tried again after a backoff, past it the entry is parked
- * (leased, no timer) until a ping answers: an outage of any length neither fails an entry nor
- * lets it be reclaimed, and costs one ping a second, not one try per entry. */
-static void entry_store_retry(struct entry *e, const char *event, event_callback_fn again)
+/* MongoDB failed the store or the lookup, or the raw store the original: not the picture's
+ * fault. Each try counts as an attempt; within the deadline it is tried again after a backoff,
+ * past it the entry is parked (leased, no timer) until a ping of what failed answers: an outage
+ * of any length neither fails an entry nor lets it be reclaimed, and costs one ping a second,
+ * not one try per entry. */
+static void entry_park_retry(struct entry *e, enum park_on on, const char *event,
+                             event_callback_fn again)
 {
     struct worker *w = e->w;
     log_warn("event=%s entry=%s attempt=%d error=\"%s\"", event, e->id, e->attempts, e->error);
@@ -386,24 +413,32 @@ static void entry_store_retry(struct entry *e, const char *event, event_callback
         entry_wait(e, event, delay, again);
         return;
     }
-    log_info("event=parked entry=%s note=\"until MongoDB answers\"", e->id);
+    log_info("event=parked entry=%s note=\"until %s answers\"", e->id,
+             on == PARK_RAW ? "the raw store" : "MongoDB");
     e->state = E_PARK;
     e->resume = again;
-    w->nparked++;
+    e->park_on = on;
+    worker_parked(w, e, 1);
 }
 
-/* A ping answered: parked entries try again, with a fresh deadline. One that has come out of
- * PARK max_attempts times, each while MongoDB answered, fails for good: that is not an outage. */
-static void worker_unpark(struct worker *w)
+static void entry_store_retry(struct entry *e, const char *event, event_callback_fn again)
+{
+    entry_park_retry(e, PARK_MONGO, event, again);
+}
+
+/* A ping answered: the entries parked on what answered try again, with a fresh deadline. One
+ * that has come out of PARK max_attempts times, each while that answered, fails for good: that
+ * is not an outage. */
+static void worker_unpark(struct worker *w, enum park_on on)
 {
     for (struct entry *e = w->live.next, *next; e != &w->live; e = next) {
         next = e->next;
-        if (e->state != E_PARK)
+        if (e->state != E_PARK || e->park_on != on)
             continue;
-        w->nparked--;
+        worker_parked(w, e, -1);
         e->state = E_WAIT; /* out of PARK, whatever comes next */
         if (++e->rounds > w->o->max_attempts) {
-            entry_done(e, C_FAILED, "store_failed", e->error);
+            entry_done(e, C_FAILED, on == PARK_RAW ? "raw_failed" : "store_failed", e->error);
             continue;
         }
         clock_gettime(CLOCK_MONOTONIC, &e->born);
@@ -449,6 +484,8 @@ static void work_run(void *arg)
     d.origin.width = e->out.origin_width;
     d.origin.height = e->out.origin_height;
     d.origin.orientation = e->out.orientation;
+    d.origin.format = e->out.origin_format;
+    d.raw = w->raw ? e->raw : NULL;
     d.transforms = e->xf->lineage;
     d.ntransforms = e->xf->nlineage;
     d.stream_id = e->id;
@@ -464,6 +501,7 @@ static void work_run(void *arg)
 
 static void work_again(evutil_socket_t fd, short what, void *arg);
 static void entry_mark(struct entry *e);
+static void entry_keep(struct entry *e);
 
 static void work_done(void *arg)
 {
@@ -474,7 +512,8 @@ static void work_done(void *arg)
     for (int i = 0; i < counters_count(e->plugin_events); i++)
         entry_count(e, counters_name(e->plugin_events, i), counters_value(e->plugin_events, i));
     counters_clear(e->plugin_events);
-    if (e->processed && e->res->body) /* the store needs only the result's metadata */
+    /* The store needs only the result's metadata; the raw store, the bytes until they are kept. */
+    if (e->processed && e->res->body && (w->raw == NULL || e->kept))
         fetch_result_drop_body(e->res);
     if (e->processed && !e->observed) { /* once, not again for a store retry */
         const struct process_timing *t = &e->out.timing;
@@ -488,6 +527,8 @@ static void work_done(void *arg)
         entry_done(e, C_FAILED, e->reason, e->error);
     } else if (e->pstatus == PROCESS_TRANSIENT) {
         entry_retry(e, e->reason, e->error, -1, work_again);
+    } else if (w->raw && !e->kept) {
+        entry_keep(e);
     } else if (!e->marked) {
         entry_mark(e);
     } else if (e->store_rc == STORE_ERR_PERMANENT) {
@@ -514,6 +555,56 @@ static void work_done(void *arg)
 }
 
 static void entry_work(struct entry *e);
+
+/* --- the original, kept before anything is stored (SPEC §5.9) --- */
+
+static void keep_again(evutil_socket_t fd, short what, void *arg)
+{
+    entry_keep(arg);
+}
+
+static void on_kept(const struct raw_result *r, void *arg)
+{
+    struct entry *e = arg;
+    struct worker *w = e->w;
+    e->put = NULL;
+    if (r->status != RAW_OK) {
+        /* The raw store's fault, not the picture's, even when it says "permanent" (a full
+         * disk, credentials revoked): the entry waits for it, as for MongoDB, and is never
+         * acked without its original. */
+        snprintf(e->error, sizeof(e->error), "raw store: %.31s: %.200s", r->reason, r->error);
+        if (w->raw_up)
+            log_warn("event=raw_store_down error=\"%s\"", e->error);
+        w->raw_up = 0; /* pings check it from now on, and /readyz says so */
+        entry_park_retry(e, PARK_RAW, "raw_failed", keep_again);
+        return;
+    }
+    e->kept = 1;
+    if (r->existed) {
+        entry_count(e, C_RAW_EXISTING, 1);
+    } else {
+        entry_count(e, C_RAW_PUT, 1);
+        entry_count(e, C_RAW_BYTES, (long long)e->res->len);
+    }
+    entry_count(e, C_RAW_USEC, (long long)(r->ms * 1000));
+    metrics_observe(&w->metrics, STAGE_RAW, r->ms / 1000.0);
+    raw_location(w->raw, e->out.origin_sha256, e->raw, sizeof(e->raw));
+    fetch_result_drop_body(e->res); /* its bytes are the raw store's now */
+    entry_mark(e);
+}
+
+/* After the CPU stage (which hashed the download), before the store: the downloaded bytes go to
+ * the raw store under their SHA-256, written once (raw_put_start looks first). */
+static void entry_keep(struct entry *e)
+{
+    e->state = E_KEEP;
+    e->put = raw_put_start(e->w->raw, e->out.origin_sha256, e->res->body, e->res->len,
+                           e->res->content_type, on_kept, e);
+    if (e->put == NULL) {
+        snprintf(e->error, sizeof(e->error), "raw store: cannot start a write: out of memory");
+        entry_park_retry(e, PARK_RAW, "raw_failed", keep_again);
+    }
+}
 
 /* Between the CPU stage and the store: record that the store begins (stream_mark), so that a
  * redelivery after a crash looks in MongoDB for what this try may have written, and only then. */
@@ -997,6 +1088,11 @@ static void ping_work(void *arg)
     struct worker *w = arg;
     char err[256];
     w->ping_rc = store_ping(w->store, err, sizeof(err));
+    if (w->ping_raw) {
+        w->raw_rc = raw_check(w->raw, err, sizeof(err));
+        if (w->raw_rc < 0)
+            log_debug("event=raw_check_failed error=\"%s\"", err);
+    }
 }
 
 static void ping_done(void *arg)
@@ -1008,8 +1104,15 @@ static void ping_done(void *arg)
     if (w->mongo_up != (w->ping_rc == 0))
         log_info("event=mongo_%s", w->ping_rc == 0 ? "up" : "down");
     w->mongo_up = w->ping_rc == 0;
-    if (w->mongo_up && w->nparked)
-        worker_unpark(w);
+    if (w->mongo_up && w->nparked > w->nparked_raw)
+        worker_unpark(w, PARK_MONGO);
+    if (w->ping_raw) {
+        if (w->raw_up != (w->raw_rc == 0))
+            log_info("event=raw_store_%s", w->raw_rc == 0 ? "up" : "down");
+        w->raw_up = w->raw_rc == 0;
+        if (w->raw_up && w->nparked_raw)
+            worker_unpark(w, PARK_RAW);
+    }
 }
 
 static void worker_ping(struct worker *w)
@@ -1018,6 +1121,9 @@ static void worker_ping(struct worker *w)
     stream_group_info(w->st);
     if (!w->pinging) {
         w->pinging = 1;
+        /* The raw store only while it is down or entries wait for it: a HEAD of the bucket per
+         * ping would be a request every few seconds for nothing. */
+        w->ping_raw = w->raw && (w->nparked_raw || !w->raw_up);
         pool_submit(w->pool, ping_work, ping_done, w);
     }
 }
@@ -1056,6 +1162,8 @@ static int worker_ready(void *arg, char *why, size_t len)
         snprintf(why, len, "Redis: not connected or no consumer group yet");
     else if (!w->mongo_up)
         snprintf(why, len, "MongoDB: the last ping failed");
+    else if (!w->raw_up)
+        snprintf(why, len, "raw store: the last write or check failed");
     else
         return 1;
     return 0;
@@ -1075,6 +1183,7 @@ static void worker_metrics(void *arg, struct evbuffer *out)
         .download_bytes = (long long)fb.held,
         .redis_up = stream_ready(w->st),
         .mongo_up = w->mongo_up,
+        .raw_up = w->raw ? w->raw_up : -1,
         .started_at = w->started_at,
         .group_lag = w->group_lag,
         .group_pending = w->group_pending,
@@ -1086,6 +1195,41 @@ static void worker_images(void *arg, struct evhttp_request *req)
 {
     struct worker *w = arg;
     images_handle(w->images, req);
+}
+
+/* The raw store's asynchronous path: S3 requests on the fetch engine's curl multi, file writes
+ * on the pool. */
+static int worker_offload(void *ctx, void (*work)(void *), void (*done)(void *), void *arg)
+{
+    pool_submit(ctx, work, done, arg);
+    return 0;
+}
+
+static int worker_raw_add(void *ctx, CURL *easy, void (*done)(CURL *, CURLcode, void *), void *arg)
+{
+    return fetch_engine_add(ctx, easy, done, arg);
+}
+
+static void worker_raw_cancel(void *ctx, CURL *easy)
+{
+    fetch_engine_remove(ctx, easy);
+}
+
+/* At start, before the loop runs: a raw store that cannot be written stops the worker here with
+ * one line, rather than parking every entry. */
+static int worker_raw_open(struct worker *w, char *err, size_t errlen)
+{
+    struct raw_loop loop = {.base = w->base,
+                            .add = worker_raw_add,
+                            .cancel = worker_raw_cancel,
+                            .ctx = w->fe,
+                            .offload = worker_offload,
+                            .offload_ctx = w->pool};
+    w->raw = raw_new(&w->s->raw, &loop, err, errlen);
+    if (w->raw == NULL || raw_check(w->raw, err, errlen) < 0)
+        return -1;
+    log_info("event=raw_store location=%s", raw_describe(w->raw));
+    return 0;
 }
 
 static struct event *worker_every(struct worker *w, long ms, event_callback_fn fn)
@@ -1114,6 +1258,7 @@ static void worker_free(struct worker *w)
     }
     while (w->zombies.next != &w->zombies) /* every callback has run by now */
         entry_reap(w->zombies.next);
+    raw_free(w->raw); /* its writes were cancelled with their entries */
     fetch_engine_free(w->fe);
     transforms_unref(w->xf);
     store_free(w->store);
@@ -1164,6 +1309,9 @@ int worker_run(const struct settings *s, const struct worker_options *o)
     process_budget_init((size_t)o->process.decode_memory);
     w->pool = pool_new(w->base, (int)o->threads, err, sizeof(err));
     if (w->pool == NULL)
+        goto fail;
+    w->raw_up = 1;
+    if (s->raw.kind != RAW_NONE && worker_raw_open(w, err, sizeof(err)) < 0)
         goto fail;
     struct stream_options so = {o->block_ms, o->reclaim_idle_ms, o->redis_timeout_ms};
     struct stream_hooks hooks = {.entry = on_entry,

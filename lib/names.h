@@ -62,10 +62,15 @@
 #define C_T_OK              "ok"     /* transform:<name>:ok, a picture went through the link */
 #define C_T_FAILED          "failed" /* transform:<name>:failed, the link refused it */
 #define C_T_USEC            "usec"   /* transform:<name>:usec, time spent in the link */
+#define C_RAW_PUT           "raw_put"      /* originals written to the raw store */
+#define C_RAW_BYTES         "raw_bytes"    /* their bytes */
+#define C_RAW_EXISTING      "raw_existing" /* originals the raw store had already */
+#define C_RAW_USEC          "raw_usec"     /* time spent keeping them (look, then write) */
 
 /* ---- MongoDB collections ---- */
 #define COLL_IMAGES   "images"
 #define COLL_SOURCES  "sources"
+#define COLL_ORIGINALS "originals"     /* one document per distinct original (raw store) */
 #define COLL_CORRUPT  "images_corrupt" /* where verify --fix moves corrupt documents */
 #define GRIDFS_BUCKET "images"         /* GridFS bucket of images over the BSON limit */
 
@@ -97,6 +102,11 @@
 #define LINK_NAME           "name"
 #define LINK_VERSION        "version"
 
+/* ---- `originals` document fields (besides DOC_ID = the sha256 of the downloaded bytes,
+ * DOC_BYTES, DOC_FORMAT, DOC_WIDTH, DOC_HEIGHT, DOC_SOURCE, DOC_INSERTED_AT, and
+ * ORIGIN_CONTENT_TYPE) ---- */
+#define ORIG_RAW "raw" /* where the bytes are: s3://bucket/prefix/ab/<sha256>, file:///... */
+
 /* ---- fields verify --fix adds to a document it moves to COLL_CORRUPT ---- */
 #define DOC_VERIFY_PROBLEMS "verify_problems"
 #define DOC_VERIFY_MOVED_AT "verify_moved_at"
@@ -106,6 +116,7 @@
  * DOC_INSERTED_AT) ---- */
 #define SRC_IMAGE   "image" /* _id of the image the URL produced */
 #define SRC_ROLE    "role"
+#define SRC_ORIGIN  "origin" /* _id of the original (its sha256) the URL's download was */
 #define ROLE_SOURCE "source" /* it first produced that image */
 #define ROLE_ALIAS  "alias"  /* identical bytes were already stored */
 

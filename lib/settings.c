@@ -199,6 +199,108 @@ static int settings_token(const struct cfg_option *o, const char *text, char *er
     return 0;
 }
 
+/* A name made of the characters in `allowed`, with no empty, "." or ".." segment between '/':
+ * what an S3 key prefix or a folder below the raw directory may be, so that keys need no
+ * URI-encoding (libcurl 7.88 signs the path as it is sent). */
+static int settings_raw_path(const char *what, const char *p, size_t n, char *out, size_t outlen,
+                             char *err, size_t errlen)
+{
+    static const char allowed[] = "abcdefghijklmnopqrstuvwxyz0123456789/._-";
+    if (n >= outlen) {
+        snprintf(err, errlen, "%s is longer than %zu characters", what, outlen - 1);
+        return -1;
+    }
+    memcpy(out, p, n);
+    out[n] = '\0';
+    if (strspn(out, allowed) != n) {
+        snprintf(err, errlen, "%s '%s' may hold only a-z, 0-9 and / . _ -", what, out);
+        return -1;
+    }
+    for (const char *seg = out; *seg;) {
+        size_t len = strcspn(seg, "/");
+        if (len == 0 || (len == 1 && seg[0] == '.') || (len == 2 && strncmp(seg, "..", 2) == 0)) {
+            snprintf(err, errlen, "%s '%s' has an empty, '.' or '..' part", what, out);
+            return -1;
+        }
+        seg += len;
+        if (*seg == '/' && *++seg == '\0') {
+            snprintf(err, errlen, "%s '%s' ends with '/'", what, out);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* PIXFLOW_RAW_URL: s3://BUCKET[/PREFIX] or file:///DIR (SPEC §2); "" keeps no originals. */
+static int settings_raw_url(const struct cfg_option *o, const char *text, char *err, size_t errlen)
+{
+    struct raw_config *c = o->value;
+    c->kind = RAW_NONE;
+    c->bucket[0] = c->prefix[0] = c->dir[0] = '\0';
+    if (*text == '\0')
+        return 0;
+    if (strncmp(text, "s3://", 5) == 0) {
+        const char *b = text + 5;
+        size_t n = strcspn(b, "/");
+        if (n < 3 || n > 63 || strspn(b, "abcdefghijklmnopqrstuvwxyz0123456789.-") < n ||
+            b[0] == '.' || b[0] == '-' || b[n - 1] == '.' || b[n - 1] == '-') {
+            snprintf(err, errlen, "'%.*s' is not an S3 bucket name (3 to 63 of a-z 0-9 . -)",
+                     (int)(n > 100 ? 100 : n), b);
+            return -1;
+        }
+        memcpy(c->bucket, b, n);
+        c->bucket[n] = '\0';
+        const char *prefix = b[n] == '/' ? b + n + 1 : b + n;
+        if (*prefix && settings_raw_path("the prefix", prefix, strlen(prefix), c->prefix,
+                                         sizeof(c->prefix), err, errlen) < 0)
+            return -1;
+        c->kind = RAW_S3;
+        return 0;
+    }
+    if (strncmp(text, "file://", 7) == 0) {
+        const char *d = text + 7;
+        size_t n = strlen(d);
+        while (n > 1 && d[n - 1] == '/')
+            n--;
+        if (*d != '/' || n >= sizeof(c->dir)) {
+            snprintf(err, errlen, "'%s' is not file:///ABSOLUTE/DIR", text);
+            return -1;
+        }
+        memcpy(c->dir, d, n);
+        c->dir[n] = '\0';
+        c->kind = RAW_FILE;
+        return 0;
+    }
+    snprintf(err, errlen, "'%.100s' is neither s3://BUCKET[/PREFIX] nor file:///DIR", text);
+    return -1;
+}
+
+static int settings_endpoint(const struct cfg_option *o, const char *text, char *err,
+                             size_t errlen)
+{
+    if (*text && strncmp(text, "http://", 7) != 0 && strncmp(text, "https://", 8) != 0) {
+        snprintf(err, errlen, "'%.100s' is not an http:// or https:// URL", text);
+        return -1;
+    }
+    if (*text && (strchr(text, '?') || strchr(text, '#') || strchr(text, '@'))) {
+        snprintf(err, errlen, "'%.100s' must be scheme://host[:port][/path] alone", text);
+        return -1;
+    }
+    *(const char **)o->value = text;
+    return 0;
+}
+
+static int settings_region(const struct cfg_option *o, const char *text, char *err, size_t errlen)
+{
+    size_t n = strlen(text);
+    if (n == 0 || n > 64 || strspn(text, "abcdefghijklmnopqrstuvwxyz0123456789-") != n) {
+        snprintf(err, errlen, "'%.100s' is not a region name (a-z, 0-9 and -)", text);
+        return -1;
+    }
+    *(const char **)o->value = text;
+    return 0;
+}
+
 static int settings_logfmt(const struct cfg_option *o, const char *text, char *err, size_t errlen)
 {
     if (strcmp(text, "text") == 0 || strcmp(text, "json") == 0) {
@@ -257,12 +359,42 @@ int settings_options(struct settings *s, unsigned which, struct cfg_option *out)
         OPT("http-header-timeout", NULL, cfg_millis, &s->http_header_ms, "5s", 100, 600000,
             .meta = "TIME", .help = "time a client has to send a whole request head");
     }
+    if (which & SET_RAW) {
+        OPT("raw-url", "PIXFLOW_RAW_URL", settings_raw_url, &s->raw, "", .meta = "URL",
+            .help = "where originals are kept: s3://BUCKET[/PREFIX] or file:///DIR (none if empty)");
+        OPT("s3-endpoint", "PIXFLOW_S3_ENDPOINT", settings_endpoint, &s->raw.endpoint, "",
+            .meta = "URL", .help = "S3 endpoint, path-style (AWS's for the region if empty)");
+        OPT("s3-region", "PIXFLOW_S3_REGION", settings_region, &s->raw.region, "us-east-1",
+            .meta = "NAME", .help = "S3 signing region");
+        OPT("aws-access-key-id", "AWS_ACCESS_KEY_ID", cfg_string, &s->raw.access_key, "",
+            .meta = "KEY", .help = "S3 access key");
+        OPT("aws-secret-access-key", "AWS_SECRET_ACCESS_KEY", cfg_string, &s->raw.secret_key, "",
+            .meta = "KEY", .help = "S3 secret key");
+        OPT("aws-session-token", "AWS_SESSION_TOKEN", cfg_string, &s->raw.session_token, "",
+            .meta = "TOKEN", .help = "S3 session token (temporary credentials)");
+    }
     OPT("log-level", "PIXFLOW_LOG_LEVEL", cfg_loglevel, &s->log_level, "info", .meta = "LEVEL",
         .help = "debug, info, warn or error");
     OPT("log-format", "PIXFLOW_LOG_FORMAT", settings_logfmt, &s->log_json, "text", .meta = "FORMAT",
         .help = "text (key=value) or json");
 #undef OPT
     return n;
+}
+
+/* What only the options together can tell; one line naming the variable. */
+static int settings_raw_check(struct settings *s, const char *prog)
+{
+    struct raw_config *c = &s->raw;
+    c->ca_file = s->ca_file;
+    if (c->kind != RAW_S3)
+        return 0;
+    if ((*c->access_key == '\0') != (*c->secret_key == '\0')) {
+        fprintf(stderr, "%s: %s is set without %s\n", prog,
+                *c->access_key ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
+                *c->access_key ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
+        return -1;
+    }
+    return 0;
 }
 
 int settings_load(struct settings *s, unsigned which, const struct cfg_option *own,
@@ -290,6 +422,8 @@ int settings_load(struct settings *s, unsigned which, const struct cfg_option *o
         fprintf(stderr, "%s: %s\n", prog, err);
         return -1;
     }
+    if ((which & SET_RAW) && settings_raw_check(s, prog) < 0)
+        return -1;
     if ((which & SET_CONSUMER) && (s->consumer == NULL || *s->consumer == '\0')) {
         char host[256] = "host";
         gethostname(host, sizeof(host) - 1);

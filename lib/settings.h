@@ -53,6 +53,7 @@ struct settings {
     int connect_to_count;
     struct connect_to connect_to[SET_CONNECT_TO_MAX];
     const char *ca_file;
+    struct raw_config raw; /* kind RAW_NONE unless PIXFLOW_RAW_URL is set */
     const char *http_token; /* bearer token for /images and /metrics; empty: not required */
     long http_max_conns;
     long http_header_ms;
@@ -71,9 +72,10 @@ enum {
     SET_HOSTS = 1 << 5,    /* --allowed-hosts alone (URL validation without fetching) */
     SET_CONSUMER = 1 << 6, /* --consumer */
     SET_HTTP = 1 << 7,     /* --http-token, --http-max-connections, --http-header-timeout */
+    SET_RAW = 1 << 8,      /* --raw-url, --s3-endpoint, --s3-region, AWS_* credentials */
 };
 
-#define SET_OPTIONS_MAX 16
+#define SET_OPTIONS_MAX 24
 
 /* Fill `out` (room for SET_OPTIONS_MAX entries) with the shared options selected by `which`,
  * bound to `s`; returns how many. Programs append their own after them. */

@@ -1,4 +1,5 @@
-/* store.c -- the consumer's MongoDB store: one document per image, one image per URL.
+/* store.c -- the consumer's MongoDB store: one document per image, one image per URL, one per
+ * kept original.
  *
  * Two collections (SPEC §6): `images`, one document per picture, _id = sha256 of its PNG, and
  * `sources`, one small document per accepted URL, _id = the URL, naming its image. Every decision
@@ -18,6 +19,11 @@
  *
  * store_put(d), d->source = URL u, d->sha256 = X, this entry = d->stream_id:
  *
+ *  -1. With a raw store, the original is already durable there (the worker keeps it first):
+ *      insert originals[sha256 of the download] {raw, bytes, content_type, ...}. Duplicate key:
+ *      those bytes were kept before (an alias, a redelivery): nothing to do. Written first, so a
+ *      claim never names an original without its document; a crash after it leaves an original
+ *      no URL names yet, which is still a kept download and costs nothing to keep.
  *   0. Unless this is a first delivery's first try: read sources[u]. Present -> resolve it. Absent,
  *      an earlier try of this entry may have written (d->maybe_written), and images has
  *      {source: u, stream_id: this entry} (index source_1_stream_id_1): this entry was cut
@@ -112,6 +118,7 @@ struct store_conn {
     mongoc_client_t *client;
     mongoc_collection_t *images;
     mongoc_collection_t *sources;
+    mongoc_collection_t *originals;
     int ferretdb; /* the server's kind, for store_guard_filter */
 };
 
@@ -121,6 +128,7 @@ struct store_claim {
     char owner[STORE_OWNER_MAX]; /* its stream_id, "" when null or too long */
     int role;                    /* STORE_FOUND_SOURCE or STORE_FOUND_ALIAS */
     int64_t inserted_at;         /* ms since the epoch; 0 when absent */
+    char origin[65];             /* the original's _id, "" when not recorded */
 };
 
 /* What steps 1 and 3 and resolve need of an image document. */
@@ -344,10 +352,12 @@ static void store_conn_open(struct store *st, struct store_conn *c)
         log_debug("event=store_probe_failed error=\"%s\"", e.message); /* the call itself fails */
     c->images = mongoc_client_get_collection(c->client, st->db, COLL_IMAGES);
     c->sources = mongoc_client_get_collection(c->client, st->db, COLL_SOURCES);
+    c->originals = mongoc_client_get_collection(c->client, st->db, COLL_ORIGINALS);
     pthread_mutex_lock(&st->lock);
     if (st->wc) {
         mongoc_collection_set_write_concern(c->images, st->wc);
         mongoc_collection_set_write_concern(c->sources, st->wc);
+        mongoc_collection_set_write_concern(c->originals, st->wc);
     }
     c->ferretdb = st->ferretdb;
     pthread_mutex_unlock(&st->lock);
@@ -357,6 +367,7 @@ static void store_conn_close(struct store *st, struct store_conn *c)
 {
     mongoc_collection_destroy(c->images);
     mongoc_collection_destroy(c->sources);
+    mongoc_collection_destroy(c->originals);
     mongoc_client_pool_push(st->pool, c->client);
 }
 
@@ -478,13 +489,15 @@ static int64_t store_now_ms(void)
     return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
-/* Copy a string field of doc into buf (size len); "" when absent, not a string or too long. */
+/* Copy a string field of doc (key may be a dotted path) into buf (size len); "" when absent, not
+ * a string or too long. */
 static void store_copy_str(const bson_t *doc, const char *key, char *buf, size_t len)
 {
-    bson_iter_t it;
+    bson_iter_t root, it;
     uint32_t n;
     buf[0] = '\0';
-    if (!bson_iter_init_find(&it, doc, key) || !BSON_ITER_HOLDS_UTF8(&it))
+    if (!bson_iter_init(&root, doc) || !bson_iter_find_descendant(&root, key, &it) ||
+        !BSON_ITER_HOLDS_UTF8(&it))
         return;
     const char *s = bson_iter_utf8(&it, &n);
     if (n < len) {
@@ -508,6 +521,7 @@ static int store_claim_read(struct store_conn *c, const char *url, struct store_
     store_copy_str(doc, SRC_IMAGE, cl->image, sizeof(cl->image));
     store_copy_str(doc, DOC_STREAM_ID, cl->owner, sizeof(cl->owner));
     store_copy_str(doc, SRC_ROLE, role, sizeof(role));
+    store_copy_str(doc, SRC_ORIGIN, cl->origin, sizeof(cl->origin));
     cl->role = strcmp(role, ROLE_SOURCE) == 0 ? STORE_FOUND_SOURCE : STORE_FOUND_ALIAS;
     cl->inserted_at =
         bson_iter_init_find(&it, doc, DOC_INSERTED_AT) && BSON_ITER_HOLDS_DATE_TIME(&it)
@@ -542,6 +556,24 @@ static int store_image_read(struct store_conn *c, const char *id, const char *ur
     return 0;
 }
 
+/* Step -1: the original's document; a duplicate key means those bytes were kept before. */
+static int store_original_insert(struct store_conn *c, const struct store_doc *d, bson_error_t *e)
+{
+    bson_t doc = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&doc, DOC_ID, d->origin.sha256);
+    BSON_APPEND_UTF8(&doc, ORIG_RAW, d->raw);
+    BSON_APPEND_INT64(&doc, DOC_BYTES, (int64_t)d->origin.bytes);
+    store_append_str(&doc, ORIGIN_CONTENT_TYPE, d->origin.content_type);
+    store_append_str(&doc, DOC_FORMAT, d->origin.format);
+    BSON_APPEND_INT32(&doc, DOC_WIDTH, d->origin.width);
+    BSON_APPEND_INT32(&doc, DOC_HEIGHT, d->origin.height);
+    BSON_APPEND_UTF8(&doc, DOC_SOURCE, d->source);
+    bson_append_date_time(&doc, DOC_INSERTED_AT, -1, store_now_ms());
+    bool ok = mongoc_collection_insert_one(c->originals, &doc, NULL, NULL, e);
+    bson_destroy(&doc);
+    return ok || store_is_dup(e) ? 0 : -1;
+}
+
 /* The claim of d->source for image d->sha256 with the given role (see the top comment). */
 static int store_claim_insert(struct store_conn *c, const struct store_doc *d, int role, int *dup,
                               bson_error_t *e)
@@ -550,6 +582,7 @@ static int store_claim_insert(struct store_conn *c, const struct store_doc *d, i
     BSON_APPEND_UTF8(&doc, DOC_ID, d->source);
     BSON_APPEND_UTF8(&doc, SRC_IMAGE, d->sha256);
     BSON_APPEND_UTF8(&doc, SRC_ROLE, role == STORE_FOUND_SOURCE ? ROLE_SOURCE : ROLE_ALIAS);
+    store_append_str(&doc, SRC_ORIGIN, d->origin.sha256);
     store_append_str(&doc, DOC_STREAM_ID, d->stream_id);
     store_append_str(&doc, DOC_CONSUMER, d->consumer);
     bson_append_date_time(&doc, DOC_INSERTED_AT, -1, store_now_ms());
@@ -700,8 +733,15 @@ static int store_doc_check(const struct store_doc *d, char *err, size_t errlen)
                         errlen) < 0 ||
         store_check_str(DOC_ORIGIN "." DOC_SHA256, d->origin.sha256, 0, err, errlen) < 0 ||
         store_check_str(DOC_STREAM_ID, d->stream_id, 0, err, errlen) < 0 ||
-        store_check_str(DOC_CONSUMER, d->consumer, 0, err, errlen) < 0)
+        store_check_str(DOC_CONSUMER, d->consumer, 0, err, errlen) < 0 ||
+        store_check_str(ORIG_RAW, d->raw, 0, err, errlen) < 0 ||
+        store_check_str(DOC_ORIGIN "." DOC_FORMAT, d->origin.format, 0, err, errlen) < 0)
         return -1;
+    if (d->raw && (d->origin.sha256 == NULL || strlen(d->origin.sha256) != 64 ||
+                   strspn(d->origin.sha256, "0123456789abcdef") != 64)) {
+        snprintf(err, errlen, "store: a kept original needs origin.sha256 (64 hex digits)");
+        return -1;
+    }
     for (int i = 0; i < d->ntransforms; i++) {
         if (store_check_str("transforms.name", d->transforms[i].name, 0, err, errlen) < 0 ||
             store_check_str("transforms.version", d->transforms[i].version, 0, err, errlen) < 0 ||
@@ -835,20 +875,22 @@ static int store_resolve(struct store_conn *c, const struct store_doc *d,
  * not. The one query here that is not by _id: it runs only for a redelivered entry whose URL
  * has no claim, never on a first delivery. */
 static int store_orphan_find(struct store_conn *c, const struct store_doc *d, char *id,
-                             bson_error_t *e)
+                             char *origin, bson_error_t *e)
 {
-    id[0] = '\0';
+    id[0] = origin[0] = '\0';
     if (d->stream_id == NULL || d->stream_id[0] == '\0')
         return 0;
     bson_t *filter =
         BCON_NEW(DOC_SOURCE, BCON_UTF8(d->source), DOC_STREAM_ID, BCON_UTF8(d->stream_id));
-    bson_t *opts = BCON_NEW("projection", "{", DOC_ID, BCON_INT32(1), "}", "limit", BCON_INT64(1));
+    bson_t *opts = BCON_NEW("projection", "{", DOC_ID, BCON_INT32(1), DOC_ORIGIN "." DOC_SHA256,
+                            BCON_INT32(1), "}", "limit", BCON_INT64(1));
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c->images, filter, opts, NULL);
     const bson_t *doc;
     int rc = 0;
-    if (mongoc_cursor_next(cur, &doc))
+    if (mongoc_cursor_next(cur, &doc)) {
         store_copy_str(doc, DOC_ID, id, 65);
-    else if (mongoc_cursor_error(cur, e))
+        store_copy_str(doc, DOC_ORIGIN "." DOC_SHA256, origin, 65);
+    } else if (mongoc_cursor_error(cur, e))
         rc = -1;
     mongoc_cursor_destroy(cur);
     bson_destroy(filter);
@@ -907,12 +949,16 @@ int store_put(struct store *st, const struct store_doc *d, enum store_outcome *o
     }
 
     store_conn_open(st, &c);
+    if (d->raw && store_original_insert(&c, d, &e) < 0) {
+        rc = store_fail(err, errlen, &e, "insert original %s", d->origin.sha256);
+        goto done;
+    }
     const char *owner = d->stream_id ? d->stream_id : "";
     int wrote = 0; /* an image inserted by an earlier round of this call */
     for (int round = 0; round < STORE_PUT_ROUNDS; round++) {
         struct store_claim cl;
         struct store_image im = {0};
-        char orphan[65] = "";
+        char orphan[65] = "", orphan_origin[65] = "";
         int have = 0, dup = 0, created = 0;
         int looks = d->maybe_written || wrote; /* an earlier try or round may have written */
         /* A first delivery's first try: its URL has just entered the dedup set, so only
@@ -923,14 +969,16 @@ int store_put(struct store *st, const struct store_doc *d, enum store_outcome *o
             rc = store_fail(err, errlen, &e, "find url %s", d->source);
             goto done;
         }
-        if (!fresh && !have && looks && store_orphan_find(&c, d, orphan, &e) < 0) {
+        if (!fresh && !have && looks && store_orphan_find(&c, d, orphan, orphan_origin, &e) < 0) {
             rc = store_fail(err, errlen, &e, "find images of %s", d->source);
             goto done;
         }
         if (!have && orphan[0]) {
-            /* Cut between its image and its claim: finish with the image it wrote then. */
+            /* Cut between its image and its claim: finish with the image it wrote then, and the
+             * original that image came from. */
             struct store_doc o = *d;
             o.sha256 = orphan;
+            o.origin.sha256 = orphan_origin[0] ? orphan_origin : NULL;
             if (store_claim_insert(&c, &o, STORE_FOUND_SOURCE, &dup, &e) == 0) {
                 *out = STORE_INSERTED;
                 rc = 0;
@@ -1025,6 +1073,58 @@ int store_find_url(struct store *st, const char *url, char *id_out, char *owner_
         if (owner_out)
             memcpy(owner_out, cl.owner, strlen(cl.owner) + 1);
     }
+    return 0;
+}
+
+int store_find_origin(struct store *st, const char *url, int *found, char *origin, char *err,
+                      size_t errlen)
+{
+    bson_error_t e;
+    struct store_conn c;
+    struct store_claim cl;
+    if (url == NULL || !bson_utf8_validate(url, strlen(url), false)) {
+        snprintf(err, errlen, "store: url is missing or not valid UTF-8");
+        return -1;
+    }
+    store_conn_open(st, &c);
+    int rc = store_claim_read(&c, url, &cl, found, &e);
+    store_conn_close(st, &c);
+    if (rc < 0)
+        return store_fail(err, errlen, &e, "find url %s", url);
+    if (*found)
+        memcpy(origin, cl.origin, sizeof(cl.origin));
+    return 0;
+}
+
+int store_find_original(struct store *st, const char *id, int *found, struct store_original *o,
+                        char *err, size_t errlen)
+{
+    bson_error_t e;
+    bson_iter_t it;
+    bson_t *doc;
+    struct store_conn c;
+    store_conn_open(st, &c);
+    int rc = stored_find_id(c.originals, id, NULL, &doc, &e);
+    store_conn_close(st, &c);
+    if (rc < 0)
+        return store_fail(err, errlen, &e, "find original %s", id);
+    *found = doc != NULL;
+    if (doc == NULL)
+        return 0;
+    memset(o, 0, sizeof(*o));
+    store_copy_str(doc, ORIG_RAW, o->raw, sizeof(o->raw));
+    store_copy_str(doc, ORIGIN_CONTENT_TYPE, o->content_type, sizeof(o->content_type));
+    store_copy_str(doc, DOC_FORMAT, o->format, sizeof(o->format));
+    store_copy_str(doc, DOC_SOURCE, o->source, sizeof(o->source));
+    if (bson_iter_init_find(&it, doc, DOC_BYTES) && BSON_ITER_HOLDS_NUMBER(&it))
+        o->bytes = bson_iter_as_int64(&it);
+    if (bson_iter_init_find(&it, doc, DOC_WIDTH) && BSON_ITER_HOLDS_NUMBER(&it))
+        o->width = (int)bson_iter_as_int64(&it);
+    if (bson_iter_init_find(&it, doc, DOC_HEIGHT) && BSON_ITER_HOLDS_NUMBER(&it))
+        o->height = (int)bson_iter_as_int64(&it);
+    if (bson_iter_init_find(&it, doc, DOC_INSERTED_AT) && BSON_ITER_HOLDS_DATE_TIME(&it))
+        o->inserted_at = bson_iter_date_time(&it);
+    bson_destroy(doc);
     return 0;
 }
 

@@ -1,5 +1,5 @@
 /* store.h -- the consumer's MongoDB store: one document per image (`images`), one image per URL
- * (`sources`, keyed by the URL).
+ * (`sources`, keyed by the URL), one document per kept original (`originals`).
  *
  * SPEC §5.3 and §6; the protocol and its races are described at the top of store.c.
  *
@@ -52,8 +52,11 @@ struct store_doc {
         const char *final_url, *content_type, *sha256;
         size_t bytes;
         int width, height;
-        int orientation; /* EXIF orientation of the download, 1..8; 0: field left out */
+        int orientation;    /* EXIF orientation of the download, 1..8; 0: field left out */
+        const char *format; /* of the download: "jpeg", "png" */
     } origin;
+    const char *raw; /* where the download is kept (raw_location), durable before this call; NULL:
+                        no raw store, and no `originals` document */
     const struct lineage_link *transforms;
     int ntransforms;
     const char *stream_id, *consumer;
@@ -119,6 +122,26 @@ int store_put(struct store *st, const struct store_doc *d, enum store_outcome *o
  * outcome), different means another entry's (a duplicate). */
 int store_find_url(struct store *st, const char *url, char *id_out, char *owner_out, int *found,
                    char *err, size_t errlen);
+
+/* The `originals` document of sha256 `id` (SPEC §6), as the CLIs and the console read it. */
+struct store_original {
+    char raw[1200];        /* where the bytes are kept */
+    char content_type[128];
+    char format[16];
+    char source[2100];     /* the URL that first brought it */
+    long long bytes;
+    int width, height;
+    long long inserted_at; /* ms since the epoch */
+};
+
+/* One read by _id: *found 1 with *o filled, or 0. */
+int store_find_original(struct store *st, const char *id, int *found, struct store_original *o,
+                        char *err, size_t errlen);
+
+/* The original (its sha256, 65 bytes) url's download was, from its `sources` document: *found 0
+ * when the URL has none, or a document written before originals were recorded ("" then). */
+int store_find_origin(struct store *st, const char *url, int *found, char *origin, char *err,
+                      size_t errlen);
 
 /* Image `id` (its sha256): *found 1 and, when asked, its metadata as relaxed extended JSON
  * (every field but `image`) and its PNG bytes (inline base64 or GridFS), malloc'd for the caller

@@ -1,6 +1,7 @@
 /* gallery.c -- /api/images: the stored pictures newest first, one page at a time;
- * /api/images/<id>: one picture's metadata and every URL that produced it (the `sources`
- * documents naming it, SPEC §6); /api/images/<id>.png: the PNG itself.
+ * /api/images/<id>: one picture's metadata, its kept original (`originals`) and every URL that
+ * produced it (the `sources` documents naming it, SPEC §6); /api/images/<id>.png: the PNG
+ * itself; /api/originals/<sha256>: the downloaded original, read back from the raw store.
  *
  * Pages are skip/limit over inserted_at descending: simple, and every server speaking the
  * MongoDB protocol sorts it; the cost grows with the page number (FerretDB v1 sorts in memory),
@@ -225,6 +226,68 @@ static void gallery_png(struct web *w, struct evhttp_request *req, const bson_t 
     free(png);
 }
 
+/* The `originals` document of the image's download, with where the console serves it, or null
+ * when it was not kept. -1 with e. */
+static int gallery_kept(struct web *w, struct json *j, const bson_t *image, bson_error_t *e)
+{
+    bson_iter_t root, it;
+    const char *sha = NULL;
+    bson_t *doc = NULL;
+    if (bson_iter_init(&root, image) &&
+        bson_iter_find_descendant(&root, DOC_ORIGIN "." DOC_SHA256, &it) &&
+        BSON_ITER_HOLDS_UTF8(&it))
+        sha = bson_iter_utf8(&it, NULL);
+    if (sha && gallery_is_id(sha) && stored_find_id(w->m->originals, sha, NULL, &doc, e) < 0)
+        return -1;
+    if (doc == NULL) {
+        json_null(j);
+        return 0;
+    }
+    char href[96];
+    snprintf(href, sizeof(href), "/api/originals/%s", sha);
+    json_object(j);
+    json_key(j, "document");
+    gallery_bson(j, doc, NULL);
+    json_kv_str(j, "href", w->raw ? href : "");
+    json_end(j);
+    bson_destroy(doc);
+    return 0;
+}
+
+void gallery_original(struct web *w, struct evhttp_request *req, const char *rest)
+{
+    char err[512], type[RAW_TYPE_MAX] = "", etag[80];
+    unsigned char *bytes = NULL;
+    size_t len = 0;
+    int found = 0;
+    if (!gallery_is_id(rest)) {
+        web_error(req, 400, "not an original's id (64 lowercase hex digits)");
+        return;
+    }
+    if (w->raw == NULL) {
+        web_error(req, 404, "originals are not kept here (PIXFLOW_RAW_URL is not set)");
+        return;
+    }
+    if (raw_get(w->raw, rest, &found, &bytes, &len, type, err, sizeof(err)) < 0) {
+        web_error(req, 502, "raw store: %s", err);
+        return;
+    }
+    if (!found) {
+        web_error(req, 404, "no original %s in %s", rest, raw_describe(w->raw));
+        return;
+    }
+    /* Content-addressed: its name is its ETag, cached for good. A stored type is sent as
+     * given only when it names an image; the bytes came from the web. */
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    snprintf(etag, sizeof(etag), "\"%s\"", rest);
+    evhttp_add_header(h, "ETag", etag);
+    evhttp_add_header(h, "Cache-Control", "private, max-age=86400");
+    evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+    web_send(req, 200, strncmp(type, "image/", 6) == 0 ? type : "application/octet-stream", bytes,
+             len);
+    free(bytes);
+}
+
 void gallery_image(struct web *w, struct evhttp_request *req, const char *rest)
 {
     char id[65];
@@ -264,6 +327,11 @@ void gallery_image(struct web *w, struct evhttp_request *req, const char *rest)
     json_object(&o.j);
     json_key(&o.j, "image");
     gallery_bson(&o.j, doc, NULL);
+    json_key(&o.j, "original");
+    if (gallery_kept(w, &o.j, doc, &e) < 0) {
+        web_out_fail(req, &o, 502, "mongo: %s", e.message);
+        goto done;
+    }
     json_key(&o.j, "sources");
     if (gallery_sources(w, &o.j, id, &e) < 0) {
         web_out_fail(req, &o, 502, "mongo: %s", e.message);

@@ -316,6 +316,8 @@ static void web_on_request(struct evhttp_request *req, void *arg)
         gallery_list(&web, req);
     else if (strncmp(path, "/api/images/", 12) == 0)
         gallery_image(&web, req, path + 12);
+    else if (strncmp(path, "/api/originals/", 15) == 0)
+        gallery_original(&web, req, path + 15);
     else if (api)
         web_error(req, 404, "no such API: %s", path);
     else if (strcmp(path, "/") == 0)
@@ -365,6 +367,11 @@ static int web_run(void)
     if (web.m == NULL)
         return admin_fail("web", ADMIN_FAIL, "%s", err);
     web.sources = mongoc_database_get_collection(web.m->db, COLL_SOURCES);
+    if (web.s.raw.kind != RAW_NONE) {
+        web.raw = raw_new(&web.s.raw, NULL, err, sizeof(err));
+        if (web.raw == NULL)
+            return admin_fail("web", ADMIN_FAIL, "raw store: %s", err);
+    }
     settings_key(&web.s, KEY_STREAM, web.k_stream, sizeof(web.k_stream));
     settings_key(&web.s, KEY_DEAD, web.k_dead, sizeof(web.k_dead));
     settings_key(&web.s, KEY_SEEN, web.k_seen, sizeof(web.k_seen));
@@ -422,6 +429,7 @@ done:
     if (web.sources)
         mongoc_collection_destroy(web.sources);
     mdb_free(web.m);
+    raw_free(web.raw);
     return rc;
 }
 
@@ -431,7 +439,8 @@ int main(int argc, char **argv)
     char **ops;
     int nops, status;
     argv[0] = "web";
-    if (admin_settings(&web.s, SET_REDIS | SET_MONGO | SET_GROUP | SET_HOSTS, own_options, &common,
+    if (admin_settings(&web.s, SET_REDIS | SET_MONGO | SET_GROUP | SET_HOSTS | SET_RAW, own_options,
+                       &common,
                        "web", synopsis, argc, argv, &ops, &nops, &status) < 0)
         return status;
     if (nops > 0) {

@@ -13,6 +13,7 @@
 
 #include "json.h"
 #include "mdb.h"
+#include "raw.h"
 #include "settings.h"
 
 #define WEB_SECRET_MAX 64
@@ -35,6 +36,7 @@ struct web {
     redisContext *r; /* NULL until first use and after a broken link */
     struct mdb *m;
     mongoc_collection_t *sources;
+    struct raw_store *raw; /* where originals are kept; NULL: PIXFLOW_RAW_URL unset */
     struct web_sample samples[WEB_SAMPLES];
     int nsamples, next_sample; /* a ring: next_sample is where the next one goes */
     char k_stream[SET_KEY_MAX], k_dead[SET_KEY_MAX], k_seen[SET_KEY_MAX], k_stats[SET_KEY_MAX];
@@ -115,6 +117,8 @@ void search_get(struct web *w, struct evhttp_request *req);
 void gallery_list(struct web *w, struct evhttp_request *req);
 /* /api/images/<id> (metadata and the URLs that produced it) or /api/images/<id>.png */
 void gallery_image(struct web *w, struct evhttp_request *req, const char *rest);
+/* /api/originals/<sha256>: the downloaded original, from the raw store. */
+void gallery_original(struct web *w, struct evhttp_request *req, const char *rest);
 /* A BSON document as a JSON object through j (dates as ISO 8601 text, binary data left out),
  * without the fields named in `skip` (NULL-terminated; may be NULL). */
 void gallery_bson(struct json *j, const bson_t *doc, const char *const *skip);

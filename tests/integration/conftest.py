@@ -82,6 +82,9 @@ def isolated_env(stack_env):
     env["PIXFLOW_PREFIX"] = tag + ":"
     base = stack_env["PIXFLOW_MONGO_URI"].rsplit("/", 1)[0]
     env["PIXFLOW_MONGO_URI"] = base + "/" + tag
+    if stack_env.get("PIXFLOW_RAW_URL", "").startswith("s3://"):  # originals: a prefix of its own
+        bucket = stack_env["PIXFLOW_RAW_URL"][len("s3://"):].split("/", 1)[0]
+        env["PIXFLOW_RAW_URL"] = f"s3://{bucket}/{tag}"
     env["PIXFLOW_PLUGIN_PATH"] = str(BUILD_DIR / "lib" / "pixflow" / "plugins")
     # libmongoc's shared-memory counters collide with files left in /dev/shm by killed processes
     # whose pid is reused; the tests kill workers on purpose.

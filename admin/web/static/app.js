@@ -345,6 +345,13 @@ async function showImage(id) {
     el("h2", { text: "Origin (what was downloaded)" }),
     el("dl", { class: "meta" }, row("final URL", o.final_url), row("content type", o.content_type),
       row("size", o.width + "×" + o.height + ", " + fmtInt(o.bytes) + " bytes"), row("sha256", o.sha256)),
+    el("h2", { text: "Original (kept in the raw store)" }),
+    d.original ? el("dl", { class: "meta", id: "original" },
+      row("size", fmtInt(d.original.document.bytes) + " bytes, " + d.original.document.width + "×" + d.original.document.height),
+      row("type", d.original.document.content_type + " (" + d.original.document.format + ")"),
+      row("kept at", d.original.document.raw, "original-raw"),
+      d.original.href ? [el("dt", { text: "file" }), el("dd", {}, el("a", { href: d.original.href, id: "original-link" }, "Download the original"))] : null)
+      : el("p", { class: "muted", id: "original", text: "Not kept: stored before originals were kept, or with no raw store configured." }),
     el("h2", { text: "Transforms" }),
     table("transforms", ["name", "version", "sha256 of the plugin"], (i.transforms || []).map((t) =>
       el("tr", {}, el("td", { text: t.name }), el("td", { text: t.version }), el("td", { class: "mono", text: t.sha256 })))),
