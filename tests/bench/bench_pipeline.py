@@ -411,17 +411,16 @@ def quarter_rates(done_at, start_ms):
     return quarters
 
 
-def pipeline(args, stack, pics, tmp):
-    """(b): returns a dict of figures."""
-    prefix, database = "bench:", "bench_pipeline"
-    env = run_env(stack, args.build_dir, prefix, database, level="debug")
+def pipeline(args, stack, pics, tmp, prefix="bench:", database="bench_pipeline", extra=None):
+    """(b): returns a dict of figures. extra: environment variables of this run alone."""
+    env = dict(run_env(stack, args.build_dir, prefix, database, level="debug"), **(extra or {}))
     r = redis.Redis.from_url(stack.env["PIXFLOW_REDIS_URL"])
-    catalog = tmp / "pipeline.txt"
+    catalog = tmp / f"pipeline-{database}.txt"
     write_catalog(catalog, [wh for wh, _ in pics])
     n = len(pics)
 
     threads = args.threads or CORES
-    workers = [Consumer(args.build_dir, env, f"bench-w{k + 1}",
+    workers = [Consumer(args.build_dir, env, f"{prefix.rstrip(':')}-w{k + 1}",
                         ["--threads", str(threads), "--drain-timeout", "2s"], tmp)
                for k in range(args.workers)]
     servers = {"picsum": stack.pid("picsum"), "ferretdb": stack.pid("ferretdb"),
@@ -513,11 +512,11 @@ def pipeline(args, stack, pics, tmp):
 # ---- (c) memory under backlog ----
 
 
-def rss_run(args, stack, tmp, sizes, label):
+def rss_run(args, stack, tmp, sizes, label, extra=None):
     """One worker, --max-inflight 64, on a backlog of len(sizes) entries queued before it starts;
     stopped (SIGTERM) when the backlog is done or after --rss-seconds, VmHWM read first."""
     prefix, database = f"rss{label}:", f"bench_rss{label}"
-    env = run_env(stack, args.build_dir, prefix, database)
+    env = dict(run_env(stack, args.build_dir, prefix, database), **(extra or {}))
     r = redis.Redis.from_url(stack.env["PIXFLOW_REDIS_URL"])
     catalog = tmp / f"rss{label}.txt"
     write_catalog(catalog, sizes)

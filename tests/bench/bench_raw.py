@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""bench_raw.py -- what keeping originals costs the pipeline: the same catalog, on the same
+servers, in one run, without a raw store, with the stack's S3 server (versitygw) and with a
+folder; then one worker's peak RSS on a 1,000 and a 100,000-entry backlog with originals kept in
+S3 (it must stay flat: bodies are held until their PUT is done, inside the download memory).
+
+A benchmark, not a test: it prints figures and asserts nothing; a missed target (S3 >= 0.9x the
+run without) is printed as MISSED and the exit status stays 0. Each pipeline run is
+bench_pipeline's (b) on its own key prefix and database; the image server is warmed first, so
+every run fetches from its cache.
+
+    python3 tests/bench/bench_raw.py [--build-dir DIR] [--urls N] [--workers W] [--threads T]
+        [--pipeline-seconds S] [--rss-small N] [--rss-large N] [--rss-seconds S] [--keep]
+"""
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_pipeline as bp  # noqa: E402  (re-executes itself under the venv when needed)
+
+TARGET_S3 = 0.9
+
+
+def line(label, p, base=None):
+    ratio = f"  {p['images_per_s'] / base['images_per_s']:.2f}x" if base else ""
+    hwm = max(p["hwm"].values()) / 1024 if p["hwm"] else float("nan")
+    print(f"  {label:<10} {p['images_per_s']:8.1f} images/s{ratio:8}  {p['documents']}/{p['n']} "
+          f"stored in {p['elapsed']:.1f} s, p50 {p['lat_p50'] / 1000:.2f} s, "
+          f"peak RSS {hwm:.1f} MiB")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--build-dir", type=Path, default=bp.ROOT / "build")
+    ap.add_argument("--urls", type=int, default=1000)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=0, help="pool threads per worker (cores)")
+    ap.add_argument("--seed", type=int, default=2024)
+    ap.add_argument("--pipeline-seconds", type=float, default=60)
+    ap.add_argument("--rss-small", type=int, default=1000)
+    ap.add_argument("--rss-large", type=int, default=100_000)
+    ap.add_argument("--rss-seconds", type=float, default=20, help="cap on each backlog run")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="pixflow-bench-raw-"))
+    (tmp / "pictures").mkdir()
+    stack = bp.Stack(tmp / "stack", args.build_dir)
+    try:
+        stack.start()
+        if not stack.env.get("PIXFLOW_RAW_URL", "").startswith("s3://"):
+            sys.exit("the stack keeps no originals in S3 (scripts/stack.sh sets PIXFLOW_RAW_URL)")
+        bucket = stack.env["PIXFLOW_RAW_URL"][len("s3://"):].split("/", 1)[0]
+        sizes = bp.pipeline_sizes(args.urls, args.seed)
+        t = time.monotonic()
+        files = bp.fetch_pictures(stack.env["PIXFLOW_PICSUM_HTTP"], sizes, tmp / "pictures")
+        print(f"image server warmed: {len(files)} pictures in {time.monotonic() - t:.1f} s")
+        pics = list(zip(sizes, files))
+        folder = tmp / "raw"
+        folder.mkdir()
+        runs = [("none", {"PIXFLOW_RAW_URL": ""}),
+                ("s3", {"PIXFLOW_RAW_URL": f"s3://{bucket}/bench-raw"}),
+                ("file", {"PIXFLOW_RAW_URL": f"file://{folder}"})]
+        out = {}
+        for label, extra in runs:
+            out[label] = bp.pipeline(args, stack, pics, tmp, prefix=f"raw{label}:",
+                                     database=f"bench_raw_{label}", extra=extra)
+        small = bp.small_sizes(args.rss_large, args.seed + 1)
+        s3 = {"PIXFLOW_RAW_URL": f"s3://{bucket}/bench-rss"}
+        rss_small = bp.rss_run(args, stack, tmp, small[:args.rss_small], "1k", s3)
+        rss_large = bp.rss_run(args, stack, tmp, small, "100k", s3)
+    finally:
+        stack.stop()
+
+    base = out["none"]
+    print(f"pixflow raw zone benchmark: {args.urls} distinct URLs (seed {args.seed}), "
+          f"{args.workers} workers, {bp.CORES} cores, one stack, the same catalog each run")
+    line("no raw", base)
+    line("s3", out["s3"], base)
+    line("file", out["file"], base)
+    ratio = out["s3"]["images_per_s"] / base["images_per_s"] if base["images_per_s"] else 0
+    print(f"  S3 / none = {ratio:.2f} (target >= {TARGET_S3}){'' if ratio >= TARGET_S3 else '  MISSED'}")
+    for label, r in (("1k", rss_small), ("100k", rss_large)):
+        print(f"  backlog {r['backlog']:>6} ({label}), originals in S3: peak RSS "
+              f"{bp.mib(r['hwm']):.1f} MiB (polled {bp.mib(r['polled']):.1f}), "
+              f"{r['processed']} processed in {r['seconds']:.1f} s")
+    print(f"  RSS 100k / 1k = {rss_large['hwm'] / rss_small['hwm']:.2f}")
+    if args.keep:
+        print(f"kept: {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
