@@ -82,10 +82,25 @@ struct fetch_engine {
     struct fetch_queue queued;    /* not sent: their body would not fit yet */
     struct fetch_result *holders; /* delivered results whose body still holds budget */
     struct fetch *fetches;        /* every fetch not yet done or cancelled */
+    struct fetch_foreign *others; /* fetch_engine_add: transfers not yet done or removed */
     struct fetch_sock *socks;
 };
 
+/* A transfer another module put on the engine's multi (fetch_engine_add). CURLOPT_PRIVATE
+ * points at a struct fetch or at one of these; both begin with `foreign`, which tells which. */
+struct fetch_foreign {
+    int foreign; /* first, 1 here */
+    struct fetch_engine *e;
+    CURL *easy;
+    void (*done)(CURL *easy, CURLcode rc, void *arg);
+    void *arg;
+    struct fetch_foreign *prev, *next;
+};
+
+static void fetch_foreign_done(struct fetch_foreign *ff, CURLcode rc);
+
 struct fetch {
+    int foreign; /* first, 0 here: see struct fetch_foreign */
     struct fetch_engine *e;
     CURL *easy;
     int in_multi;
@@ -942,7 +957,10 @@ static void fetch_drain(struct fetch_engine *e)
         CURLcode rc = m->data.result;
         char *priv = NULL;
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
-        fetch_hop_done((struct fetch *)(void *)priv, rc);
+        if (*(int *)(void *)priv)
+            fetch_foreign_done((struct fetch_foreign *)(void *)priv, rc);
+        else
+            fetch_hop_done((struct fetch *)(void *)priv, rc);
     }
 }
 
@@ -1226,6 +1244,8 @@ void fetch_engine_free(struct fetch_engine *e)
     e->closing = 1;
     while (e->fetches)
         fetch_cancel(e->fetches);
+    while (e->others)
+        fetch_engine_remove(e, e->others->easy);
     for (struct fetch_result *r = e->holders, *next; r; r = next) {
         next = r->hnext; /* results the caller frees later give nothing back */
         r->engine = NULL;
@@ -1244,4 +1264,61 @@ void fetch_engine_free(struct fetch_engine *e)
     sk_X509_INFO_pop_free(e->extra_ca, X509_INFO_free);
     free(e);
     curl_global_cleanup();
+}
+
+/* ---- transfers of other modules --------------------------------------------------------- */
+
+static void fetch_foreign_unlink(struct fetch_foreign *ff)
+{
+    struct fetch_engine *e = ff->e;
+    curl_multi_remove_handle(e->multi, ff->easy);
+    if (ff->prev)
+        ff->prev->next = ff->next;
+    else
+        e->others = ff->next;
+    if (ff->next)
+        ff->next->prev = ff->prev;
+}
+
+static void fetch_foreign_done(struct fetch_foreign *ff, CURLcode rc)
+{
+    void (*done)(CURL *, CURLcode, void *) = ff->done;
+    CURL *easy = ff->easy;
+    void *arg = ff->arg;
+    fetch_foreign_unlink(ff);
+    free(ff);
+    done(easy, rc, arg);
+}
+
+int fetch_engine_add(struct fetch_engine *e, CURL *easy,
+                     void (*done)(CURL *easy, CURLcode rc, void *arg), void *arg)
+{
+    struct fetch_foreign *ff = calloc(1, sizeof(*ff));
+    if (ff == NULL)
+        return -1;
+    ff->foreign = 1;
+    ff->e = e;
+    ff->easy = easy;
+    ff->done = done;
+    ff->arg = arg;
+    if (curl_easy_setopt(easy, CURLOPT_PRIVATE, ff) != CURLE_OK ||
+        curl_multi_add_handle(e->multi, easy) != CURLM_OK) {
+        free(ff);
+        return -1;
+    }
+    ff->next = e->others;
+    if (e->others)
+        e->others->prev = ff;
+    e->others = ff;
+    return 0;
+}
+
+void fetch_engine_remove(struct fetch_engine *e, CURL *easy)
+{
+    for (struct fetch_foreign *ff = e->others; ff; ff = ff->next)
+        if (ff->easy == easy) {
+            fetch_foreign_unlink(ff);
+            free(ff);
+            return;
+        }
 }

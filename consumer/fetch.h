@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 
+#include <curl/curl.h>
 #include <event2/event.h>
 
 #include "settings.h"
@@ -120,5 +121,17 @@ void fetch_budget_state(const struct fetch_engine *e, struct fetch_budget_state 
 
 /* Cancels whatever is still in flight (no done calls), then frees everything. */
 void fetch_engine_free(struct fetch_engine *e);
+
+/* Transfers of other modules on the engine's multi (the raw store's S3 requests): the caller
+ * sets `easy` up (CURLOPT_PRIVATE is the engine's) and keeps owning it. done runs on the loop
+ * thread once curl is finished with it, the handle already off the multi; it may add the same
+ * handle again. 0, or -1 when out of memory or curl refuses (done is then never called). These
+ * transfers share the engine's connections but neither its byte budget nor fetch_active. */
+int fetch_engine_add(struct fetch_engine *e, CURL *easy,
+                     void (*done)(CURL *easy, CURLcode rc, void *arg), void *arg);
+
+/* Takes a handle given to fetch_engine_add and not yet done off the multi; done is not called.
+ * fetch_engine_free does this for those left. */
+void fetch_engine_remove(struct fetch_engine *e, CURL *easy);
 
 #endif

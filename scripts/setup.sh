@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # setup.sh -- install what pixflow needs on Debian 12; safe to run again (it only adds what is
 # missing). Installs Debian packages with apt, builds FerretDB v1 (the MongoDB wire-protocol
-# server on SQLite used by the demo and the tests) with Go into .cache/bin/, makes the test
+# server on SQLite used by the demo and the tests) and versitygw (the S3 server the raw store
+# uses there, Apache-2.0) with Go into .cache/bin/, makes the test
 # virtualenv .cache/venv, and adds the deployment checks' tools (tests/deploy/setup.sh). Prints
 # what it did; on failure, one line says what could not be had.
 set -euo pipefail
@@ -12,6 +13,7 @@ who=setup
 # shellcheck source=scripts/lib.sh
 . "$root/scripts/lib.sh"
 ferretdb_version=v1.24.0
+versitygw_version=v1.8.0
 packages=(build-essential cmake pkg-config git curl ca-certificates python3 python3-venv
     libhiredis-dev libevent-dev libcurl4-openssl-dev libstb-dev libmongoc-dev libbson-dev
     libssl-dev libcmocka-dev libjpeg62-turbo-dev libdeflate-dev zlib1g-dev redis-server
@@ -56,6 +58,18 @@ build_ferretdb() {
     say "FerretDB: $("$bin" --version 2>/dev/null | head -1)"
 }
 
+# The version is stamped the way versitygw's own Makefile does, so that a rerun can see it.
+build_versitygw() {
+    local bin=$cache/bin/versitygw
+    if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "$versitygw_version"; then
+        say "versitygw: $versitygw_version present"
+        return
+    fi
+    go_wrapper_build versitygw github.com/versity/versitygw "$versitygw_version" \
+        github.com/versity/versitygw/cmd/versitygw "$bin" "-X main.Version=$versitygw_version"
+    say "versitygw: $("$bin" --version 2>/dev/null | head -1)"
+}
+
 make_venv() {
     if [ -x "$cache/venv/bin/python" ] &&
         "$cache/venv/bin/python" -c 'import pytest, redis, pymongo, selenium' 2>/dev/null; then
@@ -68,6 +82,7 @@ make_venv() {
 start=$(date +%s)
 install_packages
 build_ferretdb
+build_versitygw
 make_venv
 "$root/tests/deploy/setup.sh" || die "the deployment test tools could not be installed"
 say "ready in $(($(date +%s) - start)) s"

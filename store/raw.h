@@ -20,11 +20,14 @@
  *    raw_put. Each call makes its own easy handle, so several threads may call at once.
  *
  * Errors follow the downloads' classes: RAW_TRANSIENT (connection, timeout, 5xx, 429, a
- * SlowDown; S3 is retried inside raw_put_start a few times with backoff first) is "try again
- * later"; RAW_PERMANENT (403 wrong credentials, 404 no such bucket, a full disk, a directory
- * that cannot be written) will not heal by itself. reason is a short stable code for counters
- * and dead letters ("http_503", "timeout", "connect", "http_403", "no_bucket", "no_space",
- * "io", ...), err the human detail. */
+ * SlowDown; S3 is retried a few times with backoff first, 3 retries from 0.2 s doubling) is "try
+ * again later", and so is a full disk ("no_space": room comes back when an operator frees some,
+ * and raw_check fails until the write that failed would fit: raw_file.c says why); RAW_PERMANENT
+ * (403 wrong credentials, 404 no such bucket, a directory missing or that cannot be written)
+ * will not heal by itself. reason is a short stable code for counters and dead letters
+ * (transient: "http_503", "http_429", "timeout", "connect", "dns", "tls", "network",
+ * "no_space", "io", "internal"; permanent: "http_403", "no_bucket", "http_NNN", "no_dir",
+ * "not_writable"), error the human detail. */
 #ifndef PIXFLOW_RAW_H
 #define PIXFLOW_RAW_H
 
@@ -87,8 +90,11 @@ int raw_check(struct raw_store *r, char *err, size_t errlen);
 
 /* Keep `len` bytes as the original `sha256` (64 lowercase hex digits, the SHA-256 of exactly
  * those bytes: S3 sends it as x-amz-content-sha256). Looks first (HEAD or stat) and writes
- * only when the object is missing. `bytes` and `content_type` must stay valid until done or
- * raw_put_cancel. NULL only when out of memory or without a loop (done is then never called). */
+ * only when the object is missing (or holds another number of bytes). `bytes` and
+ * `content_type` must stay valid until done or raw_put_cancel (the file backend works on a copy:
+ * its write may still run on the pool after a cancel). NULL, and done never called, when out of
+ * memory, without a loop, when the loop refuses the work, or for a sha256 that is not 64
+ * lowercase hex digits (a caller's bug: it computes them). */
 struct raw_put *raw_put_start(struct raw_store *r, const char *sha256, const void *bytes,
                               size_t len, const char *content_type, raw_done_fn *done, void *arg);
 

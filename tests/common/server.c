@@ -3,15 +3,20 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <curl/curl.h>
 
 double tserver_now(void)
 {
@@ -112,4 +117,78 @@ void tserver_kill(struct tserver *s)
     kill(s->pid, SIGKILL);
     waitpid(s->pid, NULL, 0);
     s->pid = -1;
+}
+
+int tserver_cache_bin(const char *env, const char *name, char *buf, size_t len)
+{
+    const char *bin = env ? getenv(env) : NULL;
+    const char *src = getenv("PIXFLOW_SOURCE_DIR");
+    if (bin && *bin) {
+        snprintf(buf, len, "%s", bin);
+    } else if (src && *src) {
+        snprintf(buf, len, "%s/.cache/bin/%s", src, name);
+    } else {
+        /* Run by hand: the source tree is three levels above this file. */
+        char here[PATH_MAX];
+        snprintf(here, sizeof(here), "%s", __FILE__);
+        for (int i = 0; i < 3; i++) {
+            char *slash = strrchr(here, '/');
+            if (slash)
+                *slash = '\0';
+        }
+        snprintf(buf, len, "%s/.cache/bin/%s", here, name);
+    }
+    if (access(buf, X_OK) == 0)
+        return 0;
+    fprintf(stderr, "%s not found at %s%s%s%s (scripts/setup.sh builds it)\n", name, buf,
+            env ? " (set " : "", env ? env : "", env ? ")" : "");
+    return -1;
+}
+
+static size_t tserver_discard(char *data, size_t size, size_t n, void *userdata)
+{
+    return size * n;
+}
+
+int tserver_start_s3(struct tserver *s, const char *bin, const char *dir, const char *access,
+                     const char *secret)
+{
+    char listen[64], akey[128], skey[128], root[PATH_MAX];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", s->port);
+    snprintf(akey, sizeof(akey), "%s", access);
+    snprintf(skey, sizeof(skey), "%s", secret);
+    snprintf(root, sizeof(root), "%s", dir);
+    char *argv[] = {(char *)bin, "--port",  listen,  "--access", akey, "--secret",
+                    skey,        "--quiet", "posix", root,       NULL};
+    return tserver_start(s, argv, 15);
+}
+
+long tserver_s3_request(int port, const char *access, const char *secret, const char *method,
+                        const char *path)
+{
+    char url[512], sigv4[] = "aws:amz:us-east-1:s3";
+    long code = -1;
+    CURL *c = curl_easy_init();
+    struct curl_slist *h =
+        curl_slist_append(NULL, "x-amz-content-sha256: "
+                                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    if (c == NULL || h == NULL)
+        goto out;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_NOBODY, strcmp(method, "HEAD") == 0 ? 1L : 0L);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_AWS_SIGV4, sigv4);
+    curl_easy_setopt(c, CURLOPT_USERNAME, access);
+    curl_easy_setopt(c, CURLOPT_PASSWORD, secret);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, tserver_discard);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+out:
+    curl_slist_free_all(h);
+    if (c)
+        curl_easy_cleanup(c);
+    return code;
 }

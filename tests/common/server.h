@@ -1,8 +1,9 @@
-/* server.h -- a real server (redis-server, FerretDB) as a child of a unit test, on a free
- * loopback port, killed with the test even when the test dies. */
+/* server.h -- a real server (redis-server, FerretDB, versitygw) as a child of a unit test, on a
+ * free loopback port, killed with the test even when the test dies. */
 #ifndef PIXFLOW_TEST_SERVER_H
 #define PIXFLOW_TEST_SERVER_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 struct tserver {
@@ -23,5 +24,19 @@ void tserver_stop(struct tserver *s);
 /* SIGKILL at once (a crash, for the tests of what survives one). */
 void tserver_kill(struct tserver *s);
 double tserver_now(void);
+
+/* A server binary: $env when set, else .cache/bin/NAME of the source tree ($PIXFLOW_SOURCE_DIR,
+ * or three levels above server.c when run by hand). 0, or -1 with the reason on stderr when it
+ * is not an executable. */
+int tserver_cache_bin(const char *env, const char *name, char *buf, size_t len);
+
+/* versitygw, a real S3 server, on s->port (s->log set first), its buckets folders of `dir`,
+ * with these root credentials and region us-east-1. */
+int tserver_start_s3(struct tserver *s, const char *bin, const char *dir, const char *access,
+                     const char *secret);
+/* One request signed with SigV4 to the S3 server on `port` (e.g. "PUT", "/pixflow" to create a
+ * bucket). The HTTP status, or -1 when none came. */
+long tserver_s3_request(int port, const char *access, const char *secret, const char *method,
+                        const char *path);
 
 #endif

@@ -38,7 +38,7 @@ def start_stack(folder, picsum_args=""):
 
 
 def stop_stack(folder, *servers):
-    """Stop a stack, or only the named servers of it ("redis", "ferretdb")."""
+    """Stop a stack, or only the named servers of it ("redis", "ferretdb", "s3")."""
     env = dict(os.environ, PIXFLOW_STACK_DIR=str(folder))
     subprocess.run([str(STACK), "stop", *servers], env=env, check=False,
                    stdout=subprocess.DEVNULL)

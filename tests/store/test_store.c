@@ -76,26 +76,8 @@ static void at_exit_kill(void)
 
 static int group_setup(void **state)
 {
-    const char *bin = getenv("PIXFLOW_FERRETDB");
-    const char *src = getenv("PIXFLOW_SOURCE_DIR");
-    if (bin && *bin) {
-        snprintf(ferret_bin, sizeof(ferret_bin), "%s", bin);
-    } else if (src && *src) {
-        snprintf(ferret_bin, sizeof(ferret_bin), "%s/.cache/bin/ferretdb", src);
-    } else {
-        /* Run by hand: the source tree is three levels above this file. */
-        snprintf(ferret_bin, sizeof(ferret_bin), "%s", __FILE__);
-        for (int i = 0; i < 3; i++) {
-            char *slash = strrchr(ferret_bin, '/');
-            if (slash)
-                *slash = '\0';
-        }
-        strncat(ferret_bin, "/.cache/bin/ferretdb", sizeof(ferret_bin) - strlen(ferret_bin) - 1);
-    }
-    if (access(ferret_bin, X_OK) != 0) {
-        fprintf(stderr, "FerretDB not found at %s (set PIXFLOW_FERRETDB)\n", ferret_bin);
+    if (tserver_cache_bin("PIXFLOW_FERRETDB", "ferretdb", ferret_bin, sizeof(ferret_bin)) < 0)
         return -1;
-    }
     const char *tmp = getenv("TMPDIR");
     snprintf(ferret_dir, sizeof(ferret_dir), "%s/pixflow-store-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (mkdtemp(ferret_dir) == NULL)
