@@ -26,7 +26,7 @@ def s3_get(env, key):
     out = subprocess.run(
         ["curl", "-sS", "--aws-sigv4", f"aws:amz:{env.get('PIXFLOW_S3_REGION', 'us-east-1')}:s3",
          "--user", f"{env['AWS_ACCESS_KEY_ID']}:{env['AWS_SECRET_ACCESS_KEY']}",
-         "-o", "-", "-w", "\n%{http_code}", url], capture_output=True, timeout=30, check=True)
+         "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD", "-o", "-", "-w", "\n%{http_code}", url], capture_output=True, timeout=30, check=True)
     body, _, code = out.stdout.rpartition(b"\n")
     if code == b"404":
         return None
@@ -177,9 +177,10 @@ def test_s3_outage_longer_than_reclaim_idle(tmp_path, fleet):
         urls = [f"{PICSUM}/{w}/{h}" for w, h in sizes(6)]
         timing = ["--entry-deadline", "1s", "--fetch-timeout", "2s", "--reclaim-idle", "4s",
                   "--reclaim-every", "500ms", "--retry-max", "500ms"]
-        a = fleet.start(penv, "A", "--exit-when-idle", "2s", *timing)
-        b = fleet.start(penv, "B", "--exit-when-idle", "2s", *timing)
-        time.sleep(1)  # both started while the raw store answered
+        # Long enough an idle time that they wait for the URLs queued once S3 is stopped.
+        a = fleet.start(penv, "A", "--exit-when-idle", "8s", *timing)
+        b = fleet.start(penv, "B", "--exit-when-idle", "8s", *timing)
+        wait_for("both workers", lambda: "event=start " in a.log() and "event=start " in b.log(), 15)
         conftest.stop_stack(folder, "s3")
         keys.xadd_all(urls)
         wait_for("the entries to be read", lambda: keys.pending() == len(urls), 15)
@@ -263,20 +264,20 @@ def test_full_disk_holds_entries_until_there_is_room(env, keys, mongo_db, fleet,
     raw.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(raw)], check=True)
     try:
-        # Filled but for a few bytes: no original fits, yet a check's empty file still does not.
+        fenv = dict(env, PIXFLOW_RAW_URL=f"file://{raw}")
+        w = fleet.start(fenv, "w1", "--exit-when-idle", "8s", "--entry-deadline", "1s",
+                        "--retry-max", "300ms")
+        wait_for("the worker", lambda: "event=start " in w.log(), 15)  # it checked the folder
+        # Then filled to its last block: no original fits, nor a check's block.
         filler = raw / "filler"
-        with open(filler, "wb") as f:
+        with open(filler, "wb", buffering=0) as f:
             try:
                 while True:
                     f.write(b"\0" * 4096)
-                    f.flush()
             except OSError:
                 pass
-        fenv = dict(env, PIXFLOW_RAW_URL=f"file://{raw}")
-        urls = [f"{PICSUM}/{w}/{h}" for w, h in sizes(3, 200, 400)]
+        urls = [f"{PICSUM}/{x}/{y}" for x, y in sizes(3, 200, 400)]
         keys.xadd_all(urls)
-        w = fleet.start(fenv, "w1", "--exit-when-idle", "2s", "--entry-deadline", "1s",
-                        "--retry-max", "300ms")
         wait_for("the entries to be read", lambda: keys.pending() == len(urls), 15)
         time.sleep(4)
         assert w.running(), w.log()
