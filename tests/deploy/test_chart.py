@@ -2,8 +2,8 @@
 manifests validated against the Kubernetes API schemas in strict mode (kubernetes-validate), then
 read back for what the chart promises: probes, resources, non-root read-only pods, a drain that
 Kubernetes does not cut short, spreading and disruption budget, KEDA on the group's lag or a CPU
-HPA, transforms from a ConfigMap, extra plugins, ingest, ServiceMonitor, secrets kept out of the
-manifests' plain text."""
+HPA, transforms from a ConfigMap, extra plugins, ingest, ServiceMonitor, the raw store's bucket
+and keys, secrets kept out of the manifests' plain text."""
 
 import base64
 import re
@@ -126,6 +126,9 @@ def test_defaults_ask_for_the_endpoints():
     assert "redis.host is required" in render_error()
     assert "mongodb.uri or mongodb.existingSecret is required" in render_error(
         sets=["redis.host=redis"])
+    # Originals are kept by default: the chart asks where rather than drop them silently.
+    assert "raw.url is required" in render_error(
+        sets=["redis.host=redis", "mongodb.uri=mongodb://m/pixflow", "consumer.http.token=t"])
 
 
 def test_bad_switches_are_refused():
@@ -256,10 +259,15 @@ def test_values_secrets_never_appear_in_plain_text():
     assert values["redis"]["password"] not in plain
     assert values["mongodb"]["uri"] not in plain
     assert values["consumer"]["http"]["token"] not in plain
+    assert values["raw"]["secretAccessKey"] not in plain
+    assert values["raw"]["accessKeyId"] not in plain
     data = one(docs, "Secret")["data"]
     assert base64.b64decode(data["redis-password"]).decode() == values["redis"]["password"]
     assert base64.b64decode(data["mongodb-uri"]).decode() == values["mongodb"]["uri"]
     assert base64.b64decode(data["http-token"]).decode() == values["consumer"]["http"]["token"]
+    assert base64.b64decode(data["aws-access-key-id"]).decode() == values["raw"]["accessKeyId"]
+    assert base64.b64decode(data["aws-secret-access-key"]).decode() == \
+        values["raw"]["secretAccessKey"]
 
 
 def test_http_token_comes_from_a_secret_and_is_required(scenario):
@@ -306,6 +314,100 @@ def test_existing_secrets_are_used_as_they_are():
                                                                   "key": "redis-password"}
     assert env["PIXFLOW_MONGO_URI"]["valueFrom"]["secretKeyRef"] == {"name": "mongodb-pixflow",
                                                                      "key": "uri"}
+    assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"] == {
+        "name": "pixflow-s3", "key": "aws-access-key-id"}
+    assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "pixflow-s3", "key": "aws-secret-access-key"}
+    renamed = render(["default-values.yaml"], ["raw.existingSecretAccessKeyIdKey=id",
+                                               "raw.existingSecretSecretAccessKeyKey=secret"])
+    env = env_list(container(consumer_deployment(renamed)["spec"]["template"]["spec"],
+                             "consumer"))
+    assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"]["key"] == "id"
+    assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "secret"
+
+
+# ---- the raw store ---------------------------------------------------------------------------
+
+RAW_VARS = ("PIXFLOW_RAW_URL", "PIXFLOW_S3_ENDPOINT", "PIXFLOW_S3_REGION", "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def scenario_values(name):
+    """The chart's raw.* values as the scenario sets them, over the chart's defaults."""
+    raw = dict(yaml.safe_load((CHART / "values.yaml").read_text())["raw"])
+    for f in SCENARIOS[name][0]:
+        raw.update((yaml.safe_load((CI / f).read_text()) or {}).get("raw") or {})
+    return raw
+
+
+def test_originals_go_where_raw_says(scenario):
+    name, docs = scenario
+    raw = scenario_values(name)
+    pods = [consumer_deployment(docs)] + [d for d in find(docs, "Deployment", "web")]
+    secrets = {d["metadata"]["name"]: d for d in find(docs, "Secret")}
+    for dep in pods:
+        c = dep["spec"]["template"]["spec"]["containers"][0]
+        env = env_list(c)
+        what = f"{name}: {dep['metadata']['name']}"
+        # Never in a ConfigMap: the ingest pods share those and have no business with originals.
+        assert not set(RAW_VARS) & set(config_of(docs, c)), what
+        if not raw["enabled"]:
+            assert not set(RAW_VARS) & set(env), what
+            continue
+        assert env["PIXFLOW_RAW_URL"]["value"] == raw["url"], what
+        assert env["PIXFLOW_S3_REGION"]["value"] == raw["region"], what
+        if raw["endpoint"]:
+            assert env["PIXFLOW_S3_ENDPOINT"]["value"] == raw["endpoint"], what
+        else:
+            assert "PIXFLOW_S3_ENDPOINT" not in env, f"{what}: AWS's endpoint for the region"
+        for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            ref = env[var]["valueFrom"]["secretKeyRef"]
+            if raw["existingSecret"]:
+                assert ref["name"] == raw["existingSecret"], what
+            else:
+                assert ref["key"] in secrets[ref["name"]]["data"], what
+    for other in find(docs, "Deployment", "ingest") + find(docs, "Job", "ingest"):
+        c = other["spec"]["template"]["spec"]["containers"][0]
+        assert not set(RAW_VARS) & (set(env_list(c)) | set(config_of(docs, c))), name
+    if not raw["enabled"]:
+        for secret in secrets.values():
+            assert not {"aws-access-key-id", "aws-secret-access-key"} & set(secret["data"])
+
+
+def test_the_console_reads_the_same_originals():
+    docs = render(["all-on-values.yaml"])
+    web = container(one(docs, "Deployment", "web")["spec"]["template"]["spec"], "web")
+    consumer = container(consumer_deployment(docs)["spec"]["template"]["spec"], "consumer")
+    assert {k: v for k, v in env_list(web).items() if k in RAW_VARS} == \
+        {k: v for k, v in env_list(consumer).items() if k in RAW_VARS}
+
+
+def test_raw_values_are_checked_before_anything_runs():
+    base = ["default-values.yaml"]
+    assert "raw.url is required" in render_error(base, ["raw.url="])
+    for bad in ("s3://x", "s3://pixflow/raw/", "s3://pixflow//raw", "s3://Pixflow/raw",
+                "file:///var/lib/pixflow", "https://bucket.s3.amazonaws.com/raw"):
+        assert "raw.url must be s3://BUCKET[/PREFIX]" in render_error(base, [f"raw.url={bad}"]), \
+            bad
+    assert "raw.endpoint must be http(s)://HOST[:PORT]" in render_error(
+        base, ["raw.endpoint=minio:9000"])
+    message = "raw.existingSecret, or raw.accessKeyId and raw.secretAccessKey, is required"
+    assert message in render_error(base, ["raw.existingSecret="])
+    assert message in render_error(base, ["raw.existingSecret=", "raw.accessKeyId=pixflow"])
+    # Turned off explicitly, nothing about it is asked.
+    docs = render(base, ["raw.enabled=false", "raw.url=", "raw.existingSecret="])
+    env = env_list(container(consumer_deployment(docs)["spec"]["template"]["spec"], "consumer"))
+    assert "PIXFLOW_RAW_URL" not in env
+
+
+def test_lint_passes_with_the_raw_store_off_and_with_keys_in_values():
+    for sets in (["raw.enabled=false"], ["raw.existingSecret=", "raw.accessKeyId=k",
+                                         "raw.secretAccessKey=s3cretS3Key"]):
+        args = ["lint", "--strict", "--kube-version", KUBE_LATEST, CHART, "-f",
+                CI / "default-values.yaml"]
+        for s in sets:
+            args += ["--set", s]
+        assert "1 chart(s) linted, 0 chart(s) failed" in helm(*args).stdout
 
 
 # ---- autoscaling -----------------------------------------------------------------------------
@@ -515,6 +617,11 @@ def test_notes_tell_how_to_push_urls_and_read_counters(tmp_path):
         assert f"XINFO GROUPS {cfg['PIXFLOW_PREFIX']}urls" in text, name
         assert "pixflow-ingest < catalog.txt" in text, name
         assert "<no value>" not in text, name
+        raw = scenario_values(name)
+        if raw["enabled"]:
+            assert f"Originals: kept unchanged in {raw['url']}" in text, name
+        else:
+            assert "Originals: not kept" in text, name
 
 
 def test_values_are_documented_line_by_line():

@@ -2,11 +2,12 @@
 config` loads, interpolates and validates the file against the compose specification without a
 container engine), promtool for the Prometheus configuration and the dashboard's queries, and the
 rendered model for what the deployment promises: AOF Redis, a MongoDB replica set initialised
-once, health-gated start order, scalable consumers, an ingest on catalogs/, no credential in the
-file."""
+once, an S3 server keeping the originals with its bucket made once, health-gated start order,
+scalable consumers, an ingest on catalogs/, no credential in the file."""
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,17 @@ from deploy_tools import ROOT, clean_env, compose_bin, promtool_bin, run
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 SECRETS = ["REDIS_PASSWORD", "MONGO_ROOT_PASSWORD", "MONGO_PIXFLOW_PASSWORD",
-           "GRAFANA_ADMIN_PASSWORD", "PIXFLOW_WEB_TOKEN", "PIXFLOW_HTTP_TOKEN"]
-DEFAULT_SERVICES = {"redis", "mongo", "mongo-init", "consumer", "ingest"}
+           "GRAFANA_ADMIN_PASSWORD", "PIXFLOW_WEB_TOKEN", "PIXFLOW_HTTP_TOKEN",
+           "MINIO_ROOT_PASSWORD", "AWS_SECRET_ACCESS_KEY"]
+# Not secret (.env.example names a default), but a credential all the same: never in the file.
+REQUIRED = SECRETS + ["AWS_ACCESS_KEY_ID"]
+CREDENTIAL_KEYS = ("PASSWORD", "TOKEN", "SECRET", "ACCESS_KEY")
+DEFAULT_SERVICES = {"redis", "mongo", "mongo-init", "s3", "s3-init", "consumer", "ingest"}
+# The programs that read or write originals (SPEC §2: PIXFLOW_RAW_URL and the S3 settings).
+RAW_READERS = ("consumer", "admin", "web")
+RAW_VARS = ("PIXFLOW_RAW_URL", "PIXFLOW_S3_ENDPOINT", "PIXFLOW_S3_REGION", "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY")
+S3_INIT = ROOT / "deploy" / "compose" / "s3-init.sh"
 ALL_SERVICES = DEFAULT_SERVICES | {"admin", "prometheus", "grafana", "web"}
 PROFILES = ("monitoring", "tools", "console")
 
@@ -106,7 +116,7 @@ def test_env_example_matches_the_compose_file():
         assert env_example()[name] == "", f"{name} must be left empty in .env.example"
 
 
-@pytest.mark.parametrize("secret", SECRETS)
+@pytest.mark.parametrize("secret", REQUIRED)
 def test_a_missing_secret_stops_compose(tmp_path, secret):
     env_file = write_env(tmp_path / ".env", **{secret: ""})
     proc = compose(env_file, "config", "--quiet", profiles=PROFILES, check=False)
@@ -125,7 +135,7 @@ def test_credentials_only_come_from_the_environment(model, raw):
     for svc_name, svc in raw["services"].items():
         for key, value in (svc.get("environment") or {}).items():
             value = value or ""
-            if "PASSWORD" in key or "TOKEN" in key:
+            if any(word in key for word in CREDENTIAL_KEYS):
                 assert value.startswith("${"), f"{svc_name}.{key} = {value!r}"
             for userinfo in re.findall(r"://([^@/]*)@", value):
                 password = userinfo.partition(":")[2]
@@ -168,11 +178,15 @@ def test_mongodb_is_a_replica_set_initialised_once(model):
 
 def test_nothing_starts_before_what_it_needs(model):
     svc = services(model)
+    stores = {"redis": "service_healthy", "mongo-init": "service_completed_successfully",
+              "s3-init": "service_completed_successfully"}
     need = {
         "mongo-init": {"mongo": "service_healthy"},
-        "consumer": {"redis": "service_healthy", "mongo-init": "service_completed_successfully"},
+        "s3-init": {"s3": "service_healthy"},
+        "consumer": stores,
         "ingest": {"redis": "service_healthy"},
-        "admin": {"redis": "service_healthy", "mongo-init": "service_completed_successfully"},
+        "admin": stores,
+        "web": stores,
         "grafana": {"prometheus": "service_healthy"},
     }
     for name, deps in need.items():
@@ -228,8 +242,105 @@ def test_images_are_pinned(model):
 
 
 def test_volumes_hold_the_data(model):
-    assert set(model["volumes"]) >= {"redis-data", "mongo-data", "prometheus-data",
+    assert set(model["volumes"]) >= {"redis-data", "mongo-data", "s3-data", "prometheus-data",
                                      "grafana-data"}
+
+
+# ---- the raw zone: originals in the s3 service ------------------------------------------------
+
+def test_s3_server_keeps_its_data_and_publishes_no_port(model):
+    s3 = services(model)["s3"]
+    image, _, tag = s3["image"].partition(":")
+    assert image == "minio/minio" and re.fullmatch(r"RELEASE\.\d{4}-\d\d-\d\dT[\dZ-]+", tag)
+    assert s3["command"] == ["server", "/data"]
+    assert [(v["type"], v["source"]) for v in s3["volumes"] if v["target"] == "/data"] == [
+        ("volume", "s3-data")]
+    assert not s3.get("ports"), "only the compose network reaches the S3 server"
+    assert s3["environment"]["MINIO_ROOT_PASSWORD"] == marker("MINIO_ROOT_PASSWORD")
+    # The image has neither curl nor wget: the check runs the mc it ships, against itself.
+    assert s3["healthcheck"]["test"] == ["CMD", "mc", "ready", "local"]
+    assert s3["restart"] == "unless-stopped"
+
+
+def test_bucket_init_is_one_shot_and_gates_the_programs(model):
+    svc = services(model)
+    init = svc["s3-init"]
+    image, _, tag = init["image"].partition(":")
+    assert image == "minio/mc" and tag.startswith("RELEASE.")
+    assert init["restart"] == "no" and not init.get("ports")
+    script = next(v for v in init["volumes"] if v["target"] == "/pixflow/s3-init.sh")
+    assert Path(script["source"]) == S3_INIT and script["read_only"] is True
+    assert init["entrypoint"] == ["sh", "/pixflow/s3-init.sh"]
+    text = S3_INIT.read_text()
+    # Idempotent: an existing bucket is no error; the user and its policy are set again.
+    assert re.search(r'mc mb --ignore-existing "local/\$bucket"', text)
+    assert "mc admin user add local" in text and "mc admin policy attach local" in text
+    assert '"$local_endpoint"' in text and "local_endpoint=http://s3:9000" in text
+    # It makes the user the programs sign with, from the same settings they get.
+    env = init["environment"]
+    for var in RAW_VARS:
+        assert env[var] == svc["consumer"]["environment"][var], var
+    assert env["MINIO_ROOT_PASSWORD"] == svc["s3"]["environment"]["MINIO_ROOT_PASSWORD"]
+    assert env["MINIO_ROOT_USER"] == svc["s3"]["environment"]["MINIO_ROOT_USER"]
+    for name in RAW_READERS:
+        assert svc[name]["depends_on"]["s3-init"]["condition"] == \
+            "service_completed_successfully", name
+
+
+def test_s3_init_script_parses_as_posix_sh():
+    run(["sh", "-n", S3_INIT])
+
+
+def s3_init(**env):
+    """Runs the script's own decisions that come before any mc call (none is on this PATH)."""
+    base = {"PATH": "/usr/bin:/bin", "PIXFLOW_RAW_URL": "s3://pixflow/raw",
+            "PIXFLOW_S3_ENDPOINT": "http://s3:9000", "AWS_ACCESS_KEY_ID": "pixflow",
+            "AWS_SECRET_ACCESS_KEY": "x" * 40, "MINIO_ROOT_USER": "root",
+            "MINIO_ROOT_PASSWORD": "y" * 40}
+    base.update(env)
+    return subprocess.run(["sh", str(S3_INIT)], env=base, capture_output=True, text=True,
+                          timeout=30)
+
+
+def test_s3_init_leaves_another_store_alone_and_refuses_what_cannot_work():
+    other = s3_init(PIXFLOW_S3_ENDPOINT="https://s3.eu-west-3.amazonaws.com")
+    assert other.returncode == 0 and "nothing to do" in other.stdout, other
+    directory = s3_init(PIXFLOW_RAW_URL="file:///raw")
+    assert directory.returncode == 1 and "PIXFLOW_RAW_URL must be s3://" in directory.stderr
+    same_user = s3_init(AWS_ACCESS_KEY_ID="root")
+    assert same_user.returncode == 1
+    assert "AWS_ACCESS_KEY_ID must differ from MINIO_ROOT_USER" in same_user.stderr
+
+
+def test_programs_keep_originals_in_the_s3_service(model):
+    svc = services(model)
+    for name in RAW_READERS:
+        env = svc[name]["environment"]
+        assert env["PIXFLOW_RAW_URL"] == "s3://pixflow/raw", name
+        assert env["PIXFLOW_S3_ENDPOINT"] == "http://s3:9000", name
+        assert env["PIXFLOW_S3_REGION"] == "us-east-1", name
+        assert env["AWS_ACCESS_KEY_ID"] == "pixflow", name
+        assert env["AWS_SECRET_ACCESS_KEY"] == marker("AWS_SECRET_ACCESS_KEY"), name
+    # The endpoint names the S3 service and the port it listens on.
+    host, _, port = svc["consumer"]["environment"]["PIXFLOW_S3_ENDPOINT"][len("http://"):] \
+        .partition(":")
+    assert host in svc and svc[host]["image"].startswith("minio/minio:") and port == "9000"
+    # Ingest never touches originals: it gets no S3 key.
+    assert not set(RAW_VARS) & set(svc["ingest"]["environment"])
+
+
+def test_a_real_bucket_is_set_in_env_alone(tmp_path):
+    env_file = write_env(tmp_path / ".env", PIXFLOW_RAW_URL="s3://acme-originals/pixflow",
+                         PIXFLOW_S3_ENDPOINT="https://s3.eu-west-3.amazonaws.com",
+                         PIXFLOW_S3_REGION="eu-west-3", AWS_ACCESS_KEY_ID="AKIAEXAMPLE")
+    svc = json.loads(compose(env_file, "config", "--format", "json",
+                             profiles=PROFILES).stdout)["services"]
+    for name in RAW_READERS + ("s3-init",):
+        env = svc[name]["environment"]
+        assert env["PIXFLOW_RAW_URL"] == "s3://acme-originals/pixflow", name
+        assert env["PIXFLOW_S3_ENDPOINT"] == "https://s3.eu-west-3.amazonaws.com", name
+        assert env["PIXFLOW_S3_REGION"] == "eu-west-3", name
+        assert env["AWS_ACCESS_KEY_ID"] == "AKIAEXAMPLE", name
 
 
 def test_prometheus_config_is_valid_and_scrapes_every_consumer(model, tmp_path):

@@ -146,5 +146,55 @@ app.kubernetes.io/component: ingest
       key: {{ include "pixflow.mongoSecretKey" . }}
 {{- end -}}
 
+{{/* The raw store (values raw.*): where originals are kept, and the S3 keys from a Secret. */}}
+{{- define "pixflow.rawSecretName" -}}
+{{- default (include "pixflow.secretName" .) .Values.raw.existingSecret -}}
+{{- end -}}
+{{- define "pixflow.rawSecretKeys" -}}
+{{- if .Values.raw.existingSecret -}}
+{{ .Values.raw.existingSecretAccessKeyIdKey }} {{ .Values.raw.existingSecretSecretAccessKeyKey }}
+{{- else -}}
+aws-access-key-id aws-secret-access-key
+{{- end -}}
+{{- end -}}
+
+{{/* PIXFLOW_RAW_URL, PIXFLOW_S3_* and AWS_* for the pods that read or write originals; nothing
+     with raw.enabled=false. The same checks as the programs' own, so a bad value fails here
+     rather than in a crash-looping pod. */}}
+{{- define "pixflow.rawEnv" -}}
+{{- $r := .Values.raw -}}
+{{- if $r.enabled -}}
+{{- $url := required "raw.url is required: the bucket originals are kept in, s3://BUCKET[/PREFIX] (or raw.enabled=false to keep none)" $r.url -}}
+{{- if not (regexMatch "^s3://[a-z0-9.-]{3,63}(/[a-z0-9._-]+)*$" $url) -}}
+{{- fail (printf "raw.url must be s3://BUCKET[/PREFIX] (bucket: 3 to 63 of a-z 0-9 . -; prefix: a-z 0-9 . _ - between single slashes), not %q" $url) -}}
+{{- end -}}
+{{- if and $r.endpoint (not (regexMatch "^https?://[^/?#@]+/?$" $r.endpoint)) -}}
+{{- fail (printf "raw.endpoint must be http(s)://HOST[:PORT], not %q" $r.endpoint) -}}
+{{- end -}}
+{{- if not (or $r.existingSecret (and $r.accessKeyId $r.secretAccessKey)) -}}
+{{- fail "raw.existingSecret, or raw.accessKeyId and raw.secretAccessKey, is required: the S3 keys pixflow signs with" -}}
+{{- end -}}
+{{- $keys := splitList " " (include "pixflow.rawSecretKeys" .) }}
+- name: PIXFLOW_RAW_URL
+  value: {{ $url | quote }}
+{{- with $r.endpoint }}
+- name: PIXFLOW_S3_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+- name: PIXFLOW_S3_REGION
+  value: {{ required "raw.region is required: the region requests are signed for" $r.region | quote }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "pixflow.rawSecretName" . }}
+      key: {{ index $keys 0 }}
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "pixflow.rawSecretName" . }}
+      key: {{ index $keys 1 }}
+{{- end -}}
+{{- end -}}
+
 {{/* Are extra plugins listed? Then the plugin folder is an emptyDir at /plugins. */}}
 {{- define "pixflow.pluginDir" -}}/plugins{{- end -}}
