@@ -33,7 +33,8 @@
 #include <openssl/x509_vfy.h>
 
 #define S3_CONNECT_TIMEOUT_MS 5000
-#define S3_TOTAL_TIMEOUT_MS   60000
+#define S3_TOTAL_TIMEOUT_MS   60000 /* a GET or PUT of up to PIXFLOW_MAX_BYTES */
+#define S3_HEAD_TIMEOUT_MS    10000 /* a HEAD moves no body: a server this slow is down */
 #define S3_RETRIES            3
 #define S3_BACKOFF_MS         200
 #define S3_ERROR_BODY_MAX     4096 /* an error body is kept for its <Code> and <Message> */
@@ -206,7 +207,7 @@ static int s3_req_prepare(struct raw_store *r, struct s3_req *q, enum s3_method 
     SET(CURLOPT_USERAGENT, s->user_agent);
     SET(CURLOPT_HTTPHEADER, q->hdrs);
     SET(CURLOPT_CONNECTTIMEOUT_MS, (long)S3_CONNECT_TIMEOUT_MS);
-    SET(CURLOPT_TIMEOUT_MS, (long)S3_TOTAL_TIMEOUT_MS);
+    SET(CURLOPT_TIMEOUT_MS, (long)(m == S3_HEAD ? S3_HEAD_TIMEOUT_MS : S3_TOTAL_TIMEOUT_MS));
     SET(CURLOPT_WRITEFUNCTION, s3_write_cb);
     SET(CURLOPT_WRITEDATA, q);
     if (s->sigv4[0]) {
@@ -557,6 +558,19 @@ static int s3_check(struct raw_store *r, char *err, size_t errlen)
     return ok;
 }
 
+/* A blocking read that failed: the same words as a write's failure, into err. -1. */
+static int s3_read_failed(struct raw_store *r, struct s3_req *q, CURLcode rc, const char *method,
+                          const char *key, char *err, size_t errlen)
+{
+    struct raw_result res;
+    char what[RAW_KEY_MAX + 16];
+    snprintf(what, sizeof(what), "%s %s", method, key);
+    memset(&res, 0, sizeof(res));
+    s3_fail(r, q, rc, what, &res);
+    snprintf(err, errlen, "%s", res.error);
+    return -1;
+}
+
 static int s3_head(struct raw_store *r, const char *key, int *found, size_t *len, char *err,
                    size_t errlen)
 {
@@ -573,13 +587,7 @@ static int s3_head(struct raw_store *r, const char *key, int *found, size_t *len
         *found = 1;
         *len = have > 0 ? (size_t)have : 0;
     } else if (rc != CURLE_OK || code != 404) {
-        struct raw_result res;
-        char what[RAW_KEY_MAX + 16];
-        snprintf(what, sizeof(what), "HEAD %s", key);
-        memset(&res, 0, sizeof(res));
-        s3_fail(r, &q, rc, what, &res);
-        snprintf(err, errlen, "%s", res.error);
-        ok = -1;
+        ok = s3_read_failed(r, &q, rc, "HEAD", key, err, errlen);
     }
     s3_req_free(&q);
     return ok;
@@ -613,14 +621,8 @@ static int s3_get(struct raw_store *r, const char *key, int *found, unsigned cha
     } else if (rc == CURLE_WRITE_ERROR && q.body_over) {
         snprintf(err, errlen, "GET %s: the object is larger than %zu bytes", key, S3_GET_MAX);
         ok = -1;
-    } else if (!(rc == CURLE_OK && code == 404 && strcmp(s3code, "NoSuchBucket") != 0)) {
-        struct raw_result res;
-        char what[RAW_KEY_MAX + 16];
-        snprintf(what, sizeof(what), "GET %s", key);
-        memset(&res, 0, sizeof(res));
-        s3_fail(r, &q, rc, what, &res);
-        snprintf(err, errlen, "%s", res.error);
-        ok = -1;
+    } else if (!(rc == CURLE_OK && code == 404 && (!s3code[0] || !strcmp(s3code, "NoSuchKey")))) {
+        ok = s3_read_failed(r, &q, rc, "GET", key, err, errlen);
     }
     s3_req_free(&q);
     return ok;

@@ -46,7 +46,7 @@ static char s3_bin[PATH_MAX];
 static int s3_start(void)
 {
     snprintf(s3.log, sizeof(s3.log), "%s/versitygw.log", top);
-    return tserver_start_s3(&s3, s3_bin, s3_dir, ACCESS, SECRET);
+    return tserver_start_s3(&s3, s3_bin, s3_dir, ACCESS, SECRET, NULL, NULL);
 }
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -526,6 +526,60 @@ static void test_s3_async(void **state)
     assert_int_equal(never.calls, 0);
 }
 
+/* An HTTPS endpoint whose certificate only PIXFLOW_CA_FILE vouches for: with it the store
+ * works (the file adds to the system's CAs), without it every request fails as "tls". */
+static void test_s3_tls_ca_file(void **state)
+{
+    char tls[800], cert[900], key[900], cmd[3000], logf[900], data[900], bucket[1000], err[256];
+    snprintf(tls, sizeof(tls), "%s/tls", top);
+    snprintf(data, sizeof(data), "%s/data", tls);
+    snprintf(bucket, sizeof(bucket), "%s/" BUCKET, data);
+    snprintf(cert, sizeof(cert), "%s/cert.pem", tls);
+    snprintf(key, sizeof(key), "%s/key.pem", tls);
+    snprintf(logf, sizeof(logf), "%s/openssl.log", tls);
+    /* versitygw serves a bucket made as a folder of its root */
+    assert_int_equal(mkdir(tls, 0755), 0);
+    assert_int_equal(mkdir(data, 0755), 0);
+    assert_int_equal(mkdir(bucket, 0755), 0);
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout '%s' -out '%s' -days 2 -subj /CN=127.0.0.1 "
+             "-addext subjectAltName=IP:127.0.0.1 >'%s' 2>&1",
+             key, cert, logf);
+    if (system(cmd) != 0)
+        fail_msg("openssl could not make a certificate; see %s", logf);
+    struct tserver gw = {.pid = -1, .port = tserver_free_port()};
+    snprintf(gw.log, sizeof(gw.log), "%s/versitygw.log", tls);
+    assert_int_equal(tserver_start_s3(&gw, s3_bin, data, ACCESS, SECRET, cert, key), 0);
+
+    char endpoint[64];
+    snprintf(endpoint, sizeof(endpoint), "https://127.0.0.1:%d", gw.port);
+    struct raw_config c = s3_config(BUCKET, ACCESS, SECRET);
+    c.endpoint = endpoint;
+    c.ca_file = cert;
+    struct raw_store *r = raw_new(&c, NULL, err, sizeof(err));
+    assert_non_null(r);
+    struct blob b = blob_make(19, 5000);
+    struct raw_result res;
+    if (raw_check(r, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(raw_put(r, b.sha, b.bytes, b.len, "image/webp", &res), 0);
+    assert_int_equal(res.existed, 0);
+    raw_free(r);
+
+    c.ca_file = NULL;
+    r = raw_new(&c, NULL, err, sizeof(err));
+    assert_non_null(r);
+    assert_int_equal(raw_check(r, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "cannot reach the S3 endpoint"));
+    assert_int_equal(raw_put(r, b.sha, b.bytes, b.len, "image/webp", &res), -1);
+    assert_int_equal(res.status, RAW_TRANSIENT);
+    assert_string_equal(res.reason, "tls");
+    raw_free(r);
+    tserver_stop(&gw);
+    blob_free(&b);
+}
+
 /* ---- files -------------------------------------------------------------------------------- */
 
 static void make_dir(char *buf, size_t len, const char *name)
@@ -824,6 +878,7 @@ int main(void)
         cmocka_unit_test(test_s3_digest_is_checked),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_s3_async),
+        cmocka_unit_test(test_s3_tls_ca_file),
         cmocka_unit_test(test_file_round_trip),
         cmocka_unit_test(test_file_not_a_directory),
         cmocka_unit_test(test_file_read_only),
