@@ -146,6 +146,32 @@ static void s3_req_free(struct s3_req *q)
     memset(q, 0, sizeof(*q));
 }
 
+/* The Content-Type sent, from the source's: printable ASCII only (a hostile source's header
+ * goes no further than this value), blanks trimmed and runs of them made one (the form SigV4
+ * signs, so that signer and server cannot disagree on it), cut to fit; application/octet-stream
+ * when nothing is left. */
+static void s3_content_type(const char *in, char *out, size_t outlen)
+{
+    size_t n = 0;
+    int blank = 0;
+    for (; *in && n + 2 < outlen; in++) {
+        unsigned char ch = (unsigned char)*in;
+        if (ch == ' ' || ch == '\t') {
+            blank = n > 0;
+            continue;
+        }
+        if (ch < 0x21 || ch > 0x7e)
+            continue;
+        if (blank)
+            out[n++] = ' ';
+        blank = 0;
+        out[n++] = (char)ch;
+    }
+    out[n] = '\0';
+    if (n == 0)
+        snprintf(out, outlen, "application/octet-stream");
+}
+
 /* Sets q up for one request on `key` ("" for the bucket itself). A PUT sends `bytes` with
  * their SHA-256 and Content-Type. 0, or -1 when out of memory. */
 static int s3_req_prepare(struct raw_store *r, struct s3_req *q, enum s3_method m, const char *key,
@@ -174,8 +200,9 @@ static int s3_req_prepare(struct raw_store *r, struct s3_req *q, enum s3_method 
              m == S3_PUT ? sha256 : S3_EMPTY_SHA256);
     l = curl_slist_append(NULL, line);
     if (l && m == S3_PUT) {
-        snprintf(line, sizeof(line), "Content-Type: %s",
-                 content_type[0] ? content_type : "application/octet-stream");
+        char type[RAW_TYPE_MAX];
+        s3_content_type(content_type, type, sizeof(type));
+        snprintf(line, sizeof(line), "Content-Type: %s", type);
         q->hdrs = l;
         l = curl_slist_append(l, line);
     }

@@ -324,6 +324,14 @@ static void test_s3_round_trip(void **state)
     assert_memory_equal(got, small.bytes, small.len);
     assert_string_equal(type, "application/octet-stream");
     free(got);
+
+    /* A source's Content-Type with blanks and control characters is sent cleaned. */
+    struct blob odd = blob_make(20, 3000);
+    assert_int_equal(raw_put(r, odd.sha, odd.bytes, odd.len, " image/jpeg;\t  q=\x01x ", &res), 0);
+    assert_int_equal(raw_get(r, odd.sha, &found, &got, &len, type, err, sizeof(err)), 0);
+    assert_string_equal(type, "image/jpeg; q=x");
+    free(got);
+    blob_free(&odd);
     blob_free(&small);
     blob_free(&b);
     raw_free(r);
