@@ -534,6 +534,53 @@ static void test_s3_async(void **state)
     assert_int_equal(never.calls, 0);
 }
 
+/* fetch_engine_add on its own: done once per completion, the handle off the multi and the
+ * caller's again (added anew from done), and an engine freed with one still in flight drops it
+ * without a call. */
+struct foreign {
+    struct fetch_engine *e;
+    int calls;
+    CURLcode rc;
+    long code;
+};
+
+static void foreign_done(CURL *easy, CURLcode rc, void *arg)
+{
+    struct foreign *f = arg;
+    f->calls++;
+    f->rc = rc;
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &f->code);
+    if (f->calls == 1) /* again, from inside done */
+        assert_int_equal(fetch_engine_add(f->e, easy, foreign_done, f), 0);
+}
+
+static void test_engine_foreign_transfers(void **state)
+{
+    struct rig t;
+    rig_up(&t);
+    struct foreign f = {.e = t.e};
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s3.port);
+    CURL *easy = curl_easy_init();
+    assert_non_null(easy);
+    curl_easy_setopt(easy, CURLOPT_URL, url);
+    curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+    assert_int_equal(fetch_engine_add(t.e, easy, foreign_done, &f), 0);
+    assert_int_equal(fetch_active(t.e), 0); /* not the engine's own downloads */
+    for (double end = tserver_now() + 10; f.calls < 2 && tserver_now() < end;)
+        event_base_loop(t.base, EVLOOP_ONCE);
+    assert_int_equal(f.calls, 2);
+    assert_int_equal(f.rc, CURLE_OK);
+    assert_true(f.code >= 200 && f.code < 500); /* an answer: unsigned, so a refusal */
+
+    assert_int_equal(fetch_engine_add(t.e, easy, foreign_done, &f), 0);
+    fetch_engine_remove(t.e, easy); /* taken off: no call */
+    assert_int_equal(fetch_engine_add(t.e, easy, foreign_done, &f), 0);
+    rig_down(&t); /* freed with it in flight: no call either */
+    assert_int_equal(f.calls, 2);
+    curl_easy_cleanup(easy);
+}
+
 /* An HTTPS endpoint whose certificate only PIXFLOW_CA_FILE vouches for: with it the store
  * works (the file adds to the system's CAs), without it every request fails as "tls". */
 static void test_s3_tls_ca_file(void **state)
@@ -886,6 +933,7 @@ int main(void)
         cmocka_unit_test(test_s3_digest_is_checked),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_s3_async),
+        cmocka_unit_test(test_engine_foreign_transfers),
         cmocka_unit_test(test_s3_tls_ca_file),
         cmocka_unit_test(test_file_round_trip),
         cmocka_unit_test(test_file_not_a_directory),
