@@ -286,6 +286,7 @@ static void test_s3_check_and_names(void **state)
     char want[300];
     snprintf(want, sizeof(want), "s3://pixflow/raw/%.2s/%s", b.sha, b.sha);
     assert_string_equal(raw_location(r, b.sha, loc, sizeof(loc)), want);
+    assert_string_equal(raw_location(r, "ab", loc, sizeof(loc)), "");
     blob_free(&b);
     raw_free(r);
 }
