@@ -19,16 +19,20 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -582,6 +586,176 @@ static void test_engine_foreign_transfers(void **state)
     curl_easy_cleanup(easy);
 }
 
+/* ---- an S3 endpoint that answers from a script, for the statuses versitygw never gives ---- */
+
+#define SCRIPT_MAX 8
+
+static struct {
+    int fd, port;
+    pthread_t thread;
+    const char *replies[SCRIPT_MAX]; /* "503 SlowDown", "404", "200": one per connection */
+    int count, served;
+    char methods[SCRIPT_MAX][8];
+} script = {.fd = -1};
+
+/* Reads one request (its body too, by Content-Length: bodies here are under 1 KiB, so curl sends
+ * no Expect) and answers the next reply of the script, closing the connection. */
+static void script_serve(int fd)
+{
+    char req[8192];
+    size_t have = 0;
+    char *end = NULL;
+    while (end == NULL && have + 1 < sizeof(req)) {
+        ssize_t n = read(fd, req + have, sizeof(req) - 1 - have);
+        if (n <= 0)
+            return;
+        have += (size_t)n;
+        req[have] = '\0';
+        end = strstr(req, "\r\n\r\n");
+    }
+    const char *cl = strcasestr(req, "\r\ncontent-length:");
+    size_t body = cl && cl < end ? (size_t)atol(cl + 17) : 0;
+    for (size_t got = have - (size_t)(end + 4 - req); got < body;) {
+        char sink[4096];
+        ssize_t n = read(fd, sink, sizeof(sink));
+        if (n <= 0)
+            return;
+        got += (size_t)n;
+    }
+    int i = script.served < script.count ? script.served : script.count - 1;
+    snprintf(script.methods[i], sizeof(script.methods[i]), "%.*s", (int)strcspn(req, " "), req);
+    script.served++;
+    const char *reply = script.replies[i];
+    char xml[256] = "", head[512];
+    const char *code = strchr(reply, ' ');
+    int status = atoi(reply);
+    int is_head = strncmp(req, "HEAD ", 5) == 0;
+    if (code && !is_head)
+        snprintf(xml, sizeof(xml), "<Error><Code>%s</Code><Message>scripted</Message></Error>",
+                 code + 1);
+    snprintf(head, sizeof(head),
+             "HTTP/1.1 %d Scripted\r\nContent-Type: application/xml\r\nContent-Length: %zu\r\n"
+             "Connection: close\r\n\r\n",
+             status, strlen(xml));
+    if (write(fd, head, strlen(head)) < 0 || write(fd, xml, strlen(xml)) < 0)
+        return;
+}
+
+static void *script_main(void *arg)
+{
+    for (;;) {
+        int c = accept(script.fd, NULL, NULL);
+        if (c < 0)
+            return NULL; /* the listening socket was shut down */
+        script_serve(c);
+        close(c);
+    }
+}
+
+static void script_start(const char **replies, int count)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    memset(script.methods, 0, sizeof(script.methods));
+    for (int i = 0; i < count; i++)
+        script.replies[i] = replies[i];
+    script.count = count;
+    script.served = 0;
+    script.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(script.fd >= 0);
+    assert_int_equal(bind(script.fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(script.fd, (struct sockaddr *)&a, &len), 0);
+    assert_int_equal(listen(script.fd, 16), 0);
+    script.port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&script.thread, NULL, script_main, NULL), 0);
+}
+
+static void script_stop(void)
+{
+    shutdown(script.fd, SHUT_RDWR);
+    pthread_join(script.thread, NULL);
+    close(script.fd);
+    script.fd = -1;
+}
+
+static struct raw_store *script_store(const struct raw_loop *loop)
+{
+    struct raw_config c = s3_config(BUCKET, ACCESS, SECRET);
+    char endpoint[64], err[256];
+    snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", script.port);
+    c.endpoint = endpoint;
+    struct raw_store *r = raw_new(&c, loop, err, sizeof(err));
+    assert_non_null(r);
+    return r;
+}
+
+/* SlowDown and 503 are tried again, with backoff, until the PUT goes through. */
+static void test_s3_slow_down_then_ok(void **state)
+{
+    const char *replies[] = {"404", "503 SlowDown", "503 ServiceUnavailable", "200"};
+    struct blob b = blob_make(21, 500);
+    struct raw_result res;
+    script_start(replies, 4);
+    struct raw_store *r = script_store(NULL);
+    assert_int_equal(raw_put(r, b.sha, b.bytes, b.len, "image/png", &res), 0);
+    assert_int_equal(res.existed, 0);
+    assert_int_equal(res.tries, 2);
+    assert_true(res.ms >= 300); /* at least 0.1 + 0.2 s of backoff */
+    script_stop();
+    assert_int_equal(script.served, 4);
+    assert_string_equal(script.methods[0], "HEAD");
+    assert_string_equal(script.methods[3], "PUT");
+    raw_free(r);
+    blob_free(&b);
+}
+
+/* 500 forever and 429: transient after the retries, through the asynchronous path too; a 400 is
+ * permanent at once. */
+static void test_s3_errors_by_status(void **state)
+{
+    const char *err500[] = {"500 InternalError"};
+    const char *err429[] = {"429"};
+    const char *err400[] = {"404", "400 InvalidRequest"};
+    struct blob b = blob_make(22, 500);
+    struct raw_result res;
+
+    script_start(err500, 1);
+    struct rig t;
+    rig_up(&t);
+    struct raw_store *r = script_store(&t.loop);
+    struct waiter w = {0};
+    assert_non_null(raw_put_start(r, b.sha, b.bytes, b.len, "", on_done, &w));
+    rig_run(&t, &w, 1, 20);
+    assert_int_equal(w.calls, 1);
+    assert_int_equal(w.res.status, RAW_TRANSIENT);
+    assert_string_equal(w.res.reason, "http_500");
+    assert_int_equal(w.res.tries, 3);
+    raw_free(r);
+    rig_down(&t);
+    script_stop();
+    assert_int_equal(script.served, 4); /* the HEAD, tried 3 times more */
+
+    script_start(err429, 1);
+    r = script_store(NULL);
+    assert_int_equal(raw_put(r, b.sha, b.bytes, b.len, "", &res), -1);
+    assert_int_equal(res.status, RAW_TRANSIENT);
+    assert_string_equal(res.reason, "http_429");
+    raw_free(r);
+    script_stop();
+
+    script_start(err400, 2);
+    r = script_store(NULL);
+    assert_int_equal(raw_put(r, b.sha, b.bytes, b.len, "", &res), -1);
+    assert_int_equal(res.status, RAW_PERMANENT);
+    assert_string_equal(res.reason, "http_400");
+    assert_non_null(strstr(res.error, "InvalidRequest"));
+    assert_int_equal(res.tries, 0);
+    raw_free(r);
+    script_stop();
+    assert_int_equal(script.served, 2);
+    blob_free(&b);
+}
+
 /* An HTTPS endpoint whose certificate only PIXFLOW_CA_FILE vouches for: with it the store
  * works (the file adds to the system's CAs), without it every request fails as "tls". */
 static void test_s3_tls_ca_file(void **state)
@@ -935,6 +1109,8 @@ int main(void)
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_s3_async),
         cmocka_unit_test(test_engine_foreign_transfers),
+        cmocka_unit_test(test_s3_slow_down_then_ok),
+        cmocka_unit_test(test_s3_errors_by_status),
         cmocka_unit_test(test_s3_tls_ca_file),
         cmocka_unit_test(test_file_round_trip),
         cmocka_unit_test(test_file_not_a_directory),
