@@ -18,7 +18,10 @@
  * PUT. Transient failures (connection, timeout, 5xx, 429, 408, SlowDown, RequestTimeout) are
  * tried again S3_RETRIES times with exponential backoff and jitter, then reported. The blocking
  * path sleeps between tries; the asynchronous one puts its easy handle on the worker's multi
- * through raw_loop.add and arms an evtimer on the loop's base. Both decide with s3_step. */
+ * through raw_loop.add and arms an evtimer on the loop's base. Both decide with s3_step.
+ *
+ * The endpoint is the operator's: no address check (netguard is for sources), and a proxy from
+ * the environment (https_proxy, no_proxy) applies as to any curl program. */
 #include "raw_backend.h"
 
 #include <stdint.h>
