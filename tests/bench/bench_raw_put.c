@@ -1,9 +1,12 @@
-/* bench_raw.c -- the raw store's asynchronous writes as the worker drives them: S3 requests on a
- * fetch engine's curl multi, file writes on a pool, one libevent loop.
+/* bench_raw_put.c -- the raw store's asynchronous writes as the worker drives them: S3 requests on
+ * a fetch engine's curl multi, file writes on a pool, one libevent loop.
  *
- *   bench_raw --s3 [--count N] [--bytes B] [--inflight K]      PIXFLOW_S3_ENDPOINT, AWS_*,
- *                                                               bucket pixflow, prefix bench
- *   bench_raw --dir DIR [--count N] [--bytes B] [--inflight K] [--threads T]
+ *   bench_raw_put --s3 [--count N] [--bytes B] [--inflight K]    PIXFLOW_S3_ENDPOINT, AWS_*,
+ *                                                             bucket pixflow, prefix bench
+ *   bench_raw_put --dir DIR [--count N] [--bytes B] [--inflight K] [--threads T]
+ *
+ * (tests/bench/bench_raw.py measures what keeping originals costs the whole pipeline; this one
+ * measures the store alone.)
  *
  * Writes N new objects of B random bytes, at most K at once, then the same N again (each then
  * only a HEAD or a stat: "existed"). Prints objects/s, MB/s and per-write latency. A benchmark
@@ -77,7 +80,7 @@ static void bench_start_more(struct bench *b)
         int i = b->next++;
         if (raw_put_start(b->r, b->sha[i], b->bytes[i], b->len, "application/octet-stream",
                           bench_done, b) == NULL) {
-            fprintf(stderr, "bench_raw: raw_put_start failed\n");
+            fprintf(stderr, "bench_raw_put: raw_put_start failed\n");
             exit(1);
         }
         b->running++;
@@ -133,16 +136,16 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--threads") == 0 && v && ++i)
             threads = atoi(v);
         else {
-            fprintf(stderr, "usage: bench_raw --s3 | --dir DIR [--count N] [--bytes B] "
+            fprintf(stderr, "usage: bench_raw_put --s3 | --dir DIR [--count N] [--bytes B] "
                             "[--inflight K] [--threads T]\n");
             return 2;
         }
     }
     if (s3 == !!dir || b.count < 1 || b.len < 1 || b.inflight < 1 || threads < 1) {
-        fprintf(stderr, "bench_raw: give --s3 or --dir DIR, and positive counts\n");
+        fprintf(stderr, "bench_raw_put: give --s3 or --dir DIR, and positive counts\n");
         return 2;
     }
-    log_init("bench_raw", LL_WARN, 0);
+    log_init("bench_raw_put", LL_WARN, 0);
 
     struct raw_config c = {.kind = s3 ? RAW_S3 : RAW_FILE};
     snprintf(c.prefix, sizeof(c.prefix), "bench");
@@ -165,7 +168,7 @@ int main(int argc, char **argv)
     struct fetch_engine *e = b.base ? fetch_engine_new(b.base, &st, &lim, err, sizeof(err)) : NULL;
     struct pool *pool = e ? pool_new(b.base, threads, err, sizeof(err)) : NULL;
     if (pool == NULL) {
-        fprintf(stderr, "bench_raw: %s\n", err);
+        fprintf(stderr, "bench_raw_put: %s\n", err);
         return 1;
     }
     struct raw_loop loop = {.base = b.base,
@@ -176,7 +179,7 @@ int main(int argc, char **argv)
                             .offload_ctx = pool};
     b.r = raw_new(&c, &loop, err, sizeof(err));
     if (b.r == NULL || raw_check(b.r, err, sizeof(err)) < 0) {
-        fprintf(stderr, "bench_raw: %s\n", err);
+        fprintf(stderr, "bench_raw_put: %s\n", err);
         return 1;
     }
 
@@ -195,7 +198,7 @@ int main(int argc, char **argv)
         }
         digest_sha256_hex(b.bytes[i], b.len, b.sha[i], err, sizeof(err));
     }
-    printf("bench_raw: %s\n", raw_describe(b.r));
+    printf("bench_raw_put: %s\n", raw_describe(b.r));
     bench_pass(&b, "new");
     bench_pass(&b, "existed");
 
