@@ -601,28 +601,6 @@ static int s3_read_failed(struct raw_store *r, struct s3_req *q, CURLcode rc, co
     return -1;
 }
 
-static int s3_head(struct raw_store *r, const char *key, int *found, size_t *len, char *err,
-                   size_t errlen)
-{
-    struct s3_req q;
-    long code;
-    memset(&q, 0, sizeof(q));
-    CURLcode rc = s3_perform(r, &q, S3_HEAD, key, &code);
-    int ok = 0;
-    *found = 0;
-    *len = 0;
-    if (rc == CURLE_OK && code == 200) {
-        curl_off_t have = 0;
-        curl_easy_getinfo(q.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &have);
-        *found = 1;
-        *len = have > 0 ? (size_t)have : 0;
-    } else if (rc != CURLE_OK || code != 404) {
-        ok = s3_read_failed(r, &q, rc, "HEAD", key, err, errlen);
-    }
-    s3_req_free(&q);
-    return ok;
-}
-
 static int s3_get(struct raw_store *r, const char *key, int *found, unsigned char **bytes,
                   size_t *len, char *type, char *err, size_t errlen)
 {
@@ -653,6 +631,36 @@ static int s3_get(struct raw_store *r, const char *key, int *found, unsigned cha
         ok = -1;
     } else if (!(rc == CURLE_OK && code == 404 && (!s3code[0] || !strcmp(s3code, "NoSuchKey")))) {
         ok = s3_read_failed(r, &q, rc, "GET", key, err, errlen);
+    }
+    s3_req_free(&q);
+    return ok;
+}
+
+static int s3_head(struct raw_store *r, const char *key, int *found, size_t *len, char *err,
+                   size_t errlen)
+{
+    struct s3_req q;
+    long code;
+    memset(&q, 0, sizeof(q));
+    CURLcode rc = s3_perform(r, &q, S3_HEAD, key, &code);
+    int ok = 0;
+    *found = 0;
+    *len = 0;
+    if (rc == CURLE_OK && code == 200) {
+        curl_off_t have = 0;
+        curl_easy_getinfo(q.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &have);
+        *found = 1;
+        *len = have > 0 ? (size_t)have : 0;
+    } else if (rc == CURLE_OK && code == 404) {
+        /* A HEAD's 404 has no body to tell a missing key from a missing bucket or an unknown
+         * access key (versitygw answers one so): a GET's error says. Only missing objects pay
+         * for it. */
+        unsigned char *bytes = NULL;
+        char type[RAW_TYPE_MAX];
+        ok = s3_get(r, key, found, &bytes, len, type, err, errlen);
+        free(bytes);
+    } else {
+        ok = s3_read_failed(r, &q, rc, "HEAD", key, err, errlen);
     }
     s3_req_free(&q);
     return ok;

@@ -409,6 +409,10 @@ static void test_s3_wrong_credentials(void **state)
     assert_int_equal(raw_check(r, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "unknown access key"));
     assert_non_null(strstr(err, "AWS_ACCESS_KEY_ID"));
+    int found = 1;
+    assert_int_equal(raw_head(r, b.sha, &found, NULL, err, sizeof(err)), -1); /* not "missing" */
+    assert_non_null(strstr(err, "unknown access key"));
+    assert_int_equal(found, 0);
     assert_int_equal(raw_put(r, b.sha, b.bytes, b.len, "image/jpeg", &res), -1);
     assert_int_equal(res.status, RAW_PERMANENT);
     assert_string_equal(res.reason, "http_403");
@@ -428,6 +432,9 @@ static void test_s3_no_bucket(void **state)
     assert_int_equal(raw_put(r, b.sha, b.bytes, b.len, "image/jpeg", &res), -1);
     assert_int_equal(res.status, RAW_PERMANENT);
     assert_string_equal(res.reason, "no_bucket");
+    int found = 1;
+    assert_int_equal(raw_head(r, b.sha, &found, NULL, err, sizeof(err)), -1); /* not "missing" */
+    assert_non_null(strstr(err, "no such bucket"));
     blob_free(&b);
     raw_free(r);
 }
