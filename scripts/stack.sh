@@ -71,7 +71,10 @@ make_bucket() { # port access-key secret-key
     code=$(curl -sS -o "$dir/s3.bucket" -w '%{http_code}' --aws-sigv4 aws:amz:us-east-1:s3 \
         --user "$2:$3" -H "x-amz-content-sha256: $empty_sha256" -X PUT \
         "http://127.0.0.1:$1/$bucket") || die "cannot create bucket $bucket on 127.0.0.1:$1"
-    case "$code" in 200 | 409) ;; *) die "bucket $bucket: HTTP $code: $(cat "$dir/s3.bucket")" ;; esac
+    case "$code" in
+    200 | 409) ;;
+    *) die "bucket $bucket: HTTP $code: $(cat "$dir/s3.bucket")" ;;
+    esac
     rm -f "$dir/s3.bucket"
 }
 
@@ -143,7 +146,10 @@ recorded_port() { # redis|ferretdb|s3
 }
 
 start_one() { # redis|ferretdb|s3
-    case "$1" in redis | ferretdb | s3) ;; *) die "start: unknown server '$1' (redis, ferretdb, s3)" ;; esac
+    case "$1" in
+    redis | ferretdb | s3) ;;
+    *) die "start: unknown server '$1' (redis, ferretdb, s3)" ;;
+    esac
     alive "$1" && die "$1 already runs"
     if [ "$1" = s3 ]; then
         start_s3 "$(recorded_port s3)" "$(recorded AWS_ACCESS_KEY_ID)" \
@@ -184,8 +190,8 @@ status() {
         echo "stack: console runs (pid $(cat "$dir/console.pid"), log $dir/console.log)"
     fi
     if [ -f "$dir/env" ]; then
-        sed -n 's/^export \(PIXFLOW_\(REDIS_URL\|MONGO_URI\|S3_ENDPOINT\|RAW_URL\|PICSUM_HTTPS\)\)=/stack: \1=/p' \
-            "$dir/env"
+        sed -n -e 's/^export \(PIXFLOW_\(REDIS_URL\|MONGO_URI\|PICSUM_HTTPS\)\)=/stack: \1=/p' \
+            -e 's/^export \(PIXFLOW_\(S3_ENDPOINT\|RAW_URL\)\)=/stack: \1=/p' "$dir/env"
     fi
 }
 

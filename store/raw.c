@@ -183,9 +183,10 @@ static void raw_key(const struct raw_store *r, const char *sha256, char *buf, si
 
 const char *raw_location(const struct raw_store *r, const char *sha256, char *buf, size_t len)
 {
-    if (!raw_sha_ok(sha256))
-        sha256 = "invalid";
-    snprintf(buf, len, "%s/%.2s/%s", r->describe, sha256, sha256);
+    if (raw_sha_ok(sha256))
+        snprintf(buf, len, "%s/%.2s/%s", r->describe, sha256, sha256);
+    else if (len > 0)
+        buf[0] = '\0'; /* no object can have that name */
     return buf;
 }
 

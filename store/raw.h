@@ -117,7 +117,8 @@ int raw_get(struct raw_store *r, const char *sha256, int *found, unsigned char *
             size_t *len, char *type, char *err, size_t errlen);
 
 /* Where the object lives, as `originals.raw` records it: "s3://BUCKET/PREFIX/ab/<sha256>" or
- * "file:///DIR/PREFIX/ab/<sha256>" (RAW_LOCATION_MAX bytes). */
+ * "file:///DIR/PREFIX/ab/<sha256>" (RAW_LOCATION_MAX bytes; "" for a sha256 that is not 64
+ * lowercase hex digits). */
 const char *raw_location(const struct raw_store *r, const char *sha256, char *buf, size_t len);
 
 /* "s3://BUCKET/PREFIX" or "file:///DIR", for logs and the console. */

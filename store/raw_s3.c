@@ -18,7 +18,10 @@
  * PUT. Transient failures (connection, timeout, 5xx, 429, 408, SlowDown, RequestTimeout) are
  * tried again S3_RETRIES times with exponential backoff and jitter, then reported. The blocking
  * path sleeps between tries; the asynchronous one puts its easy handle on the worker's multi
- * through raw_loop.add and arms an evtimer on the loop's base. Both decide with s3_step. */
+ * through raw_loop.add and arms an evtimer on the loop's base. Both decide with s3_step.
+ *
+ * The endpoint is the operator's: no address check (netguard is for sources), and a proxy from
+ * the environment (https_proxy, no_proxy) applies as to any curl program. */
 #include "raw_backend.h"
 
 #include <stdint.h>
@@ -33,7 +36,8 @@
 #include <openssl/x509_vfy.h>
 
 #define S3_CONNECT_TIMEOUT_MS 5000
-#define S3_TOTAL_TIMEOUT_MS   60000
+#define S3_TOTAL_TIMEOUT_MS   60000 /* a GET or PUT of up to PIXFLOW_MAX_BYTES */
+#define S3_HEAD_TIMEOUT_MS    10000 /* a HEAD moves no body: a server this slow is down */
 #define S3_RETRIES            3
 #define S3_BACKOFF_MS         200
 #define S3_ERROR_BODY_MAX     4096 /* an error body is kept for its <Code> and <Message> */
@@ -145,6 +149,32 @@ static void s3_req_free(struct s3_req *q)
     memset(q, 0, sizeof(*q));
 }
 
+/* The Content-Type sent, from the source's: printable ASCII only (a hostile source's header
+ * goes no further than this value), blanks trimmed and runs of them made one (the form SigV4
+ * signs, so that signer and server cannot disagree on it), cut to fit; application/octet-stream
+ * when nothing is left. */
+static void s3_content_type(const char *in, char *out, size_t outlen)
+{
+    size_t n = 0;
+    int blank = 0;
+    for (; *in && n + 2 < outlen; in++) {
+        unsigned char ch = (unsigned char)*in;
+        if (ch == ' ' || ch == '\t') {
+            blank = n > 0;
+            continue;
+        }
+        if (ch < 0x21 || ch > 0x7e)
+            continue;
+        if (blank)
+            out[n++] = ' ';
+        blank = 0;
+        out[n++] = (char)ch;
+    }
+    out[n] = '\0';
+    if (n == 0)
+        snprintf(out, outlen, "application/octet-stream");
+}
+
 /* Sets q up for one request on `key` ("" for the bucket itself). A PUT sends `bytes` with
  * their SHA-256 and Content-Type. 0, or -1 when out of memory. */
 static int s3_req_prepare(struct raw_store *r, struct s3_req *q, enum s3_method m, const char *key,
@@ -173,8 +203,9 @@ static int s3_req_prepare(struct raw_store *r, struct s3_req *q, enum s3_method 
              m == S3_PUT ? sha256 : S3_EMPTY_SHA256);
     l = curl_slist_append(NULL, line);
     if (l && m == S3_PUT) {
-        snprintf(line, sizeof(line), "Content-Type: %s",
-                 content_type[0] ? content_type : "application/octet-stream");
+        char type[RAW_TYPE_MAX];
+        s3_content_type(content_type, type, sizeof(type));
+        snprintf(line, sizeof(line), "Content-Type: %s", type);
         q->hdrs = l;
         l = curl_slist_append(l, line);
     }
@@ -206,7 +237,7 @@ static int s3_req_prepare(struct raw_store *r, struct s3_req *q, enum s3_method 
     SET(CURLOPT_USERAGENT, s->user_agent);
     SET(CURLOPT_HTTPHEADER, q->hdrs);
     SET(CURLOPT_CONNECTTIMEOUT_MS, (long)S3_CONNECT_TIMEOUT_MS);
-    SET(CURLOPT_TIMEOUT_MS, (long)S3_TOTAL_TIMEOUT_MS);
+    SET(CURLOPT_TIMEOUT_MS, (long)(m == S3_HEAD ? S3_HEAD_TIMEOUT_MS : S3_TOTAL_TIMEOUT_MS));
     SET(CURLOPT_WRITEFUNCTION, s3_write_cb);
     SET(CURLOPT_WRITEDATA, q);
     if (s->sigv4[0]) {
@@ -557,32 +588,17 @@ static int s3_check(struct raw_store *r, char *err, size_t errlen)
     return ok;
 }
 
-static int s3_head(struct raw_store *r, const char *key, int *found, size_t *len, char *err,
-                   size_t errlen)
+/* A blocking read that failed: the same words as a write's failure, into err. -1. */
+static int s3_read_failed(struct raw_store *r, struct s3_req *q, CURLcode rc, const char *method,
+                          const char *key, char *err, size_t errlen)
 {
-    struct s3_req q;
-    long code;
-    memset(&q, 0, sizeof(q));
-    CURLcode rc = s3_perform(r, &q, S3_HEAD, key, &code);
-    int ok = 0;
-    *found = 0;
-    *len = 0;
-    if (rc == CURLE_OK && code == 200) {
-        curl_off_t have = 0;
-        curl_easy_getinfo(q.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &have);
-        *found = 1;
-        *len = have > 0 ? (size_t)have : 0;
-    } else if (rc != CURLE_OK || code != 404) {
-        struct raw_result res;
-        char what[RAW_KEY_MAX + 16];
-        snprintf(what, sizeof(what), "HEAD %s", key);
-        memset(&res, 0, sizeof(res));
-        s3_fail(r, &q, rc, what, &res);
-        snprintf(err, errlen, "%s", res.error);
-        ok = -1;
-    }
-    s3_req_free(&q);
-    return ok;
+    struct raw_result res;
+    char what[RAW_KEY_MAX + 16];
+    snprintf(what, sizeof(what), "%s %s", method, key);
+    memset(&res, 0, sizeof(res));
+    s3_fail(r, q, rc, what, &res);
+    snprintf(err, errlen, "%s", res.error);
+    return -1;
 }
 
 static int s3_get(struct raw_store *r, const char *key, int *found, unsigned char **bytes,
@@ -613,14 +629,38 @@ static int s3_get(struct raw_store *r, const char *key, int *found, unsigned cha
     } else if (rc == CURLE_WRITE_ERROR && q.body_over) {
         snprintf(err, errlen, "GET %s: the object is larger than %zu bytes", key, S3_GET_MAX);
         ok = -1;
-    } else if (!(rc == CURLE_OK && code == 404 && strcmp(s3code, "NoSuchBucket") != 0)) {
-        struct raw_result res;
-        char what[RAW_KEY_MAX + 16];
-        snprintf(what, sizeof(what), "GET %s", key);
-        memset(&res, 0, sizeof(res));
-        s3_fail(r, &q, rc, what, &res);
-        snprintf(err, errlen, "%s", res.error);
-        ok = -1;
+    } else if (!(rc == CURLE_OK && code == 404 && (!s3code[0] || !strcmp(s3code, "NoSuchKey")))) {
+        ok = s3_read_failed(r, &q, rc, "GET", key, err, errlen);
+    }
+    s3_req_free(&q);
+    return ok;
+}
+
+static int s3_head(struct raw_store *r, const char *key, int *found, size_t *len, char *err,
+                   size_t errlen)
+{
+    struct s3_req q;
+    long code;
+    memset(&q, 0, sizeof(q));
+    CURLcode rc = s3_perform(r, &q, S3_HEAD, key, &code);
+    int ok = 0;
+    *found = 0;
+    *len = 0;
+    if (rc == CURLE_OK && code == 200) {
+        curl_off_t have = 0;
+        curl_easy_getinfo(q.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &have);
+        *found = 1;
+        *len = have > 0 ? (size_t)have : 0;
+    } else if (rc == CURLE_OK && code == 404) {
+        /* A HEAD's 404 has no body to tell a missing key from a missing bucket or an unknown
+         * access key (versitygw answers one so): a GET's error says. Only missing objects pay
+         * for it. */
+        unsigned char *bytes = NULL;
+        char type[RAW_TYPE_MAX];
+        ok = s3_get(r, key, found, &bytes, len, type, err, errlen);
+        free(bytes);
+    } else {
+        ok = s3_read_failed(r, &q, rc, "HEAD", key, err, errlen);
     }
     s3_req_free(&q);
     return ok;

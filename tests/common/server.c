@@ -151,15 +151,26 @@ static size_t tserver_discard(char *data, size_t size, size_t n, void *userdata)
 }
 
 int tserver_start_s3(struct tserver *s, const char *bin, const char *dir, const char *access,
-                     const char *secret)
+                     const char *secret, const char *cert, const char *key)
 {
-    char listen[64], akey[128], skey[128], root[PATH_MAX];
+    char listen[64], akey[128], skey[128], root[PATH_MAX], certf[PATH_MAX], keyf[PATH_MAX];
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", s->port);
     snprintf(akey, sizeof(akey), "%s", access);
     snprintf(skey, sizeof(skey), "%s", secret);
     snprintf(root, sizeof(root), "%s", dir);
-    char *argv[] = {(char *)bin, "--port",  listen,  "--access", akey, "--secret",
-                    skey,        "--quiet", "posix", root,       NULL};
+    snprintf(certf, sizeof(certf), "%s", cert ? cert : "");
+    snprintf(keyf, sizeof(keyf), "%s", key ? key : "");
+    char *argv[16] = {(char *)bin, "--port", listen, "--access", akey, "--secret", skey, "--quiet"};
+    int n = 8;
+    if (cert) {
+        argv[n++] = "--cert";
+        argv[n++] = certf;
+        argv[n++] = "--key";
+        argv[n++] = keyf;
+    }
+    argv[n++] = "posix";
+    argv[n++] = root;
+    argv[n] = NULL;
     return tserver_start(s, argv, 15);
 }
 

@@ -31,9 +31,10 @@ double tserver_now(void);
 int tserver_cache_bin(const char *env, const char *name, char *buf, size_t len);
 
 /* versitygw, a real S3 server, on s->port (s->log set first), its buckets folders of `dir`,
- * with these root credentials and region us-east-1. */
+ * with these root credentials and region us-east-1; HTTPS with cert and key (PEM files), or
+ * plain HTTP when they are NULL. */
 int tserver_start_s3(struct tserver *s, const char *bin, const char *dir, const char *access,
-                     const char *secret);
+                     const char *secret, const char *cert, const char *key);
 /* One request signed with SigV4 to the S3 server on `port` (e.g. "PUT", "/pixflow" to create a
  * bucket). The HTTP status, or -1 when none came. */
 long tserver_s3_request(int port, const char *access, const char *secret, const char *method,

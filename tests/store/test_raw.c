@@ -19,16 +19,20 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -46,7 +50,7 @@ static char s3_bin[PATH_MAX];
 static int s3_start(void)
 {
     snprintf(s3.log, sizeof(s3.log), "%s/versitygw.log", top);
-    return tserver_start_s3(&s3, s3_bin, s3_dir, ACCESS, SECRET);
+    return tserver_start_s3(&s3, s3_bin, s3_dir, ACCESS, SECRET, NULL, NULL);
 }
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -286,6 +290,7 @@ static void test_s3_check_and_names(void **state)
     char want[300];
     snprintf(want, sizeof(want), "s3://pixflow/raw/%.2s/%s", b.sha, b.sha);
     assert_string_equal(raw_location(r, b.sha, loc, sizeof(loc)), want);
+    assert_string_equal(raw_location(r, "ab", loc, sizeof(loc)), "");
     blob_free(&b);
     raw_free(r);
 }
@@ -324,6 +329,14 @@ static void test_s3_round_trip(void **state)
     assert_memory_equal(got, small.bytes, small.len);
     assert_string_equal(type, "application/octet-stream");
     free(got);
+
+    /* A source's Content-Type with blanks and control characters is sent cleaned. */
+    struct blob odd = blob_make(20, 3000);
+    assert_int_equal(raw_put(r, odd.sha, odd.bytes, odd.len, " image/jpeg;\t  q=\x01x ", &res), 0);
+    assert_int_equal(raw_get(r, odd.sha, &found, &got, &len, type, err, sizeof(err)), 0);
+    assert_string_equal(type, "image/jpeg; q=x");
+    free(got);
+    blob_free(&odd);
     blob_free(&small);
     blob_free(&b);
     raw_free(r);
@@ -396,6 +409,10 @@ static void test_s3_wrong_credentials(void **state)
     assert_int_equal(raw_check(r, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "unknown access key"));
     assert_non_null(strstr(err, "AWS_ACCESS_KEY_ID"));
+    int found = 1;
+    assert_int_equal(raw_head(r, b.sha, &found, NULL, err, sizeof(err)), -1); /* not "missing" */
+    assert_non_null(strstr(err, "unknown access key"));
+    assert_int_equal(found, 0);
     assert_int_equal(raw_put(r, b.sha, b.bytes, b.len, "image/jpeg", &res), -1);
     assert_int_equal(res.status, RAW_PERMANENT);
     assert_string_equal(res.reason, "http_403");
@@ -415,6 +432,9 @@ static void test_s3_no_bucket(void **state)
     assert_int_equal(raw_put(r, b.sha, b.bytes, b.len, "image/jpeg", &res), -1);
     assert_int_equal(res.status, RAW_PERMANENT);
     assert_string_equal(res.reason, "no_bucket");
+    int found = 1;
+    assert_int_equal(raw_head(r, b.sha, &found, NULL, err, sizeof(err)), -1); /* not "missing" */
+    assert_non_null(strstr(err, "no such bucket"));
     blob_free(&b);
     raw_free(r);
 }
@@ -524,6 +544,277 @@ static void test_s3_async(void **state)
     raw_free(r);
     rig_down(&t);
     assert_int_equal(never.calls, 0);
+}
+
+/* fetch_engine_add on its own: done once per completion, the handle off the multi and the
+ * caller's again (added anew from done), and an engine freed with one still in flight drops it
+ * without a call. */
+struct foreign {
+    struct fetch_engine *e;
+    int calls;
+    CURLcode rc;
+    long code;
+};
+
+static void foreign_done(CURL *easy, CURLcode rc, void *arg)
+{
+    struct foreign *f = arg;
+    f->calls++;
+    f->rc = rc;
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &f->code);
+    if (f->calls == 1) /* again, from inside done */
+        assert_int_equal(fetch_engine_add(f->e, easy, foreign_done, f), 0);
+}
+
+static void test_engine_foreign_transfers(void **state)
+{
+    struct rig t;
+    rig_up(&t);
+    struct foreign f = {.e = t.e};
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s3.port);
+    CURL *easy = curl_easy_init();
+    assert_non_null(easy);
+    curl_easy_setopt(easy, CURLOPT_URL, url);
+    curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+    assert_int_equal(fetch_engine_add(t.e, easy, foreign_done, &f), 0);
+    assert_int_equal(fetch_active(t.e), 0); /* not the engine's own downloads */
+    for (double end = tserver_now() + 10; f.calls < 2 && tserver_now() < end;)
+        event_base_loop(t.base, EVLOOP_ONCE);
+    assert_int_equal(f.calls, 2);
+    assert_int_equal(f.rc, CURLE_OK);
+    assert_true(f.code >= 200 && f.code < 500); /* an answer: unsigned, so a refusal */
+
+    assert_int_equal(fetch_engine_add(t.e, easy, foreign_done, &f), 0);
+    fetch_engine_remove(t.e, easy); /* taken off: no call */
+    assert_int_equal(fetch_engine_add(t.e, easy, foreign_done, &f), 0);
+    rig_down(&t); /* freed with it in flight: no call either */
+    assert_int_equal(f.calls, 2);
+    curl_easy_cleanup(easy);
+}
+
+/* ---- an S3 endpoint that answers from a script, for the statuses versitygw never gives ---- */
+
+#define SCRIPT_MAX 8
+
+static struct {
+    int fd, port;
+    pthread_t thread;
+    const char *replies[SCRIPT_MAX]; /* "503 SlowDown", "404", "200": one per connection */
+    int count, served;
+    char methods[SCRIPT_MAX][8];
+} script = {.fd = -1};
+
+/* Reads one request (its body too, by Content-Length: bodies here are under 1 KiB, so curl sends
+ * no Expect) and answers the next reply of the script, closing the connection. */
+static void script_serve(int fd)
+{
+    char req[8192];
+    size_t have = 0;
+    char *end = NULL;
+    while (end == NULL && have + 1 < sizeof(req)) {
+        ssize_t n = read(fd, req + have, sizeof(req) - 1 - have);
+        if (n <= 0)
+            return;
+        have += (size_t)n;
+        req[have] = '\0';
+        end = strstr(req, "\r\n\r\n");
+    }
+    const char *cl = strcasestr(req, "\r\ncontent-length:");
+    size_t body = cl && cl < end ? (size_t)atol(cl + 17) : 0;
+    for (size_t got = have - (size_t)(end + 4 - req); got < body;) {
+        char sink[4096];
+        ssize_t n = read(fd, sink, sizeof(sink));
+        if (n <= 0)
+            return;
+        got += (size_t)n;
+    }
+    int i = script.served < script.count ? script.served : script.count - 1;
+    snprintf(script.methods[i], sizeof(script.methods[i]), "%.*s", (int)strcspn(req, " "), req);
+    script.served++;
+    const char *reply = script.replies[i];
+    char xml[256] = "", head[512];
+    const char *code = strchr(reply, ' ');
+    int status = atoi(reply);
+    int is_head = strncmp(req, "HEAD ", 5) == 0;
+    if (code && !is_head)
+        snprintf(xml, sizeof(xml), "<Error><Code>%s</Code><Message>scripted</Message></Error>",
+                 code + 1);
+    snprintf(head, sizeof(head),
+             "HTTP/1.1 %d Scripted\r\nContent-Type: application/xml\r\nContent-Length: %zu\r\n"
+             "Connection: close\r\n\r\n",
+             status, strlen(xml));
+    if (write(fd, head, strlen(head)) < 0 || write(fd, xml, strlen(xml)) < 0)
+        return;
+}
+
+static void *script_main(void *arg)
+{
+    for (;;) {
+        int c = accept(script.fd, NULL, NULL);
+        if (c < 0)
+            return NULL; /* the listening socket was shut down */
+        script_serve(c);
+        close(c);
+    }
+}
+
+static void script_start(const char **replies, int count)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    memset(script.methods, 0, sizeof(script.methods));
+    for (int i = 0; i < count; i++)
+        script.replies[i] = replies[i];
+    script.count = count;
+    script.served = 0;
+    script.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(script.fd >= 0);
+    assert_int_equal(bind(script.fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(script.fd, (struct sockaddr *)&a, &len), 0);
+    assert_int_equal(listen(script.fd, 16), 0);
+    script.port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&script.thread, NULL, script_main, NULL), 0);
+}
+
+static void script_stop(void)
+{
+    shutdown(script.fd, SHUT_RDWR);
+    pthread_join(script.thread, NULL);
+    close(script.fd);
+    script.fd = -1;
+}
+
+static struct raw_store *script_store(const struct raw_loop *loop)
+{
+    struct raw_config c = s3_config(BUCKET, ACCESS, SECRET);
+    char endpoint[64], err[256];
+    snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", script.port);
+    c.endpoint = endpoint;
+    struct raw_store *r = raw_new(&c, loop, err, sizeof(err));
+    assert_non_null(r);
+    return r;
+}
+
+/* SlowDown and 503 are tried again, with backoff, until the PUT goes through. */
+static void test_s3_slow_down_then_ok(void **state)
+{
+    const char *replies[] = {"404", "503 SlowDown", "503 ServiceUnavailable", "200"};
+    struct blob b = blob_make(21, 500);
+    struct raw_result res;
+    script_start(replies, 4);
+    struct raw_store *r = script_store(NULL);
+    assert_int_equal(raw_put(r, b.sha, b.bytes, b.len, "image/png", &res), 0);
+    assert_int_equal(res.existed, 0);
+    assert_int_equal(res.tries, 2);
+    assert_true(res.ms >= 300); /* at least 0.1 + 0.2 s of backoff */
+    script_stop();
+    assert_int_equal(script.served, 4);
+    assert_string_equal(script.methods[0], "HEAD");
+    assert_string_equal(script.methods[3], "PUT");
+    raw_free(r);
+    blob_free(&b);
+}
+
+/* 500 forever and 429: transient after the retries, through the asynchronous path too; a 400 is
+ * permanent at once. */
+static void test_s3_errors_by_status(void **state)
+{
+    const char *err500[] = {"500 InternalError"};
+    const char *err429[] = {"429"};
+    const char *err400[] = {"404", "400 InvalidRequest"};
+    struct blob b = blob_make(22, 500);
+    struct raw_result res;
+
+    script_start(err500, 1);
+    struct rig t;
+    rig_up(&t);
+    struct raw_store *r = script_store(&t.loop);
+    struct waiter w = {0};
+    assert_non_null(raw_put_start(r, b.sha, b.bytes, b.len, "", on_done, &w));
+    rig_run(&t, &w, 1, 20);
+    assert_int_equal(w.calls, 1);
+    assert_int_equal(w.res.status, RAW_TRANSIENT);
+    assert_string_equal(w.res.reason, "http_500");
+    assert_int_equal(w.res.tries, 3);
+    raw_free(r);
+    rig_down(&t);
+    script_stop();
+    assert_int_equal(script.served, 4); /* the HEAD, tried 3 times more */
+
+    script_start(err429, 1);
+    r = script_store(NULL);
+    assert_int_equal(raw_put(r, b.sha, b.bytes, b.len, "", &res), -1);
+    assert_int_equal(res.status, RAW_TRANSIENT);
+    assert_string_equal(res.reason, "http_429");
+    raw_free(r);
+    script_stop();
+
+    script_start(err400, 2);
+    r = script_store(NULL);
+    assert_int_equal(raw_put(r, b.sha, b.bytes, b.len, "", &res), -1);
+    assert_int_equal(res.status, RAW_PERMANENT);
+    assert_string_equal(res.reason, "http_400");
+    assert_non_null(strstr(res.error, "InvalidRequest"));
+    assert_int_equal(res.tries, 0);
+    raw_free(r);
+    script_stop();
+    assert_int_equal(script.served, 2);
+    blob_free(&b);
+}
+
+/* An HTTPS endpoint whose certificate only PIXFLOW_CA_FILE vouches for: with it the store
+ * works (the file adds to the system's CAs), without it every request fails as "tls". */
+static void test_s3_tls_ca_file(void **state)
+{
+    char tls[800], cert[900], key[900], cmd[3000], logf[900], data[900], bucket[1000], err[256];
+    snprintf(tls, sizeof(tls), "%s/tls", top);
+    snprintf(data, sizeof(data), "%s/data", tls);
+    snprintf(bucket, sizeof(bucket), "%s/" BUCKET, data);
+    snprintf(cert, sizeof(cert), "%s/cert.pem", tls);
+    snprintf(key, sizeof(key), "%s/key.pem", tls);
+    snprintf(logf, sizeof(logf), "%s/openssl.log", tls);
+    /* versitygw serves a bucket made as a folder of its root */
+    assert_int_equal(mkdir(tls, 0755), 0);
+    assert_int_equal(mkdir(data, 0755), 0);
+    assert_int_equal(mkdir(bucket, 0755), 0);
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout '%s' -out '%s' -days 2 -subj /CN=127.0.0.1 "
+             "-addext subjectAltName=IP:127.0.0.1 >'%s' 2>&1",
+             key, cert, logf);
+    if (system(cmd) != 0)
+        fail_msg("openssl could not make a certificate; see %s", logf);
+    struct tserver gw = {.pid = -1, .port = tserver_free_port()};
+    snprintf(gw.log, sizeof(gw.log), "%s/versitygw.log", tls);
+    assert_int_equal(tserver_start_s3(&gw, s3_bin, data, ACCESS, SECRET, cert, key), 0);
+
+    char endpoint[64];
+    snprintf(endpoint, sizeof(endpoint), "https://127.0.0.1:%d", gw.port);
+    struct raw_config c = s3_config(BUCKET, ACCESS, SECRET);
+    c.endpoint = endpoint;
+    c.ca_file = cert;
+    struct raw_store *r = raw_new(&c, NULL, err, sizeof(err));
+    assert_non_null(r);
+    struct blob b = blob_make(19, 5000);
+    struct raw_result res;
+    if (raw_check(r, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(raw_put(r, b.sha, b.bytes, b.len, "image/webp", &res), 0);
+    assert_int_equal(res.existed, 0);
+    raw_free(r);
+
+    c.ca_file = NULL;
+    r = raw_new(&c, NULL, err, sizeof(err));
+    assert_non_null(r);
+    assert_int_equal(raw_check(r, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "cannot reach the S3 endpoint"));
+    assert_int_equal(raw_put(r, b.sha, b.bytes, b.len, "image/webp", &res), -1);
+    assert_int_equal(res.status, RAW_TRANSIENT);
+    assert_string_equal(res.reason, "tls");
+    raw_free(r);
+    tserver_stop(&gw);
+    blob_free(&b);
 }
 
 /* ---- files -------------------------------------------------------------------------------- */
@@ -824,6 +1115,10 @@ int main(void)
         cmocka_unit_test(test_s3_digest_is_checked),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_s3_async),
+        cmocka_unit_test(test_engine_foreign_transfers),
+        cmocka_unit_test(test_s3_slow_down_then_ok),
+        cmocka_unit_test(test_s3_errors_by_status),
+        cmocka_unit_test(test_s3_tls_ca_file),
         cmocka_unit_test(test_file_round_trip),
         cmocka_unit_test(test_file_not_a_directory),
         cmocka_unit_test(test_file_read_only),
