@@ -28,6 +28,7 @@ ALLOWED = {
     ("ingest/main.c", "failed"): "the run's status in ingest's own report",
     ("admin/migrate.c", "url"): "a field of the previous layout's alias_from elements",
     ("consumer/metrics.c", "reason"): "a Prometheus label",
+    ("consumer/metrics.c", "raw"): "a stage of the stage histogram (keeping the original)",
     ("admin/web/search.c", "stored"): "a search status of the console's API",
     ("admin/web/search.c", "aliased"): "a search status of the console's API",
     ("admin/web/search.c", "seen"): "a search status of the console's API",
