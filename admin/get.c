@@ -148,6 +148,23 @@ done:
     return rc;
 }
 
+/* Writes the bytes, then checks them against the name they were asked by: content-addressed,
+ * so bytes that hash to anything else are damaged. They are written all the same (evidence),
+ * and the command says so and fails. */
+static int get_write_checked(const char *out, const unsigned char *data, size_t len,
+                             const char *id, const char *damaged)
+{
+    char err[1024], hex[DIGEST_HEX_LEN + 1];
+    if (get_write(out, data, len, err, sizeof(err)) < 0)
+        return admin_fail(CMD, ADMIN_FAIL, "%s", err);
+    if (digest_sha256_hex(data, len, hex, err, sizeof(err)) < 0)
+        return admin_fail(CMD, ADMIN_FAIL, "%s: %s", id, err);
+    if (strcmp(hex, id) != 0)
+        return admin_fail(CMD, ADMIN_FAIL, "%s: written, but its bytes hash to %s: %s", id, hex,
+                          damaged);
+    return ADMIN_OK;
+}
+
 static void get_print_json(const bson_t *doc)
 {
     bson_t meta = BSON_INITIALIZER;
@@ -166,7 +183,7 @@ static void get_print_json(const bson_t *doc)
 static int get_original(const struct settings *s, const struct mdb *m, const char *id,
                         const char *how, const char *out)
 {
-    char err[1024], hex[DIGEST_HEX_LEN + 1], where[RAW_LOCATION_MAX];
+    char err[1024], where[RAW_LOCATION_MAX];
     bson_t *doc = NULL;
     bson_error_t e;
     unsigned char *bytes = NULL;
@@ -202,22 +219,8 @@ static int get_original(const struct settings *s, const struct mdb *m, const cha
                    raw_location(r, id, where, sizeof(where)), kept);
         goto done;
     }
-    if (get_write(out, bytes, len, err, sizeof(err)) < 0) {
-        admin_fail(CMD, ADMIN_FAIL, "%s", err);
-        goto done;
-    }
-    if (digest_sha256_hex(bytes, len, hex, err, sizeof(err)) < 0) {
-        admin_fail(CMD, ADMIN_FAIL, "%s: %s", id, err);
-        goto done;
-    }
-    if (strcmp(hex, id) != 0) {
-        admin_fail(CMD, ADMIN_FAIL,
-                   "%s: written, but its bytes hash to %s: the kept original is damaged (see "
-                   "pixflow verify --raw)",
-                   id, hex);
-        goto done;
-    }
-    status = ADMIN_OK;
+    status = get_write_checked(out, bytes, len, id, "the kept original is damaged (see pixflow "
+                               "verify --raw)");
 done:
     free(bytes);
     raw_free(r);
@@ -281,23 +284,8 @@ int get_main(int argc, char **argv)
         admin_fail(CMD, ADMIN_FAIL, "%s: %s", id, err);
         goto done;
     }
-    if (get_write(out, png, len, err, sizeof(err)) < 0) {
-        admin_fail(CMD, ADMIN_FAIL, "%s", err);
-        goto done;
-    }
-    char hex[DIGEST_HEX_LEN + 1];
-    if (digest_sha256_hex(png, len, hex, err, sizeof(err)) < 0) {
-        admin_fail(CMD, ADMIN_FAIL, "%s: %s", id, err);
-        goto done;
-    }
-    if (strcmp(hex, id) != 0) {
-        admin_fail(CMD, ADMIN_FAIL,
-                   "%s: written, but its bytes hash to %s: the stored image is corrupt (see "
-                   "pixflow verify)",
-                   id, hex);
-        goto done;
-    }
-    status = ADMIN_OK;
+    status = get_write_checked(out, png, len, id,
+                               "the stored image is corrupt (see pixflow verify)");
 done:
     free(png);
     mongoc_cursor_destroy(cur);
