@@ -249,16 +249,17 @@ enum image_status jpeg_probe(const unsigned char *data, size_t len, struct image
 }
 
 /* What libjpeg is asked for: gray stays gray, colour comes out as RGB(A) and CMYK as CMYK,
- * converted below. A colour picture asked for one channel is still decoded to RGB: libjpeg's
- * gray output is its Y channel, not pixflow_luma() of the RGB, and gray must not depend on
- * whether the decoder or the chain made it. */
-static int jpeg_pick_space(struct jpeg_decompress_struct *c, int channels)
+ * converted below. A YCbCr picture asked for its luma gives its Y plane as coded: libjpeg then
+ * neither converts colour nor upsamples chroma. Otherwise a colour picture asked for one
+ * channel is decoded to RGB and made gray with pixflow_luma(), as the chain would. */
+static int jpeg_pick_space(struct jpeg_decompress_struct *c, int channels, int luma)
 {
     if (c->jpeg_color_space == JCS_CMYK || c->jpeg_color_space == JCS_YCCK) {
         c->out_color_space = JCS_CMYK;
         return 4;
     }
-    if (c->num_components == 1 && channels == 1) {
+    if (channels == 1 && (c->num_components == 1 ||
+                          (luma && c->num_components == 3 && c->jpeg_color_space == JCS_YCbCr))) {
         c->out_color_space = JCS_GRAYSCALE;
         return 1;
     }
@@ -291,16 +292,36 @@ static void jpeg_convert_row(unsigned char *s, int from, int cmyk, unsigned char
     }
 }
 
+/* The largest of 1/8, 1/4 and 1/2 (1/1 when none) that keeps the stored picture at least
+ * min_w x min_h (given upright, so swapped for orientations that turn it). libjpeg scales in
+ * the IDCT, rounding sides up: a 1/8 decode reads one coefficient per block. Not inlined: its
+ * loop would then live in jpeg_decode(), across the setjmp(). */
+__attribute__((noinline)) static unsigned jpeg_pick_scale(const struct image_info *info,
+                                                         const struct image_request *req)
+{
+    size_t mw = info->orientation >= 5 ? req->min_height : req->min_width;
+    size_t mh = info->orientation >= 5 ? req->min_width : req->min_height;
+
+    if (mw == 0 || mh == 0)
+        return 1;
+    for (unsigned d = 8; d >= 2; d /= 2)
+        if (((size_t)info->width + d - 1) / d >= mw && ((size_t)info->height + d - 1) / d >= mh)
+            return d;
+    return 1;
+}
+
 enum image_status jpeg_decode(const unsigned char *data, size_t len, const struct image_info *info,
-                              int channels, const struct image_limits *lim, void *(*alloc)(size_t),
-                              struct pixflow_image *out, char *err, size_t errlen)
+                              const struct image_request *req, const struct image_limits *lim,
+                              void *(*alloc)(size_t), struct pixflow_image *out, char *err,
+                              size_t errlen)
 {
     struct jpeg_decompress_struct c;
     struct jpeg_guard g;
     unsigned char *volatile pixels = NULL;
-    size_t row, w = (size_t)info->width;
+    size_t row, w, h;
     long scans = jpeg_count_scans(data, len);
-    int got, cmyk;
+    int got, cmyk, channels = req->channels;
+    unsigned scale = jpeg_pick_scale(info, req);
 
     if (scans < 0) {
         snprintf(err, errlen, "jpeg: truncated (no end-of-image marker after the scans)");
@@ -324,14 +345,18 @@ enum image_status jpeg_decode(const unsigned char *data, size_t len, const struc
     c.mem->max_memory_to_use = lim->max_memory > 0 ? (long)lim->max_memory : 0;
     g.progress.progress_monitor = jpeg_on_progress;
     c.progress = &g.progress;
-    got = jpeg_pick_space(&c, channels);
+    got = jpeg_pick_space(&c, channels, req->luma);
     cmyk = c.out_color_space == JCS_CMYK;
+    c.scale_num = 1;
+    c.scale_denom = scale;
     jpeg_start_decompress(&c);
     if ((int)c.output_components != got)
         jpeg_guard_fail((j_common_ptr)&c, IMAGE_CORRUPT, "unexpected output components");
+    w = c.output_width;
+    h = c.output_height;
     /* Rows are decoded at the wider of the two layouts and narrowed in place. */
     row = w * (size_t)(got > channels ? got : channels);
-    pixels = alloc(row * (size_t)info->height);
+    pixels = alloc(row * h);
     if (pixels == NULL)
         jpeg_guard_fail((j_common_ptr)&c, IMAGE_NOMEM, "out of memory for the pixels");
     while (c.output_scanline < c.output_height) {
@@ -345,8 +370,12 @@ enum image_status jpeg_decode(const unsigned char *data, size_t len, const struc
     }
     jpeg_finish_decompress(&c);
     jpeg_destroy_decompress(&c);
-    out->width = (uint32_t)info->width;
-    out->height = (uint32_t)info->height;
+    out->width = (uint32_t)w;
+    out->height = (uint32_t)h;
+    if (scale > 1) {
+        out->source_width = (uint32_t)info->width;
+        out->source_height = (uint32_t)info->height;
+    }
     out->channels = (uint32_t)channels;
     out->stride = w * (size_t)channels;
     out->flags = PIXFLOW_IMAGE_WRITABLE;

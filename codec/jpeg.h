@@ -9,11 +9,13 @@
 enum image_status jpeg_probe(const unsigned char *data, size_t len, struct image_info *info,
                              char *err, size_t errlen);
 
-/* Decodes to `channels` (1, 3 or 4) under lim (scans, CPU time, libjpeg's working memory), then
- * turns the picture upright by info->orientation. out->pixels comes from alloc. */
+/* Decodes as req asks (image.h) under lim (scans, CPU time, libjpeg's working memory), leaving
+ * the picture as stored (image.c turns it upright). out->pixels comes from alloc; a shrunk
+ * picture has out->source_width/height set to the stored size. */
 enum image_status jpeg_decode(const unsigned char *data, size_t len, const struct image_info *info,
-                              int channels, const struct image_limits *lim, void *(*alloc)(size_t),
-                              struct pixflow_image *out, char *err, size_t errlen);
+                              const struct image_request *req, const struct image_limits *lim,
+                              void *(*alloc)(size_t), struct pixflow_image *out, char *err,
+                              size_t errlen);
 
 /* Start-of-scan markers in the file, counted without decoding (stops at EOI); -1: truncated. */
 long jpeg_count_scans(const unsigned char *d, size_t len);

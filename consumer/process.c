@@ -151,20 +151,45 @@ static enum process_status process_encode(const struct pixflow_image *img, struc
     return PROCESS_OK;
 }
 
+/* What to decode for the chain: only the luma of a colour JPEG when its first link wants gray,
+ * and a JPEG shrunk by 2, 4 or 8 (DCT scaling) when the chain begins by shrinking it, as far as
+ * leaves the resampler a factor of two. Both only for JPEG: stb_image's gray is not
+ * pixflow_luma(), and PNG has nothing like DCT scaling. The cost stays that of the whole
+ * picture: progressive coefficient buffers are whole whatever the scale. */
+static void process_request(const struct chain *chain, const struct image_info *info,
+                            struct image_request *req)
+{
+    int turned = info->orientation >= 5;
+    uint32_t w, h;
+
+    memset(req, 0, sizeof(*req));
+    req->channels = chain_input_channels(chain, info->channels);
+    if (info->format != IMAGE_FORMAT_JPEG)
+        return;
+    if (info->channels == 3 && chain_takes_luma(chain)) {
+        req->channels = 1;
+        req->luma = 1;
+    }
+    chain_shrink_limit(chain, (uint32_t)(turned ? info->height : info->width),
+                       (uint32_t)(turned ? info->width : info->height), req->channels == 1, &w, &h);
+    req->min_width = w;
+    req->min_height = h;
+}
+
 /* Decode, transform and encode, with the picture's decoding cost (*held) already taken from the
  * budget; once the chain has run, that is exchanged for the cost of storing its output. */
 static enum process_status
 process_pixels(const struct chain *chain, const struct process_limits *lim,
-               const unsigned char *data, size_t len, const struct image_info *info, int channels,
-               struct process_out *out, size_t *held, struct timespec *lap, char *reason,
-               size_t rlen, char *err, size_t errlen)
+               const unsigned char *data, size_t len, const struct image_info *info,
+               const struct image_request *req, struct process_out *out, size_t *held,
+               struct timespec *lap, char *reason, size_t rlen, char *err, size_t errlen)
 {
     struct pixflow_image decoded, img;
     enum image_status is;
     enum chain_status cs;
     enum process_status st;
 
-    is = image_decode_limited(data, len, info, channels, lim != NULL ? &lim->image : NULL, &decoded,
+    is = image_decode_request(data, len, info, req, lim != NULL ? &lim->image : NULL, &decoded,
                               err, errlen);
     if (is != IMAGE_OK)
         return process_fail(reason, rlen, process_image_reason(is));
@@ -197,8 +222,8 @@ enum process_status process_run(const struct chain *chain, const struct process_
     enum image_status is;
     enum process_status st;
     struct timespec lap;
+    struct image_request req;
     size_t cost;
-    int channels;
 
     memset(out, 0, sizeof(*out));
     reason[0] = '\0';
@@ -216,14 +241,14 @@ enum process_status process_run(const struct chain *chain, const struct process_
     out->orientation = info.orientation;
     if (process_over_limits(lim, &info, err, errlen))
         return process_fail(reason, rlen, "too_many_pixels");
-    channels = chain_input_channels(chain, info.channels);
-    cost = process_cost(&info, channels);
+    process_request(chain, &info, &req);
+    cost = process_cost(&info, req.channels);
     if (process_budget_take(cost) < 0) {
         snprintf(err, errlen, "%s %dx%d needs %zu MiB, over the %zu MiB decode memory budget",
                  info.name, info.width, info.height, cost >> 20, process_budget_total >> 20);
         return process_fail(reason, rlen, "too_many_pixels");
     }
-    st = process_pixels(chain, lim, data, len, &info, channels, out, &cost, &lap, reason, rlen, err,
+    st = process_pixels(chain, lim, data, len, &info, &req, out, &cost, &lap, reason, rlen, err,
                         errlen);
     process_budget_give(cost);
     if (st != PROCESS_OK)

@@ -252,6 +252,52 @@ static int bench_run(struct bench *b, int threads, int json, const char *spec)
     return sum.failures > 0;
 }
 
+/* Mpixel/s of decoding every file as req asks, one thread, best of 3 passes; -1 on failure. */
+static double bench_decode_rate(struct bench *b, const struct image_request *req)
+{
+    double best = 1e30, pixels = 0;
+    char err[256];
+
+    for (int round = 0; round < 3; round++) {
+        double t0 = bench_now();
+
+        pixels = 0;
+        for (int i = 0; i < b->nfiles; i++) {
+            struct image_info info;
+            struct pixflow_image im;
+
+            if (image_probe(b->files[i].data, b->files[i].len, &info, err, sizeof(err)) !=
+                    IMAGE_OK ||
+                image_decode_request(b->files[i].data, b->files[i].len, &info, req, NULL, &im,
+                                     err, sizeof(err)) != IMAGE_OK) {
+                fprintf(stderr, "%s: %s\n", b->files[i].name, err);
+                return -1;
+            }
+            pixels += (double)info.width * info.height;
+            free(im.pixels);
+        }
+        if (bench_now() - t0 < best)
+            best = bench_now() - t0;
+    }
+    return pixels / best / 1e6;
+}
+
+/* The limit for a gray result: libjpeg-turbo decoding each file's luma plane and nothing else
+ * (no chain, no encoding); then what decoding to RGB and taking pixflow_luma() costs. */
+static int bench_decode_limit(struct bench *b)
+{
+    const struct image_request luma = {1, 1, 0, 0}, rgb = {1, 0, 0, 0};
+    double l = bench_decode_rate(b, &luma), r = bench_decode_rate(b, &rgb);
+
+    if (l < 0 || r < 0)
+        return 1;
+    printf("JPEG decoding, 1 thread, best of 3 passes over %d pictures:\n", b->nfiles);
+    printf("  luma plane only (the limit for a gray result)  %7.1f Mpixel/s\n", l);
+    printf("  RGB, then pixflow_luma()                       %7.1f Mpixel/s   %.2fx slower\n", r,
+           l / r);
+    return 0;
+}
+
 /* ---- the PNG sweep ---- */
 
 static const char *const bench_filter_names[] = {"none", "sub", "up", "avg", "paeth", "adaptive"};
@@ -384,6 +430,8 @@ int main(int argc, char **argv)
             json = 1;
         } else if (strcmp(opt, "--sweep") == 0) {
             sweep = 1;
+        } else if (strcmp(opt, "--decode-limit") == 0) {
+            sweep = 2;
         } else if (val == NULL) {
             bench_usage();
             return 2;
@@ -429,7 +477,9 @@ int main(int argc, char **argv)
         return 1;
     }
     b.chain = c;
-    rc = sweep ? bench_sweep(&b, ref_bytes) : bench_run(&b, threads, json, spec);
+    rc = sweep == 2 ? bench_decode_limit(&b)
+         : sweep  ? bench_sweep(&b, ref_bytes)
+                  : bench_run(&b, threads, json, spec);
     chain_free(c);
     loader_free(l);
     for (int k = 0; k < b.nfiles; k++)
