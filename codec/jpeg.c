@@ -15,19 +15,8 @@
 #include <time.h>
 
 #include <jerror.h>
-#include <jpeglib.h>
 
-struct jpeg_guard {
-    struct jpeg_error_mgr pub; /* first: libjpeg hands back a pointer to it */
-    struct jpeg_progress_mgr progress;
-    jmp_buf jump;
-    enum image_status status;
-    char msg[JMSG_LENGTH_MAX];
-    const struct image_limits *lim;
-    struct timespec cpu_start;
-};
-
-static void jpeg_guard_fail(j_common_ptr c, enum image_status st, const char *msg)
+void jpeg_guard_fail(j_common_ptr c, enum image_status st, const char *msg)
 {
     struct jpeg_guard *g = (struct jpeg_guard *)c->err;
 
@@ -87,14 +76,16 @@ static void jpeg_on_progress(j_common_ptr c)
     }
 }
 
-static void jpeg_guard_init(struct jpeg_guard *g, struct jpeg_decompress_struct *c,
-                            const struct image_limits *lim)
+struct jpeg_error_mgr *jpeg_guard_init(struct jpeg_guard *g, const struct image_limits *lim)
 {
     memset(g, 0, sizeof(*g));
-    c->err = jpeg_std_error(&g->pub);
+    jpeg_std_error(&g->pub);
     g->pub.error_exit = jpeg_on_error;
     g->pub.emit_message = jpeg_on_message;
+    g->progress.progress_monitor = jpeg_on_progress;
     g->lim = lim;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &g->cpu_start);
+    return &g->pub;
 }
 
 long jpeg_count_scans(const unsigned char *d, size_t len)
@@ -137,6 +128,22 @@ long jpeg_count_scans(const unsigned char *d, size_t len)
         }
     }
     return -1;
+}
+
+enum image_status jpeg_check_scans(const unsigned char *data, size_t len,
+                                   const struct image_limits *lim, char *err, size_t errlen)
+{
+    long scans = jpeg_count_scans(data, len);
+
+    if (scans < 0) {
+        snprintf(err, errlen, "jpeg: truncated (no end-of-image marker after the scans)");
+        return IMAGE_CORRUPT;
+    }
+    if (lim->max_scans > 0 && scans > lim->max_scans) {
+        snprintf(err, errlen, "jpeg: %ld scans, over the %ld limit", scans, lim->max_scans);
+        return IMAGE_TOO_MANY_SCANS;
+    }
+    return IMAGE_OK;
 }
 
 static unsigned jpeg_u16(const unsigned char *p, int le)
@@ -213,7 +220,7 @@ static size_t jpeg_coefficient_bytes(const struct jpeg_decompress_struct *c)
 }
 
 /* jpeg_read_header under the guard; the caller has set g->jump. */
-static void jpeg_open(struct jpeg_decompress_struct *c, const unsigned char *data, size_t len)
+void jpeg_open(struct jpeg_decompress_struct *c, const unsigned char *data, size_t len)
 {
     jpeg_create_decompress(c);
     jpeg_mem_src(c, data, (unsigned long)len);
@@ -228,7 +235,7 @@ enum image_status jpeg_probe(const unsigned char *data, size_t len, struct image
     struct jpeg_decompress_struct c;
     struct jpeg_guard g;
 
-    jpeg_guard_init(&g, &c, &none);
+    c.err = jpeg_guard_init(&g, &none);
     if (setjmp(g.jump)) {
         snprintf(err, errlen, "jpeg header: %s", g.msg);
         jpeg_destroy_decompress(&c);
@@ -319,20 +326,13 @@ enum image_status jpeg_decode(const unsigned char *data, size_t len, const struc
     struct jpeg_guard g;
     unsigned char *volatile pixels = NULL;
     size_t row, w, h;
-    long scans = jpeg_count_scans(data, len);
     int got, cmyk, channels = req->channels;
     unsigned scale = jpeg_pick_scale(info, req);
+    enum image_status st = jpeg_check_scans(data, len, lim, err, errlen);
 
-    if (scans < 0) {
-        snprintf(err, errlen, "jpeg: truncated (no end-of-image marker after the scans)");
-        return IMAGE_CORRUPT;
-    }
-    if (lim->max_scans > 0 && scans > lim->max_scans) {
-        snprintf(err, errlen, "jpeg: %ld scans, over the %ld limit", scans, lim->max_scans);
-        return IMAGE_TOO_MANY_SCANS;
-    }
-    jpeg_guard_init(&g, &c, lim);
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &g.cpu_start);
+    if (st != IMAGE_OK)
+        return st;
+    c.err = jpeg_guard_init(&g, lim);
     if (setjmp(g.jump)) {
         snprintf(err, errlen, "jpeg: %s", g.msg);
         jpeg_destroy_decompress(&c);
@@ -343,7 +343,6 @@ enum image_status jpeg_decode(const unsigned char *data, size_t len, const struc
     if ((int)c.image_width != info->width || (int)c.image_height != info->height)
         jpeg_guard_fail((j_common_ptr)&c, IMAGE_CORRUPT, "header changed since the probe");
     c.mem->max_memory_to_use = lim->max_memory > 0 ? (long)lim->max_memory : 0;
-    g.progress.progress_monitor = jpeg_on_progress;
     c.progress = &g.progress;
     got = jpeg_pick_space(&c, channels, req->luma);
     cmyk = c.out_color_space == JCS_CMYK;

@@ -12,7 +12,9 @@
 
 #include "digest.h"
 #include "image.h"
+#include "jpegw.h"
 #include "png.h"
+#include "webpw.h"
 
 /* Microseconds since *t, and *t moved to now. */
 static long process_lap(struct timespec *t)
@@ -131,24 +133,89 @@ static int process_over_limits(const struct process_limits *lim, const struct im
     return 0;
 }
 
-/* PNG, its SHA-256 and base64, into out. */
-static enum process_status process_encode(const struct pixflow_image *img, struct process_out *out,
-                                          struct timespec *lap, char *reason, size_t rlen,
-                                          char *err, size_t errlen)
+/* SHA-256 and base64 of the stored bytes (out->png). */
+static enum process_status process_digest(struct process_out *out, struct timespec *lap,
+                                          char *reason, size_t rlen, char *err, size_t errlen)
 {
-    enum png_status ps = png_encode(img, NULL, &out->png, &out->png_len, err, errlen);
-
-    if (ps != PNG_OK)
-        return process_fail(reason, rlen, ps == PNG_NOMEM ? "out_of_memory" : "encode_failed");
-    out->width = (int)img->width;
-    out->height = (int)img->height;
-    out->channels = (int)img->channels;
-    out->timing.encode_us = process_lap(lap);
     if (digest_sha256_hex(out->png, out->png_len, out->sha256, err, errlen) < 0 ||
         digest_base64(out->png, out->png_len, &out->b64, &out->b64_len, err, errlen) < 0)
         return process_fail(reason, rlen, "out_of_memory");
     out->timing.digest_us += process_lap(lap);
     return PROCESS_OK;
+}
+
+/* img in the chain's output format (format.h), then its SHA-256 and base64, into out. */
+static enum process_status process_encode(const struct chain *chain,
+                                          const struct pixflow_image *img, struct process_out *out,
+                                          struct timespec *lap, char *reason, size_t rlen,
+                                          char *err, size_t errlen)
+{
+    const struct format *f = chain_format(chain);
+    int nomem = 0, failed;
+
+    if (f->kind == FORMAT_JPEG) {
+        enum image_status is = jpegw_encode(
+            img, f->quality > 0 ? f->quality : FORMAT_JPEG_DEFAULT_QUALITY, &out->png,
+            &out->png_len, err, errlen);
+
+        failed = is != IMAGE_OK;
+        nomem = is == IMAGE_NOMEM;
+    } else if (f->kind == FORMAT_WEBP) {
+        enum webpw_status ws = webpw_encode(img, &out->png, &out->png_len, err, errlen);
+
+        failed = ws != WEBPW_OK;
+        nomem = ws == WEBPW_NOMEM;
+    } else {
+        const struct png_params p = {f->level, png_filter_for_level(f->level)};
+        enum png_status ps = png_encode(img, &p, &out->png, &out->png_len, err, errlen);
+
+        failed = ps != PNG_OK;
+        nomem = ps == PNG_NOMEM;
+    }
+    if (failed)
+        return process_fail(reason, rlen, nomem ? "out_of_memory" : "encode_failed");
+    out->format = f->name;
+    out->width = (int)img->width;
+    out->height = (int)img->height;
+    out->channels = (int)img->channels;
+    if (f->kind != FORMAT_PNG && out->channels == 4)
+        out->channels = f->kind == FORMAT_JPEG ? 3 : 4; /* JPEG has no alpha */
+    out->timing.encode_us = process_lap(lap);
+    return process_digest(out, lap, reason, rlen, err, errlen);
+}
+
+/* A gray rendition of a JPEG stored as JPEG with no quality named: the source's own luma
+ * coefficients, never decoded (jpegw.h). Only for an upright picture (EXIF orientation 1: the
+ * coefficients cannot be turned without jpegtran's trimming rules) whose luma is whole. */
+static int process_keeps_coefficients(const struct chain *chain, const struct image_info *info,
+                                      const unsigned char *data, size_t len)
+{
+    const struct format *f = chain_format(chain);
+
+    return f->kind == FORMAT_JPEG && f->quality == 0 && info->format == IMAGE_FORMAT_JPEG &&
+           info->orientation == 1 && chain_gray_only(chain) && jpegw_gray_possible(data, len);
+}
+
+static enum process_status process_coefficients(const struct process_limits *lim,
+                                                const unsigned char *data, size_t len,
+                                                const struct image_info *info,
+                                                struct process_out *out, struct timespec *lap,
+                                                char *reason, size_t rlen, char *err,
+                                                size_t errlen)
+{
+    static const struct image_limits defaults = {IMAGE_DEFAULT_MAX_SCANS, IMAGE_DEFAULT_CPU_MS,
+                                                 IMAGE_DEFAULT_MAX_MEMORY};
+    enum image_status is = jpegw_gray_coefficients(data, len, lim != NULL ? &lim->image : &defaults,
+                                                   &out->png, &out->png_len, err, errlen);
+
+    if (is != IMAGE_OK)
+        return process_fail(reason, rlen, process_image_reason(is));
+    out->format = "jpeg";
+    out->width = info->width;
+    out->height = info->height;
+    out->channels = 1;
+    out->timing.encode_us = process_lap(lap);
+    return process_digest(out, lap, reason, rlen, err, errlen);
 }
 
 /* What to decode for the chain: only the luma of a colour JPEG when its first link wants gray,
@@ -209,7 +276,7 @@ process_pixels(const struct chain *chain, const struct process_limits *lim,
                  img.width, img.height);
         return process_fail(reason, rlen, "too_many_pixels");
     }
-    st = process_encode(&img, out, lap, reason, rlen, err, errlen);
+    st = process_encode(chain, &img, out, lap, reason, rlen, err, errlen);
     free(img.pixels);
     return st;
 }
@@ -224,6 +291,7 @@ enum process_status process_run(const struct chain *chain, const struct process_
     struct timespec lap;
     struct image_request req;
     size_t cost;
+    int keep;
 
     memset(out, 0, sizeof(*out));
     reason[0] = '\0';
@@ -242,14 +310,20 @@ enum process_status process_run(const struct chain *chain, const struct process_
     if (process_over_limits(lim, &info, err, errlen))
         return process_fail(reason, rlen, "too_many_pixels");
     process_request(chain, &info, &req);
-    cost = process_cost(&info, req.channels);
+    keep = process_keeps_coefficients(chain, &info, data, len);
+    /* keeping coefficients reads every component's, 2 bytes each: at most 3 full planes */
+    cost = keep ? (size_t)info.width * (size_t)info.height * 6 + info.work_bytes
+                : process_cost(&info, req.channels);
     if (process_budget_take(cost) < 0) {
         snprintf(err, errlen, "%s %dx%d needs %zu MiB, over the %zu MiB decode memory budget",
                  info.name, info.width, info.height, cost >> 20, process_budget_total >> 20);
         return process_fail(reason, rlen, "too_many_pixels");
     }
-    st = process_pixels(chain, lim, data, len, &info, &req, out, &cost, &lap, reason, rlen, err,
-                        errlen);
+    if (keep)
+        st = process_coefficients(lim, data, len, &info, out, &lap, reason, rlen, err, errlen);
+    else
+        st = process_pixels(chain, lim, data, len, &info, &req, out, &cost, &lap, reason, rlen,
+                            err, errlen);
     process_budget_give(cost);
     if (st != PROCESS_OK)
         process_out_free(out);
