@@ -55,7 +55,9 @@
  *     name[:key=value[;key=value...]][,name[:...]]...    e.g. "grayscale,resize:width=320"
  * Everything after the first ':' of a link, up to the next ',', is that link's config string; the
  * host gives it verbatim to init() and each plugin parses its own (pixflow_config_next() below
- * does the splitting). Consequently a value cannot contain ',' or ';'.
+ * does the splitting). Consequently a value cannot contain ',' or ';'. The last element may name
+ * the output format instead (png, png:level=N, jpeg, jpeg:quality=Q, webp): the host encodes it,
+ * and no plugin may take those names.
  *
  * Compatibility rules. The major version changes only when an existing field changes meaning or
  * place; the host refuses every other major. The minor version grows when fields are added, and

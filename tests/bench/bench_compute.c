@@ -1,8 +1,9 @@
 /* bench_compute.c -- throughput of the consumer's CPU stage (process_run) on picsum-like JPEGs.
  *
  *   bench_compute [--threads N] [--seconds S] [--transforms SPEC] [--plugins DIR] [--json]
- *                 [FILE.jpg...]
+ *                 [FILE.jpg...]           SPEC may end with an output format: png:level=N, jpeg...
  *   bench_compute --sweep [--ref-bytes N] [FILE.jpg...]   PNG filter/level trade-offs, 1 thread
+ *   bench_compute --decode-limit [FILE.jpg...]    luma-only JPEG decoding, the gray result's limit
  *   bench_compute --write-samples DIR                      write the default pictures and exit
  *
  * Without files it renders the default set in memory with the image server's own generator
@@ -242,11 +243,13 @@ static int bench_run(struct bench *b, int threads, int json, const char *spec)
                "failed)\n",
                sum.images / elapsed, sum.in_bytes / elapsed / 1e6, sum.pixels / elapsed / 1e6,
                sum.images, sum.failures);
-        printf("  split: decode %.0f%%  transforms %.0f%%  PNG %.0f%%  SHA-256+base64 %.0f%%\n",
+        printf("  split: decode %.0f%%  transforms %.0f%%  encode %.0f%%  SHA-256+base64 %.0f%%\n",
                100 * sum.t.decode_us / total_us, 100 * sum.t.transform_us / total_us,
                100 * sum.t.encode_us / total_us, 100 * sum.t.digest_us / total_us);
-        printf("  per image: %.2f ms of CPU; stored PNG total %zu bytes\n",
-               total_us / 1e3 / (sum.images ? sum.images : 1), out);
+        printf("  per image: %.2f ms of CPU; stored %s total %zu bytes, %.3f stored bytes per "
+               "source byte\n",
+               total_us / 1e3 / (sum.images ? sum.images : 1), chain_format(b->chain)->name, out,
+               (double)out / (double)in);
     }
     free(w);
     return sum.failures > 0;
@@ -305,8 +308,8 @@ static const char *const bench_filter_names[] = {"none", "sub", "up", "avg", "pa
 static int bench_sweep(struct bench *b, double ref_bytes)
 {
     struct pixflow_image *imgs = calloc((size_t)b->nfiles, sizeof(*imgs));
-    static const int filters[] = {PNG_FILTER_NONE, PNG_FILTER_UP, PNG_FILTER_PAETH,
-                                  PNG_FILTER_ADAPTIVE};
+    static const int filters[] = {PNG_FILTER_NONE, PNG_FILTER_SUB,   PNG_FILTER_UP,
+                                  PNG_FILTER_AVG,  PNG_FILTER_PAETH, PNG_FILTER_ADAPTIVE};
     double raw = 0;
     char err[256];
 
