@@ -304,7 +304,7 @@ static void jpeg_convert_row(unsigned char *s, int from, int cmyk, unsigned char
  * the IDCT, rounding sides up: a 1/8 decode reads one coefficient per block. Not inlined: its
  * loop would then live in jpeg_decode(), across the setjmp(). */
 __attribute__((noinline)) static unsigned jpeg_pick_scale(const struct image_info *info,
-                                                         const struct image_request *req)
+                                                          const struct image_request *req)
 {
     size_t mw = info->orientation >= 5 ? req->min_height : req->min_width;
     size_t mh = info->orientation >= 5 ? req->min_width : req->min_height;

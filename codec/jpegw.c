@@ -35,9 +35,10 @@ enum image_status jpegw_encode(const struct pixflow_image *img, int quality, uns
     struct jpeg_guard g;
     struct jpegw_dest d = {NULL, 0};
 
-    if (img->pixels == NULL || img->width < 1 || img->height < 1 || img->width > JPEG_MAX_DIMENSION ||
-        img->height > JPEG_MAX_DIMENSION || (img->channels != 1 && img->channels != 3 &&
-                                             img->channels != 4) || quality < 1 || quality > 100) {
+    if (img->pixels == NULL || img->width < 1 || img->height < 1 ||
+        img->width > JPEG_MAX_DIMENSION || img->height > JPEG_MAX_DIMENSION ||
+        (img->channels != 1 && img->channels != 3 && img->channels != 4) || quality < 1 ||
+        quality > 100) {
         snprintf(err, errlen, "jpeg writer: cannot encode %ux%u, %u channels, quality %d",
                  (unsigned)img->width, (unsigned)img->height, (unsigned)img->channels, quality);
         return IMAGE_CORRUPT;

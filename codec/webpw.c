@@ -27,8 +27,8 @@ static unsigned char *webpw_gray_to_rgb(const struct pixflow_image *img)
     return rgb;
 }
 
-enum webpw_status webpw_encode(const struct pixflow_image *img, unsigned char **out,
-                               size_t *outlen, char *err, size_t errlen)
+enum webpw_status webpw_encode(const struct pixflow_image *img, unsigned char **out, size_t *outlen,
+                               char *err, size_t errlen)
 {
     WebPConfig config;
     WebPPicture pic;

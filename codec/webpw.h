@@ -14,7 +14,7 @@ enum webpw_status { WEBPW_OK, WEBPW_INVALID, WEBPW_NOMEM };
 /* img (1, 3 or 4 channels, any stride) as lossless WebP: every pixel kept exactly, gray as
  * R = G = B (WebP has no gray mode; its colour transforms make the copies nearly free).
  * *out is malloc'd. */
-enum webpw_status webpw_encode(const struct pixflow_image *img, unsigned char **out,
-                               size_t *outlen, char *err, size_t errlen);
+enum webpw_status webpw_encode(const struct pixflow_image *img, unsigned char **out, size_t *outlen,
+                               char *err, size_t errlen);
 
 #endif

@@ -154,9 +154,9 @@ static enum process_status process_encode(const struct chain *chain,
     int nomem = 0, failed;
 
     if (f->kind == FORMAT_JPEG) {
-        enum image_status is = jpegw_encode(
-            img, f->quality > 0 ? f->quality : FORMAT_JPEG_DEFAULT_QUALITY, &out->png,
-            &out->png_len, err, errlen);
+        enum image_status is =
+            jpegw_encode(img, f->quality > 0 ? f->quality : FORMAT_JPEG_DEFAULT_QUALITY, &out->png,
+                         &out->png_len, err, errlen);
 
         failed = is != IMAGE_OK;
         nomem = is == IMAGE_NOMEM;
@@ -200,8 +200,7 @@ static enum process_status process_coefficients(const struct process_limits *lim
                                                 const unsigned char *data, size_t len,
                                                 const struct image_info *info,
                                                 struct process_out *out, struct timespec *lap,
-                                                char *reason, size_t rlen, char *err,
-                                                size_t errlen)
+                                                char *reason, size_t rlen, char *err, size_t errlen)
 {
     static const struct image_limits defaults = {IMAGE_DEFAULT_MAX_SCANS, IMAGE_DEFAULT_CPU_MS,
                                                  IMAGE_DEFAULT_MAX_MEMORY};
@@ -256,8 +255,8 @@ process_pixels(const struct chain *chain, const struct process_limits *lim,
     enum chain_status cs;
     enum process_status st;
 
-    is = image_decode_request(data, len, info, req, lim != NULL ? &lim->image : NULL, &decoded,
-                              err, errlen);
+    is = image_decode_request(data, len, info, req, lim != NULL ? &lim->image : NULL, &decoded, err,
+                              errlen);
     if (is != IMAGE_OK)
         return process_fail(reason, rlen, process_image_reason(is));
     out->timing.decode_us = process_lap(lap);
@@ -322,8 +321,8 @@ enum process_status process_run(const struct chain *chain, const struct process_
     if (keep)
         st = process_coefficients(lim, data, len, &info, out, &lap, reason, rlen, err, errlen);
     else
-        st = process_pixels(chain, lim, data, len, &info, &req, out, &cost, &lap, reason, rlen,
-                            err, errlen);
+        st = process_pixels(chain, lim, data, len, &info, &req, out, &cost, &lap, reason, rlen, err,
+                            errlen);
     process_budget_give(cost);
     if (st != PROCESS_OK)
         process_out_free(out);

@@ -28,7 +28,7 @@ struct process_timing {
     long digest_us;    /* SHA-256 of both the download and the stored bytes, base64 */
 };
 
-struct process_out { /* everything the store needs */
+struct process_out {    /* everything the store needs */
     const char *format; /* of the stored bytes: "png", "jpeg" or "webp" (the chain's, format.h) */
     unsigned char *png; /* the stored bytes, in `format` (named png for the default format) */
     size_t png_len;

@@ -323,8 +323,8 @@ void chain_shrink_limit(const struct chain *c, uint32_t width, uint32_t height, 
     if (c == NULL)
         return;
     k = chain_shrink_link(c, gray);
-    if (k == c->n || c->links[k].plugin->desc.output_size(c->links[k].state, width, height, &ow,
-                                                          &oh) != 0)
+    if (k == c->n ||
+        c->links[k].plugin->desc.output_size(c->links[k].state, width, height, &ow, &oh) != 0)
         return;
     if (ow < 1 || oh < 1 || ow > UINT32_MAX / 2 || oh > UINT32_MAX / 2)
         return;
@@ -504,10 +504,11 @@ static int chain_shrunk_ok(const struct chain_link *k, const struct pixflow_imag
 
     if (d->output_size(k->state, in->source_width, in->source_height, &ow, &oh) != 0 ||
         ow != res->width || oh != res->height) {
-        snprintf(why, whylen, "made %ux%u of a picture shrunk from %ux%u, its output_size says "
-                 "%ux%u", (unsigned)res->width, (unsigned)res->height,
-                 (unsigned)in->source_width, (unsigned)in->source_height, (unsigned)ow,
-                 (unsigned)oh);
+        snprintf(why, whylen,
+                 "made %ux%u of a picture shrunk from %ux%u, its output_size says "
+                 "%ux%u",
+                 (unsigned)res->width, (unsigned)res->height, (unsigned)in->source_width,
+                 (unsigned)in->source_height, (unsigned)ow, (unsigned)oh);
         return -1;
     }
     return 0;
@@ -543,8 +544,8 @@ static enum chain_status chain_run_link(const struct chain *c, struct chain_link
     chain_count(c, k->counter_usec, chain_usec_since(&t0));
     if (rc != 0 && why[0] == '\0')
         snprintf(why, sizeof(why), "failed without a message");
-    if (rc != 0 || (cur->img.source_width != 0 &&
-                    chain_shrunk_ok(k, &cur->img, &res, why, sizeof(why)) < 0) ||
+    if (rc != 0 ||
+        (cur->img.source_width != 0 && chain_shrunk_ok(k, &cur->img, &res, why, sizeof(why)) < 0) ||
         chain_adopt(cur, &res, &allocs, why, sizeof(why)) < 0) {
         /* whatever it allocated during a failed call is garbage now (plugin.h) */
         chain_allocs_free(&allocs);

@@ -54,10 +54,10 @@ enum chain_status {
 /* Runs every link on `in`, converting channels between links as each accepts (plugin.h), and
  * counts transform:<name>:ok|failed|usec. When in->source_width/height are set (the decoder
  * shrank the picture within chain_shrink_limit()), the link that takes shrunk pictures gets them
- * and must make what its output_size() says of the whole picture. Takes in->pixels, which must be malloc'd with at least
- * stride * height bytes: it is reused or freed whatever the result. On CHAIN_OK, *out is the
- * result, tightly packed (stride == width * channels), out->pixels malloc'd for the caller to
- * free. Otherwise err names the link. Safe to call from many threads at once. */
+ * and must make what its output_size() says of the whole picture. Takes in->pixels, which must be
+ * malloc'd with at least stride * height bytes: it is reused or freed whatever the result. On
+ * CHAIN_OK, *out is the result, tightly packed (stride == width * channels), out->pixels malloc'd
+ * for the caller to free. Otherwise err names the link. Safe to call from many threads at once. */
 enum chain_status chain_apply(const struct chain *c, struct pixflow_image *in,
                               struct pixflow_image *out, char *err, size_t errlen);
 

@@ -208,8 +208,10 @@ static int loader_check_desc(const struct loader *l, const struct pixflow_plugin
     }
     if ((d->accepts & ~(PIXFLOW_ACCEPT_LUMA | PIXFLOW_ACCEPT_SHRUNK)) != 0 ||
         ((d->accepts & PIXFLOW_ACCEPT_SHRUNK) && d->output_size == NULL)) {
-        snprintf(err, errlen, "plugin %s declares accepts 0x%x (PIXFLOW_ACCEPT_SHRUNK needs "
-                 "output_size)", d->name, (unsigned)d->accepts);
+        snprintf(err, errlen,
+                 "plugin %s declares accepts 0x%x (PIXFLOW_ACCEPT_SHRUNK needs "
+                 "output_size)",
+                 d->name, (unsigned)d->accepts);
         return -1;
     }
     if ((d->thread_init == NULL) != (d->thread_destroy == NULL)) {

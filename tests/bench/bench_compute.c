@@ -271,8 +271,8 @@ static double bench_decode_rate(struct bench *b, const struct image_request *req
 
             if (image_probe(b->files[i].data, b->files[i].len, &info, err, sizeof(err)) !=
                     IMAGE_OK ||
-                image_decode_request(b->files[i].data, b->files[i].len, &info, req, NULL, &im,
-                                     err, sizeof(err)) != IMAGE_OK) {
+                image_decode_request(b->files[i].data, b->files[i].len, &info, req, NULL, &im, err,
+                                     sizeof(err)) != IMAGE_OK) {
                 fprintf(stderr, "%s: %s\n", b->files[i].name, err);
                 return -1;
             }
@@ -481,8 +481,8 @@ int main(int argc, char **argv)
     }
     b.chain = c;
     rc = sweep == 2 ? bench_decode_limit(&b)
-         : sweep  ? bench_sweep(&b, ref_bytes)
-                  : bench_run(&b, threads, json, spec);
+         : sweep    ? bench_sweep(&b, ref_bytes)
+                    : bench_run(&b, threads, json, spec);
     chain_free(c);
     loader_free(l);
     for (int k = 0; k < b.nfiles; k++)

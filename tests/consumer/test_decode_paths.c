@@ -173,13 +173,14 @@ static void test_shrunk_decode_against_whole(void **unused)
 
             photo(i + 11, sizes[i][0], sizes[i][1], &jpg, &len);
             assert_int_equal(image_probe(jpg, len, &info, err, sizeof(err)), IMAGE_OK);
-            chain_shrink_limit(c, (uint32_t)info.width, (uint32_t)info.height,
-                               chain_takes_luma(c), &mw, &mh);
+            chain_shrink_limit(c, (uint32_t)info.width, (uint32_t)info.height, chain_takes_luma(c),
+                               &mw, &mh);
             assert_true(mw > 0 && mh > 0); /* every one of these chains shrinks */
-            dec = decode(jpg, len, (struct image_request){chain_takes_luma(c) ? 1 : 3,
-                                                          chain_takes_luma(c), mw, mh});
-            assert_int_equal(dec.width, (info.width + scale_of(&info, mw, mh) - 1) /
-                                            scale_of(&info, mw, mh));
+            dec = decode(
+                jpg, len,
+                (struct image_request){chain_takes_luma(c) ? 1 : 3, chain_takes_luma(c), mw, mh});
+            assert_int_equal(dec.width,
+                             (info.width + scale_of(&info, mw, mh) - 1) / scale_of(&info, mw, mh));
             assert_true(scale_of(&info, mw, mh) == 1 || (dec.width >= mw && dec.height >= mh));
             assert_int_equal(dec.source_width, dec.width < (uint32_t)info.width ? info.width : 0);
             shrunk += dec.width < (uint32_t)info.width;
@@ -187,8 +188,9 @@ static void test_shrunk_decode_against_whole(void **unused)
 
             got = stored(c, jpg, len);
             /* the whole picture through the same chain: the decoder asked for nothing less */
-            dec = decode(jpg, len, (struct image_request){chain_takes_luma(c) ? 1 : 3,
-                                                          chain_takes_luma(c), 0, 0});
+            dec = decode(
+                jpg, len,
+                (struct image_request){chain_takes_luma(c) ? 1 : 3, chain_takes_luma(c), 0, 0});
             if (chain_apply(c, &dec, &whole, err, sizeof(err)) != CHAIN_OK)
                 fail_msg("%s: %s", specs[s], err);
             diff_add(&d, &got, &whole);
@@ -238,9 +240,9 @@ static void test_png_source_decoded_whole(void **unused)
     /* a colour PNG of the same picture */
     assert_int_equal(process_run(NULL, NULL, jpg, len, &out, why, sizeof(why), err, sizeof(err)),
                      PROCESS_OK);
-    assert_int_equal(process_run(c, NULL, out.png, out.png_len, &png_out, why, sizeof(why), err,
-                                 sizeof(err)),
-                     PROCESS_OK);
+    assert_int_equal(
+        process_run(c, NULL, out.png, out.png_len, &png_out, why, sizeof(why), err, sizeof(err)),
+        PROCESS_OK);
     assert_int_equal(image_probe(png_out.png, png_out.png_len, &info, err, sizeof(err)), IMAGE_OK);
     assert_int_equal(info.width, 64);
     assert_int_equal(info.height, 48);

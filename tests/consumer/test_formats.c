@@ -98,8 +98,9 @@ static void decoded_size(const struct process_out *out, int *w, int *h, int *ch)
     }
     assert_int_equal(image_probe(out->png, out->png_len, &info, err, sizeof(err)), IMAGE_OK);
     assert_string_equal(info.name, out->format);
-    assert_int_equal(image_decode(out->png, out->png_len, &info, info.channels == 2 ? 4 :
-                                  info.channels, &im, err, sizeof(err)), IMAGE_OK);
+    assert_int_equal(image_decode(out->png, out->png_len, &info,
+                                  info.channels == 2 ? 4 : info.channels, &im, err, sizeof(err)),
+                     IMAGE_OK);
     *w = (int)im.width;
     *h = (int)im.height;
     *ch = (int)im.channels;
@@ -157,8 +158,7 @@ static void test_webp_is_lossless(void **unused)
     run("grayscale", jpg, len, &png);
     run("grayscale,webp", jpg, len, &webp);
     assert_int_equal(image_probe(png.png, png.png_len, &info, err, sizeof(err)), IMAGE_OK);
-    assert_int_equal(image_decode(png.png, png.png_len, &info, 1, &im, err, sizeof(err)),
-                     IMAGE_OK);
+    assert_int_equal(image_decode(png.png, png.png_len, &info, 1, &im, err, sizeof(err)), IMAGE_OK);
     rgba = WebPDecodeRGBA(webp.png, webp.png_len, &w, &h);
     assert_non_null(rgba);
     for (size_t i = 0; i < (size_t)w * h; i++)

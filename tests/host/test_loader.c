@@ -243,7 +243,7 @@ static void test_scan_rejects_each_defect(void **unused)
     assert_int_equal(loader_count(l), 15);
     for (size_t i = 0; i < loader_count(l); i++) {
         if (strcmp(loader_plugin(l, i)->name, "dup") == 0)
-            assert_null(loader_plugin(l, i)->description); /* dup_a's, not dup_b's */
+            assert_null(loader_plugin(l, i)->description);   /* dup_a's, not dup_b's */
         if (strcmp(loader_plugin(l, i)->name, "old10") == 0) /* a 1.0 descriptor still loads */
             assert_int_equal(loader_plugin(l, i)->abi_minor, 0);
     }

@@ -339,8 +339,8 @@ static int probe_apply(void *state, const struct pixflow_image *in, struct pixfl
     const struct probe *p = state;
 
     if ((long)in->width != p->w || (long)in->height != p->h) {
-        snprintf(err, errlen, "got %ux%u, want %ldx%ld", (unsigned)in->width,
-                 (unsigned)in->height, p->w, p->h);
+        snprintf(err, errlen, "got %ux%u, want %ldx%ld", (unsigned)in->width, (unsigned)in->height,
+                 p->w, p->h);
         return -1;
     }
     return probe_identity(in, out);
