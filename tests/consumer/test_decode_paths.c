@@ -12,52 +12,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../picsum/image.h"
 #include "chain.h"
 #include "image.h"
 #include "process.h"
-
-static struct loader *loader;
+#include "testload.h"
 
 static int setup(void **unused)
 {
-    const char *build = getenv("PIXFLOW_BUILD_DIR");
-    char path[4096], err[512];
+    static const char *const paths[] = {"lib/pixflow/plugins", "tests/plugins/broken"};
 
-    if (build == NULL) {
-        fprintf(stderr, "PIXFLOW_BUILD_DIR is not set (run through ctest)\n");
-        return -1;
-    }
-    loader = loader_new(NULL, NULL);
-    snprintf(path, sizeof(path), "%s/lib/pixflow/plugins", build);
-    if (loader == NULL || loader_scan(loader, path, err, sizeof(err)) < 0)
-        return -1;
-    snprintf(path, sizeof(path), "%s/tests/plugins/broken", build);
-    return loader_scan(loader, path, err, sizeof(err)) < 0 ? -1 : 0;
-}
-
-static int teardown(void **unused)
-{
-    loader_free(loader);
-    return 0;
-}
-
-static struct chain *chain(const char *spec)
-{
-    char err[512];
-    struct chain *c = loader_chain_new(loader, spec, err, sizeof(err));
-
-    if (c == NULL)
-        fail_msg("%s: %s", spec, err);
-    return c;
-}
-
-static void photo(int id, int w, int h, unsigned char **jpg, size_t *len)
-{
-    char err[256];
-
-    if (image_jpeg(id, w, h, 0, jpg, len, err, sizeof(err)) < 0)
-        fail_msg("picture %d: %s", id, err);
+    testload_loader = testload_plugins(paths, sizeof(paths) / sizeof(paths[0]));
+    return testload_loader != NULL ? 0 : -1;
 }
 
 static struct pixflow_image decode(const unsigned char *d, size_t n, struct image_request req)
@@ -114,7 +79,7 @@ static const int sizes[][2] = {{640, 480}, {480, 640}, {1024, 768}, {1280, 720},
  * full-colour decode, 99.9% of pixels within 2 levels (more only where RGB clips). */
 static void test_luma_plane_against_full_decode(void **unused)
 {
-    struct chain *gray = chain("grayscale");
+    struct chain *gray = testload_chain("grayscale");
     struct diff d = {0};
 
     for (int i = 0; i < NSIZES; i++) {
@@ -122,7 +87,7 @@ static void test_luma_plane_against_full_decode(void **unused)
         size_t len;
         struct pixflow_image full, y, got;
 
-        photo(i + 1, sizes[i][0], sizes[i][1], &jpg, &len);
+        testload_photo(i + 1, sizes[i][0], sizes[i][1], &jpg, &len);
         full = decode(jpg, len, (struct image_request){1, 0, 0, 0}); /* RGB, pixflow_luma() */
         y = decode(jpg, len, (struct image_request){1, 1, 0, 0});
         got = stored(gray, jpg, len);
@@ -159,7 +124,7 @@ static void test_shrunk_decode_against_whole(void **unused)
                                         "grayscale,resize:height=150"};
 
     for (size_t s = 0; s < sizeof(specs) / sizeof(specs[0]); s++) {
-        struct chain *c = chain(specs[s]);
+        struct chain *c = testload_chain(specs[s]);
         struct diff d = {0};
         int shrunk = 0;
 
@@ -171,7 +136,7 @@ static void test_shrunk_decode_against_whole(void **unused)
             char err[256];
             uint32_t mw, mh;
 
-            photo(i + 11, sizes[i][0], sizes[i][1], &jpg, &len);
+            testload_photo(i + 11, sizes[i][0], sizes[i][1], &jpg, &len);
             assert_int_equal(image_probe(jpg, len, &info, err, sizeof(err)), IMAGE_OK);
             chain_shrink_limit(c, (uint32_t)info.width, (uint32_t)info.height, chain_takes_luma(c),
                                &mw, &mh);
@@ -210,12 +175,12 @@ static void test_shrunk_decode_against_whole(void **unused)
  * whole picture, and a shrinking link after it gets what it makes. */
 static void test_old_plugin_gets_the_whole_picture(void **unused)
 {
-    struct chain *c = chain("old10:w=1024;h=768,thumbnail:size=128");
+    struct chain *c = testload_chain("old10:w=1024;h=768,thumbnail:size=128");
     unsigned char *jpg;
     size_t len;
     struct pixflow_image got;
 
-    photo(3, 1024, 768, &jpg, &len);
+    testload_photo(3, 1024, 768, &jpg, &len);
     got = stored(c, jpg, len);
     assert_int_equal(got.width, 128);
     assert_int_equal(got.height, 96);
@@ -227,7 +192,7 @@ static void test_old_plugin_gets_the_whole_picture(void **unused)
 /* A PNG source is never decoded to the decoder's gray nor shrunk: the same as before. */
 static void test_png_source_decoded_whole(void **unused)
 {
-    struct chain *c = chain("grayscale,thumbnail:size=64");
+    struct chain *c = testload_chain("grayscale,thumbnail:size=64");
     struct pixflow_image dec;
     unsigned char *jpg;
     size_t len;
@@ -236,7 +201,7 @@ static void test_png_source_decoded_whole(void **unused)
     struct process_out out, png_out;
     char why[64];
 
-    photo(4, 640, 480, &jpg, &len);
+    testload_photo(4, 640, 480, &jpg, &len);
     /* a colour PNG of the same picture */
     assert_int_equal(process_run(NULL, NULL, jpg, len, &out, why, sizeof(why), err, sizeof(err)),
                      PROCESS_OK);
@@ -265,5 +230,5 @@ int main(void)
         cmocka_unit_test(test_png_source_decoded_whole),
     };
 
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, testload_teardown);
 }

@@ -14,47 +14,23 @@
 
 #include <webp/decode.h>
 
-#include "../picsum/image.h"
 #include "chain.h"
 #include "image.h"
 #include "process.h"
-
-static struct loader *loader;
+#include "testload.h"
 
 static int setup(void **unused)
 {
-    const char *build = getenv("PIXFLOW_BUILD_DIR");
-    char path[4096], err[512];
+    static const char *const paths[] = {"lib/pixflow/plugins"};
 
-    if (build == NULL) {
-        fprintf(stderr, "PIXFLOW_BUILD_DIR is not set (run through ctest)\n");
-        return -1;
-    }
-    loader = loader_new(NULL, NULL);
-    snprintf(path, sizeof(path), "%s/lib/pixflow/plugins", build);
-    return loader == NULL || loader_scan(loader, path, err, sizeof(err)) < 0 ? -1 : 0;
-}
-
-static int teardown(void **unused)
-{
-    loader_free(loader);
-    return 0;
-}
-
-static struct chain *chain(const char *spec)
-{
-    char err[512];
-    struct chain *c = loader_chain_new(loader, spec, err, sizeof(err));
-
-    if (c == NULL)
-        fail_msg("%s: %s", spec, err);
-    return c;
+    testload_loader = testload_plugins(paths, sizeof(paths) / sizeof(paths[0]));
+    return testload_loader != NULL ? 0 : -1;
 }
 
 static void refused(const char *spec, const char *in_err)
 {
     char err[512] = "";
-    struct chain *c = loader_chain_new(loader, spec, err, sizeof(err));
+    struct chain *c = loader_chain_new(testload_loader, spec, err, sizeof(err));
 
     if (c != NULL)
         fail_msg("%s was accepted", spec);
@@ -62,17 +38,9 @@ static void refused(const char *spec, const char *in_err)
         fail_msg("%s: error \"%s\" lacks \"%s\"", spec, err, in_err);
 }
 
-static void photo(int id, int w, int h, unsigned char **jpg, size_t *len)
-{
-    char err[256];
-
-    if (image_jpeg(id, w, h, 0, jpg, len, err, sizeof(err)) < 0)
-        fail_msg("picture %d: %s", id, err);
-}
-
 static void run(const char *spec, const unsigned char *d, size_t n, struct process_out *out)
 {
-    struct chain *c = chain(spec);
+    struct chain *c = testload_chain(spec);
     char why[64], err[512];
 
     if (process_run(c, NULL, d, n, out, why, sizeof(why), err, sizeof(err)) != PROCESS_OK)
@@ -126,7 +94,7 @@ static void test_each_format_decodes_back(void **unused)
     unsigned char *jpg;
     size_t len;
 
-    photo(5, 640, 480, &jpg, &len);
+    testload_photo(5, 640, 480, &jpg, &len);
     for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
         struct process_out out;
         int w, h, ch;
@@ -154,7 +122,7 @@ static void test_webp_is_lossless(void **unused)
     int w, h;
     char err[256];
 
-    photo(6, 300, 200, &jpg, &len);
+    testload_photo(6, 300, 200, &jpg, &len);
     run("grayscale", jpg, len, &png);
     run("grayscale,webp", jpg, len, &webp);
     assert_int_equal(image_probe(png.png, png.png_len, &info, err, sizeof(err)), IMAGE_OK);
@@ -176,20 +144,20 @@ static void test_format_options_and_place(void **unused)
 {
     struct chain *c;
 
-    c = chain("grayscale, png : level=12");
+    c = testload_chain("grayscale, png : level=12");
     assert_int_equal(chain_length(c), 1);
     assert_string_equal(chain_format(c)->name, "png");
     assert_int_equal(chain_format(c)->level, 12);
     chain_free(c);
-    c = chain("png:level=1");
+    c = testload_chain("png:level=1");
     assert_int_equal(chain_length(c), 0);
     assert_int_equal(chain_format(c)->level, 1);
     chain_free(c);
-    c = chain("grayscale");
+    c = testload_chain("grayscale");
     assert_string_equal(chain_format(c)->name, "png");
     assert_int_equal(chain_format(c)->level, 1);
     chain_free(c);
-    c = chain("jpeg:quality=100");
+    c = testload_chain("jpeg:quality=100");
     assert_int_equal(chain_format(c)->quality, 100);
     chain_free(c);
     assert_string_equal(chain_format(NULL)->name, "png");
@@ -242,7 +210,7 @@ static void test_dct_domain_gray_is_jpegtran(void **unused)
         size_t len, want_len;
         char err[256];
 
-        photo((int)i + 20, sizes[i][0], sizes[i][1], &jpg, &len);
+        testload_photo((int)i + 20, sizes[i][0], sizes[i][1], &jpg, &len);
         if (i == 1) { /* with a comment after SOI: jpegtran keeps comments, and so must we */
             static const unsigned char com[] = {0xff, 0xfe, 0x00, 0x07, 'h', 'e', 'l', 'l', 'o'};
             unsigned char *c = malloc(len + sizeof(com));
@@ -289,7 +257,7 @@ static void test_jpeg_from_pixels_otherwise(void **unused)
     unsigned char *jpg;
     size_t len;
 
-    photo(7, 400, 300, &jpg, &len);
+    testload_photo(7, 400, 300, &jpg, &len);
     run("grayscale,jpeg", jpg, len, &dct);
     run("grayscale,jpeg:quality=90", jpg, len, &q);
     assert_true(dct.png_len != q.png_len || memcmp(dct.png, q.png, q.png_len) != 0);
@@ -314,5 +282,5 @@ int main(void)
         cmocka_unit_test(test_jpeg_from_pixels_otherwise),
     };
 
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, testload_teardown);
 }

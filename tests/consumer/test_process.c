@@ -15,6 +15,7 @@
 #include "digest.h"
 #include "image.h"
 #include "process.h"
+#include "testload.h"
 
 /* 37x23 colour progressive JPEG from the picsum-like generator (picture 7, quality 80). */
 static const unsigned char jpeg[751] = {
@@ -75,19 +76,11 @@ static struct chain *gray;
 
 static int setup(void **unused)
 {
-    const char *build = getenv("PIXFLOW_BUILD_DIR");
-    char path[4096], err[512];
+    static const char *const paths[] = {"lib/pixflow/plugins/grayscale.so", "tests/plugins/broken"};
+    char err[512];
 
-    if (build == NULL) {
-        fprintf(stderr, "PIXFLOW_BUILD_DIR is not set (run through ctest)\n");
-        return -1;
-    }
-    loader = loader_new(NULL, NULL);
-    snprintf(path, sizeof(path), "%s/lib/pixflow/plugins/grayscale.so", build);
-    if (loader == NULL || loader_load(loader, path, err, sizeof(err)) < 0)
-        return -1;
-    snprintf(path, sizeof(path), "%s/tests/plugins/broken", build);
-    if (loader_scan(loader, path, err, sizeof(err)) < 0)
+    loader = testload_plugins(paths, sizeof(paths) / sizeof(paths[0]));
+    if (loader == NULL)
         return -1;
     gray = loader_chain_new(loader, "grayscale", err, sizeof(err));
     return gray != NULL ? 0 : -1;
