@@ -171,6 +171,42 @@ static void test_shrunk_decode_against_whole(void **unused)
     }
 }
 
+/* A picture turned by its EXIF orientation is shrunk on its stored sides and stored upright at
+ * the size the upright whole picture gives. */
+static void test_shrunk_and_turned(void **unused)
+{
+    struct chain *c = testload_chain("grayscale,thumbnail:size=100");
+    struct image_info info;
+    struct pixflow_image got, whole, dec;
+    struct diff d = {0};
+    unsigned char *jpg;
+    size_t len;
+    char err[256];
+
+    testload_photo(8, 1024, 768, &jpg, &len);
+    jpg = testload_orient(jpg, &len, 6);
+    assert_int_equal(image_probe(jpg, len, &info, err, sizeof(err)), IMAGE_OK);
+    assert_int_equal(info.orientation, 6);
+    got = stored(c, jpg, len);
+    assert_int_equal(got.width, 75); /* upright: 768 x 1024 */
+    assert_int_equal(got.height, 100);
+    dec = decode(jpg, len, (struct image_request){1, 1, 0, 0});
+    assert_int_equal(dec.width, 768);
+    assert_int_equal(chain_apply(c, &dec, &whole, err, sizeof(err)), CHAIN_OK);
+    diff_add(&d, &got, &whole);
+    assert_true(d.sum / d.n <= 2.0);
+    dec = decode(jpg, len, (struct image_request){1, 1, 150, 200});
+    assert_int_equal(dec.width, 192); /* 1/4 of the stored 1024 x 768, turned */
+    assert_int_equal(dec.height, 256);
+    assert_int_equal(dec.source_width, 768);
+    assert_int_equal(dec.source_height, 1024);
+    free(dec.pixels);
+    free(got.pixels);
+    free(whole.pixels);
+    free(jpg);
+    chain_free(c);
+}
+
 /* A plugin built for ABI 1.0 knows nothing of shrunk pictures: first in a chain, it gets the
  * whole picture, and a shrinking link after it gets what it makes. */
 static void test_old_plugin_gets_the_whole_picture(void **unused)
@@ -226,6 +262,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_luma_plane_against_full_decode),
         cmocka_unit_test(test_shrunk_decode_against_whole),
+        cmocka_unit_test(test_shrunk_and_turned),
         cmocka_unit_test(test_old_plugin_gets_the_whole_picture),
         cmocka_unit_test(test_png_source_decoded_whole),
     };

@@ -253,7 +253,7 @@ static void test_dct_domain_gray_is_jpegtran(void **unused)
 /* A quality, a chain that is not gray alone, or a PNG source: pixels, encoded afresh. */
 static void test_jpeg_from_pixels_otherwise(void **unused)
 {
-    struct process_out dct, q, png_src, png_jpeg;
+    struct process_out dct, q, png_src, png_jpeg, turned;
     unsigned char *jpg;
     size_t len;
 
@@ -261,10 +261,16 @@ static void test_jpeg_from_pixels_otherwise(void **unused)
     run("grayscale,jpeg", jpg, len, &dct);
     run("grayscale,jpeg:quality=90", jpg, len, &q);
     assert_true(dct.png_len != q.png_len || memcmp(dct.png, q.png, q.png_len) != 0);
+    jpg = testload_orient(jpg, &len, 8); /* turned: the coefficients are not */
+    run("grayscale,jpeg", jpg, len, &turned);
+    assert_int_equal(turned.width, 300);
+    assert_int_equal(turned.height, 400);
+    assert_true(memmem(turned.png, turned.png_len, "\xff\xc0", 2) != NULL); /* baseline */
+    process_out_free(&turned);
     run("", jpg, len, &png_src); /* a colour PNG of the picture */
     run("grayscale,jpeg", png_src.png, png_src.png_len, &png_jpeg);
     assert_string_equal(png_jpeg.format, "jpeg");
-    assert_int_equal(png_jpeg.width, 400);
+    assert_int_equal(png_jpeg.width, 300);
     process_out_free(&dct);
     process_out_free(&q);
     process_out_free(&png_src);

@@ -73,4 +73,21 @@ static inline void testload_photo(int id, int w, int h, unsigned char **jpg, siz
         fail_msg("picture %d: %s", id, err);
 }
 
+/* jpg with EXIF orientation o (an APP1 after SOI): frees jpg, returns the new bytes, *len grows. */
+static inline unsigned char *testload_orient(unsigned char *jpg, size_t *len, int o)
+{
+    unsigned char app1[] = {0xff, 0xe1, 0x00, 0x22, 'E', 'x', 'i', 'f', 0,    0,    'I', 'I',
+                            '*',  0,    8,    0,    0,   0,   1,   0,   0x12, 0x01, 3,   0,
+                            1,    0,    0,    0,    0,   0,   0,   0,   0,    0,    0,   0};
+    unsigned char *out = malloc(*len + sizeof(app1));
+
+    app1[28] = (unsigned char)o; /* the SHORT value, in the entry */
+    memcpy(out, jpg, 2);
+    memcpy(out + 2, app1, sizeof(app1));
+    memcpy(out + 2 + sizeof(app1), jpg + 2, *len - 2);
+    *len += sizeof(app1);
+    free(jpg);
+    return out;
+}
+
 #endif
