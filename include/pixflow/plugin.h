@@ -210,8 +210,8 @@ struct pixflow_plugin {
  * PIXFLOW_ACCEPT_LUMA: the plugin turns colour into gray and hands a gray picture back
  *   unchanged, so the host may decode a colour JPEG straight to its luma plane (the Y channel
  *   as coded, no colour conversion, no chroma upsampling) and skip the conversion: the gray
- *   then differs from pixflow_luma() of the decoded RGB by the decoder's rounding (a level or
- *   two, more only where RGB clips).
+ *   then differs from pixflow_luma() of the decoded RGB by rounding only (at most one level,
+ *   and rarely; a few levels where the RGB clips).
  * PIXFLOW_ACCEPT_SHRUNK: the plugin shrinks (a resize, a thumbnail) and takes a picture that the
  *   decoder already shrank by 2, 4 or 8 (JPEG DCT scaling), at least twice its output size on
  *   each side, with source_width/source_height set (struct pixflow_image). output_size() says
