@@ -29,6 +29,7 @@ RUN apt-get update \
         libmongoc-dev \
         libssl-dev \
         libstb-dev \
+        libwebp-dev \
         zlib1g-dev \
     && rm -rf /var/lib/apt/lists/*
 
@@ -62,6 +63,7 @@ RUN apt-get update \
         libjpeg62-turbo \
         libmongoc-1.0-0 \
         libssl3 \
+        libwebp7 \
     && rm -rf /var/lib/apt/lists/*
 
 # A fixed numeric id, so Kubernetes' runAsNonRoot can check it and volumes can be chowned to it.

@@ -335,6 +335,12 @@ static enum image_status image_orient(struct pixflow_image *im, int o, char *err
     im->width = (uint32_t)ow;
     im->height = (uint32_t)oh;
     im->stride = ow * c;
+    if (o >= 5) {
+        uint32_t sw = im->source_width;
+
+        im->source_width = im->source_height;
+        im->source_height = sw;
+    }
     return IMAGE_OK;
 }
 
@@ -373,13 +379,15 @@ static enum image_status image_png_decode(const unsigned char *data, size_t len,
     return IMAGE_OK;
 }
 
-enum image_status image_decode_limited(const unsigned char *data, size_t len,
-                                       const struct image_info *info, int channels,
+enum image_status image_decode_request(const unsigned char *data, size_t len,
+                                       const struct image_info *info,
+                                       const struct image_request *req,
                                        const struct image_limits *lim, struct pixflow_image *out,
                                        char *err, size_t errlen)
 {
     static const struct image_limits defaults = {IMAGE_DEFAULT_MAX_SCANS, IMAGE_DEFAULT_CPU_MS,
                                                  IMAGE_DEFAULT_MAX_MEMORY};
+    int channels = req->channels;
     enum image_status st;
 
     memset(out, 0, sizeof(*out));
@@ -388,8 +396,8 @@ enum image_status image_decode_limited(const unsigned char *data, size_t len,
         return IMAGE_CORRUPT;
     }
     if (info->format == IMAGE_FORMAT_JPEG)
-        st = jpeg_decode(data, len, info, channels, lim != NULL ? lim : &defaults, image_alloc, out,
-                         err, errlen);
+        st = jpeg_decode(data, len, info, req, lim != NULL ? lim : &defaults, image_alloc, out, err,
+                         errlen);
     else
         st = image_png_decode(data, len, info, channels, out, err, errlen);
     if (st == IMAGE_OK)
@@ -399,6 +407,16 @@ enum image_status image_decode_limited(const unsigned char *data, size_t len,
         memset(out, 0, sizeof(*out));
     }
     return st;
+}
+
+enum image_status image_decode_limited(const unsigned char *data, size_t len,
+                                       const struct image_info *info, int channels,
+                                       const struct image_limits *lim, struct pixflow_image *out,
+                                       char *err, size_t errlen)
+{
+    const struct image_request whole = {channels, 0, 0, 0};
+
+    return image_decode_request(data, len, info, &whole, lim, out, err, errlen);
 }
 
 enum image_status image_decode(const unsigned char *data, size_t len, const struct image_info *info,

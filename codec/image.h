@@ -46,6 +46,22 @@ struct image_info {
 enum image_status image_probe(const unsigned char *data, size_t len, struct image_info *info,
                               char *err, size_t errlen);
 
+/* What a decode may give besides the whole picture at its stored channels (chain.h decides). */
+struct image_request {
+    int channels; /* 1, 3 or 4 */
+    int luma;     /* 1 channel from a YCbCr JPEG: its Y plane as coded, not pixflow_luma() of RGB */
+    size_t min_width, min_height; /* upright; a JPEG may be shrunk by 2, 4 or 8 down to this size
+                                   * (libjpeg's DCT scaling); 0: whole */
+};
+
+/* image_decode_limited() as req asks. A shrunk picture has out->source_width/height set to the
+ * upright size of the whole one. */
+enum image_status image_decode_request(const unsigned char *data, size_t len,
+                                       const struct image_info *info,
+                                       const struct image_request *req,
+                                       const struct image_limits *lim, struct pixflow_image *out,
+                                       char *err, size_t errlen);
+
 /* Decodes a probed picture to `channels` (1, 3 or 4) 8-bit samples per pixel, under lim (NULL:
  * the defaults above), turned upright by info->orientation (so out may be info's height x
  * width). Refuses a truncated file (no JPEG EOI after the scans, no PNG IEND, a bad CRC on a

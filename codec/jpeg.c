@@ -15,19 +15,8 @@
 #include <time.h>
 
 #include <jerror.h>
-#include <jpeglib.h>
 
-struct jpeg_guard {
-    struct jpeg_error_mgr pub; /* first: libjpeg hands back a pointer to it */
-    struct jpeg_progress_mgr progress;
-    jmp_buf jump;
-    enum image_status status;
-    char msg[JMSG_LENGTH_MAX];
-    const struct image_limits *lim;
-    struct timespec cpu_start;
-};
-
-static void jpeg_guard_fail(j_common_ptr c, enum image_status st, const char *msg)
+void jpeg_guard_fail(j_common_ptr c, enum image_status st, const char *msg)
 {
     struct jpeg_guard *g = (struct jpeg_guard *)c->err;
 
@@ -87,14 +76,16 @@ static void jpeg_on_progress(j_common_ptr c)
     }
 }
 
-static void jpeg_guard_init(struct jpeg_guard *g, struct jpeg_decompress_struct *c,
-                            const struct image_limits *lim)
+struct jpeg_error_mgr *jpeg_guard_init(struct jpeg_guard *g, const struct image_limits *lim)
 {
     memset(g, 0, sizeof(*g));
-    c->err = jpeg_std_error(&g->pub);
+    jpeg_std_error(&g->pub);
     g->pub.error_exit = jpeg_on_error;
     g->pub.emit_message = jpeg_on_message;
+    g->progress.progress_monitor = jpeg_on_progress;
     g->lim = lim;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &g->cpu_start);
+    return &g->pub;
 }
 
 long jpeg_count_scans(const unsigned char *d, size_t len)
@@ -137,6 +128,22 @@ long jpeg_count_scans(const unsigned char *d, size_t len)
         }
     }
     return -1;
+}
+
+enum image_status jpeg_check_scans(const unsigned char *data, size_t len,
+                                   const struct image_limits *lim, char *err, size_t errlen)
+{
+    long scans = jpeg_count_scans(data, len);
+
+    if (scans < 0) {
+        snprintf(err, errlen, "jpeg: truncated (no end-of-image marker after the scans)");
+        return IMAGE_CORRUPT;
+    }
+    if (lim->max_scans > 0 && scans > lim->max_scans) {
+        snprintf(err, errlen, "jpeg: %ld scans, over the %ld limit", scans, lim->max_scans);
+        return IMAGE_TOO_MANY_SCANS;
+    }
+    return IMAGE_OK;
 }
 
 static unsigned jpeg_u16(const unsigned char *p, int le)
@@ -213,7 +220,7 @@ static size_t jpeg_coefficient_bytes(const struct jpeg_decompress_struct *c)
 }
 
 /* jpeg_read_header under the guard; the caller has set g->jump. */
-static void jpeg_open(struct jpeg_decompress_struct *c, const unsigned char *data, size_t len)
+void jpeg_open(struct jpeg_decompress_struct *c, const unsigned char *data, size_t len)
 {
     jpeg_create_decompress(c);
     jpeg_mem_src(c, data, (unsigned long)len);
@@ -228,7 +235,7 @@ enum image_status jpeg_probe(const unsigned char *data, size_t len, struct image
     struct jpeg_decompress_struct c;
     struct jpeg_guard g;
 
-    jpeg_guard_init(&g, &c, &none);
+    c.err = jpeg_guard_init(&g, &none);
     if (setjmp(g.jump)) {
         snprintf(err, errlen, "jpeg header: %s", g.msg);
         jpeg_destroy_decompress(&c);
@@ -249,16 +256,17 @@ enum image_status jpeg_probe(const unsigned char *data, size_t len, struct image
 }
 
 /* What libjpeg is asked for: gray stays gray, colour comes out as RGB(A) and CMYK as CMYK,
- * converted below. A colour picture asked for one channel is still decoded to RGB: libjpeg's
- * gray output is its Y channel, not pixflow_luma() of the RGB, and gray must not depend on
- * whether the decoder or the chain made it. */
-static int jpeg_pick_space(struct jpeg_decompress_struct *c, int channels)
+ * converted below. A YCbCr picture asked for its luma gives its Y plane as coded: libjpeg then
+ * neither converts colour nor upsamples chroma. Otherwise a colour picture asked for one
+ * channel is decoded to RGB and made gray with pixflow_luma(), as the chain would. */
+static int jpeg_pick_space(struct jpeg_decompress_struct *c, int channels, int luma)
 {
     if (c->jpeg_color_space == JCS_CMYK || c->jpeg_color_space == JCS_YCCK) {
         c->out_color_space = JCS_CMYK;
         return 4;
     }
-    if (c->num_components == 1 && channels == 1) {
+    if (channels == 1 && (c->num_components == 1 ||
+                          (luma && c->num_components == 3 && c->jpeg_color_space == JCS_YCbCr))) {
         c->out_color_space = JCS_GRAYSCALE;
         return 1;
     }
@@ -291,27 +299,40 @@ static void jpeg_convert_row(unsigned char *s, int from, int cmyk, unsigned char
     }
 }
 
+/* The largest of 1/8, 1/4 and 1/2 (1/1 when none) that keeps the stored picture at least
+ * min_w x min_h (given upright, so swapped for orientations that turn it). libjpeg scales in
+ * the IDCT, rounding sides up: a 1/8 decode reads one coefficient per block. Not inlined: its
+ * loop would then live in jpeg_decode(), across the setjmp(). */
+__attribute__((noinline)) static unsigned jpeg_pick_scale(const struct image_info *info,
+                                                          const struct image_request *req)
+{
+    size_t mw = info->orientation >= 5 ? req->min_height : req->min_width;
+    size_t mh = info->orientation >= 5 ? req->min_width : req->min_height;
+
+    if (mw == 0 || mh == 0)
+        return 1;
+    for (unsigned d = 8; d >= 2; d /= 2)
+        if (((size_t)info->width + d - 1) / d >= mw && ((size_t)info->height + d - 1) / d >= mh)
+            return d;
+    return 1;
+}
+
 enum image_status jpeg_decode(const unsigned char *data, size_t len, const struct image_info *info,
-                              int channels, const struct image_limits *lim, void *(*alloc)(size_t),
-                              struct pixflow_image *out, char *err, size_t errlen)
+                              const struct image_request *req, const struct image_limits *lim,
+                              void *(*alloc)(size_t), struct pixflow_image *out, char *err,
+                              size_t errlen)
 {
     struct jpeg_decompress_struct c;
     struct jpeg_guard g;
     unsigned char *volatile pixels = NULL;
-    size_t row, w = (size_t)info->width;
-    long scans = jpeg_count_scans(data, len);
-    int got, cmyk;
+    size_t row, w, h;
+    int got, cmyk, channels = req->channels;
+    unsigned scale = jpeg_pick_scale(info, req);
+    enum image_status st = jpeg_check_scans(data, len, lim, err, errlen);
 
-    if (scans < 0) {
-        snprintf(err, errlen, "jpeg: truncated (no end-of-image marker after the scans)");
-        return IMAGE_CORRUPT;
-    }
-    if (lim->max_scans > 0 && scans > lim->max_scans) {
-        snprintf(err, errlen, "jpeg: %ld scans, over the %ld limit", scans, lim->max_scans);
-        return IMAGE_TOO_MANY_SCANS;
-    }
-    jpeg_guard_init(&g, &c, lim);
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &g.cpu_start);
+    if (st != IMAGE_OK)
+        return st;
+    c.err = jpeg_guard_init(&g, lim);
     if (setjmp(g.jump)) {
         snprintf(err, errlen, "jpeg: %s", g.msg);
         jpeg_destroy_decompress(&c);
@@ -322,16 +343,19 @@ enum image_status jpeg_decode(const unsigned char *data, size_t len, const struc
     if ((int)c.image_width != info->width || (int)c.image_height != info->height)
         jpeg_guard_fail((j_common_ptr)&c, IMAGE_CORRUPT, "header changed since the probe");
     c.mem->max_memory_to_use = lim->max_memory > 0 ? (long)lim->max_memory : 0;
-    g.progress.progress_monitor = jpeg_on_progress;
     c.progress = &g.progress;
-    got = jpeg_pick_space(&c, channels);
+    got = jpeg_pick_space(&c, channels, req->luma);
     cmyk = c.out_color_space == JCS_CMYK;
+    c.scale_num = 1;
+    c.scale_denom = scale;
     jpeg_start_decompress(&c);
     if ((int)c.output_components != got)
         jpeg_guard_fail((j_common_ptr)&c, IMAGE_CORRUPT, "unexpected output components");
+    w = c.output_width;
+    h = c.output_height;
     /* Rows are decoded at the wider of the two layouts and narrowed in place. */
     row = w * (size_t)(got > channels ? got : channels);
-    pixels = alloc(row * (size_t)info->height);
+    pixels = alloc(row * h);
     if (pixels == NULL)
         jpeg_guard_fail((j_common_ptr)&c, IMAGE_NOMEM, "out of memory for the pixels");
     while (c.output_scanline < c.output_height) {
@@ -345,8 +369,12 @@ enum image_status jpeg_decode(const unsigned char *data, size_t len, const struc
     }
     jpeg_finish_decompress(&c);
     jpeg_destroy_decompress(&c);
-    out->width = (uint32_t)info->width;
-    out->height = (uint32_t)info->height;
+    out->width = (uint32_t)w;
+    out->height = (uint32_t)h;
+    if (scale > 1) {
+        out->source_width = (uint32_t)info->width;
+        out->source_height = (uint32_t)info->height;
+    }
     out->channels = (uint32_t)channels;
     out->stride = w * (size_t)channels;
     out->flags = PIXFLOW_IMAGE_WRITABLE;

@@ -22,13 +22,19 @@ struct png_params {
     enum png_filter filter;
 };
 
-/* Chosen by measurement (tests/bench/bench_pillow.py --sweep, 12 picsum-like photographs):
- * Paeth on every row at level 3 stores 1.05x Pillow's bytes (zlib 6 with adaptive filters; worst
- * picture 1.064x) at 85 MB/s of gray pixels, where Pillow's encoder does about 10. Level 2 is 13%
- * faster but 1.067x overall and 1.09x on its worst picture, too near the 1.1x budget; "up" at
- * level 3 is 6% faster and 1.071x; adaptive filtering takes twice the time for 1.5% less. */
-#define PNG_DEFAULT_LEVEL  3
-#define PNG_DEFAULT_FILTER PNG_FILTER_PAETH
+/* Chosen by measurement (bench_compute --sweep on the picsum-like pictures; tests/bench/README.md
+ * has the table): level 1 with "up" on every row encodes gray photographs 2.6x as fast as level 3
+ * with Paeth (the default before) for 6% more bytes; past level 2 Paeth pays for itself, and
+ * adaptive filtering never does (twice the time for 1.5% less). png:level=N picks the level, and
+ * png_filter_for_level() its filter. */
+#define PNG_DEFAULT_LEVEL  1
+#define PNG_DEFAULT_FILTER PNG_FILTER_UP
+
+/* The row filter used at a libdeflate level: "up" where deflate is fast (1, 2), Paeth above. */
+static inline enum png_filter png_filter_for_level(int level)
+{
+    return level <= 2 ? PNG_FILTER_UP : PNG_FILTER_PAETH;
+}
 
 enum png_status { PNG_OK, PNG_INVALID, PNG_NOMEM };
 

@@ -12,7 +12,9 @@
 
 #include "digest.h"
 #include "image.h"
+#include "jpegw.h"
 #include "png.h"
+#include "webpw.h"
 
 /* Microseconds since *t, and *t moved to now. */
 static long process_lap(struct timespec *t)
@@ -131,19 +133,10 @@ static int process_over_limits(const struct process_limits *lim, const struct im
     return 0;
 }
 
-/* PNG, its SHA-256 and base64, into out. */
-static enum process_status process_encode(const struct pixflow_image *img, struct process_out *out,
-                                          struct timespec *lap, char *reason, size_t rlen,
-                                          char *err, size_t errlen)
+/* SHA-256 and base64 of the stored bytes (out->png). */
+static enum process_status process_digest(struct process_out *out, struct timespec *lap,
+                                          char *reason, size_t rlen, char *err, size_t errlen)
 {
-    enum png_status ps = png_encode(img, NULL, &out->png, &out->png_len, err, errlen);
-
-    if (ps != PNG_OK)
-        return process_fail(reason, rlen, ps == PNG_NOMEM ? "out_of_memory" : "encode_failed");
-    out->width = (int)img->width;
-    out->height = (int)img->height;
-    out->channels = (int)img->channels;
-    out->timing.encode_us = process_lap(lap);
     if (digest_sha256_hex(out->png, out->png_len, out->sha256, err, errlen) < 0 ||
         digest_base64(out->png, out->png_len, &out->b64, &out->b64_len, err, errlen) < 0)
         return process_fail(reason, rlen, "out_of_memory");
@@ -151,21 +144,119 @@ static enum process_status process_encode(const struct pixflow_image *img, struc
     return PROCESS_OK;
 }
 
+/* img in the chain's output format (format.h), then its SHA-256 and base64, into out. */
+static enum process_status process_encode(const struct chain *chain,
+                                          const struct pixflow_image *img, struct process_out *out,
+                                          struct timespec *lap, char *reason, size_t rlen,
+                                          char *err, size_t errlen)
+{
+    const struct format *f = chain_format(chain);
+    int nomem = 0, failed;
+
+    if (f->kind == FORMAT_JPEG) {
+        enum image_status is =
+            jpegw_encode(img, f->quality > 0 ? f->quality : FORMAT_JPEG_DEFAULT_QUALITY, &out->png,
+                         &out->png_len, err, errlen);
+
+        failed = is != IMAGE_OK;
+        nomem = is == IMAGE_NOMEM;
+    } else if (f->kind == FORMAT_WEBP) {
+        enum webpw_status ws = webpw_encode(img, &out->png, &out->png_len, err, errlen);
+
+        failed = ws != WEBPW_OK;
+        nomem = ws == WEBPW_NOMEM;
+    } else {
+        const struct png_params p = {f->level, png_filter_for_level(f->level)};
+        enum png_status ps = png_encode(img, &p, &out->png, &out->png_len, err, errlen);
+
+        failed = ps != PNG_OK;
+        nomem = ps == PNG_NOMEM;
+    }
+    if (failed)
+        return process_fail(reason, rlen, nomem ? "out_of_memory" : "encode_failed");
+    out->format = f->name;
+    out->width = (int)img->width;
+    out->height = (int)img->height;
+    out->channels = (int)img->channels;
+    if (f->kind != FORMAT_PNG && out->channels == 4)
+        out->channels = f->kind == FORMAT_JPEG ? 3 : 4; /* JPEG has no alpha */
+    out->timing.encode_us = process_lap(lap);
+    return process_digest(out, lap, reason, rlen, err, errlen);
+}
+
+/* A gray rendition of a JPEG stored as JPEG with no quality named: the source's own luma
+ * coefficients, never decoded (jpegw.h). Only for an upright picture (EXIF orientation 1: the
+ * coefficients cannot be turned without jpegtran's trimming rules) whose luma is whole. */
+static int process_keeps_coefficients(const struct chain *chain, const struct image_info *info,
+                                      const unsigned char *data, size_t len)
+{
+    const struct format *f = chain_format(chain);
+
+    return f->kind == FORMAT_JPEG && f->quality == 0 && info->format == IMAGE_FORMAT_JPEG &&
+           info->orientation == 1 && chain_gray_only(chain) && jpegw_gray_possible(data, len);
+}
+
+static enum process_status process_coefficients(const struct process_limits *lim,
+                                                const unsigned char *data, size_t len,
+                                                const struct image_info *info,
+                                                struct process_out *out, struct timespec *lap,
+                                                char *reason, size_t rlen, char *err, size_t errlen)
+{
+    static const struct image_limits defaults = {IMAGE_DEFAULT_MAX_SCANS, IMAGE_DEFAULT_CPU_MS,
+                                                 IMAGE_DEFAULT_MAX_MEMORY};
+    enum image_status is = jpegw_gray_coefficients(data, len, lim != NULL ? &lim->image : &defaults,
+                                                   &out->png, &out->png_len, err, errlen);
+
+    if (is != IMAGE_OK)
+        return process_fail(reason, rlen, process_image_reason(is));
+    out->format = "jpeg";
+    out->width = info->width;
+    out->height = info->height;
+    out->channels = 1;
+    out->timing.encode_us = process_lap(lap);
+    return process_digest(out, lap, reason, rlen, err, errlen);
+}
+
+/* What to decode for the chain: only the luma of a colour JPEG when its first link wants gray,
+ * and a JPEG shrunk by 2, 4 or 8 (DCT scaling) when the chain begins by shrinking it, as far as
+ * leaves the resampler a factor of two. Both only for JPEG: stb_image's gray is not
+ * pixflow_luma(), and PNG has nothing like DCT scaling. The cost stays that of the whole
+ * picture: progressive coefficient buffers are whole whatever the scale. */
+static void process_request(const struct chain *chain, const struct image_info *info,
+                            struct image_request *req)
+{
+    int turned = info->orientation >= 5;
+    uint32_t w, h;
+
+    memset(req, 0, sizeof(*req));
+    req->channels = chain_input_channels(chain, info->channels);
+    if (info->format != IMAGE_FORMAT_JPEG)
+        return;
+    if (info->channels == 3 && chain_takes_luma(chain)) {
+        req->channels = 1;
+        req->luma = 1;
+    }
+    chain_shrink_limit(chain, (uint32_t)(turned ? info->height : info->width),
+                       (uint32_t)(turned ? info->width : info->height), req->channels == 1, &w, &h);
+    req->min_width = w;
+    req->min_height = h;
+}
+
 /* Decode, transform and encode, with the picture's decoding cost (*held) already taken from the
  * budget; once the chain has run, that is exchanged for the cost of storing its output. */
 static enum process_status
 process_pixels(const struct chain *chain, const struct process_limits *lim,
-               const unsigned char *data, size_t len, const struct image_info *info, int channels,
-               struct process_out *out, size_t *held, struct timespec *lap, char *reason,
-               size_t rlen, char *err, size_t errlen)
+               const unsigned char *data, size_t len, const struct image_info *info,
+               const struct image_request *req, struct process_out *out, size_t *held,
+               struct timespec *lap, char *reason, size_t rlen, char *err, size_t errlen)
 {
     struct pixflow_image decoded, img;
     enum image_status is;
     enum chain_status cs;
     enum process_status st;
 
-    is = image_decode_limited(data, len, info, channels, lim != NULL ? &lim->image : NULL, &decoded,
-                              err, errlen);
+    is = image_decode_request(data, len, info, req, lim != NULL ? &lim->image : NULL, &decoded, err,
+                              errlen);
     if (is != IMAGE_OK)
         return process_fail(reason, rlen, process_image_reason(is));
     out->timing.decode_us = process_lap(lap);
@@ -184,7 +275,7 @@ process_pixels(const struct chain *chain, const struct process_limits *lim,
                  img.width, img.height);
         return process_fail(reason, rlen, "too_many_pixels");
     }
-    st = process_encode(&img, out, lap, reason, rlen, err, errlen);
+    st = process_encode(chain, &img, out, lap, reason, rlen, err, errlen);
     free(img.pixels);
     return st;
 }
@@ -197,8 +288,9 @@ enum process_status process_run(const struct chain *chain, const struct process_
     enum image_status is;
     enum process_status st;
     struct timespec lap;
+    struct image_request req;
     size_t cost;
-    int channels;
+    int keep;
 
     memset(out, 0, sizeof(*out));
     reason[0] = '\0';
@@ -216,15 +308,21 @@ enum process_status process_run(const struct chain *chain, const struct process_
     out->orientation = info.orientation;
     if (process_over_limits(lim, &info, err, errlen))
         return process_fail(reason, rlen, "too_many_pixels");
-    channels = chain_input_channels(chain, info.channels);
-    cost = process_cost(&info, channels);
+    process_request(chain, &info, &req);
+    keep = process_keeps_coefficients(chain, &info, data, len);
+    /* keeping coefficients reads every component's, 2 bytes each: at most 3 full planes */
+    cost = keep ? (size_t)info.width * (size_t)info.height * 6 + info.work_bytes
+                : process_cost(&info, req.channels);
     if (process_budget_take(cost) < 0) {
         snprintf(err, errlen, "%s %dx%d needs %zu MiB, over the %zu MiB decode memory budget",
                  info.name, info.width, info.height, cost >> 20, process_budget_total >> 20);
         return process_fail(reason, rlen, "too_many_pixels");
     }
-    st = process_pixels(chain, lim, data, len, &info, channels, out, &cost, &lap, reason, rlen, err,
-                        errlen);
+    if (keep)
+        st = process_coefficients(lim, data, len, &info, out, &lap, reason, rlen, err, errlen);
+    else
+        st = process_pixels(chain, lim, data, len, &info, &req, out, &cost, &lap, reason, rlen, err,
+                            errlen);
     process_budget_give(cost);
     if (st != PROCESS_OK)
         process_out_free(out);

@@ -1,4 +1,4 @@
-/* process.h -- the CPU stage of one picture: check, decode, transform, encode PNG, digest. */
+/* process.h -- the CPU stage of one picture: check, decode, transform, encode, digest. */
 #ifndef PIXFLOW_PROCESS_H
 #define PIXFLOW_PROCESS_H
 
@@ -24,17 +24,18 @@ struct process_limits {
 struct process_timing {
     long decode_us;    /* header checks and decoding */
     long transform_us; /* the chain */
-    long encode_us;    /* PNG */
-    long digest_us;    /* SHA-256 of both the download and the PNG, base64 */
+    long encode_us;    /* PNG, JPEG or WebP; for a JPEG kept in the DCT domain, all of its work */
+    long digest_us;    /* SHA-256 of both the download and the stored bytes, base64 */
 };
 
-struct process_out { /* everything the store needs */
-    unsigned char *png;
+struct process_out {    /* everything the store needs */
+    const char *format; /* of the stored bytes: "png", "jpeg" or "webp" (the chain's, format.h) */
+    unsigned char *png; /* the stored bytes, in `format` (named png for the default format) */
     size_t png_len;
     char sha256[65]; /* of png, hex: the document's _id */
     char *b64;       /* png in base64, NUL-terminated */
     size_t b64_len;
-    int width, height, channels; /* of the stored PNG */
+    int width, height, channels; /* of the stored picture */
     char origin_format[8];       /* "jpeg", "png" */
     int origin_width, origin_height;
     int orientation; /* EXIF orientation of the download (1..8); the stored picture is upright */
@@ -46,7 +47,11 @@ enum process_status { PROCESS_OK, PROCESS_PERMANENT, PROCESS_TRANSIENT };
 
 /* Runs the whole stage on the downloaded bytes (lim NULL: no limits). Header first: a picture over
  * the limits is refused before any pixel memory exists. The picture is decoded straight to the
- * channels the chain's first link takes (chain_input_channels()). chain NULL means no transform.
+ * channels the chain's first link takes (chain_input_channels()), a colour JPEG to its luma
+ * plane and shrunk by DCT scaling when the chain allows it (chain_takes_luma(),
+ * chain_shrink_limit()), and encoded in the chain's format (chain_format()); a gray-only chain
+ * ending in `jpeg` with no quality keeps a JPEG's luma coefficients, undecoded (jpegw.h).
+ * chain NULL means no transform and PNG.
  * PROCESS_OK fills *out (free it with process_out_free()). Otherwise reason gets a short stable
  * code for counters and dead letters and err the detail:
  *   permanent: not_image, unsupported_format, corrupt_image, too_many_pixels, too_many_scans,

@@ -472,7 +472,7 @@ static void work_run(void *arg)
     d.image_b64_len = e->out.b64_len;
     d.image = e->out.png;
     d.image_len = e->out.png_len;
-    d.format = "png";
+    d.format = e->out.format;
     d.width = e->out.width;
     d.height = e->out.height;
     d.channels = e->out.channels;

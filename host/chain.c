@@ -9,9 +9,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "format.h"
 #include "host.h"
 #include "log.h"
 #include "names.h"
+#include "png.h"
 
 struct chain_link {
     struct chain_link_info info;
@@ -44,6 +46,7 @@ struct chain {
     struct chain_link *links;
     size_t n;
     struct chain_threads *threads; /* NULL when no link has thread hooks */
+    struct format format;          /* the last element's, or the default PNG */
 };
 
 /* A picture between links: the image and the allocation it lives in. */
@@ -215,6 +218,14 @@ static int chain_parse(struct chain *c, char *spec, char *err, size_t errlen)
             snprintf(err, errlen, "empty transform name at position %zu", c->n + 1);
             return -1;
         }
+        if (format_reserved(name, strlen(name))) {
+            if (p != NULL) {
+                snprintf(err, errlen, "output format \"%s\" must be the chain's last element",
+                         name);
+                return -1;
+            }
+            return format_parse(name, config, &c->format, err, errlen) < 0 ? -1 : 0;
+        }
         e = loader_find(c->loader, name, strlen(name));
         if (e == NULL) {
             loader_names(c->loader, names, sizeof(names));
@@ -243,6 +254,7 @@ struct chain *loader_chain_new(struct loader *l, const char *spec, char *err, si
         return NULL;
     }
     c->loader = l;
+    format_default(&c->format);
     if (chain_parse(c, copy, err, errlen) < 0) {
         free(copy);
         chain_free(c);
@@ -260,6 +272,65 @@ size_t chain_length(const struct chain *c)
 const struct chain_link_info *chain_link(const struct chain *c, size_t i)
 {
     return i < chain_length(c) ? &c->links[i].info : NULL;
+}
+
+const struct format *chain_format(const struct chain *c)
+{
+    static const struct format png = {FORMAT_PNG, "png", PNG_DEFAULT_LEVEL, 0};
+
+    return c != NULL ? &c->format : &png;
+}
+
+/* ---- chains: what the decoder may hand them ---- */
+
+static uint32_t chain_accepts(const struct chain *c, size_t i)
+{
+    return c->links[i].plugin->desc.accepts;
+}
+
+int chain_takes_luma(const struct chain *c)
+{
+    return c != NULL && c->n > 0 && (chain_accepts(c, 0) & PIXFLOW_ACCEPT_LUMA) &&
+           (c->links[0].plugin->desc.inputs & PIXFLOW_INPUT_GRAY);
+}
+
+int chain_gray_only(const struct chain *c)
+{
+    for (size_t i = 0; c != NULL && i < c->n; i++)
+        if (!(chain_accepts(c, i) & PIXFLOW_ACCEPT_LUMA))
+            return 0;
+    return chain_length(c) > 0;
+}
+
+/* The link that may get a shrunk picture: the first one, or the first after links that hand a
+ * gray picture back unchanged when the picture is gray. c->n when there is none. */
+static size_t chain_shrink_link(const struct chain *c, int gray)
+{
+    size_t i = 0;
+
+    while (gray && i < c->n && (chain_accepts(c, i) & PIXFLOW_ACCEPT_LUMA))
+        i++;
+    return i < c->n && (chain_accepts(c, i) & PIXFLOW_ACCEPT_SHRUNK) ? i : c->n;
+}
+
+void chain_shrink_limit(const struct chain *c, uint32_t width, uint32_t height, int gray,
+                        uint32_t *min_width, uint32_t *min_height)
+{
+    uint32_t ow, oh;
+    size_t k;
+
+    *min_width = *min_height = 0;
+    if (c == NULL)
+        return;
+    k = chain_shrink_link(c, gray);
+    if (k == c->n ||
+        c->links[k].plugin->desc.output_size(c->links[k].state, width, height, &ow, &oh) != 0)
+        return;
+    if (ow < 1 || oh < 1 || ow > UINT32_MAX / 2 || oh > UINT32_MAX / 2)
+        return;
+    /* the resampler keeps at least a factor of two: no worse than from the whole picture */
+    *min_width = 2 * ow;
+    *min_height = 2 * oh;
 }
 
 /* ---- chains: running ---- */
@@ -423,6 +494,26 @@ static void chain_count(const struct chain *c, const char *name, long long delta
         c->loader->counter(c->loader->counter_arg, name, delta);
 }
 
+/* After the link that got a shrunk picture (source_width x source_height): it made what its
+ * output_size() promised for the whole picture, or the chain would depend on the decoder. */
+static int chain_shrunk_ok(const struct chain_link *k, const struct pixflow_image *in,
+                           const struct pixflow_image *res, char *why, size_t whylen)
+{
+    const struct pixflow_plugin *d = &k->plugin->desc;
+    uint32_t ow = 0, oh = 0;
+
+    if (d->output_size(k->state, in->source_width, in->source_height, &ow, &oh) != 0 ||
+        ow != res->width || oh != res->height) {
+        snprintf(why, whylen,
+                 "made %ux%u of a picture shrunk from %ux%u, its output_size says "
+                 "%ux%u",
+                 (unsigned)res->width, (unsigned)res->height, (unsigned)in->source_width,
+                 (unsigned)in->source_height, (unsigned)ow, (unsigned)oh);
+        return -1;
+    }
+    return 0;
+}
+
 static enum chain_status chain_run_link(const struct chain *c, struct chain_link *k, void *state,
                                         struct chain_img *cur, char *err, size_t errlen)
 {
@@ -453,7 +544,9 @@ static enum chain_status chain_run_link(const struct chain *c, struct chain_link
     chain_count(c, k->counter_usec, chain_usec_since(&t0));
     if (rc != 0 && why[0] == '\0')
         snprintf(why, sizeof(why), "failed without a message");
-    if (rc != 0 || chain_adopt(cur, &res, &allocs, why, sizeof(why)) < 0) {
+    if (rc != 0 ||
+        (cur->img.source_width != 0 && chain_shrunk_ok(k, &cur->img, &res, why, sizeof(why)) < 0) ||
+        chain_adopt(cur, &res, &allocs, why, sizeof(why)) < 0) {
         /* whatever it allocated during a failed call is garbage now (plugin.h) */
         chain_allocs_free(&allocs);
         chain_count(c, k->counter_failed, 1);
@@ -461,6 +554,7 @@ static enum chain_status chain_run_link(const struct chain *c, struct chain_link
         return CHAIN_FAILED;
     }
     free(allocs.blocks); /* blocks still listed were kept by the plugin for itself */
+    cur->img.source_width = cur->img.source_height = 0;
     chain_count(c, k->counter_ok, 1);
     return CHAIN_OK;
 }
@@ -535,8 +629,11 @@ enum chain_status chain_apply(const struct chain *c, struct pixflow_image *in,
     struct chain_img cur;
     struct chain_thread *t = NULL;
     enum chain_status st = CHAIN_OK;
+    uint32_t src_w = in->source_width, src_h = in->source_height;
+    size_t shrunk;
 
     cur.img = *in;
+    cur.img.source_width = cur.img.source_height = 0;
     cur.base = in->pixels;
     cur.size = in->stride * in->height;
     in->pixels = NULL;
@@ -556,9 +653,18 @@ enum chain_status chain_apply(const struct chain *c, struct pixflow_image *in,
             return CHAIN_FAILED;
         }
     }
-    for (size_t i = 0; c != NULL && i < c->n && st == CHAIN_OK; i++)
+    shrunk = c != NULL ? chain_shrink_link(c, cur.img.channels == 1) : 0;
+    if (src_w != 0 && (c == NULL || shrunk == c->n)) {
+        snprintf(err, errlen, "a picture shrunk while decoding, for a chain that takes none");
+        free(cur.base);
+        return CHAIN_FAILED;
+    }
+    for (size_t i = 0; c != NULL && i < c->n && st == CHAIN_OK; i++) {
+        cur.img.source_width = i == shrunk ? src_w : 0;
+        cur.img.source_height = i == shrunk ? src_h : 0;
         st = chain_run_link(c, &c->links[i], t != NULL ? t->states[i] : c->links[i].state, &cur,
                             err, errlen);
+    }
     if (st != CHAIN_OK) {
         free(cur.base);
         return st;

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "format.h"
 #include "log.h"
 #include "names.h"
 
@@ -145,7 +146,8 @@ static int loader_name_ok(const char *name)
 }
 
 /* Smallest descriptor for each minor version this host knows (plugin.h). */
-static const size_t loader_min_size[PIXFLOW_ABI_MINOR + 1] = {PIXFLOW_PLUGIN_MIN_SIZE_1_0};
+static const size_t loader_min_size[PIXFLOW_ABI_MINOR + 1] = {PIXFLOW_PLUGIN_MIN_SIZE_1_0,
+                                                              PIXFLOW_PLUGIN_MIN_SIZE_1_1};
 
 /* The version checks, on the first three fields only, then a copy of the rest. */
 static int loader_check_abi(const struct pixflow_plugin *d, struct pixflow_plugin *copy, char *err,
@@ -195,8 +197,21 @@ static int loader_check_desc(const struct loader *l, const struct pixflow_plugin
                  (unsigned)d->inputs);
         return -1;
     }
+    if (format_reserved(d->name, strlen(d->name))) {
+        snprintf(err, errlen, "plugin name '%s' is an output format's (the host encodes it)",
+                 d->name);
+        return -1;
+    }
     if (d->apply == NULL) {
         snprintf(err, errlen, "plugin %s has no apply function", d->name);
+        return -1;
+    }
+    if ((d->accepts & ~(PIXFLOW_ACCEPT_LUMA | PIXFLOW_ACCEPT_SHRUNK)) != 0 ||
+        ((d->accepts & PIXFLOW_ACCEPT_SHRUNK) && d->output_size == NULL)) {
+        snprintf(err, errlen,
+                 "plugin %s declares accepts 0x%x (PIXFLOW_ACCEPT_SHRUNK needs "
+                 "output_size)",
+                 d->name, (unsigned)d->accepts);
         return -1;
     }
     if ((d->thread_init == NULL) != (d->thread_destroy == NULL)) {

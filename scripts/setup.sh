@@ -16,8 +16,8 @@ ferretdb_version=v1.24.0
 versitygw_version=v1.8.0
 packages=(build-essential cmake pkg-config git curl ca-certificates python3 python3-venv
     libhiredis-dev libevent-dev libcurl4-openssl-dev libstb-dev libmongoc-dev libbson-dev
-    libssl-dev libcmocka-dev libjpeg62-turbo-dev libdeflate-dev zlib1g-dev redis-server
-    clang libclang-rt-14-dev clang-format chromium chromium-driver)
+    libssl-dev libcmocka-dev libjpeg62-turbo-dev libdeflate-dev libwebp-dev zlib1g-dev
+    libjpeg-turbo-progs redis-server clang libclang-rt-14-dev clang-format chromium chromium-driver)
 python_packages=(pytest==9.2.0 redis==8.1.0 pymongo==4.20.0 selenium==4.51.0)
 
 install_packages() {

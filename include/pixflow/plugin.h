@@ -55,7 +55,9 @@
  *     name[:key=value[;key=value...]][,name[:...]]...    e.g. "grayscale,resize:width=320"
  * Everything after the first ':' of a link, up to the next ',', is that link's config string; the
  * host gives it verbatim to init() and each plugin parses its own (pixflow_config_next() below
- * does the splitting). Consequently a value cannot contain ',' or ';'.
+ * does the splitting). Consequently a value cannot contain ',' or ';'. The last element may name
+ * the output format instead (png, png:level=N, jpeg, jpeg:quality=Q, webp): the host encodes it,
+ * and no plugin may take those names.
  *
  * Compatibility rules. The major version changes only when an existing field changes meaning or
  * place; the host refuses every other major. The minor version grows when fields are added, and
@@ -74,7 +76,7 @@ extern "C" {
 #endif
 
 #define PIXFLOW_ABI_MAJOR 1
-#define PIXFLOW_ABI_MINOR 0
+#define PIXFLOW_ABI_MINOR 1
 
 /* Capabilities, declared in pixflow_plugin.flags (the host never assumes them). */
 #define PIXFLOW_THREAD_SAFE   (1u << 0) /* apply() may run on several threads at once, same state */
@@ -94,14 +96,19 @@ extern "C" {
  * plugins that declare PIXFLOW_IN_PLACE, which may then overwrite the input's bytes. */
 #define PIXFLOW_IMAGE_WRITABLE (1u << 0)
 
-/* An 8-bit image, rows top to bottom, samples interleaved. New fields would come at the end,
- * with 0 meaning what their absence meant before. */
+/* An 8-bit image, rows top to bottom, samples interleaved. New fields come at the end, with 0
+ * meaning what their absence meant before. */
 struct pixflow_image {
     uint32_t width, height; /* >= 1 */
     uint32_t channels;      /* 1 gray, 3 RGB, 4 RGBA */
     uint32_t flags;         /* PIXFLOW_IMAGE_* */
     size_t stride;          /* bytes from the start of one row to the next, >= width * channels */
     unsigned char *pixels;
+    /* ABI 1.1. Non-zero only for a plugin that declares PIXFLOW_ACCEPT_SHRUNK: the size of the
+     * picture this one was shrunk from while decoding (width x height is then smaller, by a
+     * factor of 2, 4 or 8 rounded up). Sizes and positions the plugin computes (its output size,
+     * a crop) are computed on this size, then read from the pixels it has. */
+    uint32_t source_width, source_height;
 };
 
 /* Log levels for pixflow_host.log. */
@@ -185,13 +192,39 @@ struct pixflow_plugin {
     int (*thread_init)(void *state, void **thread_state, char *err, size_t errlen);
     void (*thread_destroy)(void *state, void *thread_state);
 
-    /* ABI 1.1 and later: new fields go here, and only here. */
+    /* ABI 1.1. What the decoder may hand this plugin, when it is the chain's first link, in
+     * place of the whole picture in full colour: PIXFLOW_ACCEPT_* bits, 0 for the whole
+     * picture (what every 1.0 plugin gets). */
+    uint32_t accepts;
+
+    /* ABI 1.1, required with PIXFLOW_ACCEPT_SHRUNK. The size apply() makes from a picture of
+     * width x height, without running it: 0, or -1 when it cannot say (then the picture is
+     * decoded whole). Called from any thread, with the init() state. */
+    int (*output_size)(void *state, uint32_t width, uint32_t height, uint32_t *out_width,
+                       uint32_t *out_height);
+
+    /* ABI 1.2 and later: new fields go here, and only here. */
 };
+
+/* pixflow_plugin.accepts (ABI 1.1).
+ * PIXFLOW_ACCEPT_LUMA: the plugin turns colour into gray and hands a gray picture back
+ *   unchanged, so the host may decode a colour JPEG straight to its luma plane (the Y channel
+ *   as coded, no colour conversion, no chroma upsampling) and skip the conversion: the gray
+ *   then differs from pixflow_luma() of the decoded RGB by rounding only (at most one level,
+ *   and rarely; a few levels where the RGB clips).
+ * PIXFLOW_ACCEPT_SHRUNK: the plugin shrinks (a resize, a thumbnail) and takes a picture that the
+ *   decoder already shrank by 2, 4 or 8 (JPEG DCT scaling), at least twice its output size on
+ *   each side, with source_width/source_height set (struct pixflow_image). output_size() says
+ *   what it makes of the whole picture; from the shrunk one it must make that same size. */
+#define PIXFLOW_ACCEPT_LUMA   (1u << 0)
+#define PIXFLOW_ACCEPT_SHRUNK (1u << 1)
 
 /* The smallest descriptor a host accepts for each minor version. A field added in minor N is
  * covered by PIXFLOW_PLUGIN_MIN_SIZE_1_N only, so older plugins stay loadable. */
 #define PIXFLOW_PLUGIN_MIN_SIZE_1_0                                                                \
     (offsetof(struct pixflow_plugin, thread_destroy) + sizeof(void (*)(void)))
+#define PIXFLOW_PLUGIN_MIN_SIZE_1_1                                                                \
+    (offsetof(struct pixflow_plugin, output_size) + sizeof(void (*)(void)))
 
 /* Fills the version fields of a descriptor: put it first in the initializer. */
 #define PIXFLOW_PLUGIN_HEADER                                                                      \

@@ -3,7 +3,8 @@
  * ignored, not composited, as Pillow's convert("L") does: a transparent pixel keeps the gray of
  * the colour it stores. Gray input passes through untouched. When the host lets it, the result
  * is written over the input (row y of the output never reaches bytes of rows not yet read),
- * which saves a width x height allocation per picture. */
+ * which saves a width x height allocation per picture. It declares PIXFLOW_ACCEPT_LUMA: as the
+ * first link, a colour JPEG reaches it as the decoder's luma plane, which it hands back. */
 #include <stdio.h>
 
 #include <pixflow/plugin.h>
@@ -63,12 +64,13 @@ static int grayscale_apply(void *state, const struct pixflow_image *in, struct p
 static const struct pixflow_plugin grayscale = {
     PIXFLOW_PLUGIN_HEADER,
     .name = "grayscale",
-    .version = "1.0.0",
+    .version = "1.1.0",
     .description = "ITU-R BT.601 luma (299 R + 587 G + 114 B) / 1000, one channel out",
     .flags = PIXFLOW_THREAD_SAFE | PIXFLOW_DETERMINISTIC | PIXFLOW_IN_PLACE,
     .inputs = PIXFLOW_INPUT_ANY,
     .init = grayscale_init,
     .apply = grayscale_apply,
+    .accepts = PIXFLOW_ACCEPT_LUMA,
 };
 
 PIXFLOW_PLUGIN_ENTRY(grayscale)

@@ -4,7 +4,8 @@
  * aspect kept, so one side matches and the other is at most the box's; cover fills the box
  * exactly, aspect kept, by resampling the largest centred part of the picture with the box's
  * shape. Resampling is scale.c's (stb_image_resize, sRGB-aware); a picture already at its target
- * size is answered unchanged. */
+ * size is answered unchanged. It takes pictures the JPEG decoder shrank (PIXFLOW_ACCEPT_SHRUNK):
+ * the output size comes from the whole picture's, never from the decoder's rounding. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -73,47 +74,82 @@ static uint64_t resize_side(uint64_t a, uint64_t b, uint64_t c)
     return v > 0 ? v : 1;
 }
 
+/* The output size of a w x h picture, and the centred part of it that cover resamples
+ * (*sw x *sh; the whole picture otherwise). */
+static void resize_plan(const struct resize *r, uint64_t w, uint64_t h, uint64_t *ow, uint64_t *oh,
+                        uint64_t *sw, uint64_t *sh)
+{
+    *ow = r->width;
+    *oh = r->height;
+    *sw = w;
+    *sh = h;
+    if (*ow == 0) {
+        *ow = resize_side(w, *oh, h);
+    } else if (*oh == 0) {
+        *oh = resize_side(h, *ow, w);
+    } else if (r->fit == RESIZE_CONTAIN) {
+        if (w * *oh <= h * *ow) /* the picture is taller than the box: its height decides */
+            *ow = resize_side(w, *oh, h);
+        else
+            *oh = resize_side(h, *ow, w);
+    } else if (r->fit == RESIZE_COVER) {
+        if (w * *oh > h * *ow) /* wider than the box: keep the middle columns */
+            *sw = resize_side(h, *ow, *oh);
+        else
+            *sh = resize_side(w, *oh, *ow);
+    }
+}
+
+static int resize_output_size(void *state, uint32_t w, uint32_t h, uint32_t *ow, uint32_t *oh)
+{
+    uint64_t x, y, sw, sh;
+    char err[8];
+
+    resize_plan(state, w, h, &x, &y, &sw, &sh);
+    if (scale_check(x, y, err, sizeof(err)) < 0)
+        return -1;
+    *ow = (uint32_t)x;
+    *oh = (uint32_t)y;
+    return 0;
+}
+
+/* A picture the decoder shrank (in->source_width set) makes what the whole one would: sizes
+ * come from the whole picture, the part cover keeps is scaled to the pixels there are. */
 static int resize_apply(void *state, const struct pixflow_image *in, struct pixflow_image *out,
                         char *err, size_t errlen)
 {
     const struct resize *r = state;
-    uint64_t w = in->width, h = in->height, ow = r->width, oh = r->height;
-    uint64_t sx = 0, sy = 0, sw = w, sh = h;
+    uint64_t w = in->source_width ? in->source_width : in->width;
+    uint64_t h = in->source_width ? in->source_height : in->height, ow, oh, sw, sh;
 
-    if (ow == 0) {
-        ow = resize_side(w, oh, h);
-    } else if (oh == 0) {
-        oh = resize_side(h, ow, w);
-    } else if (r->fit == RESIZE_CONTAIN) {
-        if (w * oh <= h * ow) /* the picture is taller than the box: its height decides */
-            ow = resize_side(w, oh, h);
-        else
-            oh = resize_side(h, ow, w);
-    } else if (r->fit == RESIZE_COVER) {
-        if (w * oh > h * ow) { /* wider than the box: keep the middle columns */
-            sw = resize_side(h, ow, oh);
-            sx = (w - sw) / 2;
-        } else {
-            sh = resize_side(w, oh, ow);
-            sy = (h - sh) / 2;
-        }
-    }
+    resize_plan(r, w, h, &ow, &oh, &sw, &sh);
     if (scale_check(ow, oh, err, errlen) < 0)
         return -1;
-    return scale_run(r->host, in, (uint32_t)sx, (uint32_t)sy, (uint32_t)sw, (uint32_t)sh,
-                     (uint32_t)ow, (uint32_t)oh, out, err, errlen);
+    if (w != in->width)
+        sw = sw == w ? in->width : resize_side(sw, in->width, w);
+    if (h != in->height)
+        sh = sh == h ? in->height : resize_side(sh, in->height, h);
+    if (sw > in->width)
+        sw = in->width;
+    if (sh > in->height)
+        sh = in->height;
+    return scale_run(r->host, in, (uint32_t)((in->width - sw) / 2),
+                     (uint32_t)((in->height - sh) / 2), (uint32_t)sw, (uint32_t)sh, (uint32_t)ow,
+                     (uint32_t)oh, out, err, errlen);
 }
 
 static const struct pixflow_plugin resize = {
     PIXFLOW_PLUGIN_HEADER,
     .name = "resize",
-    .version = "1.0.0",
+    .version = "1.1.0",
     .description = "scale to width and/or height, fit=fill|contain|cover, sRGB-aware filtering",
     .flags = PIXFLOW_THREAD_SAFE | PIXFLOW_DETERMINISTIC,
     .inputs = PIXFLOW_INPUT_ANY,
     .init = resize_init,
     .apply = resize_apply,
     .destroy = resize_destroy,
+    .accepts = PIXFLOW_ACCEPT_SHRUNK,
+    .output_size = resize_output_size,
 };
 
 PIXFLOW_PLUGIN_ENTRY(resize)

@@ -1,8 +1,9 @@
 /* bench_compute.c -- throughput of the consumer's CPU stage (process_run) on picsum-like JPEGs.
  *
  *   bench_compute [--threads N] [--seconds S] [--transforms SPEC] [--plugins DIR] [--json]
- *                 [FILE.jpg...]
+ *                 [FILE.jpg...]           SPEC may end with an output format: png:level=N, jpeg...
  *   bench_compute --sweep [--ref-bytes N] [FILE.jpg...]   PNG filter/level trade-offs, 1 thread
+ *   bench_compute --decode-limit [FILE.jpg...]    luma-only JPEG decoding, the gray result's limit
  *   bench_compute --write-samples DIR                      write the default pictures and exit
  *
  * Without files it renders the default set in memory with the image server's own generator
@@ -242,14 +243,62 @@ static int bench_run(struct bench *b, int threads, int json, const char *spec)
                "failed)\n",
                sum.images / elapsed, sum.in_bytes / elapsed / 1e6, sum.pixels / elapsed / 1e6,
                sum.images, sum.failures);
-        printf("  split: decode %.0f%%  transforms %.0f%%  PNG %.0f%%  SHA-256+base64 %.0f%%\n",
+        printf("  split: decode %.0f%%  transforms %.0f%%  encode %.0f%%  SHA-256+base64 %.0f%%\n",
                100 * sum.t.decode_us / total_us, 100 * sum.t.transform_us / total_us,
                100 * sum.t.encode_us / total_us, 100 * sum.t.digest_us / total_us);
-        printf("  per image: %.2f ms of CPU; stored PNG total %zu bytes\n",
-               total_us / 1e3 / (sum.images ? sum.images : 1), out);
+        printf("  per image: %.2f ms of CPU; stored %s total %zu bytes, %.3f stored bytes per "
+               "source byte\n",
+               total_us / 1e3 / (sum.images ? sum.images : 1), chain_format(b->chain)->name, out,
+               (double)out / (double)in);
     }
     free(w);
     return sum.failures > 0;
+}
+
+/* Mpixel/s of decoding every file as req asks, one thread, best of 3 passes; -1 on failure. */
+static double bench_decode_rate(struct bench *b, const struct image_request *req)
+{
+    double best = 1e30, pixels = 0;
+    char err[256];
+
+    for (int round = 0; round < 3; round++) {
+        double t0 = bench_now();
+
+        pixels = 0;
+        for (int i = 0; i < b->nfiles; i++) {
+            struct image_info info;
+            struct pixflow_image im;
+
+            if (image_probe(b->files[i].data, b->files[i].len, &info, err, sizeof(err)) !=
+                    IMAGE_OK ||
+                image_decode_request(b->files[i].data, b->files[i].len, &info, req, NULL, &im, err,
+                                     sizeof(err)) != IMAGE_OK) {
+                fprintf(stderr, "%s: %s\n", b->files[i].name, err);
+                return -1;
+            }
+            pixels += (double)info.width * info.height;
+            free(im.pixels);
+        }
+        if (bench_now() - t0 < best)
+            best = bench_now() - t0;
+    }
+    return pixels / best / 1e6;
+}
+
+/* The limit for a gray result: libjpeg-turbo decoding each file's luma plane and nothing else
+ * (no chain, no encoding); then what decoding to RGB and taking pixflow_luma() costs. */
+static int bench_decode_limit(struct bench *b)
+{
+    const struct image_request luma = {1, 1, 0, 0}, rgb = {1, 0, 0, 0};
+    double l = bench_decode_rate(b, &luma), r = bench_decode_rate(b, &rgb);
+
+    if (l < 0 || r < 0)
+        return 1;
+    printf("JPEG decoding, 1 thread, best of 3 passes over %d pictures:\n", b->nfiles);
+    printf("  luma plane only (the limit for a gray result)  %7.1f Mpixel/s\n", l);
+    printf("  RGB, then pixflow_luma()                       %7.1f Mpixel/s   %.2fx slower\n", r,
+           l / r);
+    return 0;
 }
 
 /* ---- the PNG sweep ---- */
@@ -259,8 +308,8 @@ static const char *const bench_filter_names[] = {"none", "sub", "up", "avg", "pa
 static int bench_sweep(struct bench *b, double ref_bytes)
 {
     struct pixflow_image *imgs = calloc((size_t)b->nfiles, sizeof(*imgs));
-    static const int filters[] = {PNG_FILTER_NONE, PNG_FILTER_UP, PNG_FILTER_PAETH,
-                                  PNG_FILTER_ADAPTIVE};
+    static const int filters[] = {PNG_FILTER_NONE, PNG_FILTER_SUB,   PNG_FILTER_UP,
+                                  PNG_FILTER_AVG,  PNG_FILTER_PAETH, PNG_FILTER_ADAPTIVE};
     double raw = 0;
     char err[256];
 
@@ -384,6 +433,8 @@ int main(int argc, char **argv)
             json = 1;
         } else if (strcmp(opt, "--sweep") == 0) {
             sweep = 1;
+        } else if (strcmp(opt, "--decode-limit") == 0) {
+            sweep = 2;
         } else if (val == NULL) {
             bench_usage();
             return 2;
@@ -429,7 +480,9 @@ int main(int argc, char **argv)
         return 1;
     }
     b.chain = c;
-    rc = sweep ? bench_sweep(&b, ref_bytes) : bench_run(&b, threads, json, spec);
+    rc = sweep == 2 ? bench_decode_limit(&b)
+         : sweep    ? bench_sweep(&b, ref_bytes)
+                    : bench_run(&b, threads, json, spec);
     chain_free(c);
     loader_free(l);
     for (int k = 0; k < b.nfiles; k++)

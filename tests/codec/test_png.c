@@ -18,7 +18,7 @@
 static struct pixflow_image make_image(uint32_t w, uint32_t h, uint32_t ch, size_t pad,
                                        uint32_t seed)
 {
-    struct pixflow_image im = {w, h, ch, 0, (size_t)w * ch + pad, NULL};
+    struct pixflow_image im = {w, h, ch, 0, (size_t)w * ch + pad, NULL, 0, 0};
     uint32_t s = seed * 2654435761u + 1;
 
     im.pixels = malloc(im.stride * h);
@@ -116,7 +116,7 @@ static void test_round_trip_every_filter_and_level(void **unused)
 /* A flat megapixel must come out tiny: filters and deflate really ran on the rows. */
 static void test_flat_image_is_small(void **unused)
 {
-    struct pixflow_image im = {1000, 1000, 1, 0, 1000, NULL};
+    struct pixflow_image im = {1000, 1000, 1, 0, 1000, NULL, 0, 0};
     unsigned char *png;
     size_t len;
     char err[128];
@@ -134,7 +134,7 @@ static void test_flat_image_is_small(void **unused)
 static void test_refuses_bad_input(void **unused)
 {
     unsigned char px[64] = {0};
-    struct pixflow_image im = {4, 4, 2, 0, 8, px};
+    struct pixflow_image im = {4, 4, 2, 0, 8, px, 0, 0};
     struct png_params bad_level = {13, PNG_FILTER_PAETH};
     unsigned char *png = NULL;
     size_t len = 0;

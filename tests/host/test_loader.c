@@ -116,7 +116,7 @@ static void chain_fails(struct loader *l, const char *spec, const char *want)
 
 static struct pixflow_image image_new(uint32_t w, uint32_t h, uint32_t ch, const unsigned char *px)
 {
-    struct pixflow_image im = {w, h, ch, PIXFLOW_IMAGE_WRITABLE, (size_t)w * ch, NULL};
+    struct pixflow_image im = {w, h, ch, PIXFLOW_IMAGE_WRITABLE, (size_t)w * ch, NULL, 0, 0};
 
     im.pixels = malloc(im.stride * h);
     assert_non_null(im.pixels);
@@ -168,11 +168,11 @@ static void test_load_grayscale(void **unused)
     assert_int_equal(loader_count(l), 1);
     p = loader_plugin(l, 0);
     assert_string_equal(p->name, "grayscale");
-    assert_string_equal(p->version, "1.0.0");
+    assert_string_equal(p->version, "1.1.0");
     assert_non_null(p->description);
     assert_string_equal(p->path, path);
     assert_int_equal(p->abi_major, 1);
-    assert_int_equal(p->abi_minor, 0);
+    assert_int_equal(p->abi_minor, 1);
     assert_int_equal(p->flags, PIXFLOW_THREAD_SAFE | PIXFLOW_DETERMINISTIC | PIXFLOW_IN_PLACE);
     assert_int_equal(p->inputs, PIXFLOW_INPUT_ANY);
     assert_int_equal(digest_sha256_file(path, sha, err, sizeof(err)), 0);
@@ -212,7 +212,7 @@ static void test_scan_rejects_each_defect(void **unused)
         const char *file, *want;
     } v[] = {
         {"wrong_major.so", "ABI major 2, this pixflow speaks 1"},
-        {"newer_minor.so", "ABI 1.1 is newer than this pixflow's 1.0"},
+        {"newer_minor.so", "ABI 1.2 is newer than this pixflow's 1.1"},
         {"too_small.so", too_small},
         {"no_entry.so", "no pixflow_plugin_entry symbol: not a pixflow plugin"},
         {"entry_null.so", "pixflow_plugin_entry returned NULL"},
@@ -220,11 +220,14 @@ static void test_scan_rejects_each_defect(void **unused)
         {"bad_name.so", "invalid name 'Bad Name' (want [a-z0-9_-], 1 to 32 characters)"},
         {"half_thread_hooks.so", "plugin broken has only one of thread_init and thread_destroy"},
         {"dup_b.so", dup},
+        {"format_name.so", "plugin name 'jpeg' is an output format's (the host encodes it)"},
+        {"shrunk_no_size.so",
+         "plugin broken declares accepts 0x2 (PIXFLOW_ACCEPT_SHRUNK needs output_size)"},
     };
     int loaded;
 
-    snprintf(too_small, sizeof(too_small), "descriptor of %zu bytes, ABI 1.0 needs at least %zu",
-             offsetof(struct pixflow_plugin, apply), PIXFLOW_PLUGIN_MIN_SIZE_1_0);
+    snprintf(too_small, sizeof(too_small), "descriptor of %zu bytes, ABI 1.1 needs at least %zu",
+             offsetof(struct pixflow_plugin, apply), PIXFLOW_PLUGIN_MIN_SIZE_1_1);
     path_in(dir, sizeof(dir), "tests/plugins/broken");
     snprintf(dup, sizeof(dup), "duplicate plugin name 'dup', already loaded from %s/dup_a.so", dir);
     loaded = loader_scan(l, dir, err, sizeof(err));
@@ -235,12 +238,15 @@ static void test_scan_rejects_each_defect(void **unused)
         if (e == NULL || strcmp(e, v[i].want) != 0)
             fail_msg("%s: got \"%s\", want \"%s\"", v[i].file, e ? e : "(loaded)", v[i].want);
     }
-    /* dup_a, init_fail and the 12 probes */
-    assert_int_equal(loaded, 14);
-    assert_int_equal(loader_count(l), 14);
-    for (size_t i = 0; i < loader_count(l); i++)
+    /* dup_a, init_fail and the 13 probes */
+    assert_int_equal(loaded, 15);
+    assert_int_equal(loader_count(l), 15);
+    for (size_t i = 0; i < loader_count(l); i++) {
         if (strcmp(loader_plugin(l, i)->name, "dup") == 0)
-            assert_null(loader_plugin(l, i)->description); /* dup_a's, not dup_b's */
+            assert_null(loader_plugin(l, i)->description);   /* dup_a's, not dup_b's */
+        if (strcmp(loader_plugin(l, i)->name, "old10") == 0) /* a 1.0 descriptor still loads */
+            assert_int_equal(loader_plugin(l, i)->abi_minor, 0);
+    }
 
     assert_int_equal(loader_scan(l, "/nonexistent-dir", err, sizeof(err)), -1);
     assert_non_null(strstr(err, "/nonexistent-dir"));

@@ -112,7 +112,9 @@ def test_end_to_end_two_workers(env, keys, mongo_db, fleet):
     assert stats.get("failed:not_image", 0) + stats.get("failed:corrupt_image", 0) == 1, stats
     assert stats.get("aliased", 0) == 0 and stats.get("reclaimed", 0) == 0
     assert stats["retries"] >= 1
-    assert stats["transform:grayscale:ok"] == n and stats["transform:grayscale:usec"] > 0
+    # the decoder hands grayscale a JPEG's luma plane, which it gives back as it is: its time is
+    # counted, and may round to 0 microseconds
+    assert stats["transform:grayscale:ok"] == n and stats["transform:grayscale:usec"] >= 0
     assert stats["bytes_out"] == sum(d["bytes"] for d in docs.values())
     assert stats["bytes_in"] >= sum(d["origin"]["bytes"] for d in docs.values())
     assert_reconciled(keys, mongo_db)

@@ -38,6 +38,8 @@ static void broken_thread_destroy(void *state, void *thread_state)
 #define BROKEN_NAME "Bad Name"
 #elif defined(BROKEN_INIT_FAIL)
 #define BROKEN_NAME "init_fail"
+#elif defined(BROKEN_FORMAT_NAME)
+#define BROKEN_NAME "jpeg"
 #else
 #define BROKEN_NAME "broken"
 #endif
@@ -71,6 +73,9 @@ static const struct pixflow_plugin broken = {
 #endif
 #ifdef BROKEN_HALF_THREAD_HOOKS
     .thread_destroy = broken_thread_destroy,
+#endif
+#ifdef BROKEN_SHRUNK_NO_SIZE
+    .accepts = PIXFLOW_ACCEPT_SHRUNK,
 #endif
 };
 

@@ -81,7 +81,7 @@ struct pixflow_image plugtest_image(uint32_t w, uint32_t h, uint32_t channels, s
                                     const unsigned char *px)
 {
     size_t row = (size_t)w * channels;
-    struct pixflow_image im = {w, h, channels, 0, row + pad, NULL};
+    struct pixflow_image im = {w, h, channels, 0, row + pad, NULL, 0, 0};
 
     im.pixels = malloc(im.stride * h);
     assert_non_null(im.pixels);

@@ -79,7 +79,7 @@ static void test_known_pixels(void **unused)
     };
     static const unsigned char want[] = {0, 255, 76, 150, 29, 1, 128, 124, 1};
     size_t n = sizeof(want);
-    struct pixflow_image in = {(uint32_t)n, 1, 3, 0, n * 3, (unsigned char *)rgb}, out = {0};
+    struct pixflow_image in = {(uint32_t)n, 1, 3, 0, n * 3, (unsigned char *)rgb, 0, 0}, out = {0};
     void *state = state_new();
     char err[128];
 
@@ -96,7 +96,7 @@ static void test_all_colours(void **unused)
 {
     size_t n = (size_t)1 << 24;
     unsigned char *rgb = malloc(n * 3);
-    struct pixflow_image in = {4096, 4096, 3, 0, 4096 * 3, rgb}, out = {0};
+    struct pixflow_image in = {4096, 4096, 3, 0, 4096 * 3, rgb, 0, 0}, out = {0};
     void *state = state_new();
     char err[128];
     size_t bad = 0;
@@ -132,7 +132,7 @@ static void test_rgba_and_stride(void **unused)
 {
     enum { W = 5, H = 3, STRIDE = W * 4 + 7 };
     unsigned char px[H * STRIDE];
-    struct pixflow_image in = {W, H, 4, PIXFLOW_IMAGE_WRITABLE, STRIDE, px}, out = {0};
+    struct pixflow_image in = {W, H, 4, PIXFLOW_IMAGE_WRITABLE, STRIDE, px, 0, 0}, out = {0};
     unsigned char want[H][W];
     void *state = state_new();
     char err[128];
@@ -157,7 +157,7 @@ static void test_rgba_and_stride(void **unused)
 static void test_gray_passes_through(void **unused)
 {
     unsigned char px[6] = {0, 1, 2, 3, 254, 255};
-    struct pixflow_image in = {3, 2, 1, 0, 3, px}, out = {0};
+    struct pixflow_image in = {3, 2, 1, 0, 3, px, 0, 0}, out = {0};
     void *state = state_new();
     char err[128];
 
@@ -173,7 +173,7 @@ static void test_gray_passes_through(void **unused)
 static void test_out_of_memory(void **unused)
 {
     unsigned char px[12] = {0};
-    struct pixflow_image in = {2, 2, 3, 0, 6, px}, out = {0};
+    struct pixflow_image in = {2, 2, 3, 0, 6, px, 0, 0}, out = {0};
     void *state = state_new();
     char err[128];
 

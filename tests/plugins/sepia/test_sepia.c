@@ -115,7 +115,7 @@ static void test_all_colours(void **unused)
             rgb[3 * i + 1] = (unsigned char)(i >> 8);
             rgb[3 * i + 2] = (unsigned char)i;
         }
-        in = (struct pixflow_image){4096, 4096, 3, PIXFLOW_IMAGE_WRITABLE, 4096 * 3, rgb};
+        in = (struct pixflow_image){4096, 4096, 3, PIXFLOW_IMAGE_WRITABLE, 4096 * 3, rgb, 0, 0};
         assert_int_equal(plugtest_apply(&sepia, state, &in, &out, err, sizeof(err)), 0);
         for (size_t i = 0; i < n; i++) {
             unsigned r = (unsigned)(i >> 16), g = (i >> 8) & 255, b = i & 255;
