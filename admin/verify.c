@@ -39,6 +39,7 @@
 #include "rdb.h"
 #include "store.h"
 #include "verify_raw.h"
+#include "webpw.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -225,15 +226,36 @@ static int verify_hex64(const char *s)
     return s && strlen(s) == DIGEST_HEX_LEN && strspn(s, "0123456789abcdef") == DIGEST_HEX_LEN;
 }
 
-/* The PNG checks once the bytes are known; -1 only when out of memory. */
+/* A stored WebP (a chain may end in `webp`): it decodes, at the recorded size. WebP has no gray
+ * mode, so its channels are not compared. */
+static void verify_webp(struct verify *v, const char *id, const unsigned char *data, size_t len,
+                        const long long *dims, const int *have, unsigned *kinds)
+{
+    char err[256];
+    int w = 0, h = 0;
+    if (webpw_check(data, len, &w, &h, err, sizeof(err)) != WEBPW_OK)
+        verify_problem(v, id, K_PNG, kinds, "the image is not the WebP its format says: %s", err);
+    else if ((have[0] && dims[0] != w) || (have[1] && dims[1] != h))
+        verify_problem(v, id, K_SIZE, kinds, "recorded %lldx%lld; the WebP is %dx%d", dims[0],
+                       dims[1], w, h);
+}
+
+/* The picture checks once the bytes are known, in the document's format (PNG when it names
+ * none); -1 only when out of memory. */
 static int verify_png(struct verify *v, const char *id, const unsigned char *png, size_t len,
-                      const long long *dims, const int *have, unsigned *kinds)
+                      const char *format, const long long *dims, const int *have, unsigned *kinds)
 {
     char err[256];
     struct image_info info;
+    if (format && strcmp(format, "webp") == 0) {
+        verify_webp(v, id, png, len, dims, have, kinds);
+        return 0;
+    }
+    int jpeg = format && strcmp(format, "jpeg") == 0;
     enum image_status st = image_probe(png, len, &info, err, sizeof(err));
-    if (st == IMAGE_OK && info.format != IMAGE_FORMAT_PNG) {
-        verify_problem(v, id, K_PNG, kinds, "the image is a %s, not a PNG", info.name);
+    if (st == IMAGE_OK && info.format != (jpeg ? IMAGE_FORMAT_JPEG : IMAGE_FORMAT_PNG)) {
+        verify_problem(v, id, K_PNG, kinds, "the image is a %s, not the %s its format says",
+                       info.name, jpeg ? "JPEG" : "PNG");
         return 0;
     }
     if (st == IMAGE_OK) {
@@ -329,7 +351,7 @@ static int verify_doc(struct verify *v, const bson_t *doc, unsigned *kinds, char
         verify_problem(v, id, K_SHA256, kinds, "the image hashes to %s", hex);
     if (have_bytes && (bytes < 0 || (unsigned long long)bytes != len))
         verify_problem(v, id, K_BYTES, kinds, "bytes is %lld, the image has %zu", bytes, len);
-    if (verify_png(v, id, png, len, dims, have, kinds) < 0) {
+    if (verify_png(v, id, png, len, verify_string(doc, DOC_FORMAT), dims, have, kinds) < 0) {
         snprintf(err, errlen, "%s: out of memory decoding the PNG", id);
         goto done;
     }
@@ -421,7 +443,8 @@ static int verify_scan(struct verify *v, char *err, size_t errlen)
     bson_t *opts = BCON_NEW("projection", "{", DOC_IMAGE, BCON_INT32(1), DOC_SHA256, BCON_INT32(1),
                             DOC_WIDTH, BCON_INT32(1), DOC_HEIGHT, BCON_INT32(1), DOC_CHANNELS,
                             BCON_INT32(1), DOC_BYTES, BCON_INT32(1), DOC_STORAGE, BCON_INT32(1),
-                            DOC_GRIDFS_ID, BCON_INT32(1), DOC_SOURCE, BCON_INT32(1),
+                            DOC_GRIDFS_ID, BCON_INT32(1), DOC_SOURCE, BCON_INT32(1), DOC_FORMAT,
+                            BCON_INT32(1),
                             DOC_INSERTED_AT, BCON_INT32(1), "}", "batchSize", BCON_INT32(16));
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(v->m->images, &filter, opts, NULL);
     const bson_t *doc;

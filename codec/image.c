@@ -64,6 +64,17 @@ static int image_starts(const unsigned char *d, size_t len, size_t at, const cha
     return len >= at + n && memcmp(d + at, magic, n) == 0;
 }
 
+const char *image_mime(const unsigned char *d, size_t len)
+{
+    if (image_starts(d, len, 0, (const char *)image_png_sig, sizeof(image_png_sig)))
+        return "image/png";
+    if (image_starts(d, len, 0, "\xff\xd8\xff", 3))
+        return "image/jpeg";
+    if (image_starts(d, len, 0, "RIFF", 4) && image_starts(d, len, 8, "WEBP", 4))
+        return "image/webp";
+    return "application/octet-stream";
+}
+
 /* Name of a picture format this decoder does not take, or NULL when d looks like no picture. */
 static const char *image_other_format(const unsigned char *d, size_t len)
 {

@@ -43,6 +43,10 @@ struct image_info {
 
 /* Reads the signature and the header only: no pixel memory, cheap enough to run before any
  * size cap. IMAGE_OK fills info; otherwise err says why (info->name is set for UNSUPPORTED). */
+/* The media type of a stored picture by its signature (the formats pixflow writes: PNG, JPEG,
+ * WebP), "application/octet-stream" for anything else: what a reader sends it as. */
+const char *image_mime(const unsigned char *data, size_t len);
+
 enum image_status image_probe(const unsigned char *data, size_t len, struct image_info *info,
                               char *err, size_t errlen);
 

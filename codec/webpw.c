@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <webp/decode.h>
 #include <webp/encode.h>
 
 /* Rows of a gray picture as RGB, for WebPPictureImportRGB. */
@@ -83,4 +84,20 @@ enum webpw_status webpw_encode(const struct pixflow_image *img, unsigned char **
     WebPMemoryWriterClear(&w);
     WebPPictureFree(&pic);
     return st;
+}
+
+enum webpw_status webpw_check(const unsigned char *data, size_t len, int *width, int *height,
+                              char *err, size_t errlen)
+{
+    if (!WebPGetInfo(data, len, width, height)) {
+        snprintf(err, errlen, "not a WebP header");
+        return WEBPW_INVALID;
+    }
+    uint8_t *px = WebPDecodeRGBA(data, len, width, height);
+    if (px == NULL) {
+        snprintf(err, errlen, "the WebP does not decode");
+        return WEBPW_INVALID;
+    }
+    WebPFree(px);
+    return WEBPW_OK;
 }

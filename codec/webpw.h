@@ -17,4 +17,9 @@ enum webpw_status { WEBPW_OK, WEBPW_INVALID, WEBPW_NOMEM };
 enum webpw_status webpw_encode(const struct pixflow_image *img, unsigned char **out, size_t *outlen,
                                char *err, size_t errlen);
 
+/* The one WebP read pixflow needs, for `pixflow verify`: data decodes whole as a WebP, whose size
+ * goes to *width and *height. WEBPW_INVALID with err when it does not decode. */
+enum webpw_status webpw_check(const unsigned char *data, size_t len, int *width, int *height,
+                              char *err, size_t errlen);
+
 #endif

@@ -7,6 +7,7 @@
  * A client may hang up while its read runs: the connection's close callback marks the request
  * gone, and the reply is then dropped instead of written to a freed request. */
 #include "images.h"
+#include "image.h"
 #include "log.h"
 
 #include <ctype.h>
@@ -147,7 +148,7 @@ static void images_done(void *arg)
             snprintf(etag, sizeof(etag), "\"%s\"", r->id);
             evhttp_add_header(out, "ETag", etag);
             evhttp_add_header(out, "Cache-Control", "public, max-age=31536000, immutable");
-            images_reply(req, 200, "OK", "image/png", r->png, r->png_len);
+            images_reply(req, 200, "OK", image_mime(r->png, r->png_len), r->png, r->png_len);
         } else {
             images_reply(req, 200, "OK", "application/json", r->json, strlen(r->json));
         }

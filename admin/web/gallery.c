@@ -9,6 +9,8 @@
  * shrinks it into a thumbnail: content-addressed, so it is cached for good by its ETag. */
 #include "web.h"
 
+#include "image.h"
+
 #include "names.h"
 
 #include <stdlib.h>
@@ -222,7 +224,7 @@ static void gallery_png(struct web *w, struct evhttp_request *req, const bson_t 
     }
     evhttp_add_header(h, "ETag", etag);
     evhttp_add_header(h, "Cache-Control", "private, max-age=86400");
-    web_send(req, 200, "image/png", png, len);
+    web_send(req, 200, image_mime(png, len), png, len);
     free(png);
 }
 

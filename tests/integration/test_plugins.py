@@ -230,3 +230,32 @@ def test_only_files_nobody_else_can_write_are_loaded(tmp_path, env, fleet):
     assert "plugin=invert" not in log
     worker.signal(signal.SIGTERM)
     worker.assert_clean_exit(15)
+
+
+# ---- output formats: what the chain's last element names is what is stored and read back ----
+
+
+@pytest.mark.parametrize("chain, fmt, magic", [
+    ("grayscale,jpeg", "jpeg", b"\xff\xd8\xff"),
+    ("grayscale,jpeg:quality=80", "jpeg", b"\xff\xd8\xff"),
+    ("grayscale,webp", "webp", b"RIFF"),
+    ("grayscale,png:level=6", "png", b"\x89PNG"),
+])
+def test_output_format_stored_verified_and_served(env, keys, mongo_db, fleet, tmp_path, chain,
+                                                  fmt, magic):
+    from conftest import run
+    urls = [f"https://picsum.photos/{w}/{h}" for w, h in sizes(3)]
+    keys.xadd_all(urls)
+    fenv = dict(env, PIXFLOW_TRANSFORMS=chain)
+    fleet.start(fenv, "w1", "--exit-when-idle", "1s").assert_clean_exit(60)
+    docs = list(mongo_db["images"].find({}))
+    assert len(docs) == len(urls)
+    for d in docs:
+        data = base64.b64decode(d["image"])
+        assert d["format"] == fmt and data.startswith(magic), (chain, d["format"], data[:12])
+        assert hashlib.sha256(data).hexdigest() == d["_id"] and d["bytes"] == len(data)
+        out = tmp_path / f"{d['_id']}.{fmt}"
+        got = run("pixflow", "get", d["_id"], "-o", out, env=fenv)
+        assert got.returncode == 0 and out.read_bytes() == data, got.stderr
+    checked = run("pixflow", "verify", "--json", env=fenv)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
