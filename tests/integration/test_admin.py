@@ -129,6 +129,32 @@ def test_stats_match_the_run(env, keys, mongo_db, tmp_path):
     assert snaps[1]["rates"]["stored"] == 0 and snaps[1]["counters"]["stored"] == 3
 
 
+def test_stats_columns_fit_long_names(env, keys):
+    """Counter, reason and consumer names of any length: every number of the counters, stream
+    and dead-letter rows ends in one column, and so does each column of the workers table."""
+    long_reason = "failed:a_reason_longer_than_any_fixed_width_column"
+    keys.r.hset(keys.prefix + "stats", mapping={
+        "ingest_invalid": 3, "ingest_invalid:bad_scheme": 2, "ingest_invalid:bad_host": 1,
+        "failed": 5, "failed:http_404": 4, long_reason: 1, "bytes_in": 123456789})
+    keys.xadd(f"{PICSUM}/200/300")
+    keys.r.xgroup_create(keys.stream, "pixflow", id="0")
+    consumer = "a-consumer-on-" + "a-long-host-name." * 2 + "example-4242"
+    keys.r.xreadgroup("pixflow", consumer, {keys.stream: ">"}, count=1)
+    text = pixflow("stats", env=env, expect=0).out
+    table = text.split("\nworkers")[0]
+    ends = {}
+    for line in table.splitlines():
+        m = re.match(r"^( *\S.*?)  +(\d+(?:\.\d+ \w?i?B| B)?|unknown)(?:   .*)?$", line)
+        if m and not line.startswith("pixflow stats"):
+            ends[m.group(1).strip()] = m.end(2)
+    for name in ("ingest_invalid:bad_scheme", "ingest_invalid:bad_host", "received", long_reason,
+                 "failed:http_404", "bytes_in", "length", "pending (read, not acked)"):
+        assert name in ends, (name, table)
+    assert len(set(ends.values())) == 1, (ends, table)
+    # The consumer without a heartbeat: its name in full, its note after it.
+    assert re.search(rf"^  {re.escape(consumer)}  +no heartbeat, 1 pending", text, re.M), text
+
+
 def test_stats_live_workers_and_pending(env, keys, tmp_path):
     """A worker busy with slow downloads: its heartbeat, its pending entries and their age."""
     urls = [f"{PICSUM}/{w}/{h}?fault=slow&delay_ms=8000&u={token()}" for w, h in sizes(3)]
