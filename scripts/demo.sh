@@ -5,18 +5,25 @@
 # one stored picture.
 # The stack stays up afterwards with the console (pixflow web) on a free loopback port, so the
 # results can be inspected; the script itself ends, and `scripts/stack.sh stop` stops them all.
+# The stack lives in $PIXFLOW_STACK_DIR (default .stack/), stopped and emptied first.
+# It installs and builds only what it runs (scripts/setup.sh --demo); scripts/test.sh adds the rest.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 catalog=${1:-examples/catalog.txt}
 
-scripts/setup.sh
+# Only what the demo runs: the tests' own tools come with scripts/test.sh.
+scripts/setup.sh --demo
 echo "demo: building"
-cmake -S . -B build >/dev/null
+# A new build folder leaves the tests out (their packages are not installed); one configured
+# before keeps its choice.
+tests=()
+[ -f build/CMakeCache.txt ] || tests=(-DPIXFLOW_TESTS=OFF)
+cmake -S . -B build "${tests[@]}" >/dev/null
 cmake --build build -j"$(nproc)" >build/build-output.log 2>&1 || { tail -40 build/build-output.log; exit 1; }
 
-export PIXFLOW_STACK_DIR=$root/.stack
+export PIXFLOW_STACK_DIR=${PIXFLOW_STACK_DIR:-$root/.stack}
 scripts/stack.sh stop >/dev/null 2>&1 || true
 rm -rf "$PIXFLOW_STACK_DIR"
 scripts/stack.sh start
@@ -68,9 +75,9 @@ for _ in $(seq 1 50); do
     sleep 0.1
 done
 echo "demo: the stack keeps running for a look around:"
-echo "  . .stack/env; build/bin/pixflow stats --watch"
+echo "  . $PIXFLOW_STACK_DIR/env; build/bin/pixflow stats --watch"
 echo "  build/bin/pixflow get https://picsum.photos/200/300 --json"
-echo "  scripts/stack.sh status | stop"
+echo "  PIXFLOW_STACK_DIR=$PIXFLOW_STACK_DIR scripts/stack.sh status | stop"
 if [ -n "$console" ]; then
     echo "console: $console (scripts/stack.sh stop to end)"
 else
