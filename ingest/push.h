@@ -1,7 +1,8 @@
 /* push.h -- batches into Redis: membership in <prefix>seen, XADD to <prefix>urls, counters.
  *
- * A batch is asked about (SMISMEMBER), then its new URLs are XADDed, then it is counted (one
- * MULTI/EXEC of HINCRBYs); several rounds are kept on the wire, so Redis always has work queued
+ * A batch is asked about (SMISMEMBER), then its new URLs are XADDed (one MULTI/EXEC, so a Redis
+ * with `appendfsync always` syncs once per batch), then it is counted (one MULTI/EXEC of
+ * HINCRBYs); several rounds are kept on the wire, so Redis always has work queued
  * while ingest reads replies and parses more lines. A batch is acknowledged when it is counted:
  * push_acked() names the last line of the input fully accounted for, and the counters hold
  * exactly the acknowledged lines. Failures (connection lost, timeout, -OOM, -READONLY,
