@@ -10,12 +10,13 @@
  * sequence number under a key of this run: when the connection breaks before its reply, that
  * key tells whether it was applied, so the counters never count a line twice.
  *
- * A batch's XADDs go in one MULTI/EXEC. With `appendfsync always` Redis fsyncs its AOF once per
- * turn of its event loop that wrote anything, and a turn reads about 16 KiB of a client's
- * commands: plain XADDs cost an fsync for every hundred or so, queued ones one at EXEC, per
- * batch (measured: 6x fewer fsyncs than redis-cli --pipe sending the same XADDs). It also makes
- * a batch's XADDs all or nothing: an -OOM while they are queued aborts the transaction, and the
- * retry resends the batch without having left part of it in the stream.
+ * With the AOF on, a batch's XADDs go in one MULTI/EXEC. Redis writes its AOF once per turn of
+ * its event loop that wrote anything (and with `appendfsync always` fsyncs it), and a turn reads
+ * about 16 KiB of a client's commands: plain XADDs cost a write and an fsync for every hundred
+ * or so, queued ones one at EXEC, per batch (measured: 6x fewer fsyncs than redis-cli --pipe
+ * sending the same XADDs). The batch is then all or nothing: an -OOM while its XADDs are queued
+ * aborts the transaction, and the retry resends all of it. Without the AOF there is nothing to
+ * save and queueing costs Redis time: plain XADDs, each retried alone.
  *
  * Each round carries steps of different batches, and up to PUSH_DEPTH rounds are on the wire,
  * so Redis always has the next round queued while ingest reads replies and parses lines.
@@ -47,13 +48,14 @@
 #define PUSH_COUNTERS       (4 + URL_REASON_COUNT)
 #define PUSH_RUN_TTL        "86400" /* seconds the run key outlives the last count */
 
-/* CMD_XADDS: the XADDs of a round's `add` batch (its entries not seen), in one MULTI/EXEC. */
-enum push_kind { CMD_XADDS, CMD_COUNT, CMD_SMISMEMBER, CMD_SISMEMBER, CMD_BACKLOG };
+/* CMD_XADDS: the XADDs of a round's `add` batch (its entries not seen), in one MULTI/EXEC;
+ * CMD_XADD: one of them, alone. */
+enum push_kind { CMD_XADD, CMD_XADDS, CMD_COUNT, CMD_SMISMEMBER, CMD_SISMEMBER, CMD_BACKLOG };
 
 struct push_cmd {
     enum push_kind kind;
     int done;
-    size_t idx; /* the entry of a SISMEMBER */
+    size_t idx; /* the entry of an XADD or SISMEMBER */
 };
 
 struct push_counter {
@@ -83,6 +85,7 @@ struct push {
     struct push_options o;
     redisContext *c;
     int smismember;
+    int multi; /* the AOF is on: XADDs in MULTI/EXEC (see the top comment) */
     char k_urls[SET_KEY_MAX], k_seen[SET_KEY_MAX], k_stats[SET_KEY_MAX];
     char k_run[SET_KEY_MAX]; /* <prefix>ingest:run:<random>: the last counting applied */
     unsigned long count_seq; /* of the counting transaction in flight */
@@ -139,33 +142,38 @@ static int push_add_cmd(struct push_round *r, enum push_kind kind, size_t idx)
     return 0;
 }
 
+static void push_format_xadd(struct push *p, const struct batch *b, size_t i)
+{
+    struct resp *o = &p->out;
+    const struct batch_entry *e = &b->entry[i];
+    resp_begin(o, 9);
+    resp_arg(o, "XADD", 4);
+    resp_arg_str(o, p->k_urls);
+    resp_arg(o, "*", 1);
+    resp_arg_str(o, FIELD_URL);
+    resp_arg(o, batch_url(b, i), e->url_len);
+    resp_arg_str(o, FIELD_SOURCE);
+    resp_arg_str(o, b->source);
+    resp_arg_str(o, FIELD_LINE);
+    resp_arg_ulong(o, e->line);
+}
+
 static void push_format(struct push *p, const struct push_round *r, const struct push_cmd *cmd)
 {
     struct resp *o = &p->out;
     switch (cmd->kind) {
-    case CMD_XADDS: {
-        const struct batch *b = r->add;
+    case CMD_XADD:
+        push_format_xadd(p, r->add, cmd->idx);
+        break;
+    case CMD_XADDS:
         resp_begin(o, 1);
         resp_arg(o, "MULTI", 5);
-        for (size_t i = 0; i < b->count; i++) {
-            const struct batch_entry *e = &b->entry[i];
-            if (e->seen)
-                continue;
-            resp_begin(o, 9);
-            resp_arg(o, "XADD", 4);
-            resp_arg_str(o, p->k_urls);
-            resp_arg(o, "*", 1);
-            resp_arg_str(o, FIELD_URL);
-            resp_arg(o, batch_url(b, i), e->url_len);
-            resp_arg_str(o, FIELD_SOURCE);
-            resp_arg_str(o, b->source);
-            resp_arg_str(o, FIELD_LINE);
-            resp_arg_ulong(o, e->line);
-        }
+        for (size_t i = 0; i < r->add->count; i++)
+            if (!r->add->entry[i].seen)
+                push_format_xadd(p, r->add, i);
         resp_begin(o, 1);
         resp_arg(o, "EXEC", 4);
         break;
-    }
     case CMD_COUNT:
         resp_begin(o, 1);
         resp_arg(o, "MULTI", 5);
@@ -273,6 +281,8 @@ static int push_take(struct push *p, struct push_round *rd, struct push_cmd *cmd
                      const redisReply *r)
 {
     switch (cmd->kind) {
+    case CMD_XADD:
+        return r->type == REDIS_REPLY_STRING ? 0 : -1;
     case CMD_XADDS:
     case CMD_COUNT:
         return -1; /* read by push_read_exec */
@@ -300,8 +310,8 @@ static int push_take(struct push *p, struct push_round *rd, struct push_cmd *cmd
 
 static const char *push_kind_name(enum push_kind k)
 {
-    static const char *const names[] = {"XADD", "HINCRBY", "SMISMEMBER", "SISMEMBER",
-                                        "EVAL backlog"};
+    static const char *const names[] = {"XADD",       "XADD",      "HINCRBY",
+                                        "SMISMEMBER", "SISMEMBER", "EVAL backlog"};
     /* CMD_XADDS and CMD_COUNT name the commands inside their MULTI. */
     return names[k];
 }
@@ -602,12 +612,15 @@ static int push_start(struct push *p, struct batch *add, struct batch *ask, char
     if (add) {
         add->counts.queued = add->counts.dup_seen = 0;
         for (size_t i = 0; i < add->count; i++) {
-            if (add->entry[i].seen)
+            if (add->entry[i].seen) {
                 add->counts.dup_seen++;
-            else
-                add->counts.queued++;
+                continue;
+            }
+            add->counts.queued++;
+            if (!p->multi)
+                oom |= push_add_cmd(r, CMD_XADD, i);
         }
-        if (add->counts.queued)
+        if (p->multi && add->counts.queued)
             oom |= push_add_cmd(r, CMD_XADDS, 0);
     }
     if (p->counting.n == 0 && p->added.n) {
@@ -836,6 +849,23 @@ int push_has_smismember(const struct push *p)
     return p->smismember;
 }
 
+int push_has_multi(const struct push *p)
+{
+    return p->multi;
+}
+
+/* Whether Redis keeps an AOF (INFO persistence, aof_enabled). A server that will not say (INFO
+ * renamed or denied) is taken to keep one: MULTI costs it some time, never a write. */
+static void push_probe_aof(struct push *p)
+{
+    const char *argv[] = {"INFO", "persistence"};
+    redisReply *r = redisCommandArgv(p->c, 2, argv, NULL);
+    const char *f = r && r->type == REDIS_REPLY_STRING ? strstr(r->str, "aof_enabled:") : NULL;
+    p->multi = f == NULL || f[strlen("aof_enabled:")] != '0';
+    if (r)
+        freeReplyObject(r);
+}
+
 /* SMISMEMBER needs Redis 6.2; older servers get one pipelined SISMEMBER per URL. */
 static int push_probe(struct push *p, char *err, size_t errlen)
 {
@@ -895,6 +925,7 @@ struct push *push_new(const struct push_options *o, char *err, size_t errlen)
     }
     if (push_probe(p, err, errlen) < 0)
         goto err;
+    push_probe_aof(p);
     if (p->o.max_backlog > 0 && push_probe_backlog(p, err, errlen) < 0)
         goto err;
     return p;
