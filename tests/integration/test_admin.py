@@ -11,6 +11,7 @@ import pty
 import re
 import select
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -379,6 +380,17 @@ def test_verify_checks_the_sources(env, keys, mongo_db, tmp_path):
     kinds = {(x["id"], x["kind"]) for x in json_lines(
         pixflow("verify", "--json", env=env, expect=1).out)[:-1]}
     assert kinds == {(c["_id"], "no_source")}
+
+    # Redis gone: whether the recent entry is still pending cannot be known, and the summary
+    # says so; it waits, like the one without an entry.
+    with socket.socket() as closed:  # bound, never listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        url = f"redis://127.0.0.1:{closed.getsockname()[1]}/0"
+        p = pixflow("verify", env=dict(env, PIXFLOW_REDIS_URL=url), expect=1)
+    assert "not judged yet: the links of 1 source, written in the last 120 s: Redis could not " \
+           "say whether their stream entries are acked (" in p.out, p.out
+    assert "not judged yet: the links of 1 source, written in the last 120 s with no stream " \
+           "entry recorded" in p.out, p.out
 
 
 def to_gridfs(db, doc):
