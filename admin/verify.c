@@ -348,8 +348,9 @@ static long long verify_date(const bson_t *doc, const char *name)
 }
 
 /* Whether stream entry `id` is still pending in the group: 1 pending, 0 acked, -1 unknown
- * (redis_why says why). The connection is opened on first use, so a verify of old documents
- * needs no Redis. */
+ * (redis_why says why). One XPENDING round trip per document of the last two minutes (older ones
+ * never ask): a snapshot of the pending list taken once would miss entries delivered after it.
+ * The connection is opened on first use, so a verify of old documents needs no Redis. */
 static int verify_pending(struct verify *v, const char *id)
 {
     char err[256];
