@@ -195,75 +195,100 @@ static void render_json(FILE *out, const struct settings *st, const struct snap 
     json_end(&j);
 }
 
-/* ---- text ---- */
+/* ---- text ----
+ *
+ * Counters, the stream and the dead letters share one table (name, total, rate), so their
+ * numbers line up whatever the longest name; workers and transforms are tables of their own.
+ * Every name comes from Redis (a reason, a transform, a worker's name): human_table_* shows it
+ * harmlessly and measures it before any column is drawn. */
 
-static void render_counter(FILE *out, const struct snap *s, const struct snap *prev,
+static void render_counter(struct human_table *t, const struct snap *s, const struct snap *prev,
                            const char *name, int indent)
 {
     long long v = snap_counter(s, name);
     double rate = snap_rate(s, prev, name);
-    char buf[32], rbuf[32];
+    char label[1024], buf[32], rbuf[48] = "";
     int bytes = stats_has_prefix(name, "bytes_");
+    snprintf(label, sizeof(label), "%*s%s", indent, "", name); /* longer: cut anyway */
     if (bytes)
         human_bytes((double)v, buf, sizeof(buf));
     else
         snprintf(buf, sizeof(buf), "%lld", v);
-    fprintf(out, "%*s%-*s %14s", indent, "", 28 - indent, name, buf);
-    if (!isnan(rate) && bytes && rate >= 0)
-        fprintf(out, " %12s/s", human_bytes(rate, rbuf, sizeof(rbuf)));
-    else if (!isnan(rate))
-        fprintf(out, " %12.1f/s", rate);
-    fputc('\n', out);
+    if (!isnan(rate) && bytes && rate >= 0) {
+        human_bytes(rate, rbuf, sizeof(rbuf) - 2);
+        strcat(rbuf, "/s");
+    } else if (!isnan(rate)) {
+        snprintf(rbuf, sizeof(rbuf), "%.1f/s", rate);
+    }
+    human_table_row(t, (const char *[]){label, buf, rbuf}, NULL);
 }
 
 /* Every counter whose name starts with `prefix`, indented under its total. */
-static void render_family(FILE *out, const struct snap *s, const struct snap *prev,
+static void render_family(struct human_table *t, const struct snap *s, const struct snap *prev,
                           const char *prefix)
 {
     for (size_t i = 0; i < s->ncounters; i++)
         if (stats_has_prefix(s->counters[i].name, prefix))
-            render_counter(out, s, prev, s->counters[i].name, 4);
+            render_counter(t, s, prev, s->counters[i].name, 4);
 }
 
 static void render_transforms(FILE *out, const struct snap *s)
 {
-    int header = 0;
+    struct human_table *t = human_table_new("lrrr", 2);
     size_t plen = strlen(C_TRANSFORM);
+    if (t == NULL)
+        return;
+    human_table_text(t, "\ntransforms");
+    human_table_row(t, (const char *[]){"  NAME", "OK", "FAILED", "AVG"}, NULL);
+    int any = 0;
     for (size_t i = 0; i < s->ncounters; i++) {
         const char *name = s->counters[i].name, *end;
         if (!stats_has_prefix(name, C_TRANSFORM) || (end = strrchr(name, ':')) == name + plen - 1 ||
             strcmp(end, ":" C_T_OK) != 0)
             continue;
-        char base[256];
+        char base[256], label[256], key[300], ok[24], failed[24], avg[32];
         snprintf(base, sizeof(base), "%.*s", (int)(end - name), name);
-        char key[300];
-        long long ok = s->counters[i].value, failed, usec;
+        snprintf(label, sizeof(label), "  %s", base + plen);
+        long long nok = s->counters[i].value, nfailed, usec;
         snprintf(key, sizeof(key), "%s:" C_T_FAILED, base);
-        failed = snap_counter(s, key);
+        nfailed = snap_counter(s, key);
         snprintf(key, sizeof(key), "%s:" C_T_USEC, base);
         usec = snap_counter(s, key);
-        if (!header++)
-            fprintf(out, "\ntransforms\n");
-        fprintf(out, "  %-26s ok %lld  failed %lld  avg %.2f ms\n", base + plen, ok, failed,
-                ok + failed ? (double)usec / 1000.0 / (double)(ok + failed) : 0.0);
+        snprintf(ok, sizeof(ok), "%lld", nok);
+        snprintf(failed, sizeof(failed), "%lld", nfailed);
+        snprintf(avg, sizeof(avg), "%.2f ms",
+                 nok + nfailed ? (double)usec / 1000.0 / (double)(nok + nfailed) : 0.0);
+        human_table_row(t, (const char *[]){label, ok, failed, avg}, NULL);
+        any = 1;
     }
+    if (any && human_table_print(t, out) < 0)
+        fprintf(out, "  (out of memory: some transforms are missing)\n");
+    human_table_free(t);
 }
 
-static void render_stream(FILE *out, const struct snap *s)
+static void render_stream(struct human_table *t, const struct snap *s)
 {
-    char b2[32], b3[32];
-    fprintf(out, "\nstream\n  %-26s %14lld\n", "length", s->group.length);
+    char n[32], b2[32], b3[32], note[600];
+    human_table_text(t, "\nstream");
+    snprintf(n, sizeof(n), "%lld", s->group.length);
+    human_table_row(t, (const char *[]){"  length", n, NULL}, NULL);
     if (s->group.backlog >= 0)
-        fprintf(out, "  %-26s %14lld%s\n", "backlog (not yet read)", s->group.backlog,
-                s->group.has_group ? "" : "   (no consumer group yet)");
-    else
-        fprintf(out, "  %-26s %14s\n", "backlog (not yet read)", "unknown");
-    fprintf(out, "  %-26s %14lld\n", "pending (read, not acked)", s->group.pending);
-    if (s->oldest)
-        fprintf(out, "  %-26s %14s   %s by %s, idle %s, delivered %lld time%s\n", "oldest pending",
-                human_duration(s->oldest->age_ms, b2, sizeof(b2)), s->oldest->id,
-                s->oldest->consumer, human_duration(s->oldest->idle_ms, b3, sizeof(b3)),
-                s->oldest->deliveries, s->oldest->deliveries == 1 ? "" : "s");
+        snprintf(n, sizeof(n), "%lld", s->group.backlog);
+    human_table_row(
+        t,
+        (const char *[]){"  backlog (not yet read)", s->group.backlog >= 0 ? n : "unknown", NULL},
+        s->group.has_group ? NULL : " (no consumer group yet)");
+    snprintf(n, sizeof(n), "%lld", s->group.pending);
+    human_table_row(t, (const char *[]){"  pending (read, not acked)", n, NULL}, NULL);
+    if (s->oldest) {
+        snprintf(note, sizeof(note), " %s by %s, idle %s, delivered %lld time%s", s->oldest->id,
+                 s->oldest->consumer, human_duration(s->oldest->idle_ms, b3, sizeof(b3)),
+                 s->oldest->deliveries, s->oldest->deliveries == 1 ? "" : "s");
+        human_table_row(t,
+                        (const char *[]){"  oldest pending",
+                                         human_duration(s->oldest->age_ms, b2, sizeof(b2)), NULL},
+                        note);
+    }
 }
 
 static const char *or_dash(const char *v)
@@ -282,29 +307,42 @@ static const char *num_or_dash(long long v, char *buf, size_t len)
 static void render_workers(FILE *out, const struct snap *s)
 {
     fprintf(out, "\nworkers %zu live\n", s->nworkers);
+    struct human_table *t = human_table_new("llrrrrrl", 2);
+    if (t == NULL)
+        return;
     if (s->nworkers)
-        fprintf(out, "  %-24s %-10s %9s %10s %8s %10s %10s %s\n", "NAME", "GROUP", "IN_FLIGHT",
-                "PROCESSED", "PENDING", "LAST_SEEN", "UP", "VERSION");
+        human_table_row(t,
+                        (const char *[]){"  NAME", "GROUP", "IN_FLIGHT", "PROCESSED", "PENDING",
+                                         "LAST_SEEN", "UP", "VERSION"},
+                        NULL);
     for (size_t i = 0; i < s->nworkers; i++) {
         const struct snap_worker *w = &s->workers[i];
-        char seen[32], up[32], inf[24], done[24];
-        fprintf(out, "  ");
-        size_t n = human_print(out, w->name, strlen(w->name), 24);
-        fprintf(out, "%*s %-10s %9s %10s %8lld %10s %10s %s\n", n < 24 ? (int)(24 - n) : 0, "",
-                or_dash(w->group), num_or_dash(w->in_flight, inf, sizeof(inf)),
-                num_or_dash(w->processed, done, sizeof(done)), w->pending,
-                human_duration(snap_ago(s, w->last_seen), seen, sizeof(seen)),
-                human_duration(snap_ago(s, w->started_at), up, sizeof(up)), or_dash(w->version));
+        char name[1024], seen[32], up[32], inf[24], done[24], pending[24];
+        snprintf(name, sizeof(name), "  %s", w->name);
+        snprintf(pending, sizeof(pending), "%lld", w->pending);
+        human_table_row(
+            t,
+            (const char *[]){name, or_dash(w->group), num_or_dash(w->in_flight, inf, sizeof(inf)),
+                             num_or_dash(w->processed, done, sizeof(done)), pending,
+                             human_duration(snap_ago(s, w->last_seen), seen, sizeof(seen)),
+                             human_duration(snap_ago(s, w->started_at), up, sizeof(up)),
+                             or_dash(w->version)},
+            NULL);
     }
     /* Entries held by consumers without a heartbeat: dead workers, to be reclaimed. */
     for (size_t i = 0; i < s->nconsumers; i++) {
         const struct snap_consumer *c = &s->consumers[i];
+        char name[1024], note[96];
         if (snap_has_worker(s, c->name))
             continue;
-        fprintf(out, "  ");
-        human_print(out, c->name, strlen(c->name), 24);
-        fprintf(out, "  no heartbeat, %lld pending (reclaimed once idle)\n", c->pending);
+        snprintf(name, sizeof(name), "  %s", c->name);
+        snprintf(note, sizeof(note), "no heartbeat, %lld pending (reclaimed once idle)",
+                 c->pending);
+        human_table_row(t, (const char *[]){name, NULL, NULL, NULL, NULL, NULL, NULL, NULL}, note);
     }
+    if (human_table_print(t, out) < 0)
+        fprintf(out, "  (out of memory: some workers are missing)\n");
+    human_table_free(t);
 }
 
 static void render_text(FILE *out, const struct settings *st, const struct snap *s,
@@ -313,23 +351,32 @@ static void render_text(FILE *out, const struct settings *st, const struct snap 
     char buf[64];
     fprintf(out, "pixflow stats  prefix %s  group %s  %s\n\n", st->prefix, st->group,
             stats_time(s->now_ms, buf, sizeof(buf)));
-    fprintf(out, "%-28s %14s%s\n", "counters", "total", prev ? "           rate" : "");
+    struct human_table *t = human_table_new("lrr", 2);
+    if (t == NULL) {
+        fprintf(out, "out of memory\n");
+        return;
+    }
+    human_table_row(t, (const char *[]){"counters", "total", prev ? "rate" : NULL}, NULL);
     for (int i = 0; main_counters[i]; i++) {
-        render_counter(out, s, prev, main_counters[i], 2);
+        render_counter(t, s, prev, main_counters[i], 2);
         if (strcmp(main_counters[i], C_INGEST_INVALID) == 0)
-            render_family(out, s, prev, C_INGEST_INVALID ":");
+            render_family(t, s, prev, C_INGEST_INVALID ":");
     }
     /* Counters this version does not know by name (verify_moved, replayed, ...). */
     for (size_t i = 0; i < s->ncounters; i++) {
         const char *name = s->counters[i].name;
         if (!stats_is_main(name) && strchr(name, ':') == NULL)
-            render_counter(out, s, prev, name, 2);
+            render_counter(t, s, prev, name, 2);
     }
-    render_stream(out, s);
-    fprintf(out, "\ndead letters %lld now in %s%s (%lld failed + %lld invalid ever)\n", s->dead,
-            st->prefix, KEY_DEAD, snap_counter(s, C_FAILED), snap_counter(s, C_INVALID));
-    render_family(out, s, prev, C_FAILED ":");
-    render_family(out, s, prev, C_INVALID ":");
+    render_stream(t, s);
+    human_table_text(t, "\ndead letters %lld now in %s%s (%lld failed + %lld invalid ever)",
+                     s->dead, st->prefix, KEY_DEAD, snap_counter(s, C_FAILED),
+                     snap_counter(s, C_INVALID));
+    render_family(t, s, prev, C_FAILED ":");
+    render_family(t, s, prev, C_INVALID ":");
+    if (human_table_print(t, out) < 0)
+        fprintf(out, "(out of memory: some counters are missing)\n");
+    human_table_free(t);
     render_workers(out, s);
     render_transforms(out, s);
 }

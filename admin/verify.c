@@ -9,8 +9,14 @@
  *
  * Then the layout (SPEC §6), by _id reads only: every image has its source-role `sources`
  * document, and a second cursor over `sources` checks that each names an existing image with the
- * role the image's own source and stream_id give it. A document younger than
- * STORE_CLAIM_LEASE_MS may be a write in progress (store.c) and is not judged.
+ * role the image's own source and stream_id give it. A document is judged there once the stream
+ * entry that wrote it is acked (no longer pending in the group: the ack follows the entry's
+ * durable outcome, so its writes are finished), or once it is older than STORE_CLAIM_LEASE_MS
+ * (a write cut by a crash, which a redelivery will finish, is reported meanwhile). A recent one
+ * whose entry is still pending may be a write in progress (store.c) and is left alone; so is a
+ * recent one whose entry cannot be asked about (no stream_id, or Redis does not answer). The
+ * entry is asked about after the document is read and before the reads that judge it: acked
+ * then, everything it wrote is there to be read.
  *
  * --fix never deletes an image: a corrupt document is copied whole to `images_corrupt` (with
  * verify_problems, verify_moved_at, verify_requeued), then removed from `images`; then the URLs
@@ -101,7 +107,8 @@ static const char synopsis[] =
     "bad_base64, gridfs_missing, gridfs_corrupt, sha256_mismatch, bytes_mismatch, png_invalid,\n"
     "size_mismatch. Then the sources collection: no_source (an image without its source-role\n"
     "sources document), dangling_source (a URL naming a missing image), role_mismatch.\n"
-    "Documents younger than two minutes may be writes in progress and are not judged.\n\n"
+    "A document whose stream entry is still pending in the group (not acked) may be a write in\n"
+    "progress: its layout is judged once the entry is acked, or once it is two minutes old.\n\n"
     "--fix moves each corrupt document to the images_corrupt collection (nothing is deleted: the\n"
     "copy keeps every field, plus verify_problems and verify_moved_at), and puts its source URL\n"
     "and aliases (every sources document naming it) back into the stream (removed from\n"
@@ -118,6 +125,9 @@ static struct {
     const char *since;
     int fix, json, raw;
 } opt;
+
+/* Why a document's layout is not judged yet (see the top comment). */
+enum verify_wait { W_PENDING, W_NO_ENTRY, W_UNKNOWN, W_COUNT };
 
 static const struct cfg_option own_options[] = {
     {"since", NULL, cfg_string, &opt.since, "", .meta = "DATE",
@@ -159,8 +169,10 @@ struct verify {
     struct verify_src *src;
     size_t nsrc, capsrc;
     long long sources_checked;
-    long long sources_young; /* too recent to judge (verify_young) */
-    struct verify_raw raw;   /* the raw zone, when one is configured */
+    long long waiting[W_COUNT][2]; /* layouts not judged yet, by why; [0] images, [1] sources */
+    int redis_down;                /* the pending list cannot be read: redis_why says why */
+    char redis_why[256];
+    struct verify_raw raw;         /* the raw zone, when one is configured */
     char k_seen[SET_KEY_MAX], k_stream[SET_KEY_MAX], k_stats[SET_KEY_MAX];
 };
 
@@ -369,10 +381,49 @@ static long long verify_date(const bson_t *doc, const char *name)
                : 0;
 }
 
-/* A document this recent may be a worker's write in progress (store.c): not judged. */
-static int verify_young(const struct verify *v, const bson_t *doc)
+/* Whether stream entry `id` is still pending in the group: 1 pending, 0 acked, -1 unknown
+ * (redis_why says why). One XPENDING round trip per document of the last two minutes (older ones
+ * never ask): a snapshot of the pending list taken once would miss entries delivered after it.
+ * The connection is opened on first use, so a verify of old documents needs no Redis. */
+static int verify_pending(struct verify *v, const char *id)
 {
-    return verify_date(doc, DOC_INSERTED_AT) > v->now_ms - STORE_CLAIM_LEASE_MS;
+    char err[256];
+    if (v->redis_down)
+        return -1;
+    if (v->r == NULL && (v->r = rconn_open(&v->s.redis, v->c.timeout_ms, err, sizeof(err))) == NULL)
+        goto down;
+    const char *argv[] = {"XPENDING", v->k_stream, v->s.group, id, id, "1"};
+    redisReply *r = rconn_command(v->r, 6, argv, NULL, err, sizeof(err));
+    if (r == NULL)
+        goto down;
+    int rc = r->type != REDIS_REPLY_ARRAY ? -1 : r->elements > 0;
+    freeReplyObject(r);
+    if (rc >= 0)
+        return rc;
+    snprintf(err, sizeof(err), "XPENDING answered something else than a list");
+down: /* the same failure would repeat for every document: ask no more */
+    v->redis_down = 1;
+    snprintf(v->redis_why, sizeof(v->redis_why), "%s", err);
+    return -1;
+}
+
+/* Whether a document's layout can be judged now (see the top comment); when not, it is counted
+ * under its reason. which: 0 an image, 1 a `sources` document. */
+static int verify_settled(struct verify *v, const bson_t *doc, int which)
+{
+    long long ms;
+    if (verify_date(doc, DOC_INSERTED_AT) <= v->now_ms - STORE_CLAIM_LEASE_MS)
+        return 1;
+    const char *id = verify_string(doc, DOC_STREAM_ID);
+    enum verify_wait why = W_NO_ENTRY;
+    if (id != NULL && rdb_id_ms(id, &ms) == 0) {
+        int pending = verify_pending(v, id);
+        if (pending == 0)
+            return 1;
+        why = pending > 0 ? W_PENDING : W_UNKNOWN;
+    }
+    v->waiting[why][which]++;
+    return 0;
 }
 
 /* The image has its source-role `sources` document (one read by _id). */
@@ -381,7 +432,7 @@ static int verify_has_source(struct verify *v, const bson_t *doc, const char *id
 {
     bson_iter_t it;
     if (!bson_iter_init_find(&it, doc, DOC_ID) || !BSON_ITER_HOLDS_UTF8(&it) ||
-        verify_young(v, doc))
+        !verify_settled(v, doc, 0))
         return 0;
     const char *src = verify_string(doc, DOC_SOURCE);
     if (src == NULL) {
@@ -440,12 +491,12 @@ static int verify_scan(struct verify *v, char *err, size_t errlen)
     bson_t filter = BSON_INITIALIZER;
     verify_since(v, &filter);
     /* batchSize bounds what one reply holds besides the server's own 16 MiB cap. */
-    bson_t *opts = BCON_NEW("projection", "{", DOC_IMAGE, BCON_INT32(1), DOC_SHA256, BCON_INT32(1),
-                            DOC_WIDTH, BCON_INT32(1), DOC_HEIGHT, BCON_INT32(1), DOC_CHANNELS,
-                            BCON_INT32(1), DOC_BYTES, BCON_INT32(1), DOC_STORAGE, BCON_INT32(1),
-                            DOC_GRIDFS_ID, BCON_INT32(1), DOC_SOURCE, BCON_INT32(1), DOC_FORMAT,
-                            BCON_INT32(1),
-                            DOC_INSERTED_AT, BCON_INT32(1), "}", "batchSize", BCON_INT32(16));
+    bson_t *opts =
+        BCON_NEW("projection", "{", DOC_IMAGE, BCON_INT32(1), DOC_SHA256, BCON_INT32(1), DOC_WIDTH,
+                 BCON_INT32(1), DOC_HEIGHT, BCON_INT32(1), DOC_CHANNELS, BCON_INT32(1), DOC_BYTES,
+                 BCON_INT32(1), DOC_STORAGE, BCON_INT32(1), DOC_GRIDFS_ID, BCON_INT32(1),
+                 DOC_SOURCE, BCON_INT32(1), DOC_INSERTED_AT, BCON_INT32(1), DOC_STREAM_ID,
+                 BCON_INT32(1), DOC_FORMAT, BCON_INT32(1), "}", "batchSize", BCON_INT32(16));
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(v->m->images, &filter, opts, NULL);
     const bson_t *doc;
     bson_error_t e;
@@ -513,10 +564,8 @@ static int verify_source(const bson_t *doc, void *arg, char *err, size_t errlen)
     unsigned kinds = 0;
     if (url == NULL)
         return 0;
-    if (verify_young(v, doc)) {
-        v->sources_young++;
+    if (!verify_settled(v, doc, 1))
         return 0;
-    }
     v->sources_checked++;
     if (!verify_hex64(image)) {
         verify_problem(v, url, K_DANGLING, &kinds, "its image field is not an image id");
@@ -992,15 +1041,50 @@ static int verify_originals(struct verify *v, char *err, size_t errlen)
     return rc;
 }
 
+static long long verify_waiting(const struct verify *v, int which)
+{
+    long long n = 0;
+    for (int w = 0; w < W_COUNT; w++)
+        n += v->waiting[w][which];
+    return n;
+}
+
+/* One line per reason some layouts wait: how many, of what, why, and when they will be judged. */
+static void verify_waiting_lines(const struct verify *v)
+{
+    for (int w = 0; w < W_COUNT; w++) {
+        long long ni = v->waiting[w][0], ns = v->waiting[w][1];
+        if (ni + ns == 0)
+            continue;
+        printf("not judged yet: the links of ");
+        if (ni)
+            printf("%lld image%s%s", ni, ni == 1 ? "" : "s", ns ? " and " : "");
+        if (ns)
+            printf("%lld source%s", ns, ns == 1 ? "" : "s");
+        if (w == W_PENDING)
+            printf(", written by stream entries still pending in group %s (a worker may be "
+                   "writing them now); judged once acked\n",
+                   v->s.group);
+        else if (w == W_NO_ENTRY)
+            printf(", written in the last %d s with no stream entry recorded to ask about; judged "
+                   "once %d s old\n",
+                   STORE_CLAIM_LEASE_MS / 1000, STORE_CLAIM_LEASE_MS / 1000);
+        else
+            printf(", written in the last %d s: Redis could not say whether their stream entries "
+                   "are acked (%s); judged once %d s old\n",
+                   STORE_CLAIM_LEASE_MS / 1000, v->redis_why, STORE_CLAIM_LEASE_MS / 1000);
+    }
+}
+
 static void verify_summary(struct verify *v)
 {
+    static const char *const wait_names[W_COUNT] = {"pending", "no_stream_id", "redis_unknown"};
     if (opt.json) {
         json_object(&v->j);
         json_kv_int(&v->j, "checked", v->checked);
         json_kv_int(&v->j, "ok", v->ok);
         json_kv_int(&v->j, "corrupt", v->corrupt);
         json_kv_int(&v->j, "sources_checked", v->sources_checked);
-        json_kv_int(&v->j, "sources_too_recent", v->sources_young);
         json_kv_int(&v->j, "layout", v->layout);
         if (v->s.raw.kind != RAW_NONE) {
             json_kv_int(&v->j, "originals_checked", v->raw.checked);
@@ -1013,6 +1097,16 @@ static void verify_summary(struct verify *v)
             if (v->by_kind[k])
                 json_kv_int(&v->j, kind_names[k], v->by_kind[k]);
         json_end(&v->j);
+        json_key(&v->j, "not_judged");
+        json_object(&v->j);
+        json_kv_int(&v->j, "images", verify_waiting(v, 0));
+        json_kv_int(&v->j, "sources", verify_waiting(v, 1));
+        for (int w = 0; w < W_COUNT; w++)
+            if (v->waiting[w][0] + v->waiting[w][1])
+                json_kv_int(&v->j, wait_names[w], v->waiting[w][0] + v->waiting[w][1]);
+        if (v->waiting[W_UNKNOWN][0] + v->waiting[W_UNKNOWN][1])
+            json_kv_str(&v->j, "redis_error", v->redis_why);
+        json_end(&v->j);
         if (opt.fix) {
             json_kv_int(&v->j, "moved", v->moved);
             json_kv_int(&v->j, "requeued", v->requeued);
@@ -1020,18 +1114,14 @@ static void verify_summary(struct verify *v)
         json_end(&v->j);
         return;
     }
-    printf("checked %lld document%s: %lld ok, %lld corrupt; %lld source%s", v->checked,
-           v->checked == 1 ? "" : "s", v->ok, v->corrupt, v->sources_checked,
-           v->sources_checked == 1 ? "" : "s");
-    if (v->sources_young)
-        printf(" (%lld more written in the last %d s, not judged yet)", v->sources_young,
-               STORE_CLAIM_LEASE_MS / 1000);
-    printf("; %lld layout problem%s", v->layout, v->layout == 1 ? "" : "s");
+    printf(
+        "checked %lld image%s (%lld ok, %lld corrupt) and %lld source%s; %lld layout problem%s\n",
+        v->checked, v->checked == 1 ? "" : "s", v->ok, v->corrupt, v->sources_checked,
+        v->sources_checked == 1 ? "" : "s", v->layout, v->layout == 1 ? "" : "s");
     if (v->s.raw.kind != RAW_NONE)
-        printf("; %lld original%s %s: %lld missing, %lld damaged", v->raw.checked,
-               v->raw.checked == 1 ? "" : "s", opt.raw ? "re-hashed" : "looked for",
-               v->raw.missing, v->raw.damaged);
-    putchar('\n');
+        printf("originals: %lld %s, %lld missing, %lld damaged\n", v->raw.checked,
+               opt.raw ? "re-hashed" : "looked for", v->raw.missing, v->raw.damaged);
+    verify_waiting_lines(v);
     for (int k = 0; k < K_COUNT; k++)
         if (v->by_kind[k])
             printf("  %-16s %lld\n", kind_names[k], v->by_kind[k]);
@@ -1045,8 +1135,8 @@ int verify_main(int argc, char **argv)
     struct verify v = {0};
     char **ops, err[1024];
     int nops, status;
-    if (admin_settings(&v.s, SET_REDIS | SET_MONGO | SET_RAW, own_options, &v.c, CMD, synopsis, argc, argv,
-                       &ops, &nops, &status) < 0)
+    if (admin_settings(&v.s, SET_REDIS | SET_MONGO | SET_GROUP | SET_RAW, own_options, &v.c, CMD,
+                       synopsis, argc, argv, &ops, &nops, &status) < 0)
         return status;
     if (nops > 0)
         return admin_fail(CMD, ADMIN_USAGE, "%s: unexpected operand (try --help)", ops[0]);

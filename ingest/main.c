@@ -333,12 +333,12 @@ int main(int argc, char **argv)
     f = feed_new(&fo, err, sizeof(err));
     if (f == NULL)
         goto fail;
-    log_info("event=start redis=%s:%d prefix=%s inputs=%d mode=%s smismember=%d", s.redis.host,
-             s.redis.port, s.prefix, nin,
+    log_info("event=start redis=%s:%d prefix=%s inputs=%d mode=%s smismember=%d multi=%d",
+             s.redis.host, s.redis.port, s.prefix, nin,
              opt.watch[0] ? "watch"
              : opt.follow ? "follow"
                           : "files",
-             push_has_smismember(p));
+             push_has_smismember(p), push_has_multi(p));
 
     ran = 1;
     rc = run_inputs(f, p, r, in, nin, &ws, err, sizeof(err));

@@ -10,6 +10,14 @@
  * sequence number under a key of this run: when the connection breaks before its reply, that
  * key tells whether it was applied, so the counters never count a line twice.
  *
+ * With the AOF on, a batch's XADDs go in one MULTI/EXEC. Redis writes its AOF once per turn of
+ * its event loop that wrote anything (and with `appendfsync always` fsyncs it), and a turn reads
+ * about 16 KiB of a client's commands: plain XADDs cost a write and an fsync for every hundred
+ * or so, queued ones one at EXEC, per batch (measured: 6x fewer fsyncs than redis-cli --pipe
+ * sending the same XADDs). The batch is then all or nothing: an -OOM while its XADDs are queued
+ * aborts the transaction, and the retry resends all of it. Without the AOF there is nothing to
+ * save and queueing costs Redis time: plain XADDs, each retried alone.
+ *
  * Each round carries steps of different batches, and up to PUSH_DEPTH rounds are on the wire,
  * so Redis always has the next round queued while ingest reads replies and parses lines.
  * Every command of a round has a `done` flag set by a good reply. When anything goes wrong,
@@ -40,7 +48,9 @@
 #define PUSH_COUNTERS       (4 + URL_REASON_COUNT)
 #define PUSH_RUN_TTL        "86400" /* seconds the run key outlives the last count */
 
-enum push_kind { CMD_XADD, CMD_COUNT, CMD_SMISMEMBER, CMD_SISMEMBER, CMD_BACKLOG };
+/* CMD_XADDS: the XADDs of a round's `add` batch (its entries not seen), in one MULTI/EXEC;
+ * CMD_XADD: one of them, alone. */
+enum push_kind { CMD_XADD, CMD_XADDS, CMD_COUNT, CMD_SMISMEMBER, CMD_SISMEMBER, CMD_BACKLOG };
 
 struct push_cmd {
     enum push_kind kind;
@@ -75,6 +85,7 @@ struct push {
     struct push_options o;
     redisContext *c;
     int smismember;
+    int multi; /* the AOF is on: XADDs in MULTI/EXEC (see the top comment) */
     char k_urls[SET_KEY_MAX], k_seen[SET_KEY_MAX], k_stats[SET_KEY_MAX];
     char k_run[SET_KEY_MAX]; /* <prefix>ingest:run:<random>: the last counting applied */
     unsigned long count_seq; /* of the counting transaction in flight */
@@ -131,25 +142,38 @@ static int push_add_cmd(struct push_round *r, enum push_kind kind, size_t idx)
     return 0;
 }
 
+static void push_format_xadd(struct push *p, const struct batch *b, size_t i)
+{
+    struct resp *o = &p->out;
+    const struct batch_entry *e = &b->entry[i];
+    resp_begin(o, 9);
+    resp_arg(o, "XADD", 4);
+    resp_arg_str(o, p->k_urls);
+    resp_arg(o, "*", 1);
+    resp_arg_str(o, FIELD_URL);
+    resp_arg(o, batch_url(b, i), e->url_len);
+    resp_arg_str(o, FIELD_SOURCE);
+    resp_arg_str(o, b->source);
+    resp_arg_str(o, FIELD_LINE);
+    resp_arg_ulong(o, e->line);
+}
+
 static void push_format(struct push *p, const struct push_round *r, const struct push_cmd *cmd)
 {
     struct resp *o = &p->out;
     switch (cmd->kind) {
-    case CMD_XADD: {
-        const struct batch *b = r->add;
-        const struct batch_entry *e = &b->entry[cmd->idx];
-        resp_begin(o, 9);
-        resp_arg(o, "XADD", 4);
-        resp_arg_str(o, p->k_urls);
-        resp_arg(o, "*", 1);
-        resp_arg_str(o, FIELD_URL);
-        resp_arg(o, batch_url(b, cmd->idx), e->url_len);
-        resp_arg_str(o, FIELD_SOURCE);
-        resp_arg_str(o, b->source);
-        resp_arg_str(o, FIELD_LINE);
-        resp_arg_ulong(o, e->line);
+    case CMD_XADD:
+        push_format_xadd(p, r->add, cmd->idx);
         break;
-    }
+    case CMD_XADDS:
+        resp_begin(o, 1);
+        resp_arg(o, "MULTI", 5);
+        for (size_t i = 0; i < r->add->count; i++)
+            if (!r->add->entry[i].seen)
+                push_format_xadd(p, r->add, i);
+        resp_begin(o, 1);
+        resp_arg(o, "EXEC", 4);
+        break;
     case CMD_COUNT:
         resp_begin(o, 1);
         resp_arg(o, "MULTI", 5);
@@ -259,8 +283,9 @@ static int push_take(struct push *p, struct push_round *rd, struct push_cmd *cmd
     switch (cmd->kind) {
     case CMD_XADD:
         return r->type == REDIS_REPLY_STRING ? 0 : -1;
+    case CMD_XADDS:
     case CMD_COUNT:
-        return -1; /* read by push_read_count */
+        return -1; /* read by push_read_exec */
     case CMD_SMISMEMBER:
         if (r->type != REDIS_REPLY_ARRAY || r->elements != rd->ask->count)
             return -1;
@@ -285,8 +310,9 @@ static int push_take(struct push *p, struct push_round *rd, struct push_cmd *cmd
 
 static const char *push_kind_name(enum push_kind k)
 {
-    static const char *const names[] = {"XADD", "HINCRBY", "SMISMEMBER", "SISMEMBER",
-                                        "EVAL backlog"};
+    static const char *const names[] = {"XADD",       "XADD",      "HINCRBY",
+                                        "SMISMEMBER", "SISMEMBER", "EVAL backlog"};
+    /* CMD_XADDS and CMD_COUNT name the commands inside their MULTI. */
     return names[k];
 }
 
@@ -308,12 +334,15 @@ static void push_counted(struct push *p)
     }
 }
 
-/* MULTI, +QUEUED (or why not) per HINCRBY and for the SET, then EXEC: the results, or
- * EXECABORT when one was refused, and then none was applied. */
-static int push_read_count(struct push *p, struct push_round *rd, struct push_cmd *cmd, char *err,
-                           size_t errlen)
+/* A transaction's replies: MULTI, +QUEUED (or why not) per command, then EXEC: the results, or
+ * EXECABORT when one was refused while queued, and then none was applied. `queued` commands
+ * were sent; the results of the first `typed` of them must be of type `want` (the counting's
+ * last command, its SET, answers +OK). The transaction is done only when every one succeeded:
+ * a retry resends all of it. */
+static int push_read_exec(struct push *p, struct push_cmd *cmd, size_t queued, size_t typed,
+                          int want, char *err, size_t errlen)
 {
-    size_t queued = (size_t)rd->nctr + 1;
+    const char *what = push_kind_name(cmd->kind);
     int rc = XCH_OK;
     for (size_t i = 0; i < queued + 2; i++) {
         void *reply = NULL;
@@ -322,24 +351,30 @@ static int push_read_count(struct push *p, struct push_round *rd, struct push_cm
         redisReply *r = reply;
         int exec = i == queued + 1;
         if (exec && r->type == REDIS_REPLY_ARRAY) {
-            for (size_t k = 0; k + 1 < r->elements && rc == XCH_OK; k++) {
-                if (r->element[k]->type != REDIS_REPLY_INTEGER) {
-                    snprintf(err, errlen, "redis %s:%d: HINCRBY %s refused: %s", p->o.redis->host,
-                             p->o.redis->port, p->k_stats,
-                             r->element[k]->type == REDIS_REPLY_ERROR ? r->element[k]->str
-                                                                      : "not an integer");
+            for (size_t k = 0; k < r->elements && rc == XCH_OK; k++) {
+                const redisReply *e = r->element[k];
+                if (e->type == REDIS_REPLY_ERROR || (k < typed && e->type != want)) {
+                    snprintf(err, errlen, "redis %s:%d: %s %s refused: %s", p->o.redis->host,
+                             p->o.redis->port, what,
+                             cmd->kind == CMD_XADDS ? p->k_urls : p->k_stats,
+                             e->type == REDIS_REPLY_ERROR ? e->str : "an unexpected reply");
                     rc = XCH_FATAL;
                 }
             }
+            if (rc == XCH_OK && r->elements != queued) {
+                snprintf(err, errlen, "redis: EXEC answered %zu results for %zu commands",
+                         r->elements, queued);
+                rc = XCH_FATAL;
+            }
         } else if (r->type == REDIS_REPLY_ERROR && push_transient(r->str)) {
-            snprintf(p->why, sizeof(p->why), "HINCRBY: %s", r->str);
+            snprintf(p->why, sizeof(p->why), "%s: %s", what, r->str);
             if (rc == XCH_OK)
                 rc = XCH_RETRY;
         } else if (r->type == REDIS_REPLY_ERROR && rc == XCH_OK) {
             snprintf(err, errlen, "redis %s:%d: %s refused: %s", p->o.redis->host, p->o.redis->port,
                      i == 0 ? "MULTI"
                      : exec ? "EXEC"
-                            : "HINCRBY",
+                            : what,
                      r->str);
             rc = XCH_FATAL;
         } else if (r->type != REDIS_REPLY_STATUS && r->type != REDIS_REPLY_ERROR && rc == XCH_OK) {
@@ -348,10 +383,8 @@ static int push_read_count(struct push *p, struct push_round *rd, struct push_cm
         }
         freeReplyObject(r);
     }
-    if (rc == XCH_OK) {
+    if (rc == XCH_OK)
         cmd->done = 1;
-        push_counted(p);
-    }
     return rc;
 }
 
@@ -364,8 +397,14 @@ static int push_read(struct push *p, struct push_round *rd, char *err, size_t er
         struct push_cmd *cmd = &rd->cmd[i];
         if (cmd->done)
             continue;
-        if (cmd->kind == CMD_COUNT) {
-            int x = push_read_count(p, rd, cmd, err, errlen);
+        if (cmd->kind == CMD_COUNT || cmd->kind == CMD_XADDS) {
+            int x = cmd->kind == CMD_COUNT
+                        ? push_read_exec(p, cmd, (size_t)rd->nctr + 1, (size_t)rd->nctr,
+                                         REDIS_REPLY_INTEGER, err, errlen)
+                        : push_read_exec(p, cmd, rd->add->counts.queued, rd->add->counts.queued,
+                                         REDIS_REPLY_STRING, err, errlen);
+            if (x == XCH_OK && cmd->kind == CMD_COUNT)
+                push_counted(p);
             if (x == XCH_CONN)
                 return x;
             if (x == XCH_FATAL || (x == XCH_RETRY && rc == XCH_OK))
@@ -578,8 +617,11 @@ static int push_start(struct push *p, struct batch *add, struct batch *ask, char
                 continue;
             }
             add->counts.queued++;
-            oom |= push_add_cmd(r, CMD_XADD, i);
+            if (!p->multi)
+                oom |= push_add_cmd(r, CMD_XADD, i);
         }
+        if (p->multi && add->counts.queued)
+            oom |= push_add_cmd(r, CMD_XADDS, 0);
     }
     if (p->counting.n == 0 && p->added.n) {
         while (p->added.n)
@@ -807,6 +849,23 @@ int push_has_smismember(const struct push *p)
     return p->smismember;
 }
 
+int push_has_multi(const struct push *p)
+{
+    return p->multi;
+}
+
+/* Whether Redis keeps an AOF (INFO persistence, aof_enabled). A server that will not say (INFO
+ * renamed or denied) is taken to keep one: MULTI costs it some time, never a write. */
+static void push_probe_aof(struct push *p)
+{
+    const char *argv[] = {"INFO", "persistence"};
+    redisReply *r = redisCommandArgv(p->c, 2, argv, NULL);
+    const char *f = r && r->type == REDIS_REPLY_STRING ? strstr(r->str, "aof_enabled:") : NULL;
+    p->multi = f == NULL || f[strlen("aof_enabled:")] != '0';
+    if (r)
+        freeReplyObject(r);
+}
+
 /* SMISMEMBER needs Redis 6.2; older servers get one pipelined SISMEMBER per URL. */
 static int push_probe(struct push *p, char *err, size_t errlen)
 {
@@ -866,6 +925,7 @@ struct push *push_new(const struct push_options *o, char *err, size_t errlen)
     }
     if (push_probe(p, err, errlen) < 0)
         goto err;
+    push_probe_aof(p);
     if (p->o.max_backlog > 0 && push_probe_backlog(p, err, errlen) < 0)
         goto err;
     return p;

@@ -1,9 +1,10 @@
 /* push.h -- batches into Redis: membership in <prefix>seen, XADD to <prefix>urls, counters.
  *
- * A batch is asked about (SMISMEMBER), then its new URLs are XADDed, then it is counted (one
- * MULTI/EXEC of HINCRBYs); several rounds are kept on the wire, so Redis always has work queued
- * while ingest reads replies and parses more lines. A batch is acknowledged when it is counted:
- * push_acked() names the last line of the input fully accounted for, and the counters hold
+ * A batch is asked about (SMISMEMBER), then its new URLs are XADDed (with the AOF on, in one
+ * MULTI/EXEC, so a Redis with `appendfsync always` syncs once per batch), then it is counted
+ * (one MULTI/EXEC of HINCRBYs); several rounds are kept on the wire, so Redis always has work
+ * queued while ingest reads replies and parses more lines. A batch is acknowledged when it is
+ * counted: push_acked() names the last line of the input fully accounted for, and the counters hold
  * exactly the acknowledged lines. Failures (connection lost, timeout, -OOM, -READONLY,
  * -LOADING...) are retried a bounded number of times with exponential backoff, resending only
  * the commands without a successful reply; then push gives up with a message.
@@ -63,5 +64,6 @@ unsigned long push_window(const struct push *p);
 void push_set_acked(struct push *p, const char *source, unsigned long line);
 const struct batch_counts *push_totals(const struct push *p);
 int push_has_smismember(const struct push *p);
+int push_has_multi(const struct push *p); /* XADDs go in MULTI/EXEC (the AOF is on) */
 
 #endif

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # setup.sh -- install what pixflow needs on Debian 12; safe to run again (it only adds what is
-# missing). Installs Debian packages with apt, builds FerretDB v1 (the MongoDB wire-protocol
-# server on SQLite used by the demo and the tests) and versitygw (the S3 server the raw store
-# uses there, Apache-2.0) with Go into .cache/bin/, makes the test
-# virtualenv .cache/venv, and adds the deployment checks' tools (tests/deploy/setup.sh). Prints
-# what it did; on failure, one line says what could not be had.
+# missing). Installs Debian packages with apt, builds the local stack's servers with Go into
+# .cache/bin/ (FerretDB v1, the MongoDB wire-protocol server on SQLite; versitygw, the S3 server
+# the raw store uses there, Apache-2.0), makes the test virtualenv .cache/venv, and adds the
+# deployment checks' tools (tests/deploy/setup.sh). Prints what it did; on failure, one line says
+# what could not be had.
+#
+#   scripts/setup.sh           everything the tests need
+#   scripts/setup.sh --demo    only what scripts/demo.sh runs: the build and the stack's servers
+#                              (no test-only packages, browser, virtualenv or deployment checkers)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,12 +16,23 @@ cache=$root/.cache
 who=setup
 # shellcheck source=scripts/lib.sh
 . "$root/scripts/lib.sh"
+demo=0
+case "${1:-}" in
+--demo) demo=1 ;;
+"") ;;
+*) die "usage: scripts/setup.sh [--demo]" ;;
+esac
 ferretdb_version=v1.24.0
 versitygw_version=v1.8.0
-packages=(build-essential cmake pkg-config git curl ca-certificates python3 python3-venv
+# What the demo builds and runs.
+packages=(build-essential cmake pkg-config git curl ca-certificates python3
     libhiredis-dev libevent-dev libcurl4-openssl-dev libstb-dev libmongoc-dev libbson-dev
-    libssl-dev libcmocka-dev libjpeg62-turbo-dev libdeflate-dev libwebp-dev zlib1g-dev
-    libjpeg-turbo-progs redis-server clang libclang-rt-14-dev clang-format chromium chromium-driver)
+    libssl-dev libjpeg62-turbo-dev libdeflate-dev libwebp-dev zlib1g-dev redis-server)
+# What only the tests use: the virtualenv, cmocka units, sanitizers and fuzzing, the format
+# check, the console's browser test.
+test_packages=(python3-venv libcmocka-dev clang libclang-rt-14-dev clang-format chromium
+    chromium-driver libjpeg-turbo-progs)
+[ $demo = 1 ] || packages+=("${test_packages[@]}")
 python_packages=(pytest==9.2.0 redis==8.1.0 pymongo==4.20.0 selenium==4.51.0)
 
 install_packages() {
@@ -81,8 +96,11 @@ make_venv() {
 
 start=$(date +%s)
 install_packages
+# The local stack's servers (scripts/stack.sh), which the demo runs as much as the tests.
 build_ferretdb
 build_versitygw
-make_venv
-"$root/tests/deploy/setup.sh" || die "the deployment test tools could not be installed"
+if [ $demo = 0 ]; then
+    make_venv
+    "$root/tests/deploy/setup.sh" || die "the deployment test tools could not be installed"
+fi
 say "ready in $(($(date +%s) - start)) s"

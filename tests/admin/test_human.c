@@ -129,12 +129,100 @@ static void test_print(void **state)
     free(t);
 }
 
+static char *table_text(const struct human_table *t, int *rc)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    assert_non_null(mem);
+    *rc = human_table_print(t, mem);
+    fclose(mem);
+    return text;
+}
+
+/* The column where `needle` starts on the line holding it, in characters. */
+static long column_of(const char *text, const char *needle)
+{
+    const char *hit = strstr(text, needle), *line = hit;
+    assert_non_null(hit);
+    while (line > text && line[-1] != '\n')
+        line--;
+    long col = 0;
+    for (const char *p = line; p < hit; p++)
+        col += ((unsigned char)*p & 0xc0) != 0x80;
+    return col;
+}
+
+/* Names longer than any fixed width (the counter that used to push its number one column to
+ * the right), multi-byte and hostile ones: the numbers still end in one column. */
+static void test_table_long_names(void **state)
+{
+    struct human_table *t = human_table_new("lrr", 2);
+    assert_non_null(t);
+    assert_int_equal(human_table_row(t, (const char *[]){"counters", "total", NULL}, NULL), 0);
+    assert_int_equal(human_table_row(t, (const char *[]){"  ingest_lines", "1000000", ""}, NULL),
+                     0);
+    assert_int_equal(
+        human_table_row(t, (const char *[]){"    ingest_invalid:bad_scheme", "3", "0.5/s"}, NULL),
+        0);
+    assert_int_equal(human_table_text(t, "\n%s", "stream"), 0);
+    assert_int_equal(
+        human_table_row(t, (const char *[]){"  failed:d\xc3\xa9j\xc3\xa0_vu", "22", NULL}, NULL),
+        0);
+    assert_int_equal(
+        human_table_row(t, (const char *[]){"  bad\x1b[2Jname\xff", "4", NULL}, "note \x07 after"),
+        0);
+    int rc;
+    char *text = table_text(t, &rc);
+    assert_int_equal(rc, 0);
+    /* Every number ends where the header's "total" ends. */
+    long end = column_of(text, "total") + 5;
+    assert_int_equal(column_of(text, "1000000") + 7, end);
+    assert_int_equal(column_of(text, "3  0.5/s") + 1, end);
+    assert_int_equal(column_of(text, "22") + 2, end);
+    assert_int_equal(column_of(text, "4  note") + 1, end);
+    assert_int_equal(column_of(text, "0.5/s"), end + 2);
+    assert_non_null(strstr(text, "\nstream\n"));
+    assert_non_null(strstr(text, "  bad?[2Jname?  ")); /* shown, never sent to the terminal */
+    assert_non_null(strstr(text, "note ? after\n"));
+    assert_null(strstr(text, " \n")); /* no row ends in blanks */
+    free(text);
+    human_table_free(t);
+}
+
+/* A name over HUMAN_CELL_MAX characters is cut, so it cannot widen its column without bound. */
+static void test_table_cut(void **state)
+{
+    char longname[300];
+    memset(longname, 'x', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    struct human_table *t = human_table_new("lr", 1);
+    assert_non_null(t);
+    human_table_row(t, (const char *[]){longname, "1"}, NULL);
+    human_table_row(t, (const char *[]){"short", "22"}, NULL);
+    int rc;
+    char *text = table_text(t, &rc);
+    assert_int_equal(rc, 0);
+    char want[HUMAN_CELL_MAX + 8];
+    memset(want, 'x', HUMAN_CELL_MAX - 3);
+    snprintf(want + HUMAN_CELL_MAX - 3, sizeof(want) - (HUMAN_CELL_MAX - 3), "...  1\n");
+    assert_memory_equal(text, want, strlen(want));
+    assert_int_equal(column_of(text, "22"), HUMAN_CELL_MAX + 1);
+    free(text);
+    human_table_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_since_dates),   cmocka_unit_test(test_since_durations),
-        cmocka_unit_test(test_since_refused), cmocka_unit_test(test_duration),
-        cmocka_unit_test(test_bytes),         cmocka_unit_test(test_print),
+        cmocka_unit_test(test_since_dates),
+        cmocka_unit_test(test_since_durations),
+        cmocka_unit_test(test_since_refused),
+        cmocka_unit_test(test_duration),
+        cmocka_unit_test(test_bytes),
+        cmocka_unit_test(test_print),
+        cmocka_unit_test(test_table_long_names),
+        cmocka_unit_test(test_table_cut),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

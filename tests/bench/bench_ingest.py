@@ -2,15 +2,18 @@
 """bench_ingest.py -- pixflow-ingest against `redis-cli --pipe` pushing the same XADDs.
 
 A benchmark, not a test: it prints figures and asserts nothing. It generates a catalog
-(default 1,000,000 lines: 10% duplicates, 5% invalid) in a temporary folder, starts its own
-redis-server on a free port without persistence, warms it up with one unmeasured run of each,
-then alternates (in turn first), --runs times each:
+(default 1,000,000 lines: 10% duplicates, 5% invalid) in a temporary folder, then for each
+persistence setting (--persistence: `off`, no AOF and no snapshots; `always`, AOF with
+`appendfsync always`, the setting under which an acked XADD survives a crash of the machine;
+both by default) starts its own redis-server on a free port with its data in that folder, warms
+it up with one unmeasured run of each, then alternates (in turn first), --runs times each:
   - pixflow-ingest CATALOG (wall time, and peak RSS through /usr/bin/time),
   - FLUSHALL, and redis-cli --pipe fed the XADDs ingest would send for the same catalog
     (the RESP is generated here, before the clock starts),
-and prints the medians: lines/s, XADD/s, the ratio of the two wall times, peak RSS.
+and prints the medians per setting: lines/s, XADD/s, the ratio of the two wall times, peak RSS.
 
     python3 tests/bench/bench_ingest.py [--lines N] [--runs R] [--build-dir DIR] [--batch B]
+                                        [--persistence off|always|both]
 """
 import argparse
 import os
@@ -74,7 +77,7 @@ def resp(*args):
     return b"".join(parts)
 
 
-def run_measured(argv, tmp, stdin=None):
+def run_measured(argv, tmp, stdin=None, env=None):
     """Run argv; returns (wall seconds, peak RSS in KiB of that process).
 
     The RSS comes from /usr/bin/time, which forks the program from a small process: a child
@@ -83,7 +86,7 @@ def run_measured(argv, tmp, stdin=None):
     wrapped = ["/usr/bin/time", "-f", "%M", "-o", str(rss_file), *argv]
     t0 = time.perf_counter()
     proc = subprocess.run(wrapped, stdin=stdin, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE)
+                          stderr=subprocess.PIPE, env=env)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.exit(f"{argv[0]} failed ({proc.returncode}): {proc.stderr.decode()}")
@@ -95,6 +98,7 @@ def main():
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--persistence", choices=["off", "always", "both"], default="both")
     ap.add_argument("--build-dir", default=os.environ.get("PIXFLOW_BUILD_DIR", ROOT / "build"))
     args = ap.parse_args()
     ingest = Path(args.build_dir) / "bin" / "pixflow-ingest"
@@ -112,63 +116,83 @@ def main():
             for url, line in uniques:
                 f.write(resp("XADD", "pixflow:urls", "*", "url", url, "source", str(catalog),
                              "line", line))
-        port = free_port()
-        server = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(tmp)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        cli = ["redis-cli", "-p", str(port)]
-        try:
-            for _ in range(100):
-                if subprocess.run(cli + ["PING"], capture_output=True).stdout.strip() == b"PONG":
-                    break
-                time.sleep(0.1)
-            env = dict(os.environ, PIXFLOW_REDIS_URL=f"redis://127.0.0.1:{port}/0",
-                       PIXFLOW_PREFIX="pixflow:", PIXFLOW_LOG_LEVEL="warn")
-            os.environ.update(env)
-            def run_ingest():
-                subprocess.run(cli + ["FLUSHALL"], check=True, capture_output=True)
-                m = run_measured([str(ingest), "--batch", str(args.batch), str(catalog)], tmp)
-                xlen = int(subprocess.run(cli + ["XLEN", "pixflow:urls"], check=True,
-                                          capture_output=True).stdout)
-                if xlen != len(uniques):
-                    sys.exit(f"ingest queued {xlen} entries, expected {len(uniques)}")
-                return m
+        settings = ["off", "always"] if args.persistence == "both" else [args.persistence]
+        results = {p: bench(p, args, ingest, catalog, uniques, tmp) for p in settings}
 
-            def run_pipe():
-                subprocess.run(cli + ["FLUSHALL"], check=True, capture_output=True)
-                with open(tmp / "xadd.resp", "rb") as f:
-                    return run_measured(cli + ["--pipe"], tmp, stdin=f)
-
-            # One unmeasured round first: a fresh redis-server pays its page faults once, and
-            # not on whichever program happens to go first.
-            run_ingest()
-            run_pipe()
-            ingest_runs, pipe_runs = [], []
-            for i in range(args.runs):
-                if i % 2:
-                    pipe_runs.append(run_pipe())
-                    ingest_runs.append(run_ingest())
-                else:
-                    ingest_runs.append(run_ingest())
-                    pipe_runs.append(run_pipe())
-        finally:
-            server.terminate()
-            server.wait(10)
-
-    t_ingest = statistics.median(w for w, _ in ingest_runs)
-    t_pipe = statistics.median(w for w, _ in pipe_runs)
-    rss = max(r for _, r in ingest_runs)
     n = len(uniques)
     print(f"catalog: {args.lines} lines, {n} unique valid URLs "
           f"({args.lines - n} duplicates or invalid); {args.runs} runs each, medians")
-    print(f"pixflow-ingest : {t_ingest:7.3f} s  {args.lines / t_ingest:10.0f} lines/s  "
-          f"{n / t_ingest:10.0f} XADD/s  peak RSS {rss / 1024:.1f} MiB")
-    print(f"redis-cli --pipe: {t_pipe:7.3f} s  {'':>10}          "
-          f"{n / t_pipe:10.0f} XADD/s")
-    print(f"ratio (pipe time / ingest time, same XADDs): {t_pipe / t_ingest:.2f}")
-    print("all runs (s): ingest " + " ".join(f"{w:.3f}" for w, _ in ingest_runs) +
-          " | pipe " + " ".join(f"{w:.3f}" for w, _ in pipe_runs))
+    for persistence, (ingest_runs, pipe_runs) in results.items():
+        t_ingest = statistics.median(w for w, _ in ingest_runs)
+        t_pipe = statistics.median(w for w, _ in pipe_runs)
+        rss = max(r for _, r in ingest_runs)
+        print(f"persistence {PERSISTENCE[persistence][0]}:")
+        print(f"  pixflow-ingest : {t_ingest:7.3f} s  {args.lines / t_ingest:10.0f} lines/s  "
+              f"{n / t_ingest:10.0f} XADD/s  peak RSS {rss / 1024:.1f} MiB")
+        print(f"  redis-cli --pipe: {t_pipe:7.3f} s  {'':>10}          "
+              f"{n / t_pipe:10.0f} XADD/s")
+        print(f"  ratio (pipe time / ingest time, same XADDs): {t_pipe / t_ingest:.2f}")
+        print("  all runs (s): ingest " + " ".join(f"{w:.3f}" for w, _ in ingest_runs) +
+              " | pipe " + " ".join(f"{w:.3f}" for w, _ in pipe_runs))
+
+
+# What redis-server is started with for each --persistence setting.
+PERSISTENCE = {
+    "off": ("off (no AOF, no snapshots)", ["--appendonly", "no"]),
+    "always": ("AOF, appendfsync always", ["--appendonly", "yes", "--appendfsync", "always"]),
+}
+
+
+def bench(persistence, args, ingest, catalog, uniques, tmp):
+    """Runs both programs against a fresh redis-server with this persistence; returns the
+    (wall, rss) lists of ingest and of redis-cli --pipe."""
+    data = tmp / f"redis-{persistence}"
+    data.mkdir()
+    port = free_port()
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--dir", str(data), *PERSISTENCE[persistence][1]],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cli = ["redis-cli", "-p", str(port)]
+    try:
+        for _ in range(100):
+            if subprocess.run(cli + ["PING"], capture_output=True).stdout.strip() == b"PONG":
+                break
+            time.sleep(0.1)
+        env = dict(os.environ, PIXFLOW_REDIS_URL=f"redis://127.0.0.1:{port}/0",
+                   PIXFLOW_PREFIX="pixflow:", PIXFLOW_LOG_LEVEL="warn")
+
+        def run_ingest():
+            subprocess.run(cli + ["FLUSHALL"], check=True, capture_output=True)
+            m = run_measured([str(ingest), "--batch", str(args.batch), str(catalog)], tmp,
+                             env=env)
+            xlen = int(subprocess.run(cli + ["XLEN", "pixflow:urls"], check=True,
+                                      capture_output=True).stdout)
+            if xlen != len(uniques):
+                sys.exit(f"ingest queued {xlen} entries, expected {len(uniques)}")
+            return m
+
+        def run_pipe():
+            subprocess.run(cli + ["FLUSHALL"], check=True, capture_output=True)
+            with open(tmp / "xadd.resp", "rb") as f:
+                return run_measured(cli + ["--pipe"], tmp, stdin=f)
+
+        # One unmeasured round first: a fresh redis-server pays its page faults once, and
+        # not on whichever program happens to go first.
+        run_ingest()
+        run_pipe()
+        ingest_runs, pipe_runs = [], []
+        for i in range(args.runs):
+            if i % 2:
+                pipe_runs.append(run_pipe())
+                ingest_runs.append(run_ingest())
+            else:
+                ingest_runs.append(run_ingest())
+                pipe_runs.append(run_pipe())
+        return ingest_runs, pipe_runs
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import pty
 import re
 import select
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -129,6 +130,32 @@ def test_stats_match_the_run(env, keys, mongo_db, tmp_path):
     assert snaps[1]["rates"]["stored"] == 0 and snaps[1]["counters"]["stored"] == 3
 
 
+def test_stats_columns_fit_long_names(env, keys):
+    """Counter, reason and consumer names of any length: every number of the counters, stream
+    and dead-letter rows ends in one column, and so does each column of the workers table."""
+    long_reason = "failed:a_reason_longer_than_any_fixed_width_column"
+    keys.r.hset(keys.prefix + "stats", mapping={
+        "ingest_invalid": 3, "ingest_invalid:bad_scheme": 2, "ingest_invalid:bad_host": 1,
+        "failed": 5, "failed:http_404": 4, long_reason: 1, "bytes_in": 123456789})
+    keys.xadd(f"{PICSUM}/200/300")
+    keys.r.xgroup_create(keys.stream, "pixflow", id="0")
+    consumer = "a-consumer-on-" + "a-long-host-name." * 2 + "example-4242"
+    keys.r.xreadgroup("pixflow", consumer, {keys.stream: ">"}, count=1)
+    text = pixflow("stats", env=env, expect=0).out
+    table = text.split("\nworkers")[0]
+    ends = {}
+    for line in table.splitlines():
+        m = re.match(r"^( *\S.*?)  +(\d+(?:\.\d+ \w?i?B| B)?|unknown)(?:   .*)?$", line)
+        if m and not line.startswith("pixflow stats"):
+            ends[m.group(1).strip()] = m.end(2)
+    for name in ("ingest_invalid:bad_scheme", "ingest_invalid:bad_host", "received", long_reason,
+                 "failed:http_404", "bytes_in", "length", "pending (read, not acked)"):
+        assert name in ends, (name, table)
+    assert len(set(ends.values())) == 1, (ends, table)
+    # The consumer without a heartbeat: its name in full, its note after it.
+    assert re.search(rf"^  {re.escape(consumer)}  +no heartbeat, 1 pending", text, re.M), text
+
+
 def test_stats_live_workers_and_pending(env, keys, tmp_path):
     """A worker busy with slow downloads: its heartbeat, its pending entries and their age."""
     urls = [f"{PICSUM}/{w}/{h}?fault=slow&delay_ms=8000&u={token()}" for w, h in sizes(3)]
@@ -209,8 +236,10 @@ def test_verify_finds_exactly_the_corrupt_documents(env, keys, mongo_db, tmp_pat
     urls = store_valid(env, tmp_path, 6)
     docs = documents(mongo_db)
     assert set(docs) == set(urls)
+    # Written seconds ago, but every entry is acked: the writes are finished, all is judged.
     p = pixflow("verify", env=env, expect=0)
-    assert "checked 6 documents: 6 ok, 0 corrupt" in p.out, p.out
+    assert "checked 6 images (6 ok, 0 corrupt) and 6 sources; 0 layout problems" in p.out, p.out
+    assert "not judged" not in p.out, p.out
 
     images = mongo_db["images"]
     d = [docs[u] for u in sorted(urls)]
@@ -235,24 +264,24 @@ def test_verify_finds_exactly_the_corrupt_documents(env, keys, mongo_db, tmp_pat
         d[1]["_id"]: {"sha256_mismatch", "bytes_mismatch", "png_invalid"},
         d[2]["_id"]: {"size_mismatch"},
         d[3]["_id"]: {"bad_base64"},
-        "0" * 64: {"id_mismatch"},
+        "0" * 64: {"id_mismatch", "no_source"},  # its entry is acked: its layout is judged too
     }, problems
-    # Everything is younger than the lease of a write in progress: the layout is not judged.
-    assert summary.pop("sources_too_recent") == mongo_db["sources"].count_documents({})
     # The stack keeps originals: each one's object is looked for, and all are there.
     assert [summary.pop(k) for k in ("originals_checked", "originals_missing",
                                      "originals_damaged")] == [6, 0, 0], summary
-    assert summary == {"checked": 7, "ok": 2, "corrupt": 5, "sources_checked": 0, "layout": 0,
+    assert summary == {"checked": 7, "ok": 2, "corrupt": 5, "sources_checked": 6, "layout": 0,
                        "kinds": {"id_mismatch": 1, "bad_base64": 1, "sha256_mismatch": 2,
-                                 "bytes_mismatch": 1, "png_invalid": 2, "size_mismatch": 1}}
+                                 "bytes_mismatch": 1, "png_invalid": 2, "size_mismatch": 1,
+                                 "no_source": 1},
+                       "not_judged": {"images": 0, "sources": 0}}
 
     text = pixflow("verify", env=env, expect=1).out
-    assert "checked 7 documents: 2 ok, 5 corrupt" in text
+    assert "checked 7 images (2 ok, 5 corrupt) and 6 sources" in text
     assert re.search(rf"^{d[2]['_id']} size_mismatch: recorded {d[2]['width'] + 1}x", text, re.M)
     # --since a future date checks nothing; the last hour checks everything.
-    assert "checked 0 documents" in pixflow("verify", "--since", "2999-01-01", env=env,
-                                             expect=0).out
-    assert "checked 7 documents" in pixflow("verify", "--since", "1h", env=env, expect=1).out
+    assert "checked 0 images" in pixflow("verify", "--since", "2999-01-01", env=env,
+                                          expect=0).out
+    assert "checked 7 images" in pixflow("verify", "--since", "1h", env=env, expect=1).out
 
     # --fix: moved whole to images_corrupt, URLs back in the stream, nothing deleted.
     def requeued_entries():
@@ -279,13 +308,13 @@ def test_verify_finds_exactly_the_corrupt_documents(env, keys, mongo_db, tmp_pat
 
     # Nothing left to fix: a second --fix changes nothing.
     p = pixflow("verify", "--fix", env=env, expect=0)
-    assert "checked 2 documents: 2 ok, 0 corrupt" in p.out
+    assert "checked 2 images (2 ok, 0 corrupt)" in p.out
     assert len(requeued_entries()) == 5
 
     # The workers store the re-queued URLs again; everything is sound.
     consume(env)
     assert set(documents(mongo_db)) == set(urls) | {fake["source"]}
-    assert "checked 7 documents: 7 ok, 0 corrupt" in pixflow("verify", env=env, expect=0).out
+    assert "checked 7 images (7 ok, 0 corrupt)" in pixflow("verify", env=env, expect=0).out
 
 
 def age(db, coll, seconds=600):
@@ -304,24 +333,40 @@ def test_verify_checks_the_sources(env, keys, mongo_db, tmp_path):
     age(mongo_db, "images")
     age(mongo_db, "sources")
     p = pixflow("verify", env=env, expect=0)
-    assert "checked 4 documents: 4 ok, 0 corrupt; 5 sources; 0 layout problems" in p.out, p.out
+    assert "checked 4 images (4 ok, 0 corrupt) and 5 sources; 0 layout problems" in p.out, p.out
 
     dangling = f"{PICSUM}/9/9?gone={token()}"
     old = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)
     mongo_db["sources"].insert_one({"_id": dangling, "image": "d" * 64, "role": "source",
                                     "stream_id": "1-2", "inserted_at": old})
-    young = f"{PICSUM}/9/8?young={token()}"
-    mongo_db["sources"].insert_one({"_id": young, "image": "c" * 64, "role": "source",
-                                    "stream_id": "1-3",
-                                    "inserted_at": datetime.datetime.now(datetime.timezone.utc)})
+    # Three recent writes naming a missing image. One by an entry a worker holds (pending: a
+    # write in progress, left alone), one by an entry already acked (finished: judged, however
+    # recent), one recording no entry (nothing to ask: left alone until it is two minutes old).
+    now = datetime.datetime.now(datetime.timezone.utc)
+    young, done, unknown = (f"{PICSUM}/9/8?{what}={token()}" for what in ("young", "done", "no"))
+    for url in (young, done):
+        keys.xadd(url)
+        ((_, [(entry, _)]),) = keys.r.xreadgroup("pixflow", "t", {keys.stream: ">"}, count=1)
+        if url == done:
+            keys.r.xack(keys.stream, "pixflow", entry)
+        mongo_db["sources"].insert_one({"_id": url, "image": "c" * 64, "role": "source",
+                                        "stream_id": entry.decode(), "inserted_at": now})
+    mongo_db["sources"].insert_one({"_id": unknown, "image": "c" * 64, "role": "source",
+                                    "inserted_at": now})
     mongo_db["sources"].update_one({"_id": b["source"]}, {"$set": {"role": "alias"}})
     mongo_db["sources"].delete_one({"_id": c["source"]})
     p = pixflow("verify", "--json", env=env, expect=1)
     *problems, summary = json_lines(p.out)
     assert {(x["id"], x["kind"]) for x in problems} == {
-        (dangling, "dangling_source"), (b["source"], "role_mismatch"),
+        (dangling, "dangling_source"), (done, "dangling_source"), (b["source"], "role_mismatch"),
         (c["_id"], "no_source")}, problems
-    assert summary["corrupt"] == 0 and summary["layout"] == 3 and summary["ok"] == 3
+    assert summary["corrupt"] == 0 and summary["layout"] == 4 and summary["ok"] == 3
+    assert summary["not_judged"] == {"images": 0, "sources": 2, "pending": 1, "no_stream_id": 1}
+    text = pixflow("verify", env=env, expect=1).out
+    assert "not judged yet: the links of 1 source, written by stream entries still pending in " \
+           "group pixflow" in text, text
+    assert "not judged yet: the links of 1 source, written in the last 120 s with no stream " \
+           "entry recorded" in text, text
 
     # --fix: the role is set, the dangling URL is freed and re-queued; the image without a
     # source is only reported, and no image moves.
@@ -330,12 +375,25 @@ def test_verify_checks_the_sources(env, keys, mongo_db, tmp_path):
     assert mongo_db["sources"].find_one({"_id": b["source"]})["role"] == "source"
     assert mongo_db["sources"].find_one({"_id": dangling}) is None
     assert mongo_db["sources"].find_one({"_id": young}) is not None
+    assert mongo_db["sources"].find_one({"_id": unknown}) is not None
+    assert mongo_db["sources"].find_one({"_id": done}) is None
     assert not keys.r.sismember(env["PIXFLOW_PREFIX"] + "seen", dangling)
     assert dangling in {e[1][b"url"].decode() for e in keys.r.xrange(keys.stream)}
     assert mongo_db["images"].count_documents({}) == 4
     kinds = {(x["id"], x["kind"]) for x in json_lines(
         pixflow("verify", "--json", env=env, expect=1).out)[:-1]}
     assert kinds == {(c["_id"], "no_source")}
+
+    # Redis gone: whether the recent entry is still pending cannot be known, and the summary
+    # says so; it waits, like the one without an entry.
+    with socket.socket() as closed:  # bound, never listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        url = f"redis://127.0.0.1:{closed.getsockname()[1]}/0"
+        p = pixflow("verify", env=dict(env, PIXFLOW_REDIS_URL=url), expect=1)
+    assert "not judged yet: the links of 1 source, written in the last 120 s: Redis could not " \
+           "say whether their stream entries are acked (" in p.out, p.out
+    assert "not judged yet: the links of 1 source, written in the last 120 s with no stream " \
+           "entry recorded" in p.out, p.out
 
 
 def to_gridfs(db, doc):
@@ -354,7 +412,7 @@ def test_gridfs_documents(env, mongo_db, tmp_path):
     a, b = (documents(mongo_db)[u] for u in sorted(urls))
     fid_a, data_a = to_gridfs(mongo_db, a)
     fid_b, _ = to_gridfs(mongo_db, b)
-    assert "checked 2 documents: 2 ok" in pixflow("verify", env=env, expect=0).out
+    assert "checked 2 images (2 ok" in pixflow("verify", env=env, expect=0).out
     out = tmp_path / "a.png"
     pixflow("get", a["_id"], "-o", out, env=env, expect=0)
     assert out.read_bytes() == data_a
@@ -677,4 +735,4 @@ def test_migrate_from_the_previous_layout(env, mongo_db, tmp_path):
     age(mongo_db, "images")
     age(mongo_db, "sources")
     p = pixflow("verify", env=env, expect=0)
-    assert "checked 3 documents: 3 ok, 0 corrupt; 7 sources; 0 layout problems" in p.out, p.out
+    assert "checked 3 images (3 ok, 0 corrupt) and 7 sources; 0 layout problems" in p.out, p.out

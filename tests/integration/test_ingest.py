@@ -271,7 +271,12 @@ def test_redis_down_exits_1_and_says_how_far(env, tmp_path):
     assert json.loads(r.stdout)["status"] == "failed"
 
 
-def test_failure_mid_way_then_resume_loses_nothing(env, tmp_path, own_redis):
+# Without the AOF each XADD goes alone; with it a batch's XADDs go in one MULTI/EXEC.
+AOF = [(), ("--appendonly", "yes", "--appendfsync", "always")]
+
+
+@pytest.mark.parametrize("own_redis", AOF, indirect=True, ids=["plain", "multi"])
+def test_failure_mid_way_then_resume_loses_nothing(env, tmp_path, own_redis, request):
     port, client = own_redis
     urls = [f"https://picsum.photos/{1 + i % 5000}/{1 + i // 5000}?pad={'x' * 200}"
             for i in range(20000)]
@@ -286,6 +291,7 @@ def test_failure_mid_way_then_resume_loses_nothing(env, tmp_path, own_redis):
     assert r.returncode == 1
     err = r.stderr.decode()
     assert "OOM" in err
+    assert f"multi={int(request.node.callspec.id == 'multi')}" in err, err
     resume = err.split("--resume '")[1].split("'")[0]
     source, line = resume.rsplit(":", 1)
     line = int(line)
@@ -325,7 +331,8 @@ def test_without_smismember_falls_back_to_sismember(env, tmp_path, own_redis):
     assert stream == set(UNIQUE) - {UNIQUE[0], UNIQUE[3]}
 
 
-def test_connection_drops_are_retried_and_counted_once(env, tmp_path, own_redis):
+@pytest.mark.parametrize("own_redis", AOF, indirect=True, ids=["plain", "multi"])
+def test_connection_drops_are_retried_and_counted_once(env, tmp_path, own_redis, request):
     port, client = own_redis
     urls = [f"https://picsum.photos/{1 + i % 5000}/{1 + i // 5000}" for i in range(100000)]
     catalog = tmp_path / "c.txt"
@@ -343,6 +350,7 @@ def test_connection_drops_are_retried_and_counted_once(env, tmp_path, own_redis)
         bg.stop()
     assert code == 0, err
     assert kills > 0 and "event=redis_retry" in err
+    assert f"multi={int(request.node.callspec.id == 'multi')}" in err, err
     stream = [f[b"url"].decode() for _, f in client.xrange(prefix + "urls")]
     assert set(stream) == set(urls)  # nothing lost; a resent XADD may appear twice
     st = {k.decode(): int(v) for k, v in client.hgetall(prefix + "stats").items()}

@@ -116,7 +116,7 @@ def test_originals_kept_in_s3(env, keys, mongo_db, fleet, tmp_path):
     assert hashlib.sha256(out.read_bytes()).hexdigest() == sha
     checked = run("pixflow", "verify", "--raw", env=env)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert f"{len(originals)} originals re-hashed: 0 missing, 0 damaged" in checked.stdout.decode()
+    assert f"originals: {len(originals)} re-hashed, 0 missing, 0 damaged" in checked.stdout.decode()
 
 
 def test_kill_between_put_and_store_loses_and_doubles_nothing(tmp_path, fleet):

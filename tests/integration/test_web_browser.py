@@ -222,3 +222,40 @@ def test_a_browser_without_the_token_is_refused(browser, pipeline, tmp_path):
         assert browser.execute_script("return document.cookie") == ""
     finally:
         c.close()
+
+
+def test_overview_tables_keep_long_names_in_line(browser, console, pipeline):
+    """A counter name longer than a phone's column: it wraps only between its parts, never
+    inside one, and every number stays on one line in its column."""
+    name = "failed:a_reason_name_much_longer_than_a_phone_column_allows"
+    stats = pipeline.env["PIXFLOW_PREFIX"] + "stats"
+    pipeline.redis.hset(stats, name, 1)
+    try:
+        for width in (1280, 390):
+            browser.set_window_size(width, 900)
+            browser.get(console.url + "/")
+            wait(browser, lambda d: d.find_elements(
+                By.CSS_SELECTOR, f'#counters td.counter-value[data-counter="{name}"]'))
+            # Per row: the client rectangles of each text node of the name (one: not cut inside
+            # a part), of the number (one: on one line), and the number cell's right edge.
+            rows = browser.execute_script("""
+                const lines = (node) => { const r = document.createRange(); r.selectNodeContents(node);
+                                          return r.getClientRects().length; };
+                return [...document.querySelectorAll('#counters tbody tr')].map((tr) => {
+                  const parts = [...tr.cells[0].childNodes].filter((n) => n.nodeType === 3);
+                  return [tr.cells[0].textContent, parts.map(lines), lines(tr.cells[1].firstChild),
+                          Math.round(tr.cells[1].getBoundingClientRect().right)];
+                });""")
+            assert name in [r[0] for r in rows], rows
+            for text, parts, number, _ in rows:
+                assert set(parts) == {1} and number == 1, (width, text, parts, number)
+            assert len({r[3] for r in rows}) == 1, (width, rows)
+            if width == 390:
+                wrapped = [r for r in rows if r[0] == name][0]
+                assert len(wrapped[1]) > 1  # made of parts that could wrap
+                assert browser.execute_script(
+                    "return document.documentElement.scrollWidth <= window.innerWidth + 1")
+                browser.save_screenshot(str(SHOTS / "web-overview-long-names-phone.png"))
+    finally:
+        pipeline.redis.hdel(stats, name)
+        browser.set_window_size(1280, 1000)

@@ -62,6 +62,17 @@ function fmtTime(ms) {
   return ms ? new Date(ms).toISOString().replace("T", " ").replace("Z", " UTC") : "–";
 }
 
+// A name from Redis (a counter, reason, worker or transform) as text that wraps after its ':',
+// '_', '-' or '.' on a narrow screen, never inside a word; the numbers beside it stay on one line
+// (style.css), so a long name costs height, not alignment.
+function breakable(name) {
+  return String(name).split(/(?<=[:_.-])/).flatMap((p, i) => (i ? [el("wbr"), p] : [p]));
+}
+
+function nameCell(name) {
+  return el("td", { class: "mono name" }, breakable(name));
+}
+
 function table(id, headers, rows) {
   return el("div", { class: "scroll" },
     el("table", { id },
@@ -140,7 +151,7 @@ function renderOverview(data) {
   });
   const counters = table("counters", ["counter", { label: "total", num: 1 }, { label: "rate", num: 1 }],
     names.map((n) => el("tr", {},
-      el("td", { class: "mono", text: n }),
+      nameCell(n),
       el("td", { class: "num counter-value", "data-counter": n, text: c[n] }),
       el("td", { class: "num", text: fmtRate(r[n]) }))));
 
@@ -148,7 +159,7 @@ function renderOverview(data) {
     ["worker", { label: "in flight", num: 1 }, { label: "processed", num: 1 },
       { label: "pending", num: 1 }, "last seen", "version"],
     s.workers.map((w) => el("tr", {},
-      el("td", { class: "mono", text: w.name }),
+      nameCell(w.name),
       el("td", { class: "num", text: fmtInt(w.in_flight) }),
       el("td", { class: "num", text: fmtInt(w.processed) }),
       el("td", { class: "num", text: fmtInt(w.pending) }),
@@ -159,13 +170,14 @@ function renderOverview(data) {
   const reasons = Object.entries(s.dead.by_reason || {});
   const dead = reasons.length ? table("reasons", ["reason", { label: "ever", num: 1 }],
     reasons.map(([k, v]) => el("tr", {},
-      el("td", {}, el("a", { href: "#dead?reason=" + encodeURIComponent(k.replace(/^(failed|invalid):/, "")), text: k })),
+      el("td", { class: "name" }, el("a", { href: "#dead?reason=" + encodeURIComponent(k.replace(/^(failed|invalid):/, "")) },
+        breakable(k))),
       el("td", { class: "num", text: fmtInt(v) }))))
     : el("p", { class: "muted", text: "No failure so far." });
 
   const transforms = Object.keys(c).filter((n) => /^transform:.*:ok$/.test(n)).map((n) => {
     const base = n.slice(0, -3), ok = c[n], bad = c[base + ":failed"] || 0, us = c[base + ":usec"] || 0;
-    return el("tr", {}, el("td", { class: "mono", text: base.slice(10) }),
+    return el("tr", {}, nameCell(base.slice(10)),
       el("td", { class: "num", text: fmtInt(ok) }), el("td", { class: "num", text: fmtInt(bad) }),
       el("td", { class: "num", text: ok + bad ? (us / 1000 / (ok + bad)).toFixed(2) + " ms" : "–" }));
   });
