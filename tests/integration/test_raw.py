@@ -6,6 +6,7 @@ start with one line; a full disk (file backend) holds entries pending, never ack
 original."""
 import hashlib
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -107,7 +108,11 @@ def test_originals_kept_in_s3(env, keys, mongo_db, fleet, tmp_path):
     assert stats["raw_usec"] > 0
     assert_reconciled(keys, mongo_db)
 
-    # The operator's side: an original written back, and verify re-hashing the raw zone.
+    # The operator's side: the raw store's counters, an original written back, and verify
+    # re-hashing the raw zone.
+    shown = run("pixflow", "stats", env=env).stdout.decode()
+    assert "raw store (originals)" in shown and "time per original" in shown, shown
+    assert re.search(rf"^  raw_put +{len(originals)}\b", shown, re.M), shown
     url = urls[0]
     sha = mongo_db["sources"].find_one({"_id": url})["origin"]
     out = tmp_path / "original.jpg"
