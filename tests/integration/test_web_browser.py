@@ -149,9 +149,15 @@ def test_dead_letters_show_catalog_text_as_text(browser, console):
 def test_replay_from_the_page_requeues_and_stores(browser, console, pipeline, tmp_path):
     letter = [l for l in pipeline.keys.dead() if l["url"] == REPLAYABLE][0]
     browser.get(console.url + "/#dead?reason=http_404")
-    row = wait(browser, ec.presence_of_element_located(
-        (By.CSS_SELECTOR, f"#letters tr[data-id='{letter['_id']}']")))
-    row.find_element(By.CSS_SELECTOR, "button.replay").click()
+    button = f"#letters tr[data-id='{letter['_id']}'] button.replay"
+
+    def click(d):  # found again at each try: the list redraws itself (the old row goes stale)
+        try:
+            d.find_element(By.CSS_SELECTOR, button).click()
+            return True
+        except Exception:
+            return False
+    wait(browser, click)
     confirm = wait(browser, ec.alert_is_present())
     assert letter["_id"] in confirm.text
     confirm.accept()
