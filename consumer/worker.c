@@ -22,6 +22,7 @@
 #include "counters.h"
 #include "link.h"
 #include "transforms.h"
+#include "hosts.h"
 #include "http.h"
 #include "images.h"
 #include "log.h"
@@ -94,6 +95,7 @@ struct worker {
     struct event_base *base;
     struct stream *st;
     struct fetch_engine *fe;
+    struct hosts *hosts; /* politeness: the fetch engine's gate */
     struct pool *pool;
     struct store *store;
     struct transforms *xf; /* the current chain generation (SIGHUP loads a new one) */
@@ -575,6 +577,17 @@ static void on_fetched(struct fetch_result *res, void *arg)
     e->fetch = NULL;
     entry_count(e, C_BYTES_IN, (long long)res->len);
     metrics_observe(&w->metrics, STAGE_DOWNLOAD, res->total_ms / 1000.0);
+    if (res->host_waits) {
+        /* Waiting for a host is not the entry's time: its deadline moves on by as much. */
+        entry_count(e, C_HOST_WAITS, res->host_waits);
+        long waited = (long)res->host_wait_ms;
+        e->born.tv_sec += waited / 1000;
+        e->born.tv_nsec += (waited % 1000) * 1000000L;
+        if (e->born.tv_nsec >= 1000000000L) {
+            e->born.tv_sec++;
+            e->born.tv_nsec -= 1000000000L;
+        }
+    }
     if (res->cls == FETCH_OK) {
         e->res = res;
         entry_work(e);
@@ -590,6 +603,16 @@ static void on_fetched(struct fetch_result *res, void *arg)
         entry_retry(e, reason, err, retry_after, work_again);
     else
         entry_done(e, C_FAILED, reason, err);
+}
+
+/* Entries waiting for their host hold no download: they leave their slot to entries of other
+ * hosts, up to HOST_WAIT_HELD times --max-inflight held in all. */
+#define HOST_WAIT_HELD 4
+static int worker_slots(const struct worker *w)
+{
+    long busy = w->held - (w->hosts ? hosts_waiting(w->hosts) : 0);
+    long slots = w->o->max_inflight - busy, room = w->o->max_inflight * HOST_WAIT_HELD - w->held;
+    return (int)(slots < room ? slots : room);
 }
 
 static void entry_fetch(struct entry *e)
@@ -866,7 +889,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     if (w->ndone >= 256 || ms_since(&w->last_flush) >= w->o->flush_ms)
         worker_flush(w);
     if (!w->stopping) {
-        stream_read(w->st, (int)(w->o->max_inflight - w->held));
+        stream_read(w->st, worker_slots(w));
         return;
     }
     long stopping_ms = ms_since(&w->stop_began);
@@ -1114,7 +1137,8 @@ static void worker_free(struct worker *w)
     }
     while (w->zombies.next != &w->zombies) /* every callback has run by now */
         entry_reap(w->zombies.next);
-    fetch_engine_free(w->fe);
+    fetch_engine_free(w->fe); /* first: it drops the tickets of its fetches */
+    hosts_free(w->hosts);
     transforms_unref(w->xf);
     store_free(w->store);
     metrics_free(&w->metrics);
@@ -1160,6 +1184,13 @@ int worker_run(const struct settings *s, const struct worker_options *o)
     w->fe = fetch_engine_new(w->base, s, &o->fetch, err, sizeof(err));
     if (w->fe == NULL)
         goto fail;
+    w->hosts = hosts_new(w->base, s, o->fetch.total_timeout_ms, o->redis_timeout_ms, err,
+                         sizeof(err));
+    if (w->hosts == NULL)
+        goto fail;
+    struct fetch_gate gate;
+    hosts_gate(w->hosts, &gate);
+    fetch_engine_gate(w->fe, &gate);
     /* Pool threads wait for their picture's memory here rather than overdraw it. */
     process_budget_init((size_t)o->process.decode_memory);
     w->pool = pool_new(w->base, (int)o->threads, err, sizeof(err));

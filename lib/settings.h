@@ -3,6 +3,7 @@
 #define PIXFLOW_SETTINGS_H
 
 #include "config.h"
+#include "hostlimits.h"
 #include "log.h"
 #include "url.h"
 
@@ -53,6 +54,7 @@ struct settings {
     int connect_to_count;
     struct connect_to connect_to[SET_CONNECT_TO_MAX];
     const char *ca_file;
+    struct host_limits host_limits; /* PIXFLOW_HOST_LIMITS (with SET_FETCH) */
     const char *http_token; /* bearer token for /images and /metrics; empty: not required */
     long http_max_conns;
     long http_header_ms;
@@ -73,7 +75,7 @@ enum {
     SET_HTTP = 1 << 7,     /* --http-token, --http-max-connections, --http-header-timeout */
 };
 
-#define SET_OPTIONS_MAX 16
+#define SET_OPTIONS_MAX 24
 
 /* Fill `out` (room for SET_OPTIONS_MAX entries) with the shared options selected by `which`,
  * bound to `s`; returns how many. Programs append their own after them. */
