@@ -897,8 +897,9 @@ static void fetch_requeue(struct fetch *f)
     fetch_budget_wake(e);
 }
 
-/* The gate is told how the hop ended. 1 when the host said to wait (429, 503): the hop waits
- * for the gate and goes again, the fetch neither failed nor done. */
+/* The gate is told how the hop ended. 1 when the host said to wait (429): the hop waits for the
+ * gate and goes again, the fetch neither failed nor done. A 503 pauses the host too (the gate's
+ * business) but fails the fetch as the 5xx it is: a URL its origin cannot serve still ends. */
 static int fetch_gate_done(struct fetch *f, CURLcode rc, long code)
 {
     enum fetch_hop_end end = FETCH_HOP_FAILED;
@@ -914,8 +915,7 @@ static int fetch_gate_done(struct fetch *f, CURLcode rc, long code)
     f->ticket = NULL;
     f->e->gate.done(ticket, end, code, f->res->retry_after_ms, fetch_now_ms() - f->hop_ms);
     long left = f->res->redirects ? fetch_remaining_ms(f) : f->e->lim.total_timeout_ms;
-    if (end != FETCH_HOP_ANSWERED || f->abort_reason[0] || (code != 429 && code != 503) ||
-        left == 0)
+    if (end != FETCH_HOP_ANSWERED || f->abort_reason[0] || code != 429 || left == 0)
         return 0;
     curl_multi_remove_handle(f->e->multi, f->easy);
     f->in_multi = 0;

@@ -75,8 +75,8 @@ struct fetch_result {
 };
 
 /* Politeness (hosts.h): the gate is asked before each hop is sent (each redirect hop is a request
- * to its own host) and told how the hop ended. A hop its host answered with 429 or 503 waits for
- * the gate again and is sent again, without failing the fetch: waiting for a host is no attempt. */
+ * to its own host) and told how the hop ended. A hop its host answered with 429 waits for the
+ * gate again and is sent again, without failing the fetch: waiting for a host is no attempt. */
 enum fetch_hop_end {
     FETCH_HOP_ANSWERED, /* a response came, with its status */
     FETCH_HOP_FAILED,   /* connect, DNS, TLS or network error */

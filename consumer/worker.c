@@ -605,16 +605,6 @@ static void on_fetched(struct fetch_result *res, void *arg)
         entry_done(e, C_FAILED, reason, err);
 }
 
-/* Entries waiting for their host hold no download: they leave their slot to entries of other
- * hosts, up to HOST_WAIT_HELD times --max-inflight held in all. */
-#define HOST_WAIT_HELD 4
-static int worker_slots(const struct worker *w)
-{
-    long busy = w->held - (w->hosts ? hosts_waiting(w->hosts) : 0);
-    long slots = w->o->max_inflight - busy, room = w->o->max_inflight * HOST_WAIT_HELD - w->held;
-    return (int)(slots < room ? slots : room);
-}
-
 static void entry_fetch(struct entry *e)
 {
     e->attempts++;
@@ -889,7 +879,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     if (w->ndone >= 256 || ms_since(&w->last_flush) >= w->o->flush_ms)
         worker_flush(w);
     if (!w->stopping) {
-        stream_read(w->st, worker_slots(w));
+        stream_read(w->st, (int)(w->o->max_inflight - w->held));
         return;
     }
     long stopping_ms = ms_since(&w->stop_began);

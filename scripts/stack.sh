@@ -89,6 +89,7 @@ export PIXFLOW_REDIS_URL='redis://127.0.0.1:$rport/0'
 export PIXFLOW_MONGO_URI='mongodb://127.0.0.1:$mport/pixflow'
 export PIXFLOW_CONNECT_TO='picsum.photos:443:127.0.0.1:$https,fastly.picsum.photos:443:127.0.0.1:$https,picsum.photos:80:127.0.0.1:$http,fastly.picsum.photos:80:127.0.0.1:$http'
 export PIXFLOW_CA_FILE='$ca'
+export PIXFLOW_HOST_LIMITS='*:rate=5000,burst=1000,inflight=1000'
 export PIXFLOW_PICSUM_HTTP='127.0.0.1:$http'
 export PIXFLOW_PICSUM_HTTPS='127.0.0.1:$https'
 ENV
