@@ -438,7 +438,7 @@ static void test_stats_json(void **state)
     assert_non_null(strstr(json, "\"faults\": {\"503\": 1}"));
     assert_non_null(strstr(json, "\"rates\": {\"503\": 0.5}"));
     assert_non_null(strstr(json, "\"hits\": 3"));
-    assert_non_null(strstr(json, "\"trickling\": 9}"));
+    assert_non_null(strstr(json, "\"trickling\": 9, \"hosts\": {}}"));
     free(json);
     evbuffer_free(out);
     stats_free(st);
