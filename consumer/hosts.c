@@ -33,6 +33,7 @@
 #include "log.h"
 #include "names.h"
 
+#include <event2/buffer.h>
 #include <math.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -865,6 +866,48 @@ void hosts_calls(const struct hosts *hs, long long *calls, long long *requests)
 {
     *calls = hs->calls;
     *requests = hs->requests;
+}
+
+/* Host names come from checked URLs ([a-z0-9.-]): labels need no escaping. */
+void hosts_metrics(const struct hosts *hs, struct evbuffer *out)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } families[] = {
+        {"pixflow_host_requests_total", "counter", "Requests this worker sent the host."},
+        {"pixflow_host_waits_total", "counter",
+         "Requests that waited for the host's rate, slots, pause or circuit."},
+        {"pixflow_host_waiting", "gauge", "Requests waiting for the host now."},
+        {"pixflow_host_in_flight", "gauge", "This worker's requests to the host in flight."},
+        {"pixflow_host_concurrency", "gauge",
+         "Requests at once the fleet may send the host now (adaptive, at most its inflight)."},
+        {"pixflow_host_rate", "gauge", "Requests a second the fleet may send the host."},
+        {"pixflow_host_pause_seconds", "gauge", "Left of the host's pause (429/503)."},
+        {"pixflow_host_circuit", "gauge", "The host's circuit: 0 closed, 1 open, 2 half-open."},
+    };
+    for (size_t f = 0; f < sizeof(families) / sizeof(*families); f++) {
+        evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", families[f].name, families[f].help,
+                            families[f].name, families[f].type);
+        double now = hosts_now_ms();
+        for (const struct host *h = hs->list; h; h = h->next) {
+            double v[] = {(double)h->requests,
+                          (double)h->waits,
+                          h->nwaiting + (h->reserved != NULL),
+                          h->mine,
+                          h->limit,
+                          h->lim->rate,
+                          h->pause_until > now ? (h->pause_until - now) / 1000 : 0,
+                          h->circuit};
+            evbuffer_add_printf(out, "%s{host=\"%s\"} %.17g\n", families[f].name, h->name, v[f]);
+        }
+    }
+    evbuffer_add_printf(out,
+                        "# HELP pixflow_host_alone 1 while Redis is unreachable: each host gets "
+                        "this worker's share of its limits.\n# TYPE pixflow_host_alone gauge\n"
+                        "pixflow_host_alone %d\n"
+                        "# HELP pixflow_host_calls_total Politeness script calls sent to Redis.\n"
+                        "# TYPE pixflow_host_calls_total counter\npixflow_host_calls_total %lld\n",
+                        !link_up(hs->link), hs->calls);
 }
 
 struct hosts *hosts_new(struct event_base *base, const struct settings *s, long fetch_timeout_ms,

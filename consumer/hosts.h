@@ -12,6 +12,7 @@
 #ifndef PIXFLOW_HOSTS_H
 #define PIXFLOW_HOSTS_H
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "fetch.h"
@@ -80,5 +81,8 @@ void hosts_each(const struct hosts *hs, void (*fn)(void *arg, const struct host_
 
 /* Script calls sent and requests let through since the start (coordination cost). */
 void hosts_calls(const struct hosts *hs, long long *calls, long long *requests);
+
+/* Each host's figures in the Prometheus text format, for /metrics. */
+void hosts_metrics(const struct hosts *hs, struct evbuffer *out);
 
 #endif

@@ -1093,6 +1093,7 @@ static void worker_metrics(void *arg, struct evbuffer *out)
         .group_pending = w->group_pending,
     };
     metrics_render(&w->metrics, &g, out);
+    hosts_metrics(w->hosts, out);
 }
 
 static void worker_images(void *arg, struct evhttp_request *req)

@@ -8,16 +8,17 @@ own share of the limit.
 
 Each test runs its own pixflow-picsum (global fault rates would reach every other test on a
 shared one) and the stack's Redis and MongoDB under its own prefix."""
+import json
 import os
-import signal
+import re
 import subprocess
 import time
-from pathlib import Path
+import urllib.request
 
 import pytest
 import redis as redis_lib
 
-from conftest import BUILD_DIR, binary
+from conftest import binary, run
 from pixflow_helpers import Keys, reconcile, sizes, token, wait_for
 
 PICSUM = "https://picsum.photos"
@@ -46,8 +47,6 @@ class OwnPicsum:
         return dict(base, PIXFLOW_CONNECT_TO=",".join(hops), PIXFLOW_CA_FILE=self.ca)
 
     def control(self, what):
-        import json
-        import urllib.request
         with urllib.request.urlopen(f"http://127.0.0.1:{self.http}/__control/{what}",
                                     timeout=10) as reply:
             return json.loads(reply.read())
@@ -175,13 +174,25 @@ def test_failing_host_opens_the_circuit_then_recovers(env, picsum, keys, mongo_d
     wenv = dict(picsum.env(env), PIXFLOW_HOST_LIMITS="*:rate=100,burst=10,inflight=20")
     n = 12
     keys.xadd_all([f"{PICSUM}/{w}/{h}?u={token()}" for w, h in sizes(n)])
-    args = ["--max-attempts", "20", "--exit-when-idle", "1s"]
+    args = ["--max-attempts", "20", "--exit-when-idle", "1s", "--http", "127.0.0.1:0"]
     workers = [fleet.start(wenv, f"w{i}", *args) for i in range(2)]
     wait_for("the circuit to open",
              lambda: host_state(keys, "picsum.photos").get("circuit") == 1, 20, 0.01)
     opened = time.monotonic()
     time.sleep(0.5)
     before = picsum.host("picsum.photos")["requests"]
+    # what operators see: pixflow stats, and each worker's /metrics
+    shown = json.loads(run("pixflow", "stats", "--json", env=wenv).stdout)
+    (host,) = [h for h in shown["hosts"] if h["host"] == "picsum.photos"]
+    assert host["circuit"] == "open" and 3000 < host["open_ms"] <= 5000, host
+    assert host["fails"] >= 5 and host["max_inflight"] == 20 and host["rate"] == 100, host
+    metrics = ""  # the worker(s) holding entries know the host
+    for w in workers:
+        port = re.search(r"event=http_listening \S+ port=(\d+)", w.log()).group(1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+            metrics += reply.read().decode()
+    assert 'pixflow_host_circuit{host="picsum.photos"} 1' in metrics, metrics
+    assert re.search(r'pixflow_host_waiting\{host="picsum.photos"\} [1-9]', metrics), metrics
     time.sleep(4.3 - (time.monotonic() - opened))
     assert picsum.host("picsum.photos")["requests"] == before, "a request while open"
     picsum.control("fault?kind=all&rate=0")
