@@ -1108,7 +1108,9 @@ static void fetch_begin(struct fetch *f)
         fetch_later(f, FETCH_TRANSIENT, "internal", "cannot start the transfer");
 }
 
-/* The first hop may go as far as its host is concerned: sent now, or queued for the budget. */
+/* The first hop may go as far as its host is concerned: sent now, or queued for the budget. The
+ * host is asked first so that a fetch waiting for its host holds no budget; one the budget then
+ * holds back keeps its host slot meanwhile (its lease outlives the fetch timeout by a margin). */
 static int fetch_admit(struct fetch *f)
 {
     struct fetch_engine *e = f->e;

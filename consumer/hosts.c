@@ -21,9 +21,10 @@
  * own requests to the host ends (carrying that report), or after the wait hint the script gives
  * (the host's mean request time divided by its slots, with jitter), whichever comes first.
  *
- * Reports ride on the next ask; a report that has none to ride on goes alone after
- * HOSTS_FLUSH_MS, or at once when it pauses or fails the host. So at the limit a request costs
- * about one script call (EVALSHA; EVAL only when Redis lost the script).
+ * Reports ride on the next ask of any host: a report waits for the next ask due within
+ * HOSTS_RIDE_MS (a reservation's start, or a wait's end), else HOSTS_FLUSH_MS, and goes alone if
+ * no ask came by then; one that pauses or fails the host goes at once. So at the limit a request
+ * costs about one script call (EVALSHA; EVAL only when Redis lost the script).
  *
  * Redis unreachable (link down, or an ask without reply): the worker decides alone with its
  * share of each limit: rate, burst and inflight divided by the workers Redis last counted
@@ -43,6 +44,7 @@
 
 #define HOSTS_LEASE_MAX     48
 #define HOSTS_FLUSH_MS      10      /* a report with no ask to ride on waits this long */
+#define HOSTS_RIDE_MS       100     /* ... or for an ask due within this long */
 #define HOSTS_FLEET_TTL_MS  30000   /* a worker that has not asked for this long is gone */
 #define HOSTS_STATE_TTL_MS  3600000 /* a host nobody asked for in an hour is forgotten */
 #define HOSTS_PAUSE_MIN_MS  100     /* the shortest pause a 429/503 brings */
@@ -236,6 +238,7 @@ struct host {
     struct host_ticket *asking;   /* its ask is out */
     struct host_ticket *reserved; /* has a slot, starts when the timer fires */
     enum host_timer timer_kind;
+    double timer_at; /* when the timer fires (local clock) */
     struct event *timer, *kick;
     struct host_report *reports; /* ended requests not yet told to Redis */
     int mine;                    /* this worker's requests in flight to the host */
@@ -281,6 +284,24 @@ static void hosts_timer(struct event *ev, double ms)
     long m = ms < 0 ? 0 : (long)ceil(ms);
     struct timeval tv = {m / 1000, (m % 1000) * 1000};
     evtimer_add(ev, &tv);
+}
+
+/* The host's head (or its reserved ticket) waits `ms` for what `kind` says. */
+static void host_wait(struct host *h, enum host_timer kind, double ms)
+{
+    h->timer_kind = kind;
+    h->timer_at = hosts_now_ms() + ms;
+    hosts_timer(h->timer, ms);
+}
+
+/* Milliseconds until the next ask a report could ride on, -1 when none is due. */
+static double hosts_next_ask(const struct hosts *hs)
+{
+    double next = -1, now = hosts_now_ms();
+    for (const struct host *h = hs->list; h; h = h->next)
+        if (h->timer_kind != TIMER_NONE && h->head && (next < 0 || h->timer_at - now < next))
+            next = h->timer_at - now < 0 ? 0 : h->timer_at - now;
+    return next;
 }
 
 /* ---- hosts and tickets ------------------------------------------------------------------ */
@@ -359,9 +380,13 @@ static void host_report(struct host *h, const char *lease, int outcome, long ret
     h->reports = r;
     /* A pause or a failure concerns the whole fleet now; a slot given back can wait a little
      * for an ask to ride on. */
-    struct timeval tv = {0, outcome > HOST_OK ? 0 : HOSTS_FLUSH_MS * 1000};
-    if (!evtimer_pending(h->hs->flush, NULL) || outcome > HOST_OK)
-        evtimer_add(h->hs->flush, &tv);
+    double ride = hosts_next_ask(h->hs), wait = HOSTS_FLUSH_MS;
+    if (ride >= 0 && ride + HOSTS_FLUSH_MS <= HOSTS_RIDE_MS)
+        wait = ride + HOSTS_FLUSH_MS;
+    if (outcome > HOST_OK)
+        hosts_timer(h->hs->flush, 0);
+    else if (!evtimer_pending(h->hs->flush, NULL))
+        hosts_timer(h->hs->flush, wait);
 }
 
 /* The host makes its head wait (limit, pause, circuit): so does every ticket queued behind it. */
@@ -536,8 +561,7 @@ static void host_answer(struct host *h, struct host_ticket *t, const redisReply 
             host_waits(h);
             t->state = T_RESERVED;
             h->reserved = t;
-            h->timer_kind = TIMER_START;
-            hosts_timer(h->timer, wait);
+            host_wait(h, TIMER_START, wait);
         }
         host_kick(h); /* the next one may ask now */
         return;
@@ -546,8 +570,8 @@ static void host_answer(struct host *h, struct host_ticket *t, const redisReply 
      * asks (the reservations then space their requests whatever the spread). */
     t->state = T_WAITING;
     host_waits(h);
-    h->timer_kind = v[0] == 4 ? TIMER_FULL : TIMER_ASK;
-    hosts_timer(h->timer, wait + fmin(wait / 4, HOSTS_SPREAD_MS) * hosts_jitter() + 1);
+    host_wait(h, v[0] == 4 ? TIMER_FULL : TIMER_ASK,
+              wait + fmin(wait / 4, HOSTS_SPREAD_MS) * hosts_jitter() + 1);
 }
 
 static void hosts_on_reply(struct link *l, redisReply *r, void *arg)
@@ -614,15 +638,13 @@ static void host_local(struct host *h)
     double now = hosts_now_ms(), share = hs->fleet > 0 ? hs->fleet : 1;
     if (now < h->pause_until) {
         host_waits(h);
-        h->timer_kind = TIMER_ASK;
-        hosts_timer(h->timer, h->pause_until - now);
+        host_wait(h, TIMER_ASK, h->pause_until - now);
         return;
     }
     long inflight = (long)ceil((double)h->lim->inflight / share);
     if (h->mine >= inflight) {
         host_waits(h);
-        h->timer_kind = TIMER_FULL;
-        hosts_timer(h->timer, HOSTS_LOCAL_FULL_MS);
+        host_wait(h, TIMER_FULL, HOSTS_LOCAL_FULL_MS);
         return;
     }
     double T = 1000.0 / (h->lim->rate / share);
@@ -641,8 +663,7 @@ static void host_local(struct host *h)
     host_waits(h);
     t->state = T_RESERVED;
     h->reserved = t;
-    h->timer_kind = TIMER_START;
-    hosts_timer(h->timer, start - now);
+    host_wait(h, TIMER_START, start - now);
 }
 
 /* The head of the waiting list asks, unless something is already in the way. */
