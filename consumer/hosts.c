@@ -21,10 +21,11 @@
  * own requests to the host ends (carrying that report), or after the wait hint the script gives
  * (the host's mean request time divided by its slots, with jitter), whichever comes first.
  *
- * Reports ride on the next ask of any host: a report waits for the next ask due within
- * HOSTS_RIDE_MS (a reservation's start, or a wait's end), else HOSTS_FLUSH_MS, and goes alone if
- * no ask came by then; one that pauses or fails the host goes at once. So at the limit a request
- * costs about one script call (EVALSHA; EVAL only when Redis lost the script).
+ * Reports ride on the next ask of any host. A slot given back matters to the fleet only when its
+ * host is at least half full: then the report waits HOSTS_FLUSH_MS for an ask; otherwise it
+ * waits for the next ask due within HOSTS_RIDE_MS (a reservation's start, or a wait's end). It
+ * goes alone if no ask came by then; one that pauses or fails the host goes at once. So at the
+ * limit a request costs about one script call (EVALSHA; EVAL only when Redis lost the script).
  *
  * Redis unreachable (link down, or an ask without reply): the worker decides alone with its
  * share of each limit: rate, burst and inflight divided by the workers Redis last counted
@@ -44,7 +45,7 @@
 
 #define HOSTS_LEASE_MAX     48
 #define HOSTS_FLUSH_MS      10      /* a report with no ask to ride on waits this long */
-#define HOSTS_RIDE_MS       100     /* ... or for an ask due within this long */
+#define HOSTS_RIDE_MS       1000    /* ... or for an ask due within this long */
 #define HOSTS_FLEET_TTL_MS  30000   /* a worker that has not asked for this long is gone */
 #define HOSTS_STATE_TTL_MS  3600000 /* a host nobody asked for in an hour is forgotten */
 #define HOSTS_PAUSE_MIN_MS  100     /* the shortest pause a 429/503 brings */
@@ -66,143 +67,139 @@
 /* KEYS: hosts set, fleet, then per section: state, leases, probes.
  * ARGV: worker, n sections, then per section: host, rate, burst, inflight, ask lease ("" none),
  * lease_ms, jitter (0..1), n reports, then per report: lease, outcome, retry_after_ms, ms.
- * Returns per section {verdict, wait_ms, concurrency, pause_left_ms, circuit, fleet}:
+ * Returns per section {verdict, wait_ms, concurrency, pause_left_ms, circuit, fleet, leases}:
  * verdict 0 no ask, 1 go after wait_ms (slot taken), 2 paused, 3 circuit open or probes out,
  * 4 full (wait_ms is a hint). */
-static const char
-    ASK_LUA[] =
-        "if redis.replicate_commands then pcall(redis.replicate_commands) end\n"
-        "local F_TAT, F_PU, F_PMS, F_FAILS, F_CIRC = '" HOST_TAT "', '" HOST_PAUSE_UNTIL
-        "', '" HOST_PAUSE_MS "', '" HOST_FAILS "', '" HOST_CIRCUIT "'\n"
-        "local F_OU, F_OMS, F_LIM, F_CUT, F_DUR = '" HOST_OPEN_UNTIL "', '" HOST_OPEN_MS
-        "', '" HOST_LIMIT "', '" HOST_CUT_AT "', '" HOST_DURATION "'\n"
-        "local F_CAP, F_RATE = '" HOST_INFLIGHT "', '" HOST_RATE "'\n"
-        "local t = redis.call('TIME')\n"
-        "local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000\n"
-        "local function f3(x) return string.format('%.3f', x) end\n"
-        "local me, n = ARGV[1], tonumber(ARGV[2])\n"
-        "redis.call('ZADD', KEYS[2], f3(now), me)\n"
-        "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', f3(now - " HOSTS_STR(
-            HOSTS_FLEET_TTL_MS) "))\n"
-                                "redis.call('PEXPIRE', KEYS[2], " HOSTS_STR(
-                                    HOSTS_STATE_TTL_MS) ")\n"
-                                                        "local fleet = redis.call('ZCARD', "
-                                                        "KEYS[2])\n"
-                                                        "local out, a = {}, 3\n"
-                                                        "for s = 1, n do\n"
-                                                        "  local kst, kls, kpr = KEYS[3 * s], "
-                                                        "KEYS[3 * s + 1], KEYS[3 * s + 2]\n"
-                                                        "  local host, rate, burst, cap = "
-                                                        "ARGV[a], tonumber(ARGV[a + 1]), "
-                                                        "tonumber(ARGV[a + 2]),"
-                                                        " tonumber(ARGV[a + 3])\n"
-                                                        "  local ask, lease_ms, jitter = "
-                                                        "ARGV[a + 4], tonumber(ARGV[a + 5]), "
-                                                        "tonumber(ARGV[a + 6])\n"
-                                                        "  local nrep = tonumber(ARGV[a + 7])\n"
-                                                        "  a = a + 8\n"
-                                                        "  redis.call('SADD', KEYS[1], host)\n"
-                                                        "  local h = {}\n"
-                                                        "  local raw = redis.call('HGETALL', "
-                                                        "kst)\n"
-                                                        "  for i = 1, #raw, 2 do h[raw[i]] = "
-                                                        "tonumber(raw[i + 1]) end\n"
-                                                        "  local T = 1000 / rate\n"
-                                                        "  local tau = (burst - 1) * T\n"
-                                                        "  local tat, pu, pms = h[F_TAT] or 0, "
-                                                        "h[F_PU] or 0, h[F_PMS] or 0\n"
-                                                        "  local fails, circ, ou, oms = "
-                                                        "h[F_FAILS] or 0, h[F_CIRC] or 0, "
-                                                        "h[F_OU] or 0, h[F_OMS] or 0\n"
-                                                        "  local lim, cut, dur = "
-                                                        "math.min(h[F_LIM] or cap, cap), "
-                                                        "h[F_CUT] or 0, h[F_DUR] or 0\n"
-                                                        "  local function open(ms)\n"
-                                                        "    circ, oms, ou = 1, ms, now + ms\n"
-                                                        "    redis.call('DEL', kpr)\n"
-                                                        "  end\n"
-                                                        "  local function failure()\n"
-                                                        "    fails = fails + 1\n"
-                                                        "    if circ == 2 then "
-                                                        "open(math.min(math.max(oms,"
-                                                        " " HOSTS_STR(
-                                                            HOSTS_OPEN_BASE_MS) ") * "
-                                                                                "2,"
-                                                                                " " HOSTS_STR(
-                                                                                    HOSTS_OPEN_MAX_MS) "))\n"
-                                                                                                       "    elseif circ == 0 and fails >= " HOSTS_STR(HOSTS_FAILS_TO_OPEN) " then open(" HOSTS_STR(HOSTS_OPEN_BASE_MS) ") end\n"
-                                                                                                                                                                                                                       "  end\n"
-                                                                                                                                                                                                                       "  local function halve()\n"
-                                                                                                                                                                                                                       "    if now - cut >= " HOSTS_STR(HOSTS_CUT_EVERY_MS) " then lim = math.max(1, lim / 2);"
-                                                                                                                                                                                                                                                                            " cut = now end\n"
-                                                                                                                                                                                                                                                                            "  end\n"
-                                                                                                                                                                                                                                                                            "  local function pause(ra)\n"
-                                                                                                                                                                                                                                                                            "    local p\n"
-                                                                                                                                                                                                                                                                            "    if ra >= 0 then p = math.min(math.max(ra, " HOSTS_STR(HOSTS_PAUSE_MIN_MS) "), " HOSTS_STR(HOSTS_PAUSE_MAX_MS) ")\n"
-                                                                                                                                                                                                                                                                                                                                                                                               "    else\n"
-                                                                                                                                                                                                                                                                                                                                                                                               /* Reports of requests already out when the pause began do not double it again. */
-                                                                                                                                                                                                                                                                                                                                                                                               "      if now >= pu then pms = math.min(math.max(pms * 2, " HOSTS_STR(
-                                                                                                                                                                                                                                                                                                                                                                                                   HOSTS_PAUSE_BASE_MS) "), " HOSTS_STR(HOSTS_PAUSE_MAX_MS) ") end\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "      p = pms * (0.5 + 0.5 * jitter)\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "    end\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "    if now + p > pu then pu = now + p end\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            /* No burst when the pause lapses: the rate resumes from its end. */
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "    tat = math.max(tat, pu + tau)\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "  end\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "  for r = 1, nrep do\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "    local lease, oc, ra, ms = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]),"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            " tonumber(ARGV[a + 3])\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "    a = a + 4\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "    redis.call('ZREM', kls, lease)\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "    redis.call('ZREM', kpr, lease)\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "    if oc == 1 then\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "      fails, pms = 0, 0\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "      if circ ~= 0 then circ, oms = 0, 0; redis.call('DEL', kpr) end\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "      lim = math.min(cap, lim + 1 / math.max(lim, 1))\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "      if dur == 0 then dur = ms else dur = dur * 0.9 + ms * 0.1 end\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "    elseif oc == 2 then pause(ra); halve()\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "    elseif oc == 3 then pause(ra); halve(); failure()\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "    elseif oc == 4 then failure()\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "    elseif oc == 5 then halve(); failure() end\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "  end\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "  redis.call('ZREMRANGEBYSCORE', kls, '-inf', f3(now))\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "  local verdict, wait = 0, 0\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "  if ask ~= '' then\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "    if now < pu then verdict, wait = 2, pu - now\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "    elseif circ == 1 and now < ou then verdict, wait = 3, ou - now\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "    else\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "      local probe = false\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "      if circ == 1 then circ = 2 end\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "      if circ == 2 then\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "        redis.call('ZREMRANGEBYSCORE', kpr, '-inf', f3(now))\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "        local first = redis.call('ZRANGE', kpr, 0, 0, 'WITHSCORES')\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                            "        if redis.call('ZCARD', kpr) >= " HOSTS_STR(
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                HOSTS_PROBES) " then\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                              "          verdict, wait = 3, math.min(tonumber(first[2]) - now, " HOSTS_STR(HOSTS_PROBE_WAIT_MS) ")\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                "        else probe = true end\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                "      end\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                "      if verdict == 0 then\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                "        local slots = math.max(1, math.floor(lim))\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                "        if redis.call('ZCARD', kls) >= slots then\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                "          verdict, wait = 4, math.min(math.max(dur / slots, " HOSTS_STR(HOSTS_FULL_WAIT_MIN) "), " HOSTS_STR(HOSTS_FULL_WAIT_MAX) ")\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                   "        else\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                   "          local start = math.max(now, math.max(tat, now) - tau)\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                   "          tat = math.max(tat, now) + T\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                   "          verdict, wait = 1, start - now\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                   "          redis.call('ZADD', kls, f3(start + lease_ms), ask)\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                   "          if probe then redis.call('ZADD', kpr, f3(start + lease_ms), ask) end\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                   "        end\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                   "      end\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                   "    end\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                   "  end\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                   "  redis.call('HSET', kst, F_TAT, f3(tat), F_PU, f3(pu), F_PMS, f3(pms), F_FAILS, fails,"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                   " F_CIRC, circ, F_OU, f3(ou), F_OMS, f3(oms), F_LIM, f3(lim), F_CUT, f3(cut), F_DUR, f3(dur),"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                   " F_CAP, cap, F_RATE, rate)\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                   "  for _, k in ipairs({kst, kls, kpr}) do redis.call('PEXPIRE', k, " HOSTS_STR(HOSTS_STATE_TTL_MS) ") end\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                      "  out[s] = {verdict, math.ceil(wait), math.floor(lim), math.max(0, math.ceil(pu - now)),"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                      " circ, fleet}\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                      "end\n"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                      "return out\n";
+/* clang-format off */
+static const char ASK_LUA[] =
+    "if redis.replicate_commands then pcall(redis.replicate_commands) end\n"
+    "local F_TAT, F_PU, F_PMS = '" HOST_TAT "', '" HOST_PAUSE_UNTIL "', '" HOST_PAUSE_MS "'\n"
+    "local F_FAILS, F_CIRC, F_OU = '" HOST_FAILS "', '" HOST_CIRCUIT "', '" HOST_OPEN_UNTIL "'\n"
+    "local F_OMS, F_LIM, F_CUT = '" HOST_OPEN_MS "', '" HOST_LIMIT "', '" HOST_CUT_AT "'\n"
+    "local F_DUR, F_CAP, F_RATE = '" HOST_DURATION "', '" HOST_INFLIGHT "', '" HOST_RATE "'\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000\n"
+    "local function f3(x) return string.format('%.3f', x) end\n"
+    "local me, n = ARGV[1], tonumber(ARGV[2])\n"
+    "redis.call('ZADD', KEYS[2], f3(now), me)\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf',"
+    "  f3(now - " HOSTS_STR(HOSTS_FLEET_TTL_MS) "))\n"
+    "redis.call('PEXPIRE', KEYS[2], " HOSTS_STR(HOSTS_STATE_TTL_MS) ")\n"
+    "local fleet = redis.call('ZCARD', KEYS[2])\n"
+    "local out, a = {}, 3\n"
+    "for s = 1, n do\n"
+    "  local kst, kls, kpr = KEYS[3 * s], KEYS[3 * s + 1], KEYS[3 * s + 2]\n"
+    "  local host, rate = ARGV[a], tonumber(ARGV[a + 1])\n"
+    "  local burst, cap = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])\n"
+    "  local ask, lease_ms, jitter = ARGV[a + 4], tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6])\n"
+    "  local nrep = tonumber(ARGV[a + 7])\n"
+    "  a = a + 8\n"
+    "  redis.call('SADD', KEYS[1], host)\n"
+    "  local h = {}\n"
+    "  local raw = redis.call('HGETALL', kst)\n"
+    "  for i = 1, #raw, 2 do h[raw[i]] = tonumber(raw[i + 1]) end\n"
+    "  local T = 1000 / rate\n"
+    "  local tau = (burst - 1) * T\n"
+    "  local tat, pu, pms = h[F_TAT] or 0, h[F_PU] or 0, h[F_PMS] or 0\n"
+    "  local fails, circ = h[F_FAILS] or 0, h[F_CIRC] or 0\n"
+    "  local ou, oms = h[F_OU] or 0, h[F_OMS] or 0\n"
+    "  local lim, cut, dur = math.min(h[F_LIM] or cap, cap), h[F_CUT] or 0, h[F_DUR] or 0\n"
+    "  local function open(ms)\n"
+    "    circ, oms, ou = 1, ms, now + ms\n"
+    "    redis.call('DEL', kpr)\n"
+    "  end\n"
+    "  local function failure()\n"
+    "    fails = fails + 1\n"
+    "    if circ == 2 then\n"
+    "      open(math.min(math.max(oms, " HOSTS_STR(HOSTS_OPEN_BASE_MS) ") * 2, "
+                HOSTS_STR(HOSTS_OPEN_MAX_MS) "))\n"
+    "    elseif circ == 0 and fails >= " HOSTS_STR(HOSTS_FAILS_TO_OPEN) " then\n"
+    "      open(" HOSTS_STR(HOSTS_OPEN_BASE_MS) ")\n"
+    "    end\n"
+    "  end\n"
+    "  local function halve()\n"
+    "    if now - cut >= " HOSTS_STR(HOSTS_CUT_EVERY_MS) " then\n"
+    "      lim, cut = math.max(1, lim / 2), now\n"
+    "    end\n"
+    "  end\n"
+    "  local function pause(ra)\n"
+    "    local p\n"
+    "    if ra >= 0 then\n"
+    "      p = math.min(math.max(ra, " HOSTS_STR(HOSTS_PAUSE_MIN_MS) "), "
+              HOSTS_STR(HOSTS_PAUSE_MAX_MS) ")\n"
+    "    else\n"
+    /* Reports of requests already out when the pause began do not double it again. */
+    "      if now >= pu then\n"
+    "        pms = math.min(math.max(pms * 2, " HOSTS_STR(HOSTS_PAUSE_BASE_MS) "), "
+                  HOSTS_STR(HOSTS_PAUSE_MAX_MS) ")\n"
+    "      end\n"
+    "      p = pms * (0.5 + 0.5 * jitter)\n"
+    "    end\n"
+    "    if now + p > pu then pu = now + p end\n"
+    /* No burst when the pause lapses: the rate resumes from its end. */
+    "    tat = math.max(tat, pu + tau)\n"
+    "  end\n"
+    "  for r = 1, nrep do\n"
+    "    local lease, oc = ARGV[a], tonumber(ARGV[a + 1])\n"
+    "    local ra, ms = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])\n"
+    "    a = a + 4\n"
+    "    redis.call('ZREM', kls, lease)\n"
+    "    redis.call('ZREM', kpr, lease)\n"
+    "    if oc == 1 then\n"
+    "      fails, pms = 0, 0\n"
+    "      if circ ~= 0 then circ, oms = 0, 0; redis.call('DEL', kpr) end\n"
+    "      lim = math.min(cap, lim + 1 / math.max(lim, 1))\n"
+    "      if dur == 0 then dur = ms else dur = dur * 0.9 + ms * 0.1 end\n"
+    "    elseif oc == 2 then pause(ra); halve()\n"
+    "    elseif oc == 3 then pause(ra); halve(); failure()\n"
+    "    elseif oc == 4 then failure()\n"
+    "    elseif oc == 5 then halve(); failure() end\n"
+    "  end\n"
+    "  redis.call('ZREMRANGEBYSCORE', kls, '-inf', f3(now))\n"
+    "  local verdict, wait = 0, 0\n"
+    "  if ask ~= '' then\n"
+    "    if now < pu then verdict, wait = 2, pu - now\n"
+    "    elseif circ == 1 and now < ou then verdict, wait = 3, ou - now\n"
+    "    else\n"
+    "      local probe = false\n"
+    "      if circ == 1 then circ = 2 end\n"
+    "      if circ == 2 then\n"
+    "        redis.call('ZREMRANGEBYSCORE', kpr, '-inf', f3(now))\n"
+    "        local first = redis.call('ZRANGE', kpr, 0, 0, 'WITHSCORES')\n"
+    "        if redis.call('ZCARD', kpr) >= " HOSTS_STR(HOSTS_PROBES) " then\n"
+    "          verdict, wait = 3, math.min(tonumber(first[2]) - now, "
+                                      HOSTS_STR(HOSTS_PROBE_WAIT_MS) ")\n"
+    "        else probe = true end\n"
+    "      end\n"
+    "      if verdict == 0 then\n"
+    "        local slots = math.max(1, math.floor(lim))\n"
+    "        if redis.call('ZCARD', kls) >= slots then\n"
+    "          verdict, wait = 4, math.min(math.max(dur / slots, "
+                                   HOSTS_STR(HOSTS_FULL_WAIT_MIN) "), "
+                                   HOSTS_STR(HOSTS_FULL_WAIT_MAX) ")\n"
+    "        else\n"
+    "          local start = math.max(now, math.max(tat, now) - tau)\n"
+    "          tat = math.max(tat, now) + T\n"
+    "          verdict, wait = 1, start - now\n"
+    "          redis.call('ZADD', kls, f3(start + lease_ms), ask)\n"
+    "          if probe then redis.call('ZADD', kpr, f3(start + lease_ms), ask) end\n"
+    "        end\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  redis.call('HSET', kst, F_TAT, f3(tat), F_PU, f3(pu), F_PMS, f3(pms), F_FAILS, fails,\n"
+    "    F_CIRC, circ, F_OU, f3(ou), F_OMS, f3(oms), F_LIM, f3(lim), F_CUT, f3(cut),\n"
+    "    F_DUR, f3(dur),\n"
+    "    F_CAP, cap, F_RATE, rate)\n"
+    "  for _, k in ipairs({kst, kls, kpr}) do\n"
+    "    redis.call('PEXPIRE', k, " HOSTS_STR(HOSTS_STATE_TTL_MS) ")\n"
+    "  end\n"
+    "  out[s] = {verdict, math.ceil(wait), math.floor(lim), math.max(0, math.ceil(pu - now)),\n"
+    "    circ,\n"
+    "    fleet, redis.call('ZCARD', kls)}\n"
+    "end\n"
+    "return out\n";
+/* clang-format on */
 
 enum ticket_state { T_WAITING, T_ASKING, T_RESERVED, T_GRANTED };
 
@@ -245,6 +242,7 @@ struct host {
     long long waits, requests;
     /* as Redis last said */
     int limit, circuit;
+    int busy;           /* leases taken, fleet-wide */
     double pause_until; /* on the local clock */
     /* alone (Redis unreachable) */
     double tat;
@@ -381,7 +379,7 @@ static void host_report(struct host *h, const char *lease, int outcome, long ret
     /* A pause or a failure concerns the whole fleet now; a slot given back can wait a little
      * for an ask to ride on. */
     double ride = hosts_next_ask(h->hs), wait = HOSTS_FLUSH_MS;
-    if (ride >= 0 && ride + HOSTS_FLUSH_MS <= HOSTS_RIDE_MS)
+    if (h->busy * 2 < h->limit && ride >= 0 && ride + HOSTS_FLUSH_MS <= HOSTS_RIDE_MS)
         wait = ride + HOSTS_FLUSH_MS;
     if (outcome > HOST_OK)
         hosts_timer(h->hs->flush, 0);
@@ -533,13 +531,14 @@ err:
 static void host_answer(struct host *h, struct host_ticket *t, const redisReply *r)
 {
     struct hosts *hs = h->hs;
-    long long v[6] = {0};
-    for (size_t i = 0; i < 6 && i < r->elements; i++)
+    long long v[7] = {0};
+    for (size_t i = 0; i < 7 && i < r->elements; i++)
         if (r->element[i]->type == REDIS_REPLY_INTEGER)
             v[i] = r->element[i]->integer;
     h->limit = (int)v[2];
     h->pause_until = hosts_now_ms() + (double)v[3];
     h->circuit = (int)v[4];
+    h->busy = (int)v[6];
     hs->fleet = v[5] > 0 ? (int)v[5] : 1;
     if (t == NULL)
         return;

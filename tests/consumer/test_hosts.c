@@ -120,7 +120,7 @@ static struct verdict ask_as(const char *worker, struct limits l, const char *le
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     assert_int_equal(r->elements, 1);
     redisReply *s = r->element[0];
-    assert_int_equal(s->elements, 6);
+    assert_int_equal(s->elements, 7);
     struct verdict v = {s->element[0]->integer, s->element[1]->integer, s->element[2]->integer,
                         s->element[3]->integer, s->element[4]->integer, s->element[5]->integer};
     freeReplyObject(r);
