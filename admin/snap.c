@@ -359,6 +359,7 @@ static int snap_read_hosts(redisContext *c, const struct settings *st, struct sn
             h->open_ms =
                 h->circuit == 1 ? snap_left(s, snap_num(rdb_field(hr, HOST_OPEN_UNTIL))) : 0;
             h->fails = (long long)snap_num(rdb_field(hr, HOST_FAILS));
+            h->waits = (long long)snap_num(rdb_field(hr, HOST_WAITS));
         }
         if (hr)
             freeReplyObject(hr);

@@ -40,6 +40,7 @@ struct snap_host { /* a source host as the fleet shares it (<prefix>host:<name>:
     int circuit;            /* 0 closed, 1 open, 2 half-open */
     long long open_ms;      /* left of an open circuit's spell */
     long long fails;        /* consecutive failures */
+    long long waits;        /* requests that waited for it, ever, fleet-wide */
 };
 
 struct snap_oldest { /* the oldest pending entry */

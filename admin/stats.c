@@ -211,6 +211,7 @@ static void render_json(FILE *out, const struct settings *st, const struct snap 
         json_kv_str(&j, "circuit", snap_circuit_name(h->circuit));
         json_kv_int(&j, "open_ms", h->open_ms);
         json_kv_int(&j, "fails", h->fails);
+        json_kv_int(&j, "waits", h->waits);
         json_end(&j);
     }
     json_end(&j);
@@ -336,16 +337,17 @@ static void render_hosts(FILE *out, const struct snap *s)
     if (s->nhosts == 0)
         return;
     fprintf(out, "\nhosts (requests: %lld waited for their host)\n", snap_counter(s, C_HOST_WAITS));
-    fprintf(out, "  %-28s %9s %11s %8s %10s %s\n", "HOST", "IN_FLIGHT", "CONCURRENCY", "RATE/S",
-            "PAUSE", "CIRCUIT");
+    fprintf(out, "  %-28s %9s %11s %8s %10s %10s %s\n", "HOST", "IN_FLIGHT", "CONCURRENCY",
+            "RATE/S", "WAITS", "PAUSE", "CIRCUIT");
     for (size_t i = 0; i < s->nhosts; i++) {
         const struct snap_host *h = &s->hosts[i];
         char pause[32], open[32], cap[32];
         snprintf(cap, sizeof(cap), "%lld/%lld", h->concurrency, h->max_inflight);
         fprintf(out, "  ");
         size_t n = human_print(out, h->name, strlen(h->name), 28);
-        fprintf(out, "%*s %9lld %11s %8.6g %10s %s", n < 28 ? (int)(28 - n) : 0, "", h->in_flight,
-                cap, h->rate, h->pause_ms ? human_duration(h->pause_ms, pause, sizeof(pause)) : "-",
+        fprintf(out, "%*s %9lld %11s %8.6g %10lld %10s %s", n < 28 ? (int)(28 - n) : 0, "",
+                h->in_flight, cap, h->rate, h->waits,
+                h->pause_ms ? human_duration(h->pause_ms, pause, sizeof(pause)) : "-",
                 snap_circuit_name(h->circuit));
         if (h->circuit == 1)
             fprintf(out, " (%s left)", human_duration(h->open_ms, open, sizeof(open)));

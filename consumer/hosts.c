@@ -66,7 +66,8 @@
 
 /* KEYS: hosts set, fleet, then per section: state, leases, probes.
  * ARGV: worker, n sections, then per section: host, rate, burst, inflight, ask lease ("" none),
- * lease_ms, jitter (0..1), n reports, then per report: lease, outcome, retry_after_ms, ms.
+ * lease_ms, jitter (0..1), n reports, then per report: lease, outcome, retry_after_ms, ms,
+ * waited (1: it had waited for the host, counted in HOST_WAITS).
  * Returns per section {verdict, wait_ms, concurrency, pause_left_ms, circuit, fleet, leases}:
  * verdict 0 no ask, 1 go after wait_ms (slot taken), 2 paused, 3 circuit open or probes out,
  * 4 full (wait_ms is a hint). */
@@ -77,6 +78,7 @@ static const char ASK_LUA[] =
     "local F_FAILS, F_CIRC, F_OU = '" HOST_FAILS "', '" HOST_CIRCUIT "', '" HOST_OPEN_UNTIL "'\n"
     "local F_OMS, F_LIM, F_CUT = '" HOST_OPEN_MS "', '" HOST_LIMIT "', '" HOST_CUT_AT "'\n"
     "local F_DUR, F_CAP, F_RATE = '" HOST_DURATION "', '" HOST_INFLIGHT "', '" HOST_RATE "'\n"
+    "local F_WAITS = '" HOST_WAITS "'\n"
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000\n"
     "local function f3(x) return string.format('%.3f', x) end\n"
@@ -142,7 +144,8 @@ static const char ASK_LUA[] =
     "  for r = 1, nrep do\n"
     "    local lease, oc = ARGV[a], tonumber(ARGV[a + 1])\n"
     "    local ra, ms = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])\n"
-    "    a = a + 4\n"
+    "    if ARGV[a + 4] == '1' then redis.call('HINCRBY', kst, F_WAITS, 1) end\n"
+    "    a = a + 5\n"
     "    redis.call('ZREM', kls, lease)\n"
     "    redis.call('ZREM', kpr, lease)\n"
     "    if oc == 1 then\n"
@@ -220,6 +223,7 @@ struct host_report {
     int outcome;
     long retry_after_ms;
     double ms;
+    int waited; /* the request had waited for the host */
     struct host_report *next;
 };
 
@@ -365,7 +369,7 @@ static void host_unlink(struct host_ticket *t)
 }
 
 static void host_report(struct host *h, const char *lease, int outcome, long retry_after_ms,
-                        double ms)
+                        double ms, int waited)
 {
     struct host_report *r = calloc(1, sizeof(*r));
     if (r == NULL)
@@ -374,6 +378,7 @@ static void host_report(struct host *h, const char *lease, int outcome, long ret
     r->outcome = outcome;
     r->retry_after_ms = retry_after_ms;
     r->ms = ms;
+    r->waited = waited;
     r->next = h->reports;
     h->reports = r;
     /* A pause or a failure concerns the whole fleet now; a slot given back can wait a little
@@ -458,7 +463,7 @@ static int hosts_send(struct hosts *hs, struct host *asker, int eval)
     if (n == 0)
         return 0;
     struct hosts_call *c = calloc(1, sizeof(*c));
-    size_t argc = 8 + (size_t)n * 11 + (size_t)nrep * 4;
+    size_t argc = 8 + (size_t)n * 11 + (size_t)nrep * 5;
     const char **argv = calloc(argc, sizeof(*argv));
     if (c == NULL || argv == NULL)
         goto err;
@@ -504,6 +509,7 @@ static int hosts_send(struct hosts *hs, struct host *asker, int eval)
             argv[a++] = hosts_num(c, "%.0f", r->outcome);
             argv[a++] = hosts_num(c, "%.0f", (double)r->retry_after_ms);
             argv[a++] = hosts_num(c, "%.0f", r->ms);
+            argv[a++] = r->waited ? "1" : "0";
         }
     }
     c->ask = asker ? asker->asking : NULL;
@@ -545,7 +551,7 @@ static void host_answer(struct host *h, struct host_ticket *t, const redisReply 
     h->asking = NULL;
     if (t->cancelled) {
         if (v[0] == 1)
-            host_report(h, t->lease, HOST_NEUTRAL, -1, 0);
+            host_report(h, t->lease, HOST_NEUTRAL, -1, 0, 0);
         free(t);
         host_kick(h);
         return;
@@ -787,7 +793,7 @@ void hosts_done(struct host_ticket *t, enum host_outcome o, long retry_after_ms,
             h->pause_until = until;
     }
     if (!t->local)
-        host_report(h, t->lease, o, retry_after_ms, ms);
+        host_report(h, t->lease, o, retry_after_ms, ms, t->waited);
     free(t);
     if (h->timer_kind == TIMER_FULL) { /* a slot of ours came free: ask now */
         evtimer_del(h->timer);
@@ -813,7 +819,7 @@ void hosts_drop(struct host_ticket *t)
         evtimer_del(h->timer);
         h->timer_kind = TIMER_NONE;
         if (!t->local)
-            host_report(h, t->lease, HOST_NEUTRAL, -1, 0);
+            host_report(h, t->lease, HOST_NEUTRAL, -1, 0, t->waited);
         free(t);
         host_kick(h);
         return;

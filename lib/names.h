@@ -38,6 +38,7 @@
 #define HOST_DURATION    "duration_ms" /* mean request time, for the wait hint when full */
 #define HOST_INFLIGHT    "max_inflight" /* the configured inflight of the last ask */
 #define HOST_RATE        "max_rate"    /* the configured rate of the last ask */
+#define HOST_WAITS       "waits"       /* requests that waited for the host, ever */
 
 /* ---- input stream fields ---- */
 #define FIELD_URL    "url"

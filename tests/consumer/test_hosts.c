@@ -80,7 +80,7 @@ struct verdict {
 static struct verdict ask_as(const char *worker, struct limits l, const char *lease, long lease_ms,
                              int nrep, const char *const *reps)
 {
-    const char *argv[64];
+    const char *argv[72];
     char nums[32][32];
     int a = 0, k = 0;
 #define NUM(fmt, v) (snprintf(nums[k], sizeof(nums[k]), fmt, v), argv[a++] = nums[k++])
@@ -111,6 +111,7 @@ static struct verdict ask_as(const char *worker, struct limits l, const char *le
             snprintf(nums[k], sizeof(nums[k]), "%s", tok);
             argv[a++] = nums[k++];
         }
+        argv[a++] = "0"; /* had not waited */
     }
 #undef NUM
     redisReply *r = redisCommandArgv(rc, a, argv, NULL);
@@ -392,6 +393,13 @@ static void test_loop_rate(void **state)
     run_until(base, &idle.n, 1, 0.1);
     redisReply *r = redisCommand(rc, "ZCARD u:host:h.test:leases");
     assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    int waited = 0;
+    for (int i = 0; i < 8; i++)
+        waited += g.waited[i];
+    r = redisCommand(rc, "HGET u:host:h.test:state %s", HOST_WAITS);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_int_equal(atoi(r->str), waited); /* the fleet's count of waits for the host */
     freeReplyObject(r);
     hosts_calls(hs, &calls, &reqs);
     assert_true(calls <= 10); /* one per request, the last reports in one */

@@ -162,11 +162,13 @@ function renderOverview(data) {
     el("td", { class: "num", text: fmtInt(h.in_flight) }),
     el("td", { class: "num", text: fmtInt(h.concurrency) + " / " + fmtInt(h.max_inflight) }),
     el("td", { class: "num", text: String(h.rate) }),
+    el("td", { class: "num", text: fmtInt(h.waits) }),
     el("td", { text: h.pause_ms ? fmtAge(h.pause_ms) : "–" }),
     el("td", { class: "circuit-" + h.circuit,
       text: h.circuit + (h.circuit === "open" ? " (" + fmtAge(h.open_ms) + " left)" : "") })));
   const hosts = hostRows.length ? table("hosts", ["host", { label: "in flight", num: 1 },
-    { label: "concurrency", num: 1 }, { label: "rate/s", num: 1 }, "pause", "circuit"], hostRows)
+    { label: "concurrency", num: 1 }, { label: "rate/s", num: 1 }, { label: "waits", num: 1 },
+    "pause", "circuit"], hostRows)
     : null;
 
   const reasons = Object.entries(s.dead.by_reason || {});
