@@ -142,15 +142,20 @@ static long ms_since(const struct timespec *t)
     return (long)(seconds_since(t) * 1000);
 }
 
-static void after_ms(struct timespec *t, long ms)
+static void add_ms(struct timespec *t, long ms)
 {
-    clock_gettime(CLOCK_MONOTONIC, t);
     t->tv_sec += ms / 1000;
     t->tv_nsec += (ms % 1000) * 1000000L;
     if (t->tv_nsec >= 1000000000L) {
         t->tv_sec++;
         t->tv_nsec -= 1000000000L;
     }
+}
+
+static void after_ms(struct timespec *t, long ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, t);
+    add_ms(t, ms);
 }
 
 static struct timeval tv_ms(long ms)
@@ -580,13 +585,7 @@ static void on_fetched(struct fetch_result *res, void *arg)
     if (res->host_waits) {
         /* Waiting for a host is not the entry's time: its deadline moves on by as much. */
         entry_count(e, C_HOST_WAITS, res->host_waits);
-        long waited = (long)res->host_wait_ms;
-        e->born.tv_sec += waited / 1000;
-        e->born.tv_nsec += (waited % 1000) * 1000000L;
-        if (e->born.tv_nsec >= 1000000000L) {
-            e->born.tv_sec++;
-            e->born.tv_nsec -= 1000000000L;
-        }
+        add_ms(&e->born, (long)res->host_wait_ms);
     }
     if (res->cls == FETCH_OK) {
         e->res = res;
