@@ -113,7 +113,7 @@ def test_fleet_keeps_rate_and_inflight(env, picsum, keys, mongo_db, fleet):
     took = time.monotonic() - began
     for name in ("picsum.photos", FASTLY):
         seen = picsum.host(name)
-        assert seen["requests"] == n, (name, seen)
+        assert seen["requests"] >= n, (name, seen)  # more when a try failed and went again
         assert seen["peak_in_flight"] <= 4, (name, seen)
         # rate + burst start times on Redis's clock; one more for the jitter between a start
         # and its arrival here (timers, scheduling on a shared machine)
@@ -158,7 +158,7 @@ def test_429_storm_pauses_the_whole_fleet(env, picsum, keys, mongo_db, fleet):
     assert_all_stored(keys, mongo_db, n)
     stats = keys.stats()
     assert stats.get("retries", 0) == 0 and stats.get("reclaimed", 0) == 0, stats
-    assert stats["host_waits"] >= n, stats
+    assert stats["host_waits"] >= before, stats  # each request turned away waited after
     assert all(d["attempts"] == 1 for d in documents(mongo_db))
     assert picsum.control("stats")["by_status"]["429"] == before
 
@@ -224,16 +224,21 @@ def test_killed_worker_slots_come_back_within_the_bound(env, picsum, keys, mongo
     wait_for("A to hold every slot", lambda: picsum.host(FASTLY)["in_flight"] == 4, 20, 0.01)
     a.kill()
     killed = time.monotonic()
-    held = [m.decode() for m in keys.r.zrange(leases, 0, -1)]
-    assert len(held) == 4 and all(m.startswith("A:") for m in held), held
+    held = keys.r.zrange(leases, 0, -1, withscores=True)
+    assert len(held) == 4 and all(m.startswith(b"A:") for m, _ in held), held
+    sec, usec = keys.r.time()
+    now_ms = sec * 1000 + usec / 1000
+    bound = fetch_timeout + LEASE_MARGIN_S
+    assert all(deadline <= now_ms + bound * 1000 for _, deadline in held), (held, now_ms)
     seen = picsum.host(FASTLY)["requests"]
     b = fleet.start(wenv, "B", *args, "--exit-when-idle", "1s")
     wait_for("B's first picture request", lambda: picsum.host(FASTLY)["requests"] > seen,
              fetch_timeout + LEASE_MARGIN_S + 5, 0.02)
     waited = time.monotonic() - killed
-    assert waited <= fetch_timeout + LEASE_MARGIN_S + 1, waited
+    assert waited <= bound + 1, waited
     assert waited >= 2, waited  # it was the slots' deadlines that freed them
-    assert not any(m.startswith(b"A:") for m in keys.r.zrange(leases, 0, -1))
+    wait_for("every slot of A back", lambda: not any(
+        m.startswith(b"A:") for m in keys.r.zrange(leases, 0, -1)), bound + 2 - waited)
     b.assert_clean_exit(120)
     assert_all_stored(keys, mongo_db, n)
 
