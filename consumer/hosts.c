@@ -29,7 +29,8 @@
  *
  * Redis unreachable (link down, or an ask without reply): the worker decides alone with its
  * share of each limit: rate, burst and inflight divided by the workers Redis last counted
- * (HOST_KEY_FLEET, workers that asked within HOSTS_FLEET_TTL_MS), and pauses on its own 429s. */
+ * (KEY_HOSTS_FLEET: the workers that asked within HOSTS_FLEET_TTL_MS), and pauses on its own 429s.
+ */
 #include "hosts.h"
 #include "link.h"
 #include "log.h"
