@@ -133,7 +133,8 @@ def test_fleet_keeps_rate_and_inflight(env, picsum, keys, mongo_db, fleet):
 
 def test_429_storm_pauses_the_whole_fleet(env, picsum, keys, mongo_db, fleet):
     """Every first hop answers 429 with Retry-After: 4. The first one pauses the host for every
-    worker: after the requests already out, the server sees none until the pause lapses. The
+    worker (and halves its concurrency, once): after the requests already out, the server sees
+    none until the pause lapses. The
     entries wait holding their lease, longer than --reclaim-idle, with --max-attempts 1: none is
     retried, counted as an attempt, reclaimed, or dead-lettered."""
     picsum.control("fault?kind=429&rate=1&retry_after=4")
@@ -150,8 +151,9 @@ def test_429_storm_pauses_the_whole_fleet(env, picsum, keys, mongo_db, fleet):
     assert before < n, before  # not every entry got its own 429: the pause stopped them
     time.sleep(3.3 - (time.monotonic() - first))
     assert picsum.host("picsum.photos")["requests"] == before, "a request during the pause"
-    pause = host_state(keys, "picsum.photos")["pause_until"]
-    assert pause > 0
+    state = host_state(keys, "picsum.photos")
+    assert state["pause_until"] > 0
+    assert state["concurrency"] == 25, state  # 50 halved once: not again within 5 s
     picsum.control("fault?kind=all&rate=0")
     for w in workers:
         w.assert_clean_exit(60)
