@@ -89,6 +89,7 @@ static const char ASK_LUA[] =
     "  f3(now - " HOSTS_STR(HOSTS_FLEET_TTL_MS) "))\n"
     "redis.call('PEXPIRE', KEYS[2], " HOSTS_STR(HOSTS_STATE_TTL_MS) ")\n"
     "local fleet = redis.call('ZCARD', KEYS[2])\n"
+    "redis.call('PEXPIRE', KEYS[1], " HOSTS_STR(HOSTS_STATE_TTL_MS) ")\n"
     "local out, a = {}, 3\n"
     "for s = 1, n do\n"
     "  local kst, kls, kpr = KEYS[3 * s], KEYS[3 * s + 1], KEYS[3 * s + 2]\n"
