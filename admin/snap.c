@@ -2,7 +2,8 @@
  *
  * TIME, HGETALL <prefix>stats, the group's backlog (BACKLOG_LUA, the definition every program
  * shares), XPENDING summary and oldest entry, XLEN <prefix>dead, then SCAN <prefix>worker:* and
- * the heartbeats pipelined (HGETALL + TTL each). Replies are freed as soon as they are read. */
+ * the heartbeats pipelined (HGETALL + TTL each), then SMEMBERS <prefix>hosts and each host's state
+ * and live leases pipelined. Replies are freed as soon as they are read. */
 #include "snap.h"
 
 #include <math.h>
@@ -16,6 +17,7 @@
 #include "rdb.h"
 
 #define SNAP_WORKERS_MAX 4096
+#define SNAP_HOSTS_MAX   256
 
 /* Grows *arr (of elem-byte items, *cap of them) to hold n + 1; -1 when out of memory. */
 static int snap_grow(void **arr, size_t *cap, size_t n, size_t elem)
@@ -54,6 +56,11 @@ static int snap_cmp_worker(const void *a, const void *b)
     return strcmp(((const struct snap_worker *)a)->name, ((const struct snap_worker *)b)->name);
 }
 
+static int snap_cmp_host(const void *a, const void *b)
+{
+    return strcmp(((const struct snap_host *)a)->name, ((const struct snap_host *)b)->name);
+}
+
 static int snap_cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -86,6 +93,9 @@ void snap_free(struct snap *s)
     for (size_t i = 0; i < s->nworkers; i++)
         snap_worker_clear(&s->workers[i]);
     free(s->workers);
+    for (size_t i = 0; i < s->nhosts; i++)
+        free(s->hosts[i].name);
+    free(s->hosts);
     free(s);
 }
 
@@ -284,6 +294,89 @@ static int snap_read_workers(redisContext *c, const struct settings *st, struct 
     return rc;
 }
 
+static double snap_num(const redisReply *v)
+{
+    return v && v->type == REDIS_REPLY_STRING ? strtod(v->str, NULL) : 0;
+}
+
+/* Milliseconds from now to a time of Redis's clock, 0 when past. */
+static long long snap_left(const struct snap *s, double at_ms)
+{
+    return at_ms > (double)s->now_ms ? (long long)(at_ms - (double)s->now_ms) : 0;
+}
+
+/* The hosts the fleet has asked for, each with its state hash and live leases, pipelined. */
+static int snap_read_hosts(redisContext *c, const struct settings *st, struct snap *s, char *err,
+                           size_t errlen)
+{
+    char key[SET_KEY_MAX], now[32];
+    settings_key(st, KEY_HOSTS, key, sizeof(key));
+    const char *smembers[] = {"SMEMBERS", key};
+    redisReply *names = rconn_command(c, 2, smembers, NULL, err, errlen);
+    if (names == NULL)
+        return -1;
+    size_t n = names->type == REDIS_REPLY_ARRAY ? names->elements : 0;
+    if (n > SNAP_HOSTS_MAX)
+        n = SNAP_HOSTS_MAX;
+    s->hosts = calloc(n ? n : 1, sizeof(*s->hosts));
+    if (s->hosts == NULL) {
+        freeReplyObject(names);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    snprintf(now, sizeof(now), "%lld", s->now_ms);
+    for (size_t i = 0; i < n; i++) {
+        char state[SET_KEY_MAX * 2], leases[SET_KEY_MAX * 2];
+        const char *name = names->element[i]->str ? names->element[i]->str : "";
+        snprintf(state, sizeof(state), "%s" KEY_HOST "%s" KEY_HOST_STATE, st->prefix, name);
+        snprintf(leases, sizeof(leases), "%s" KEY_HOST "%s" KEY_HOST_LEASES, st->prefix, name);
+        const char *hgetall[] = {"HGETALL", state}, *zcount[] = {"ZCOUNT", leases, now, "+inf"};
+        redisAppendCommandArgv(c, 2, hgetall, NULL);
+        redisAppendCommandArgv(c, 4, zcount, NULL);
+        s->hosts[i].name = strdup(name);
+    }
+    freeReplyObject(names);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct snap_host *h = &s->hosts[i];
+        redisReply *hr = NULL, *zr = NULL;
+        if (rc == 0 && (redisGetReply(c, (void **)&hr) != REDIS_OK ||
+                        redisGetReply(c, (void **)&zr) != REDIS_OK)) {
+            snprintf(err, errlen, "redis HGETALL: %s", c->errstr);
+            rc = -1;
+        }
+        if (rc == 0 && h->name == NULL) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+        }
+        if (rc == 0) {
+            h->in_flight = zr->type == REDIS_REPLY_INTEGER ? zr->integer : 0;
+            h->concurrency = (long long)snap_num(rdb_field(hr, HOST_LIMIT));
+            h->max_inflight = (long long)snap_num(rdb_field(hr, HOST_INFLIGHT));
+            h->rate = snap_num(rdb_field(hr, HOST_RATE));
+            h->pause_ms = snap_left(s, snap_num(rdb_field(hr, HOST_PAUSE_UNTIL)));
+            h->circuit = (int)snap_num(rdb_field(hr, HOST_CIRCUIT));
+            h->open_ms =
+                h->circuit == 1 ? snap_left(s, snap_num(rdb_field(hr, HOST_OPEN_UNTIL))) : 0;
+            h->fails = (long long)snap_num(rdb_field(hr, HOST_FAILS));
+            h->waits = (long long)snap_num(rdb_field(hr, HOST_WAITS));
+        }
+        if (hr)
+            freeReplyObject(hr);
+        if (zr)
+            freeReplyObject(zr);
+        s->nhosts++;
+    }
+    if (s->nhosts > 1)
+        qsort(s->hosts, s->nhosts, sizeof(*s->hosts), snap_cmp_host);
+    return rc;
+}
+
+const char *snap_circuit_name(int circuit)
+{
+    return circuit == 1 ? "open" : circuit == 2 ? "half-open" : "closed";
+}
+
 /* Runs one command and hands its reply to read(); -1 with err on failure. */
 static int snap_ask(redisContext *c, int argc, const char **argv, struct snap *s,
                     int (*read)(struct snap *, const redisReply *), char *err, size_t errlen)
@@ -352,7 +445,7 @@ struct snap *snap_take(redisContext *c, const struct settings *st, char *err, si
             goto err;
     }
     if (snap_scan_workers(c, st, s, err, errlen) < 0 ||
-        snap_read_workers(c, st, s, err, errlen) < 0)
+        snap_read_workers(c, st, s, err, errlen) < 0 || snap_read_hosts(c, st, s, err, errlen) < 0)
         goto err;
     return s;
 err:

@@ -1,6 +1,7 @@
 /* snap.h -- one snapshot of the pipeline as Redis sees it, read once into plain structs: the
  * counters hash, the stream and its group (backlog.h), the pending entries per consumer and the
- * oldest of them, the dead-letter stream's length, and the live workers' heartbeats. `pixflow
+ * oldest of them, the dead-letter stream's length, the live workers' heartbeats, and each source
+ * host's politeness state (SPEC §5.8: its slots taken, concurrency, pause, circuit). `pixflow
  * stats` renders text or JSON from it; nothing here prints. */
 #ifndef PIXFLOW_SNAP_H
 #define PIXFLOW_SNAP_H
@@ -29,6 +30,19 @@ struct snap_worker {                                /* a live heartbeat */
     long long pending;                              /* from the group's pending summary */
 };
 
+struct snap_host { /* a source host as the fleet shares it (<prefix>host:<name>:...) */
+    char *name;
+    long long in_flight;    /* leases not lapsed: requests at once, fleet-wide */
+    long long concurrency;  /* the adaptive cap now */
+    long long max_inflight; /* the configured cap (as the last ask sent it) */
+    double rate;            /* the configured requests a second */
+    long long pause_ms;     /* left of a 429/503 pause; 0 when none */
+    int circuit;            /* 0 closed, 1 open, 2 half-open */
+    long long open_ms;      /* left of an open circuit's spell */
+    long long fails;        /* consecutive failures */
+    long long waits;        /* requests that waited for it, ever, fleet-wide */
+};
+
 struct snap_oldest { /* the oldest pending entry */
     char *id, *consumer;
     long long age_ms, idle_ms, deliveries;
@@ -45,7 +59,12 @@ struct snap {
     long long dead;              /* entries in <prefix>dead now */
     struct snap_worker *workers; /* sorted by name */
     size_t nworkers;
+    struct snap_host *hosts; /* sorted by name */
+    size_t nhosts;
 };
+
+/* "closed", "open" or "half-open". */
+const char *snap_circuit_name(int circuit);
 
 /* Reads everything in a few round trips. NULL with err set when Redis fails. */
 struct snap *snap_take(redisContext *c, const struct settings *st, char *err, size_t errlen);

@@ -34,8 +34,10 @@ static const char synopsis[] =
     "Counters of <prefix>stats (SPEC §7), and from Redis itself: stream length, backlog (the\n"
     "group's lag: entries no worker has read yet), pending entries (read, not yet acked) per\n"
     "consumer and the age of the oldest, dead letters (by reason, from the failed:<reason> and\n"
-    "invalid:<reason> counters; and how many <prefix>dead holds now), and the live workers from\n"
-    "their heartbeats. --watch refreshes every --interval with rates per second: a screen redrawn\n"
+    "invalid:<reason> counters; and how many <prefix>dead holds now), the live workers from\n"
+    "their heartbeats, and each source host the fleet shares (requests at once, concurrency,\n"
+    "rate, pause, circuit). --watch refreshes every --interval with rates per second: a screen "
+    "redrawn\n"
     "in place on a terminal, one line per refresh otherwise (one JSON object with --json).\n"
     "Exit: 0 done, 1 Redis failed, 2 bad usage";
 
@@ -58,9 +60,10 @@ static const struct cfg_option own_options[] = {
 
 /* The main counters, in the order people read them; others follow by name. */
 static const char *const main_counters[] = {
-    C_INGEST_LINES, C_INGEST_QUEUED, C_INGEST_DUPLICATES, C_INGEST_INVALID, C_RECEIVED,
-    C_STORED,       C_ALIASED,       C_DUPLICATES,        C_INVALID,        C_FAILED,
-    C_RETRIES,      C_RECLAIMED,     C_BYTES_IN,          C_BYTES_OUT,      NULL,
+    C_INGEST_LINES, C_INGEST_QUEUED, C_INGEST_DUPLICATES, C_INGEST_INVALID,
+    C_RECEIVED,     C_STORED,        C_ALIASED,           C_DUPLICATES,
+    C_INVALID,      C_FAILED,        C_RETRIES,           C_RECLAIMED,
+    C_HOST_WAITS,   C_BYTES_IN,      C_BYTES_OUT,         NULL,
 };
 
 static volatile sig_atomic_t stop;
@@ -193,6 +196,26 @@ static void render_json(FILE *out, const struct settings *st, const struct snap 
         json_kv_int_or_null(&j, HB_PROCESSED, w->processed);
         json_kv_int(&j, "pending", w->pending);
         json_kv_int(&j, "ttl_s", w->ttl_s);
+        json_end(&j);
+    }
+    json_end(&j);
+
+    json_key(&j, "hosts");
+    json_array(&j);
+    for (size_t i = 0; i < s->nhosts; i++) {
+        const struct snap_host *h = &s->hosts[i];
+        json_object(&j);
+        json_kv_str(&j, "host", h->name);
+        json_kv_int(&j, "in_flight", h->in_flight);
+        json_kv_int(&j, "concurrency", h->concurrency);
+        json_kv_int(&j, "max_inflight", h->max_inflight);
+        json_key(&j, "rate");
+        json_double(&j, h->rate);
+        json_kv_int(&j, "pause_ms", h->pause_ms);
+        json_kv_str(&j, "circuit", snap_circuit_name(h->circuit));
+        json_kv_int(&j, "open_ms", h->open_ms);
+        json_kv_int(&j, "fails", h->fails);
+        json_kv_int(&j, "waits", h->waits);
         json_end(&j);
     }
     json_end(&j);
@@ -365,6 +388,33 @@ static void render_workers(FILE *out, const struct snap *s)
     human_table_free(t);
 }
 
+/* Politeness (SPEC §5.8): each source host's slots taken fleet-wide, its concurrency against its
+ * cap, its rate, and what holds it back now. */
+static void render_hosts(FILE *out, const struct snap *s)
+{
+    if (s->nhosts == 0)
+        return;
+    fprintf(out, "\nhosts (requests: %lld waited for their host)\n", snap_counter(s, C_HOST_WAITS));
+    fprintf(out, "  %-28s %9s %11s %8s %10s %10s %s\n", "HOST", "IN_FLIGHT", "CONCURRENCY",
+            "RATE/S", "WAITS", "PAUSE", "CIRCUIT");
+    for (size_t i = 0; i < s->nhosts; i++) {
+        const struct snap_host *h = &s->hosts[i];
+        char pause[32], open[32], cap[32];
+        snprintf(cap, sizeof(cap), "%lld/%lld", h->concurrency, h->max_inflight);
+        fprintf(out, "  ");
+        size_t n = human_print(out, h->name, strlen(h->name), 28);
+        fprintf(out, "%*s %9lld %11s %8.6g %10lld %10s %s", n < 28 ? (int)(28 - n) : 0, "",
+                h->in_flight, cap, h->rate, h->waits,
+                h->pause_ms ? human_duration(h->pause_ms, pause, sizeof(pause)) : "-",
+                snap_circuit_name(h->circuit));
+        if (h->circuit == 1)
+            fprintf(out, " (%s left)", human_duration(h->open_ms, open, sizeof(open)));
+        if (h->fails)
+            fprintf(out, ", %lld failure%s in a row", h->fails, h->fails == 1 ? "" : "s");
+        fputc('\n', out);
+    }
+}
+
 static void render_text(FILE *out, const struct settings *st, const struct snap *s,
                         const struct snap *prev)
 {
@@ -399,6 +449,7 @@ static void render_text(FILE *out, const struct settings *st, const struct snap 
         fprintf(out, "(out of memory: some counters are missing)\n");
     human_table_free(t);
     render_workers(out, s);
+    render_hosts(out, s);
     render_transforms(out, s);
 }
 

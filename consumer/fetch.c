@@ -84,6 +84,7 @@ struct fetch_engine {
     struct fetch *fetches;        /* every fetch not yet done or cancelled */
     struct fetch_foreign *others; /* fetch_engine_add: transfers not yet done or removed */
     struct fetch_sock *socks;
+    struct fetch_gate gate; /* politeness (hosts.h); ask is NULL without one */
 };
 
 /* A transfer another module put on the engine's multi (fetch_engine_add). CURLOPT_PRIVATE
@@ -111,6 +112,11 @@ struct fetch {
     double start_ms, deadline_ms;
     struct fetch_queue *queue; /* &e->queued while in it, else NULL */
     struct fetch *qprev, *qnext;
+    void *ticket;      /* the gate's, from its ask until the hop ends */
+    int sent;          /* the first hop went out (fetch_send): what the gate lets go next */
+    long gate_left_ms; /* time left for the hop that waits for the gate */
+    double gate_ms;    /* when it began to wait */
+    double hop_ms;     /* when the current hop was sent */
 
     /* State of the current hop, reset before each. */
     size_t cap;          /* bytes allocated in res->body */
@@ -623,6 +629,9 @@ static void fetch_detach(struct fetch *f)
     f->later = NULL;
     fetch_queue_remove(f);
     fetch_pending_clear(f);
+    if (f->ticket)
+        e->gate.drop(f->ticket);
+    f->ticket = NULL;
     if (f->prev)
         f->prev->next = f->next;
     else
@@ -768,11 +777,14 @@ static int fetch_hop(struct fetch *f, long left_ms)
         curl_multi_add_handle(f->e->multi, f->easy) != CURLM_OK)
         return -1;
     f->in_multi = 1;
+    f->hop_ms = fetch_now_ms();
     return 0;
 }
 
 /* A 3xx with a Location: follow it if it is allowed. `location` belongs to the easy handle and
  * is copied before the handle changes. */
+static int fetch_gate_ask(struct fetch *f, long left_ms);
+
 static void fetch_follow(struct fetch *f, const char *location)
 {
     struct fetch_result *r = f->res;
@@ -796,7 +808,7 @@ static void fetch_follow(struct fetch *f, const char *location)
     if (left == 0)
         fetch_finish(f, FETCH_TRANSIENT, "timeout", "%ld ms spent before hop %d",
                      f->e->lim.total_timeout_ms, r->redirects);
-    else if (fetch_hop(f, left) < 0)
+    else if (fetch_gate_ask(f, left) == 0 && fetch_hop(f, left) < 0)
         fetch_finish(f, FETCH_TRANSIENT, "internal", "cannot start hop %d", r->redirects);
 }
 
@@ -900,6 +912,37 @@ static void fetch_requeue(struct fetch *f)
     fetch_budget_wake(e);
 }
 
+/* The gate is told how the hop ended. 1 when the host said to wait (429): the hop waits for the
+ * gate and goes again, the fetch neither failed nor done. A 503 pauses the host too (the gate's
+ * business) but fails the fetch as the 5xx it is: a URL its origin cannot serve still ends. */
+static int fetch_gate_done(struct fetch *f, CURLcode rc, long code)
+{
+    enum fetch_hop_end end = FETCH_HOP_FAILED;
+    if (f->abort_reason[0])
+        end = code > 0 ? FETCH_HOP_ANSWERED : FETCH_HOP_LOCAL;
+    else if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && f->dropped))
+        end = FETCH_HOP_ANSWERED;
+    else if (rc == CURLE_OPERATION_TIMEDOUT)
+        end = FETCH_HOP_TIMEOUT;
+    else if (rc == CURLE_COULDNT_CONNECT && f->blocked[0])
+        end = FETCH_HOP_LOCAL;
+    void *ticket = f->ticket;
+    f->ticket = NULL;
+    f->e->gate.done(ticket, end, code, f->res->retry_after_ms, fetch_now_ms() - f->hop_ms);
+    long left = f->res->redirects ? fetch_remaining_ms(f) : f->e->lim.total_timeout_ms;
+    if (end != FETCH_HOP_ANSWERED || f->abort_reason[0] || code != 429 || left == 0)
+        return 0;
+    curl_multi_remove_handle(f->e->multi, f->easy);
+    f->in_multi = 0;
+    fetch_pending_clear(f); /* a waiting fetch holds no budget */
+    if (f->res->redirects == 0)
+        f->sent = 0; /* the first hop again: through the budget once the gate lets it go */
+    if (fetch_gate_ask(f, left))
+        return 1;
+    f->sent = 1;
+    return 0; /* no ticket to be had: it ends as the transient failure it is */
+}
+
 /* One hop ended (CURLMSG_DONE): finish, or follow a redirect. */
 static void fetch_hop_done(struct fetch *f, CURLcode rc)
 {
@@ -918,10 +961,12 @@ static void fetch_hop_done(struct fetch *f, CURLcode rc)
     r->connect_ms = (double)connect_us / 1e3;
     r->ttfb_ms = (double)ttfb_us / 1e3;
 
-    if (f->requeue) {
+    if (f->requeue) { /* the same request again: it keeps its ticket */
         fetch_requeue(f);
         return;
     }
+    if (f->ticket && fetch_gate_done(f, rc, code))
+        return;
     if (f->abort_reason[0]) {
         fetch_finish(f, f->abort_cls, f->abort_reason, "%s", f->abort_error);
         return;
@@ -1065,6 +1110,7 @@ static int fetch_later(struct fetch *f, enum fetch_class cls, const char *reason
  * the budget queued it. 0, or -1 when curl refuses. */
 static int fetch_send(struct fetch *f)
 {
+    f->sent = 1;
     f->estimate = fetch_estimate(f);
     f->e->pending += f->estimate;
     f->deadline_ms = fetch_now_ms() + (double)f->e->lim.total_timeout_ms;
@@ -1078,6 +1124,48 @@ static void fetch_begin(struct fetch *f)
 {
     if (fetch_send(f) < 0)
         fetch_later(f, FETCH_TRANSIENT, "internal", "cannot start the transfer");
+}
+
+/* The first hop may go as far as its host is concerned: sent now, or queued for the budget. The
+ * host is asked first so that a fetch waiting for its host holds no budget; one the budget then
+ * holds back keeps its host slot meanwhile (its lease outlives the fetch timeout by a margin). */
+static int fetch_admit(struct fetch *f)
+{
+    struct fetch_engine *e = f->e;
+    if (e->lim.memory > 0 && (e->queued.head || !fetch_budget_room(f))) {
+        fetch_queue_push(&e->queued, f, 0);
+        return 0;
+    }
+    return fetch_send(f);
+}
+
+/* The gate lets the waiting hop go: the first through fetch_admit, a later one at once, with the
+ * time it had left when it began to wait. */
+static void fetch_gate_go(void *arg, int waited)
+{
+    struct fetch *f = arg;
+    f->res->host_waits += waited;
+    f->res->host_wait_ms += fetch_now_ms() - f->gate_ms;
+    if (!f->sent) {
+        if (fetch_admit(f) < 0)
+            fetch_finish(f, FETCH_TRANSIENT, "internal", "cannot start the transfer");
+        return;
+    }
+    f->deadline_ms = fetch_now_ms() + (double)f->gate_left_ms;
+    if (fetch_hop(f, f->gate_left_ms) < 0)
+        fetch_finish(f, FETCH_TRANSIENT, "internal", "cannot start hop %d", f->res->redirects);
+}
+
+/* Ask the gate for the next hop. 1: it waits (fetch_gate_go follows); 0: no gate, go now. */
+static int fetch_gate_ask(struct fetch *f, long left_ms)
+{
+    struct fetch_engine *e = f->e;
+    if (e->gate.ask == NULL)
+        return 0;
+    f->gate_left_ms = left_ms;
+    f->gate_ms = fetch_now_ms();
+    f->ticket = e->gate.ask(e->gate.ctx, f->res->final_url, fetch_gate_go, f);
+    return f->ticket != NULL;
 }
 
 struct fetch *fetch_start(struct fetch_engine *e, const char *url, fetch_done_fn *done, void *arg)
@@ -1106,9 +1194,7 @@ struct fetch *fetch_start(struct fetch_engine *e, const char *url, fetch_done_fn
         f->easy = curl_easy_init();
         if (f->easy == NULL || fetch_easy_setup(f) < 0)
             goto err;
-        if (e->lim.memory > 0 && (e->queued.head || !fetch_budget_room(f)))
-            fetch_queue_push(&e->queued, f, 0);
-        else if (fetch_send(f) < 0)
+        if (fetch_gate_ask(f, e->lim.total_timeout_ms) == 0 && fetch_admit(f) < 0)
             goto err;
     }
     fetch_link(f);
@@ -1137,6 +1223,11 @@ void fetch_cancel(struct fetch *f)
 int fetch_active(const struct fetch_engine *e)
 {
     return e->active;
+}
+
+void fetch_engine_gate(struct fetch_engine *e, const struct fetch_gate *g)
+{
+    e->gate = *g;
 }
 
 /* ---- the engine ------------------------------------------------------------------------- */

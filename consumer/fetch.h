@@ -62,6 +62,8 @@ struct fetch_result {
     double ttfb_ms;    /* last hop: until the first response byte */
     int redirects;     /* hops followed */
     int connections;   /* new connections opened, all hops: 0 when every hop reused one */
+    int host_waits;    /* hops that waited for their host (the gate) */
+    double host_wait_ms; /* time they waited, all hops together (no fetch timeout runs then) */
 
     /* Private: the part of the engine's byte budget the body holds, given back when the body is
      * freed (fetch_result_drop_body, fetch_result_free). Once delivered, engine is set only
@@ -71,6 +73,25 @@ struct fetch_result {
     size_t budget;
     int listed;
     struct fetch_result *hprev, *hnext;
+};
+
+/* Politeness (hosts.h): the gate is asked before each hop is sent (each redirect hop is a request
+ * to its own host) and told how the hop ended. A hop its host answered with 429 waits for the
+ * gate again and is sent again, without failing the fetch: waiting for a host is no attempt. */
+enum fetch_hop_end {
+    FETCH_HOP_ANSWERED, /* a response came, with its status */
+    FETCH_HOP_FAILED,   /* connect, DNS, TLS or network error */
+    FETCH_HOP_TIMEOUT,
+    FETCH_HOP_LOCAL, /* stopped here before the host was involved (a refused address) */
+};
+struct fetch_gate {
+    /* A ticket, then go(f, waited) on the loop (never inside ask) once the hop may go; NULL: go
+     * now without a ticket. */
+    void *(*ask)(void *ctx, const char *url, void (*go)(void *f, int waited), void *f);
+    void (*done)(void *ticket, enum fetch_hop_end end, long http_code, long retry_after_ms,
+                 double ms);
+    void (*drop)(void *ticket); /* the fetch is cancelled with its ticket */
+    void *ctx;
 };
 
 /* Called on the loop thread, never from inside fetch_start or fetch_cancel. The callee owns
@@ -118,6 +139,9 @@ struct fetch_budget_state {
     long requeued;
 };
 void fetch_budget_state(const struct fetch_engine *e, struct fetch_budget_state *st);
+
+/* Put every later hop through the gate (copied). Fetches already started are not. */
+void fetch_engine_gate(struct fetch_engine *e, const struct fetch_gate *g);
 
 /* Cancels whatever is still in flight (no done calls), then frees everything. */
 void fetch_engine_free(struct fetch_engine *e);

@@ -26,6 +26,7 @@
 #include "counters.h"
 #include "link.h"
 #include "transforms.h"
+#include "hosts.h"
 #include "http.h"
 #include "images.h"
 #include "log.h"
@@ -106,6 +107,7 @@ struct worker {
     struct event_base *base;
     struct stream *st;
     struct fetch_engine *fe;
+    struct hosts *hosts; /* politeness: the fetch engine's gate */
     struct pool *pool;
     struct store *store;
     struct raw_store *raw; /* NULL: originals are not kept */
@@ -155,15 +157,20 @@ static long ms_since(const struct timespec *t)
     return (long)(seconds_since(t) * 1000);
 }
 
-static void after_ms(struct timespec *t, long ms)
+static void add_ms(struct timespec *t, long ms)
 {
-    clock_gettime(CLOCK_MONOTONIC, t);
     t->tv_sec += ms / 1000;
     t->tv_nsec += (ms % 1000) * 1000000L;
     if (t->tv_nsec >= 1000000000L) {
         t->tv_sec++;
         t->tv_nsec -= 1000000000L;
     }
+}
+
+static void after_ms(struct timespec *t, long ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, t);
+    add_ms(t, ms);
 }
 
 static struct timeval tv_ms(long ms)
@@ -666,6 +673,11 @@ static void on_fetched(struct fetch_result *res, void *arg)
     e->fetch = NULL;
     entry_count(e, C_BYTES_IN, (long long)res->len);
     metrics_observe(&w->metrics, STAGE_DOWNLOAD, res->total_ms / 1000.0);
+    if (res->host_waits) {
+        /* Waiting for a host is not the entry's time: its deadline moves on by as much. */
+        entry_count(e, C_HOST_WAITS, res->host_waits);
+        add_ms(&e->born, (long)res->host_wait_ms);
+    }
     if (res->cls == FETCH_OK) {
         e->res = res;
         entry_work(e);
@@ -1189,6 +1201,7 @@ static void worker_metrics(void *arg, struct evbuffer *out)
         .group_pending = w->group_pending,
     };
     metrics_render(&w->metrics, &g, out);
+    hosts_metrics(w->hosts, out);
 }
 
 static void worker_images(void *arg, struct evhttp_request *req)
@@ -1258,8 +1271,9 @@ static void worker_free(struct worker *w)
     }
     while (w->zombies.next != &w->zombies) /* every callback has run by now */
         entry_reap(w->zombies.next);
-    raw_free(w->raw); /* its writes were cancelled with their entries */
-    fetch_engine_free(w->fe);
+    raw_free(w->raw);         /* its writes were cancelled with their entries */
+    fetch_engine_free(w->fe); /* then: it drops the tickets of its fetches */
+    hosts_free(w->hosts);
     transforms_unref(w->xf);
     store_free(w->store);
     metrics_free(&w->metrics);
@@ -1305,6 +1319,13 @@ int worker_run(const struct settings *s, const struct worker_options *o)
     w->fe = fetch_engine_new(w->base, s, &o->fetch, err, sizeof(err));
     if (w->fe == NULL)
         goto fail;
+    w->hosts = hosts_new(w->base, s, o->fetch.total_timeout_ms, o->redis_timeout_ms, err,
+                         sizeof(err));
+    if (w->hosts == NULL)
+        goto fail;
+    struct fetch_gate gate;
+    hosts_gate(w->hosts, &gate);
+    fetch_engine_gate(w->fe, &gate);
     /* Pool threads wait for their picture's memory here rather than overdraw it. */
     process_budget_init((size_t)o->process.decode_memory);
     w->pool = pool_new(w->base, (int)o->threads, err, sizeof(err));

@@ -17,6 +17,29 @@
 #define KEY_WORKER     "worker:" /* hash per worker, expires: heartbeat (followed by its name) */
 #define KEY_INGEST_RUN "ingest:run:" /* string per ingest run, expires: its last counting */
 
+/* Politeness (SPEC §5.8): each source host's fleet-wide state is KEY_HOST<host><suffix>. */
+#define KEY_HOST        "host:"
+#define KEY_HOST_STATE  ":state"      /* hash: the HOST_* fields below */
+#define KEY_HOST_LEASES ":leases"     /* sorted set: request lease -> deadline (ms, Redis clock) */
+#define KEY_HOST_PROBES ":probes"     /* sorted set: the half-open circuit's probes -> deadline */
+#define KEY_HOSTS       "hosts"       /* set: every host the fleet has asked for */
+#define KEY_HOSTS_FLEET "hosts:fleet" /* sorted set: worker -> its last ask (ms), for shares */
+
+/* ---- fields of a host's KEY_HOST_STATE (times in ms of Redis's clock) ---- */
+#define HOST_TAT         "tat"          /* GCRA: theoretical arrival time of the next request */
+#define HOST_PAUSE_UNTIL "pause_until"  /* no request starts before (429/503) */
+#define HOST_PAUSE_MS    "pause_ms"     /* the last backoff without Retry-After (doubles) */
+#define HOST_FAILS       "fails"        /* consecutive failures */
+#define HOST_CIRCUIT     "circuit"      /* 0 closed, 1 open, 2 half-open */
+#define HOST_OPEN_UNTIL  "open_until"   /* an open circuit lets probes through from then */
+#define HOST_OPEN_MS     "open_ms"      /* how long it opened for (doubles while probes fail) */
+#define HOST_LIMIT       "concurrency"  /* adaptive requests at once, <= the configured inflight */
+#define HOST_CUT_AT      "cut_at"       /* when the limit was last halved */
+#define HOST_DURATION    "duration_ms"  /* mean request time, for the wait hint when full */
+#define HOST_INFLIGHT    "max_inflight" /* the configured inflight of the last ask */
+#define HOST_RATE        "max_rate"     /* the configured rate of the last ask */
+#define HOST_WAITS       "waits"        /* requests that waited for the host, ever */
+
 /* ---- input stream fields ---- */
 #define FIELD_URL    "url"
 #define FIELD_SOURCE "source" /* the catalog an entry came from (ingest) */
@@ -55,6 +78,7 @@
 #define C_RECLAIMED         "reclaimed"
 #define C_BYTES_IN          "bytes_in"
 #define C_BYTES_OUT         "bytes_out"
+#define C_HOST_WAITS        "host_waits" /* requests that waited for a host's limit or pause */
 #define C_REPLAYED          "replayed"        /* dead letters put back (pixflow dead --replay) */
 #define C_VERIFY_MOVED      "verify_moved"    /* documents verify --fix moved to images_corrupt */
 #define C_VERIFY_REQUEUED   "verify_requeued" /* URLs verify --fix queued again */

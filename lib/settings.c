@@ -171,6 +171,12 @@ static int settings_connect(const struct cfg_option *o, const char *text, char *
     return 0;
 }
 
+static int settings_host_limits(const struct cfg_option *o, const char *text, char *err,
+                                size_t errlen)
+{
+    return host_limits_parse(text, o->value, err, errlen);
+}
+
 static int settings_file(const struct cfg_option *o, const char *text, char *err, size_t errlen)
 {
     if (*text && access(text, R_OK) != 0) {
@@ -351,6 +357,12 @@ int settings_options(struct settings *s, unsigned which, struct cfg_option *out)
         OPT("ca-file", "PIXFLOW_CA_FILE", settings_file, &s->ca_file, "", .meta = "FILE",
             .help = "extra CA bundle for HTTPS");
     }
+    /* Politeness (SPEC §5.8): what the whole fleet may send each host. */
+    if (which & SET_FETCH)
+        OPT("host-limits", "PIXFLOW_HOST_LIMITS", settings_host_limits, &s->host_limits,
+            HOST_LIMITS_DEFAULT, .meta = "LIMITS",
+            .help = "HOST:rate=R,burst=B,inflight=N;... per host for the whole fleet, * for any "
+                    "other");
     if (which & SET_HTTP) {
         OPT("http-token", "PIXFLOW_HTTP_TOKEN", settings_token, &s->http_token, "", .meta = "TOKEN",
             .help = "bearer token /images and /metrics require (none when empty)");

@@ -3,6 +3,7 @@
 #define PIXFLOW_SETTINGS_H
 
 #include "config.h"
+#include "hostlimits.h"
 #include "log.h"
 #include "url.h"
 
@@ -54,6 +55,7 @@ struct settings {
     struct connect_to connect_to[SET_CONNECT_TO_MAX];
     const char *ca_file;
     struct raw_config raw; /* kind RAW_NONE unless PIXFLOW_RAW_URL is set */
+    struct host_limits host_limits; /* PIXFLOW_HOST_LIMITS (with SET_FETCH) */
     const char *http_token; /* bearer token for /images and /metrics; empty: not required */
     long http_max_conns;
     long http_header_ms;
@@ -75,7 +77,7 @@ enum {
     SET_RAW = 1 << 8,      /* --raw-url, --s3-endpoint, --s3-region, AWS_* credentials */
 };
 
-#define SET_OPTIONS_MAX 24
+#define SET_OPTIONS_MAX 32
 
 /* Fill `out` (room for SET_OPTIONS_MAX entries) with the shared options selected by `which`,
  * bound to `s`; returns how many. Programs append their own after them. */

@@ -1160,6 +1160,116 @@ static void test_without_extra_ca(void **state)
     fetch_result_free(s.res);
 }
 
+/* ---- the politeness gate ------------------------------------------------------------------ */
+
+/* A gate that lets every hop go 50 ms after it asks, and writes down what it is told. */
+struct gate_ticket {
+    struct gate_log *g;
+    void (*go)(void *f, int waited);
+    void *f;
+    struct event *ev;
+};
+
+struct gate_log {
+    struct event_base *base;
+    int asks, dones, drops;
+    long codes[8];
+    enum fetch_hop_end ends[8];
+    struct gate_ticket t[8];
+};
+
+static void gate_fire(evutil_socket_t fd, short what, void *arg)
+{
+    struct gate_ticket *t = arg;
+    t->go(t->f, 1);
+}
+
+static void *gate_ask(void *ctx, const char *url, void (*go)(void *f, int waited), void *f)
+{
+    struct gate_log *g = ctx;
+    assert_true(g->asks < 8);
+    struct gate_ticket *t = &g->t[g->asks++];
+    *t = (struct gate_ticket){g, go, f, evtimer_new(g->base, gate_fire, t)};
+    struct timeval tv = {0, 50 * 1000};
+    evtimer_add(t->ev, &tv);
+    return t;
+}
+
+static void gate_done(void *ticket, enum fetch_hop_end end, long code, long retry_after_ms,
+                      double ms)
+{
+    struct gate_ticket *t = ticket;
+    t->g->codes[t->g->dones] = code;
+    t->g->ends[t->g->dones++] = end;
+}
+
+static void gate_drop(void *ticket) /* the fetch is gone: go must not be called */
+{
+    struct gate_ticket *t = ticket;
+    evtimer_del(t->ev);
+    t->g->drops++;
+}
+
+static void gate_up(struct rig *t, struct gate_log *g)
+{
+    memset(g, 0, sizeof(*g));
+    g->base = t->base;
+    struct fetch_gate gate = {gate_ask, gate_done, gate_drop, g};
+    fetch_engine_gate(t->e, &gate);
+}
+
+static void gate_down(struct gate_log *g)
+{
+    for (int i = 0; i < g->asks; i++)
+        event_free(g->t[i].ev);
+}
+
+/* Each hop asks the gate and reports its end; a 429 waits for the gate and goes again, without
+ * failing the fetch; the time spent waiting is the result's, not the fetch timeout's. */
+static void test_gate_429_waits_and_goes_again(void **state)
+{
+    struct fetch_limits lim = limits();
+    struct rig t;
+    struct gate_log g;
+    char url[128];
+    rig_up(&t, &settings_plain, &lim);
+    gate_up(&t, &g);
+    snprintf(url, sizeof(url), "https://picsum.photos/71/71?fault=429&retry_after=0&times=1&u=%d",
+             (int)getpid());
+    struct slot s = one(&t, url);
+    EXPECT(s, FETCH_OK, "ok");
+    assert_int_equal(g.asks, 3); /* the first hop twice, then its redirect */
+    assert_int_equal(g.dones, 3);
+    assert_int_equal(g.codes[0], 429);
+    assert_int_equal(g.codes[1], 302);
+    assert_int_equal(g.codes[2], 200);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(g.ends[i], FETCH_HOP_ANSWERED);
+    assert_int_equal(g.drops, 0);
+    assert_int_equal(s.res->host_waits, 3);
+    assert_true(s.res->host_wait_ms >= 140);
+    fetch_result_free(s.res);
+
+    /* a 503 is told to the gate (it pauses the host) but fails the fetch as the 5xx it is */
+    s = one(&t, "https://picsum.photos/72/72?fault=503");
+    EXPECT(s, FETCH_TRANSIENT, "http_5xx");
+    assert_int_equal(g.asks, 4);
+    assert_int_equal(g.codes[3], 503);
+    fetch_result_free(s.res);
+
+    /* cancelled while it waits: its ticket is dropped, and nothing else happens */
+    struct slot c = {.rig = &t};
+    struct fetch *f = fetch_start(t.e, "https://picsum.photos/73/73", on_done, &c);
+    assert_non_null(f);
+    fetch_cancel(f);
+    assert_int_equal(g.drops, 1);
+    run_until(&t, t.done + 1, 200);
+    assert_int_equal(c.calls, 0);
+    assert_int_equal(g.dones, 4);
+    rig_down(&t);
+    gate_down(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1193,6 +1303,7 @@ int main(void)
         cmocka_unit_test(test_budget_many),
         cmocka_unit_test(test_bad_setup),
         cmocka_unit_test(test_without_extra_ca),
+        cmocka_unit_test(test_gate_429_waits_and_goes_again),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -16,6 +16,7 @@
 
 #include "cache.h"
 #include "counter.h"
+#include "hostcount.h"
 #include "image.h"
 #include "query.h"
 #include "rng.h"
@@ -43,6 +44,7 @@ struct serve {
     int nlisteners;
     struct cache *cache;
     struct stats *stats;
+    struct hostcount *hosts; /* requests at once per Host */
     struct counter_map *budgets; /* requests seen per exact URL that carries times=N */
     struct slow_set *slow;
     uint64_t rng;
@@ -473,7 +475,7 @@ static void serve_control_stats(struct serve_req *r, struct evbuffer *b)
     struct cache_stats cs;
 
     cache_get_stats(s->cache, &cs);
-    stats_json(s->stats, &s->cfg.rates, &cs, slow_count(s->slow), b);
+    stats_json(s->stats, &s->cfg.rates, &cs, slow_count(s->slow), s->hosts, b);
     serve_json_reply(r, 200, "OK", b);
 }
 
@@ -482,6 +484,7 @@ static void serve_control_reset(struct serve_req *r, struct evbuffer *b)
     struct serve *s = r->s;
 
     stats_reset(s->stats);
+    hostcount_reset(s->hosts);
     counter_reset(s->budgets);
     evbuffer_add_printf(b, "{\"reset\": true}");
     serve_json_reply(r, 200, "OK", b);
@@ -587,6 +590,19 @@ static void serve_control(struct serve_req *r)
 
 /* ---- dispatch ---- */
 
+/* A reply is all sent, or its client left: the request no longer counts as in flight. */
+static void serve_request_ended(struct evhttp_request *req, void *arg)
+{
+    struct serve *s = arg;
+
+    hostcount_end(s->hosts, req);
+}
+
+static void serve_left(void *arg, struct evhttp_request *req)
+{
+    serve_request_ended(req, arg);
+}
+
 static void serve_request(struct evhttp_request *req, void *arg)
 {
     struct serve_listener *l = arg;
@@ -605,6 +621,11 @@ static void serve_request(struct evhttp_request *req, void *arg)
     if (r->path == NULL || r->path[0] == '\0')
         r->path = "/";
     route_parse(r->path, &r->route);
+    if (r->route.kind != ROUTE_CONTROL_STATS && r->route.kind != ROUTE_CONTROL_RESET &&
+        r->route.kind != ROUTE_CONTROL_FAULT) {
+        hostcount_begin(r->s->hosts, req);
+        evhttp_request_set_on_complete_cb(req, serve_request_ended, r->s);
+    }
     switch (r->route.kind) {
     case ROUTE_CONTROL_STATS:
     case ROUTE_CONTROL_RESET:
@@ -649,10 +670,13 @@ struct serve *serve_new(struct event_base *base, const struct serve_config *cfg,
     s->stats = stats_new(SERVE_KEYS_MAX);
     s->budgets = counter_new(SERVE_KEYS_MAX);
     s->slow = slow_new(base);
-    if (s->cache == NULL || s->stats == NULL || s->budgets == NULL || s->slow == NULL) {
+    s->hosts = hostcount_new();
+    if (s->cache == NULL || s->stats == NULL || s->budgets == NULL || s->slow == NULL ||
+        s->hosts == NULL) {
         snprintf(err, errlen, "out of memory");
         goto err;
     }
+    slow_on_left(s->slow, serve_left, s);
     if (image_bomb(SERVE_BOMB_SIZE, SERVE_BOMB_SIZE, &s->bomb, &s->bomb_len, err, errlen) < 0)
         goto err;
     return s;
@@ -666,6 +690,7 @@ void serve_free(struct serve *s)
     if (s == NULL)
         return;
     slow_free(s->slow);
+    hostcount_free(s->hosts);
     cache_free(s->cache);
     stats_free(s->stats);
     counter_free(s->budgets);

@@ -19,6 +19,8 @@ struct slow_reply {
 
 struct slow_set {
     struct event_base *base;
+    void (*left)(void *arg, struct evhttp_request *req);
+    void *left_arg;
     struct slow_reply *head;
     size_t count;
 };
@@ -58,6 +60,13 @@ void slow_free(struct slow_set *set)
     free(set);
 }
 
+void slow_on_left(struct slow_set *set, void (*fn)(void *arg, struct evhttp_request *req),
+                  void *arg)
+{
+    set->left = fn;
+    set->left_arg = arg;
+}
+
 size_t slow_count(const struct slow_set *set)
 {
     return set->count;
@@ -70,6 +79,8 @@ static void slow_tick(evutil_socket_t fd, short what, void *arg)
     int last;
 
     if (evhttp_request_get_connection(sr->req) == NULL) {
+        if (sr->set->left != NULL)
+            sr->set->left(sr->set->left_arg, sr->req);
         slow_finish(sr); /* the client left */
         return;
     }

@@ -26,6 +26,10 @@ int slow_start(struct slow_set *set, struct evhttp_request *req, int code, const
 int slow_start_rate(struct slow_set *set, struct evhttp_request *req, int code, const char *reason,
                     struct evbuffer *body, long bytes_per_s);
 
+/* fn(arg, req) when a client leaves before its reply is all sent (noticed at the next piece). */
+void slow_on_left(struct slow_set *set, void (*fn)(void *arg, struct evhttp_request *req),
+                  void *arg);
+
 /* Replies still trickling (a client that left is noticed at its reply's next tick). */
 size_t slow_count(const struct slow_set *set);
 

@@ -123,7 +123,8 @@ void stats_json_rates(const struct fault_rates *rates, struct evbuffer *out)
 }
 
 void stats_json(const struct stats *st, const struct fault_rates *rates,
-                const struct cache_stats *cache, size_t trickling, struct evbuffer *out)
+                const struct cache_stats *cache, size_t trickling, const struct hostcount *hosts,
+                struct evbuffer *out)
 {
     int first = 1;
 
@@ -141,7 +142,12 @@ void stats_json(const struct stats *st, const struct fault_rates *rates,
     stats_json_rates(rates, out);
     evbuffer_add_printf(out,
                         ", \"cache\": {\"entries\": %zu, \"bytes\": %zu, \"max_bytes\": %zu, "
-                        "\"hits\": %lu, \"misses\": %lu}, \"trickling\": %zu}",
+                        "\"hits\": %lu, \"misses\": %lu}, \"trickling\": %zu, \"hosts\": ",
                         cache->entries, cache->bytes, cache->max_bytes, cache->hits, cache->misses,
                         trickling);
+    if (hosts != NULL)
+        hostcount_json(hosts, out);
+    else
+        evbuffer_add(out, "{}", 2);
+    evbuffer_add(out, "}", 1);
 }

@@ -8,6 +8,7 @@
 
 #include "cache.h"
 #include "fault.h"
+#include "hostcount.h"
 
 struct stats;
 
@@ -24,9 +25,11 @@ void stats_request(struct stats *st, const char *path);
 void stats_reply(struct stats *st, int code, enum fault_kind fault);
 
 /* {"requests": n, "by_path": {...}, "by_status": {...}, "faults": {...}, "rates": {...},
- *  "cache": {...}, "trickling": n}; trickling: slow replies still sending their body. */
+ *  "cache": {...}, "trickling": n, "hosts": {...}}; trickling: slow replies still sending their
+ *  body; hosts (hostcount_json; {} when NULL): requests at once and per second by Host. */
 void stats_json(const struct stats *st, const struct fault_rates *rates,
-                const struct cache_stats *cache, size_t trickling, struct evbuffer *out);
+                const struct cache_stats *cache, size_t trickling, const struct hostcount *hosts,
+                struct evbuffer *out);
 
 /* {"500": 0.1, ...}: the non-zero rates. */
 void stats_json_rates(const struct fault_rates *rates, struct evbuffer *out);

@@ -425,7 +425,7 @@ static void test_stats_json(void **state)
     stats_request(st, "/third"); /* past the key cap */
     stats_reply(st, 302, FAULT_NONE);
     stats_reply(st, 503, FAULT_503);
-    stats_json(st, &rates, &cs, 9, out);
+    stats_json(st, &rates, &cs, 9, NULL, out);
     len = evbuffer_get_length(out);
     json = calloc(1, len + 1);
     assert_non_null(json);
@@ -438,7 +438,7 @@ static void test_stats_json(void **state)
     assert_non_null(strstr(json, "\"faults\": {\"503\": 1}"));
     assert_non_null(strstr(json, "\"rates\": {\"503\": 0.5}"));
     assert_non_null(strstr(json, "\"hits\": 3"));
-    assert_non_null(strstr(json, "\"trickling\": 9}"));
+    assert_non_null(strstr(json, "\"trickling\": 9, \"hosts\": {}}"));
     free(json);
     evbuffer_free(out);
     stats_free(st);

@@ -167,6 +167,21 @@ function renderOverview(data) {
       el("td", { text: w.version || "–" }))))
     : el("p", { class: "muted", id: "workers", text: "No live worker (no heartbeat)." });
 
+  // Source hosts as the whole fleet shares them (SPEC §5.8): what holds each back now.
+  const hostRows = (s.hosts || []).map((h) => el("tr", {},
+    el("td", { class: "mono", text: h.host }),
+    el("td", { class: "num", text: fmtInt(h.in_flight) }),
+    el("td", { class: "num", text: fmtInt(h.concurrency) + " / " + fmtInt(h.max_inflight) }),
+    el("td", { class: "num", text: String(h.rate) }),
+    el("td", { class: "num", text: fmtInt(h.waits) }),
+    el("td", { text: h.pause_ms ? fmtAge(h.pause_ms) : "–" }),
+    el("td", { class: "circuit-" + h.circuit,
+      text: h.circuit + (h.circuit === "open" ? " (" + fmtAge(h.open_ms) + " left)" : "") })));
+  const hosts = hostRows.length ? table("hosts", ["host", { label: "in flight", num: 1 },
+    { label: "concurrency", num: 1 }, { label: "rate/s", num: 1 }, { label: "waits", num: 1 },
+    "pause", "circuit"], hostRows)
+    : null;
+
   const reasons = Object.entries(s.dead.by_reason || {});
   const dead = reasons.length ? table("reasons", ["reason", { label: "ever", num: 1 }],
     reasons.map(([k, v]) => el("tr", {},
@@ -189,6 +204,8 @@ function renderOverview(data) {
     el("div", { class: "legend" }, el("span", { class: "stored", text: "■ stored + aliased" }), "  ",
       el("span", { class: "failed", text: "■ failed" })),
     el("h2", { text: "Workers" }), workers,
+    hosts ? el("h2", { text: "Hosts (" + fmtInt(c.host_waits || 0) + " requests waited for theirs)" }) : null,
+    hosts,
     el("h2", { text: "Dead letters by reason" }), dead,
     transforms.length ? el("h2", { text: "Transforms (average time per picture)" }) : null,
     transforms.length ? table("transforms", ["transform", { label: "ok", num: 1 }, { label: "failed", num: 1 }, { label: "average", num: 1 }], transforms) : null,
