@@ -19,7 +19,6 @@ too, and the stream's, the acks' and the heartbeats'), and the requests that wai
 """
 import argparse
 import json
-import os
 import re
 import sys
 import tempfile
@@ -27,18 +26,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-VENV_PYTHON = ROOT / ".cache" / "venv" / "bin" / "python"
-
-try:
-    import redis  # noqa: F401  (bench_pipeline needs it too)
-except ImportError:
-    if VENV_PYTHON.exists() and Path(sys.prefix).resolve() != VENV_PYTHON.parents[1].resolve():
-        os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), *sys.argv])
-    sys.exit("bench_hosts needs the redis module (.cache/venv has it)")
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_pipeline as bp  # noqa: E402
+import bench_pipeline as bp  # noqa: E402  (re-executes itself under the venv when needed)
 
 HOSTS = ("picsum.photos", "fastly.picsum.photos")
 TARGET_LOSS = 0.05
@@ -78,7 +67,7 @@ def one_rate(args, stack, rate, folder):
     prefix = f"bh{int(rate)}:"
     env = bp.run_env(stack, args.build_dir, prefix, f"bench_hosts_{int(rate)}", level="info")
     env["PIXFLOW_HOST_LIMITS"] = f"*:rate={rate:g},burst={args.burst},inflight={args.inflight}"
-    r = redis.Redis.from_url(stack.env["PIXFLOW_REDIS_URL"])
+    r = bp.redis.Redis.from_url(stack.env["PIXFLOW_REDIS_URL"])
     # enough entries for warm-up + window with room to spare, all distinct (no alias, no cache
     # of ours in the way): the small pictures keep the CPU stage far from the limit
     n = int(rate * (args.warmup + args.seconds) * 1.5) + 100
@@ -123,7 +112,7 @@ def one_rate(args, stack, rate, folder):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--build-dir", type=Path, default=ROOT / "build")
+    ap.add_argument("--build-dir", type=Path, default=bp.ROOT / "build")
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--rate", type=float, nargs="+", default=[20, 50])
     ap.add_argument("--burst", type=int, default=5)
