@@ -172,6 +172,17 @@ def test_gallery_pages_and_pngs(pipeline, console):
     assert console.json("/api/images/../../etc/passwd")[0] == 400
     assert console.json("/api/images?limit=0")[0] == 400
 
+    # The original the picture came from: its document, and its bytes from the raw store.
+    kept = meta["original"]
+    assert kept["document"]["_id"] == meta["image"]["origin"]["sha256"]
+    assert kept["document"]["bytes"] == meta["image"]["origin"]["bytes"]
+    assert kept["document"]["content_type"].startswith("image/jpeg")
+    status, h, original = console.request(kept["href"])
+    assert status == 200 and h["Content-Type"].startswith("image/jpeg")
+    assert hashlib.sha256(original).hexdigest() == kept["document"]["_id"]
+    assert console.request("/api/originals/" + "0" * 64)[0] == 404
+    assert console.request("/api/originals/nope")[0] == 400
+
 
 def test_replay_needs_csrf_then_requeues(pipeline, console, tmp_path):
     letter = [l for l in pipeline.keys.dead() if l["url"] == REPLAYABLE][0]
