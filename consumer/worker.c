@@ -1214,7 +1214,9 @@ static void worker_images(void *arg, struct evhttp_request *req)
  * on the pool. */
 static int worker_offload(void *ctx, void (*work)(void *), void (*done)(void *), void *arg)
 {
-    pool_submit(ctx, work, done, arg);
+    /* Ahead of the pictures waiting for their CPU stage, like a store that began: the write
+     * holds a copy of its bytes until it runs. */
+    pool_submit_first(ctx, work, done, arg);
     return 0;
 }
 
