@@ -1,7 +1,7 @@
 """pixflow under Redis Sentinel (SPEC §2 redis-sentinel://): a primary, a replica and three
-sentinels on loopback, started here; the stack's FerretDB and image server. kill -9 of the primary
-mid-run: the workers and the tools move to the promoted replica, every URL is stored once and the
-counters reconcile."""
+sentinels on loopback, started here; the stack's FerretDB and image server. a failover
+mid-run (kill -9 of the primary, or its demotion): the workers and the tools move to the promoted
+replica, every URL is stored once and the counters reconcile."""
 import shutil
 import socket
 import subprocess
@@ -120,7 +120,10 @@ def sentinel_env(env, topology):
     return dict(env, PIXFLOW_REDIS_URL=topology.url())
 
 
-def test_kill_9_of_the_primary_mid_run_loses_nothing(env, topology, fleet):
+@pytest.mark.parametrize("how", ["kill-9", "demoted"])
+def test_failover_mid_run_loses_nothing(env, topology, fleet, how):
+    """kill -9 of the primary (its connections die with it), or SENTINEL FAILOVER (the old
+    primary lives on as a replica, and the sentinels close its clients' connections)."""
     penv = sentinel_env(env, topology)
     primary = topology.client("primary")
     keys = Keys(primary, penv["PIXFLOW_PREFIX"])
@@ -136,8 +139,10 @@ def test_kill_9_of_the_primary_mid_run_loses_nothing(env, topology, fleet):
     b = fleet.start(penv, "B", *timing)
     wait_for("work under way", lambda: keys.stats().get("stored", 0) >= 8, 30)
     assert keys.pending() > 0, "nothing in flight at the failover"
-    old = topology.ports["primary"]
-    topology.kill("primary")
+    if how == "kill-9":
+        topology.kill("primary")
+    else:
+        topology.sentinel().execute_command("SENTINEL", "FAILOVER", MASTER)
     wait_for("the failover", lambda: topology.primary_port() == topology.ports["replica"], 30)
     new = topology.client("replica")
     keys = Keys(new, penv["PIXFLOW_PREFIX"])
@@ -152,7 +157,7 @@ def test_kill_9_of_the_primary_mid_run_loses_nothing(env, topology, fleet):
     b.assert_clean_exit(15)
     mclient, db = mongo_for(penv)
     docs = list(db["sources"].find({}))
-    assert sorted(d["_id"] for d in docs) == sorted(set(urls)), old
+    assert sorted(d["_id"] for d in docs) == sorted(set(urls))
     stats = keys.stats()
     assert stats["received"] == stats["stored"] == len(urls), stats
     assert reconcile(stats, db["images"].count_documents({})) is None
