@@ -309,9 +309,8 @@ static void test_redis_urls(void **state)
     assert_int_equal(s.redis.port, 6390);
     assert_int_equal(s.redis.db, 2);
 
-    assert_int_equal(redis_url(&s, "redis-sentinel://u:p#w@s1:26380,[::1],s3/2#main", err,
-                               sizeof(err)),
-                     0);
+    assert_int_equal(
+        redis_url(&s, "redis-sentinel://u:p#w@s1:26380,[::1],s3/2#main", err, sizeof(err)), 0);
     assert_string_equal(s.redis.user, "u");
     assert_string_equal(s.redis.password, "p#w");
     assert_int_equal(s.redis.nsentinels, 3);
@@ -342,9 +341,21 @@ static void test_redis_urls(void **state)
         "redis-sentinel://h:0#m",
         "redis-sentinel://h/x#m",
         "redis-sentinel://a,b,c,d,e,f,g,h,i#m",
-        "http://h",       "redis://",     "redis://:6379",   "redis://h:0",  "redis://h:65536",
-        "redis://h:12ab", "redis://h:",   "redis://h/x",     "redis://h/-1", "redis://h/1/2",
-        "redis://pw@h",   "redis://[::1", "redis://[]:6379", "rediss://h",   "",
+        "http://h",
+        "redis://",
+        "redis://:6379",
+        "redis://h:0",
+        "redis://h:65536",
+        "redis://h:12ab",
+        "redis://h:",
+        "redis://h/x",
+        "redis://h/-1",
+        "redis://h/1/2",
+        "redis://pw@h",
+        "redis://[::1",
+        "redis://[]:6379",
+        "rediss://h",
+        "",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
         err[0] = '\0';
