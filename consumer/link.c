@@ -4,9 +4,16 @@
  * oldest command has seen no reply for too long; redisAsyncFree then hands NULL to every waiting
  * callback, which is how callers learn that a command's fate is unknown. Reconnects back off
  * exponentially from 100 ms to 5 s. AUTH and SELECT are queued first on every new connection,
- * so callers never see a connection that is not ready. */
+ * so callers never see a connection that is not ready.
+ *
+ * With sentinels (redis-sentinel://), every connection first asks them where the primary is, and
+ * ROLE ends the preamble: a node that is no primary (a stale answer during a failover) is left at
+ * once. A READONLY reply means the primary was demoted under us: the connection is dropped, and
+ * the next one goes where the sentinels say. The sentinels are asked with blocking calls, a short
+ * timeout each, only while the link is down: the loop waits at most that long per reconnection. */
 #include "link.h"
 #include "log.h"
+#include "sentinel.h"
 
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
@@ -16,10 +23,13 @@
 
 #define LINK_BACKOFF_MIN 100
 #define LINK_BACKOFF_MAX 5000
+/* Each sentinel's connect and reply (loopback or one network away). */
+#define LINK_SENTINEL_TIMEOUT_MS 500
 
 struct link {
     struct event_base *base;
     const struct redis_target *target;
+    struct redis_node at; /* where the connection goes: the URL's host, or the sentinels' primary */
     const char *name;
     redisAsyncContext *ac;
     int up, ever_up;
@@ -71,7 +81,7 @@ static void link_down(struct link *l, const char *why)
     l->waiting = 0;
     if (was_up || !l->ever_up)
         log_warn("event=redis_down link=%s redis=%s:%d error=\"%s\" retry_ms=%ld", l->name,
-                 l->target->host, l->target->port, why, l->backoff_ms);
+                 l->at.host, l->at.port, why, l->backoff_ms);
     l->ever_up = 1; /* log the first failure, then only transitions */
     link_schedule(l);
     if (was_up && l->state)
@@ -102,24 +112,37 @@ static void link_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     if (c->fn)
         c->fn(l, reply, c->arg);
     free(c);
+    const redisReply *r = reply;
+    if (l->target->nsentinels && l->ac == ac && r && r->type == REDIS_REPLY_ERROR &&
+        strncmp(r->str, "READONLY", 8) == 0) {
+        link_down(l, "READONLY: no longer the primary");
+        redisAsyncDisconnect(ac); /* after the replies already on their way */
+    }
 }
 
-/* The reply to the AUTH/SELECT preamble (the last one queued) tells that the link is ready. */
+/* The replies to the preamble: AUTH, SELECT, then with sentinels ROLE. The last one queued
+ * (arg not NULL) tells that the link is ready. */
 static void link_on_ready(struct link *l, redisReply *r, void *arg)
 {
-    if (r == NULL)
+    if (r == NULL || l->ac == NULL)
         return; /* the disconnect path reports it */
-    if (r->type == REDIS_REPLY_ERROR) {
-        log_error("event=redis_setup_failed link=%s error=\"%s\"", l->name, r->str);
+    const char *why = r->type == REDIS_REPLY_ERROR ? r->str : NULL;
+    if (why == NULL && arg && l->target->nsentinels && !sentinel_is_primary(r))
+        why = "the sentinels name it, but it is no primary";
+    if (why) {
+        log_error("event=redis_setup_failed link=%s redis=%s:%d error=\"%s\"", l->name, l->at.host,
+                  l->at.port, why);
         redisAsyncContext *ac = l->ac;
-        link_down(l, r->str);
+        link_down(l, why);
         redisAsyncDisconnect(ac);
         return;
     }
+    if (arg == NULL)
+        return;
     if (!l->up) {
         l->up = 1;
         l->backoff_ms = LINK_BACKOFF_MIN;
-        log_info("event=redis_up link=%s redis=%s:%d", l->name, l->target->host, l->target->port);
+        log_info("event=redis_up link=%s redis=%s:%d", l->name, l->at.host, l->at.port);
         if (l->state)
             l->state(l, 1, l->arg);
     }
@@ -144,7 +167,14 @@ static int link_send(struct link *l, link_reply_fn *fn, void *arg, int argc, con
 static void link_connect(struct link *l)
 {
     const struct redis_target *t = l->target;
-    redisAsyncContext *ac = redisAsyncConnect(t->host, t->port);
+    if (t->nsentinels) {
+        char why[1024];
+        if (sentinel_primary(t, LINK_SENTINEL_TIMEOUT_MS, &l->at, why, sizeof(why)) < 0) {
+            link_down(l, why);
+            return;
+        }
+    }
+    redisAsyncContext *ac = redisAsyncConnect(l->at.host, l->at.port);
     if (ac == NULL || ac->err) {
         const char *why = ac ? ac->errstr : "out of memory";
         char copy[128];
@@ -164,12 +194,14 @@ static void link_connect(struct link *l)
         const char *argv[] = {"AUTH", t->user, t->password};
         int skip = t->user[0] ? 0 : 1;
         argv[skip] = "AUTH";
-        link_send(l, NULL, NULL, 3 - skip, argv + skip, NULL);
+        link_send(l, link_on_ready, NULL, 3 - skip, argv + skip, NULL);
     }
     char db[16];
     snprintf(db, sizeof(db), "%d", t->db);
-    const char *sel[] = {"SELECT", db};
-    link_send(l, link_on_ready, NULL, 2, sel, NULL);
+    const char *sel[] = {"SELECT", db}, *role[] = {"ROLE"};
+    link_send(l, link_on_ready, t->nsentinels ? NULL : l, 2, sel, NULL);
+    if (t->nsentinels)
+        link_send(l, link_on_ready, l, 1, role, NULL);
 }
 
 static void link_on_retry(evutil_socket_t fd, short what, void *arg)
@@ -197,6 +229,8 @@ struct link *link_new(struct event_base *base, const struct redis_target *t, con
         return NULL;
     l->base = base;
     l->target = t;
+    snprintf(l->at.host, sizeof(l->at.host), "%s", t->host);
+    l->at.port = t->port;
     l->name = name;
     l->timeout_ms = timeout_ms;
     l->backoff_ms = LINK_BACKOFF_MIN;

@@ -24,9 +24,9 @@ int main(int argc, char **argv)
          .meta = "N", .help = "downloads per entry; deliveries beyond it make a poison pill"},
         {"entry-deadline", "PIXFLOW_ENTRY_DEADLINE", cfg_millis, &o.entry_deadline_ms, "120s", 1000,
          86400000, .meta = "TIME", .help = "no retry starts after an entry is this old"},
-        {"reclaim-idle", "PIXFLOW_RECLAIM_IDLE", cfg_millis, &o.reclaim_idle_ms, "180s", 1000,
+        {"reclaim-idle", "PIXFLOW_RECLAIM_IDLE", cfg_millis, &o.reclaim_idle_ms, "30s", 1000,
          86400000, .meta = "TIME",
-         .help = "reclaim entries pending this long at a silent worker (above the deadline); "
+         .help = "reclaim entries of a worker whose lease lapsed this long ago; "
                  "a live worker renews its own every quarter of it"},
         {"reclaim-every", NULL, cfg_millis, &o.reclaim_every_ms, "5s", 100, 3600000, .meta = "TIME",
          .help = "how often to look for entries to reclaim"},
@@ -84,12 +84,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "pixflow-consumer: unexpected argument '%s'\n", argv[first]);
         return 2;
     }
-    /* A retry may start just before the deadline and then run a whole download. */
-    if (o.reclaim_idle_ms <= o.entry_deadline_ms + o.fetch.total_timeout_ms) {
-        fprintf(stderr, "pixflow-consumer: --reclaim-idle must exceed --entry-deadline plus "
-                        "--fetch-timeout\n");
-        return 2;
-    }
+    /* No bound ties --reclaim-idle to --entry-deadline or --fetch-timeout: an entry's idle time
+     * starts again at each lease (every quarter of --reclaim-idle), however long its downloads,
+     * retries or store take, so only the entries of a worker that stopped renewing (dead, or cut
+     * from Redis for three lease periods) are ever reclaimed. A worker cut off that long finds its
+     * entries lost at its next lease and drops them; what it stored meanwhile, the store's
+     * one-image-per-URL protocol absorbs. */
     if (o.fetch.memory < o.fetch.max_bytes) {
         fprintf(stderr,
                 "pixflow-consumer: --download-memory (%ld bytes) must be at least "

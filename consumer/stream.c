@@ -9,7 +9,8 @@
  *    therefore never counted twice, and the counters reconcile at rest (SPEC §7).
  *  - LEASE: XCLAIM ... JUSTID of the ids we hold that are still pending under our name: their
  *    idle time starts again, their delivery count stays, so XAUTOCLAIM (min-idle) only ever takes
- *    entries of a worker that stopped beating.
+ *    entries of a worker that stopped beating. The same script hands entries back at a stop: it
+ *    sets their idle time past min-idle, so the next XAUTOCLAIM of any worker takes them.
  *  - OWN, RECLAIM: our own pending entries (after a restart under the same name), or XAUTOCLAIM
  *    of a silent worker's, each with its delivery count (for the poison-pill rule) and whether
  *    an earlier delivery began to store it (the `storing` hash, written by stream_mark before
@@ -56,19 +57,25 @@ static const char FINISH_LUA[] =
     "end\n"
     "return acked\n";
 
-/* ARGV: group, consumer, ids. Returns the ids that are not pending under that consumer. */
+/* ARGV: group, consumer, idle (ms), ids. Returns the ids that are not pending under that
+ * consumer. */
 static const char LEASE_LUA[] =
     "local lost, claim = {}, {'XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0}\n"
-    "for i = 3, #ARGV do\n"
+    "for i = 4, #ARGV do\n"
     "  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)\n"
     "  if p[1] and p[1][2] == ARGV[2] then claim[#claim + 1] = ARGV[i]\n"
     "  else lost[#lost + 1] = ARGV[i] end\n"
     "end\n"
     "if #claim > 5 then\n"
+    "  claim[#claim + 1] = 'IDLE'\n"
+    "  claim[#claim + 1] = ARGV[3]\n"
     "  claim[#claim + 1] = 'JUSTID'\n"
     "  redis.call(unpack(claim))\n"
     "end\n"
     "return lost\n";
+
+/* The idle time of an entry handed back: a day and a second, --reclaim-idle's limit. */
+#define STREAM_HAND_BACK_IDLE_MS 86401000L
 
 /* Ids per LEASE call: Lua's unpack has a limit, and one call should stay short. */
 #define STREAM_LEASE_BATCH 500
@@ -118,7 +125,8 @@ struct stream {
     void *arg;
     struct link *reader, *cmd;
     int group_ready, creating, reading, reclaiming, flushing, trimming;
-    int own_done; /* finished re-reading our own pending list */
+    int handing_back; /* replies of stream_hand_back still to come */
+    int own_done;     /* finished re-reading our own pending list */
     char own_cursor[STREAM_ID_MAX], reclaim_cursor[STREAM_ID_MAX];
     char k_stream[SET_KEY_MAX], k_seen[SET_KEY_MAX], k_stats[SET_KEY_MAX], k_dead[SET_KEY_MAX];
     char k_worker[SET_KEY_MAX], k_storing[SET_KEY_MAX];
@@ -439,14 +447,27 @@ static void stream_on_lease(struct link *l, redisReply *r, void *arg)
             st->hooks.lost(st->arg, r->element[i]->str);
 }
 
-void stream_lease(struct stream *st, const char *const *ids, int n)
+static void stream_on_hand_back(struct link *l, redisReply *r, void *arg)
+{
+    struct stream *st = arg;
+    st->handing_back--;
+    if (r && r->type != REDIS_REPLY_ARRAY)
+        log_warn("event=hand_back_failed stream=%s error=\"%s\"", st->k_stream, reply_error(r));
+}
+
+/* LEASE_LUA over ids in batches; idle_ms is the idle time they are left with. Returns the number
+ * of commands sent. */
+static int stream_claim_own(struct stream *st, const char *const *ids, int n, long idle_ms,
+                            link_reply_fn *fn)
 {
     if (n <= 0 || !link_up(st->cmd))
-        return;
-    int chunk = n < STREAM_LEASE_BATCH ? n : STREAM_LEASE_BATCH;
-    const char **argv = calloc((size_t)chunk + 6, sizeof(*argv));
+        return 0;
+    int chunk = n < STREAM_LEASE_BATCH ? n : STREAM_LEASE_BATCH, sent = 0;
+    const char **argv = calloc((size_t)chunk + 7, sizeof(*argv));
     if (argv == NULL)
-        return; /* the next period tries again */
+        return 0;
+    char idle[24];
+    snprintf(idle, sizeof(idle), "%ld", idle_ms);
     for (int from = 0; from < n; from += chunk) {
         int k = n - from < chunk ? n - from : chunk, a = 0;
         argv[a++] = "EVAL";
@@ -455,11 +476,31 @@ void stream_lease(struct stream *st, const char *const *ids, int n)
         argv[a++] = st->k_stream;
         argv[a++] = st->s->group;
         argv[a++] = st->s->consumer;
+        argv[a++] = idle;
         for (int i = 0; i < k; i++)
             argv[a++] = ids[from + i];
-        link_command(st->cmd, stream_on_lease, st, a, argv, NULL);
+        if (link_command(st->cmd, fn, st, a, argv, NULL) == 0)
+            sent++;
     }
     free(argv);
+    return sent;
+}
+
+void stream_lease(struct stream *st, const char *const *ids, int n)
+{
+    stream_claim_own(st, ids, n, 0, stream_on_lease); /* a failure: the next period tries again */
+}
+
+void stream_hand_back(struct stream *st, const char *const *ids, int n)
+{
+    /* Past the longest --reclaim-idle, whatever the other workers run with (a rolling update
+     * may change it). */
+    st->handing_back += stream_claim_own(st, ids, n, STREAM_HAND_BACK_IDLE_MS, stream_on_hand_back);
+}
+
+int stream_handing_back(const struct stream *st)
+{
+    return st->handing_back > 0;
 }
 
 static void stream_on_trim(struct link *l, redisReply *r, void *arg)

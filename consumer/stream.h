@@ -60,7 +60,7 @@ struct stream_hooks {
 
 struct stream_options {
     long block_ms;        /* XREADGROUP BLOCK */
-    long reclaim_idle_ms; /* XAUTOCLAIM min-idle: above the per-entry deadline */
+    long reclaim_idle_ms; /* XAUTOCLAIM min-idle: well above the lease period */
     long timeout_ms;      /* a command without reply for that long: reconnect */
 };
 
@@ -88,6 +88,11 @@ int stream_flush(struct stream *st, const struct outcome *const *out, int n);
  * delivery count alone) when they are still pending under our name, so XAUTOCLAIM only takes the
  * entries of a worker that stopped beating; the others go to hooks->lost. The ids are copied. */
 void stream_lease(struct stream *st, const char *const *ids, int n);
+/* At a stop: the ids still pending under our name get an idle time past any --reclaim-idle (their
+ * delivery count left alone), so the next XAUTOCLAIM of any worker takes them over at once. */
+void stream_hand_back(struct stream *st, const char *const *ids, int n);
+/* Replies of stream_hand_back still to come: the process must not end before them. */
+int stream_handing_back(const struct stream *st);
 int stream_flushing(const struct stream *st);
 /* XTRIM MINID below the oldest entry any group still needs. */
 void stream_trim(struct stream *st);

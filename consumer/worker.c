@@ -950,6 +950,25 @@ static void worker_stop(struct worker *w, const char *why)
              w->o->drain_timeout_ms);
 }
 
+/* At a stop, before worker_abandon: the entries no pool task may be storing right now are handed
+ * back (stream_hand_back), so a rolling update leaves no work waiting --reclaim-idle. One in its
+ * CPU or store stage keeps its lease until it lapses: another worker starting it at once could
+ * race a MongoDB write still going on here. */
+static void worker_hand_back(struct worker *w)
+{
+    const char **ids = calloc((size_t)w->held + 1, sizeof(*ids));
+    if (ids == NULL)
+        return; /* they are reclaimed when their lease lapses */
+    int n = 0;
+    for (struct entry *e = w->live.next; e != &w->live && n < w->held; e = e->next)
+        if (e->state != E_WORK)
+            ids[n++] = e->id;
+    stream_hand_back(w->st, ids, n);
+    if (n)
+        log_info("event=handed_back entries=%d", n);
+    free(ids);
+}
+
 /* Past the drain deadline: what is still in flight stays pending in Redis, for another worker. */
 static void worker_abandon(struct worker *w)
 {
@@ -975,9 +994,11 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     long stopping_ms = ms_since(&w->stop_began);
     /* Parked entries wait for MongoDB, which may take any time: waiting for them is no drain. */
     int all_parked = w->nparked > 0 && w->held == w->nparked + w->ndone + w->nflight;
-    if (!w->abandoning && (stopping_ms >= w->o->drain_timeout_ms || all_parked))
+    if (!w->abandoning && (stopping_ms >= w->o->drain_timeout_ms || all_parked)) {
+        worker_hand_back(w);
         worker_abandon(w);
-    if (w->held == 0 && !stream_flushing(w->st)) {
+    }
+    if (w->held == 0 && !stream_flushing(w->st) && !stream_handing_back(w->st)) {
         event_base_loopbreak(w->base);
     } else if (w->abandoning && stopping_ms >= w->o->drain_timeout_ms + STOP_FLUSH_GRACE_MS) {
         /* Their outcomes are durable in MongoDB: whoever gets them next finds them there. */

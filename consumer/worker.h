@@ -12,7 +12,7 @@ struct worker_options {
     long threads;           /* pool threads for decode/transform/encode/store */
     long max_attempts;      /* downloads per entry, and deliveries before it is a poison pill */
     long entry_deadline_ms; /* no retry starts after an entry is this old */
-    long reclaim_idle_ms;   /* XAUTOCLAIM min-idle: must exceed the deadline */
+    long reclaim_idle_ms;   /* XAUTOCLAIM min-idle; leases renew every quarter of it */
     long reclaim_every_ms;
     long drain_timeout_ms;  /* on SIGTERM: how long in-flight work may take to finish */
     long exit_when_idle_ms; /* 0: run forever */

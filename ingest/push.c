@@ -531,6 +531,9 @@ static int push_recover(struct push *p, int rc, char *err, size_t errlen)
                      p->o.redis->port, p->why, attempt);
             return -1;
         }
+        /* A primary demoted by a failover answers READONLY: the sentinels name the new one. */
+        if (p->c && p->o.redis->nsentinels && strstr(p->why, "READONLY"))
+            push_lost(p);
         long ms = push_backoff(attempt);
         log_warn("event=redis_retry attempt=%d retries=%d delay_ms=%ld error=\"%s\"", attempt,
                  p->o.retries, ms, p->why);

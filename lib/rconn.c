@@ -1,5 +1,7 @@
-/* rconn.c -- blocking Redis connections with auth, database and timeouts applied. */
+/* rconn.c -- blocking Redis connections with auth, database and timeouts applied; with
+ * sentinels, to the primary they name (lib/sentinel.h). */
 #include "rconn.h"
+#include "sentinel.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -42,20 +44,39 @@ static int rconn_do(redisContext *c, int argc, const char **argv, char *err, siz
     return 0;
 }
 
+/* With sentinels: the primary they name, or -1. Without: the URL's host. */
+static int rconn_where(const struct redis_target *t, long timeout_ms, struct redis_node *at,
+                       char *err, size_t errlen)
+{
+    if (t->nsentinels == 0) {
+        snprintf(at->host, sizeof(at->host), "%s", t->host);
+        at->port = t->port;
+        return 0;
+    }
+    char why[1024];
+    if (sentinel_primary(t, timeout_ms, at, why, sizeof(why)) == 0)
+        return 0;
+    snprintf(err, errlen, "redis: %s", why);
+    return -1;
+}
+
 redisContext *rconn_open(const struct redis_target *t, long timeout_ms, char *err, size_t errlen)
 {
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    redisContext *c = redisConnectWithTimeout(t->host, t->port, tv);
+    struct redis_node at;
+    if (rconn_where(t, timeout_ms, &at, err, errlen) < 0)
+        return NULL;
+    redisContext *c = redisConnectWithTimeout(at.host, at.port, tv);
     if (c == NULL) {
-        snprintf(err, errlen, "redis %s:%d: out of memory", t->host, t->port);
+        snprintf(err, errlen, "redis %s:%d: out of memory", at.host, at.port);
         return NULL;
     }
     if (c->err) {
-        snprintf(err, errlen, "redis %s:%d: %s", t->host, t->port, c->errstr);
+        snprintf(err, errlen, "redis %s:%d: %s", at.host, at.port, c->errstr);
         goto fail;
     }
     if (redisSetTimeout(c, tv) != REDIS_OK) {
-        snprintf(err, errlen, "redis %s:%d: cannot set timeout", t->host, t->port);
+        snprintf(err, errlen, "redis %s:%d: cannot set timeout", at.host, at.port);
         goto fail;
     }
     if (t->password[0]) {
@@ -72,6 +93,22 @@ redisContext *rconn_open(const struct redis_target *t, long timeout_ms, char *er
         const char *argv[] = {"SELECT", db};
         if (rconn_do(c, 2, argv, err, errlen) < 0)
             goto fail;
+    }
+    if (t->nsentinels) {
+        const char *argv[] = {"ROLE"};
+        redisReply *r = rconn_command(c, 1, argv, NULL, err, errlen);
+        int primary = sentinel_is_primary(r);
+        if (r)
+            freeReplyObject(r);
+        if (r == NULL)
+            goto fail;
+        if (!primary) {
+            snprintf(err, errlen,
+                     "redis %s:%d: the sentinels name it, but it is no primary "
+                     "(a failover in progress?)",
+                     at.host, at.port);
+            goto fail;
+        }
     }
     return c;
 fail:

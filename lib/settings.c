@@ -12,7 +12,46 @@
 #define PIXFLOW_PLUGIN_DIR "/usr/local/lib/pixflow/plugins"
 #endif
 
-/* redis://[[user]:password@]host[:port][/db] */
+/* host[:port] (an IPv6 host in brackets) up to one of `stops` or the end; *rest after it.
+ * -1: a bad host, -2: a bad port. */
+static int settings_hostport(const char *p, const char *stops, char *host, size_t hostlen,
+                             int *port, const char **rest)
+{
+    const char *hend;
+    if (*p == '[') {
+        hend = strchr(p, ']');
+        if (hend == NULL)
+            return -1;
+        p++;
+    } else {
+        hend = p + strcspn(p, stops);
+        const char *colon = memchr(p, ':', (size_t)(hend - p));
+        if (colon)
+            hend = colon;
+    }
+    if (hend == p || (size_t)(hend - p) >= hostlen)
+        return -1;
+    memcpy(host, p, (size_t)(hend - p));
+    host[hend - p] = '\0';
+    if (*hend == ']')
+        hend++;
+    if (*hend == ':') {
+        char *end;
+        long n = strtol(hend + 1, &end, 10);
+        if (end == hend + 1 || n < 1 || n > 65535 || (*end && !strchr(stops, *end)))
+            return -2;
+        *port = (int)n;
+        hend = end;
+    }
+    if (*hend && !strchr(stops, *hend))
+        return -1;
+    *rest = hend;
+    return 0;
+}
+
+/* redis://[[user]:password@]host[:port][/db]
+ * redis-sentinel://[[user]:password@]host[:port][,host[:port]...][/db]#MASTER (sentinels' port
+ * 26379 by default; the credentials are the primary's, as in Lettuce's form) */
 static int settings_redis(const struct cfg_option *o, const char *text, char *err, size_t errlen)
 {
     struct redis_target *t = o->value;
@@ -20,11 +59,19 @@ static int settings_redis(const struct cfg_option *o, const char *text, char *er
     redact_url(shown, sizeof(shown), text);
     memset(t, 0, sizeof(*t));
     t->port = 6379;
-    if (strncmp(text, "redis://", 8) != 0) {
-        snprintf(err, errlen, "'%s' is not a redis:// URL", shown);
+    const char *p;
+    int sentinel = strncmp(text, "redis-sentinel://", 17) == 0;
+    if (sentinel) {
+        p = text + 17;
+    } else if (strncmp(text, "redis://", 8) == 0) {
+        p = text + 8;
+    } else {
+        snprintf(err, errlen, "'%s' is neither a redis:// nor a redis-sentinel:// URL", shown);
         return -1;
     }
-    const char *p = text + 8, *at = strrchr(p, '@');
+    const char *hash = sentinel ? strrchr(p, '#') : NULL, *at = strrchr(p, '@');
+    if (hash && at > hash)
+        at = NULL;
     if (at) {
         const char *colon = memchr(p, ':', (size_t)(at - p));
         if (colon == NULL || (size_t)(colon - p) >= sizeof(t->user) ||
@@ -36,43 +83,45 @@ static int settings_redis(const struct cfg_option *o, const char *text, char *er
         memcpy(t->password, colon + 1, (size_t)(at - colon - 1));
         p = at + 1;
     }
-    const char *hend;
-    if (*p == '[') {
-        hend = strchr(p, ']');
-        if (hend == NULL) {
-            snprintf(err, errlen, "unterminated IPv6 address");
+    const char *hend = p;
+    if (sentinel) {
+        if (hash == NULL || hash[1] == '\0' || strlen(hash + 1) >= sizeof(t->master)) {
+            snprintf(err, errlen, "'%s' must end with #MASTER, the name the sentinels know", shown);
             return -1;
         }
-        p++;
+        snprintf(t->master, sizeof(t->master), "%s", hash + 1);
+        do {
+            if (t->nsentinels == SET_SENTINELS_MAX) {
+                snprintf(err, errlen, "more than %d sentinels in '%s'", SET_SENTINELS_MAX, shown);
+                return -1;
+            }
+            struct redis_node *n = &t->sentinels[t->nsentinels++];
+            n->port = 26379;
+            if (settings_hostport(p, ",/#", n->host, sizeof(n->host), &n->port, &hend) < 0) {
+                snprintf(err, errlen, "bad sentinel address in '%s'", shown);
+                return -1;
+            }
+            p = hend + 1;
+        } while (*hend == ',');
     } else {
-        hend = p + strcspn(p, ":/");
-    }
-    if (hend == p || (size_t)(hend - p) >= sizeof(t->host)) {
-        snprintf(err, errlen, "missing or overlong host in '%s'", shown);
-        return -1;
-    }
-    memcpy(t->host, p, (size_t)(hend - p));
-    if (*hend == ']')
-        hend++;
-    char *end;
-    if (*hend == ':') {
-        long port = strtol(hend + 1, &end, 10);
-        if (end == hend + 1 || port < 1 || port > 65535 || (*end && *end != '/')) {
-            snprintf(err, errlen, "bad port in '%s'", shown);
+        int rc = settings_hostport(p, "/", t->host, sizeof(t->host), &t->port, &hend);
+        if (rc < 0) {
+            snprintf(err, errlen, "%s in '%s'", rc == -2 ? "bad port" : "missing or bad host",
+                     shown);
             return -1;
         }
-        t->port = (int)port;
-        hend = end;
     }
-    if (*hend == '/' && hend[1]) {
+    char *end;
+    const char *stop = sentinel ? hash : hend + strlen(hend);
+    if (*hend == '/' && hend + 1 < stop) {
         long db = strtol(hend + 1, &end, 10);
-        if (end == hend + 1 || *end || db < 0 || db > 65535) {
+        if (end == hend + 1 || end != stop || db < 0 || db > 65535) {
             snprintf(err, errlen, "bad database number in '%s'", shown);
             return -1;
         }
         t->db = (int)db;
-    } else if (*hend && strcmp(hend, "/") != 0) {
-        snprintf(err, errlen, "unexpected '%s' in '%s'", hend, shown);
+    } else if (hend != stop && !(*hend == '/' && hend + 1 == stop)) {
+        snprintf(err, errlen, "unexpected '%.*s' in '%s'", (int)(stop - hend), hend, shown);
         return -1;
     }
     return 0;
@@ -281,8 +330,7 @@ static int settings_raw_url(const struct cfg_option *o, const char *text, char *
     return -1;
 }
 
-static int settings_endpoint(const struct cfg_option *o, const char *text, char *err,
-                             size_t errlen)
+static int settings_endpoint(const struct cfg_option *o, const char *text, char *err, size_t errlen)
 {
     if (*text && strncmp(text, "http://", 7) != 0 && strncmp(text, "https://", 8) != 0) {
         snprintf(err, errlen, "'%.100s' is not an http:// or https:// URL", text);
@@ -373,7 +421,8 @@ int settings_options(struct settings *s, unsigned which, struct cfg_option *out)
     }
     if (which & SET_RAW) {
         OPT("raw-url", "PIXFLOW_RAW_URL", settings_raw_url, &s->raw, "", .meta = "URL",
-            .help = "where originals are kept: s3://BUCKET[/PREFIX] or file:///DIR (none if empty)");
+            .help =
+                "where originals are kept: s3://BUCKET[/PREFIX] or file:///DIR (none if empty)");
         OPT("s3-endpoint", "PIXFLOW_S3_ENDPOINT", settings_endpoint, &s->raw.endpoint, "",
             .meta = "URL", .help = "S3 endpoint, path-style (AWS's for the region if empty)");
         OPT("s3-region", "PIXFLOW_S3_REGION", settings_region, &s->raw.region, "us-east-1",

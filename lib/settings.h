@@ -10,12 +10,22 @@
 #define SET_KEY_MAX        512
 #define SET_CONNECT_TO_MAX 16
 
-struct redis_target {
+#define SET_SENTINELS_MAX 8
+
+struct redis_node {
     char host[256];
+    int port;
+};
+
+struct redis_target {
+    char host[256]; /* redis://; with sentinels, the primary is asked for (lib/sentinel.h) */
     int port;
     char user[128]; /* Redis 6 ACL user, empty for the default user */
     char password[256];
     int db;
+    char master[128]; /* redis-sentinel://: the primary's name, and its sentinels */
+    int nsentinels;
+    struct redis_node sentinels[SET_SENTINELS_MAX];
 };
 
 /* The raw store (SPEC §5.9): PIXFLOW_RAW_URL, PIXFLOW_S3_* and AWS_*, checked (store/raw.h). */

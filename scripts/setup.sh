@@ -31,7 +31,7 @@ packages=(build-essential cmake pkg-config git curl ca-certificates python3
 # What only the tests use: the virtualenv, cmocka units, sanitizers and fuzzing, the format
 # check, the console's browser test.
 test_packages=(python3-venv libcmocka-dev clang libclang-rt-14-dev clang-format chromium
-    chromium-driver libjpeg-turbo-progs)
+    chromium-driver libjpeg-turbo-progs redis-sentinel)
 [ $demo = 1 ] || packages+=("${test_packages[@]}")
 python_packages=(pytest==9.2.0 redis==8.1.0 pymongo==4.20.0 selenium==4.51.0)
 

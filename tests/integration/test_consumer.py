@@ -220,6 +220,28 @@ def test_kill_9_loses_nothing(env, keys, mongo_db, fleet):
     assert keys.pending() == 0
 
 
+def test_kill_9_entries_back_within_the_default_reclaim_idle(env, keys, fleet):
+    """The default --reclaim-idle (30 s) with its leases: a dead worker's entries go to a live one
+    no later than 30 s after its last lease (plus one --reclaim-every), and no sooner than 30 s
+    after it: the lease, renewed every 7.5 s, is what kept them home."""
+    t = token()
+    urls = [f"{PICSUM}/{w}/{h}?fault=slow&delay_ms=60000&times=1&u={t}" for w, h in sizes(4)]
+    keys.xadd_all(urls)
+    a = fleet.start(env, "A")
+    wait_for("A to hold the entries", lambda: keys.pending_by_consumer().get("A", 0) == 4, 15)
+    time.sleep(8)  # one lease at least
+    a.kill()
+    killed = time.monotonic()
+    b = fleet.start(env, "B", "--reclaim-every", "1s", "--exit-when-idle", "1s")
+    wait_for("B to reclaim", lambda: "event=reclaimed" in b.log(), 45)
+    took = time.monotonic() - killed
+    assert 30 - 7.5 - 1 <= took <= 30 + 1 + 3, took
+    b.assert_clean_exit(30)
+    stats = keys.stats()
+    assert (stats["stored"], stats["reclaimed"]) == (4, 4), stats
+    assert keys.pending() == 0
+
+
 @pytest.mark.parametrize("successor", ["B", "A"], ids=["reclaimed", "own-pending-list"])
 def test_stored_but_unacked_entries_are_not_fetched_again(tmp_path, fleet, successor):
     """The worst instant for a crash: pictures stored, acks not yet in Redis. Worker A talks to
@@ -551,6 +573,39 @@ def test_sigterm_drains_then_leaves_the_rest_pending(env, keys, mongo_db, fleet)
     assert_reconciled(keys, mongo_db)
 
 
+def test_sigterm_hands_back_the_unfinished_at_once(env, keys, mongo_db, fleet):
+    """A stopping worker hands back what it could not finish: a live worker with the default
+    --reclaim-idle (30 s) takes it over within one --reclaim-every, not 30 s later."""
+    t = token()
+    urls = [f"{PICSUM}/{w}/{h}?fault=slow&delay_ms=20000&times=1&u={t}" for w, h in sizes(5)]
+    ids = keys.xadd_all(urls)
+    a = fleet.start(env, "A", "--drain-timeout", "1s")
+    wait_for("A to hold the entries", lambda: keys.pending_by_consumer().get("A", 0) == 5, 15)
+    b = fleet.start(env, "B", "--reclaim-every", "300ms")
+    # A worker reclaims nothing for two lease periods after it connects (15 s here), the time
+    # the others need to renew their leases after a Redis restart; then A's lease still holds.
+    time.sleep(16)
+    assert "event=reclaimed" not in b.log()
+    assert keys.pending_by_consumer() == {"A": 5}
+    a.signal(signal.SIGTERM)
+    a.assert_clean_exit(8)
+    stopped = time.monotonic()
+    assert "event=handed_back entries=5" in a.log(), a.log()[-3000:]
+    wait_for("B to take them over", lambda: "event=reclaimed" in b.log(), 10)
+    assert time.monotonic() - stopped < 3
+    wait_for("the pictures", lambda: keys.stats().get("stored", 0) == 5, 30)
+    b.signal(signal.SIGTERM)
+    b.assert_clean_exit(10)
+    docs = by_source(mongo_db)
+    assert set(docs) == set(urls)
+    assert {d["consumer"] for d in docs.values()} == {"B"}
+    assert {d["stream_id"] for d in docs.values()} == set(ids)
+    stats = keys.stats()
+    assert (stats["stored"], stats["reclaimed"]) == (5, 5), stats
+    assert keys.pending() == 0
+    assert_reconciled(keys, mongo_db)
+
+
 # ---- 11. outages ----
 
 
@@ -672,7 +727,7 @@ def test_bad_settings_exit_2_naming_them(env):
     cases = [
         (["--max-inflight", "0"], {}, "--max-inflight"),
         ([], {"PIXFLOW_REDIS_URL": "http://x"}, "PIXFLOW_REDIS_URL"),
-        (["--reclaim-idle", "20s"], {}, "--reclaim-idle"),
+        (["--reclaim-idle", "500ms"], {}, "--reclaim-idle"),  # under 1 s
         (["--fetch-timeout", "soon"], {}, "--fetch-timeout"),
         (["--download-memory", "1M"], {}, "--download-memory"),  # under --max-bytes 20M
         (["--bogus"], {}, "--bogus"),

@@ -309,10 +309,53 @@ static void test_redis_urls(void **state)
     assert_int_equal(s.redis.port, 6390);
     assert_int_equal(s.redis.db, 2);
 
+    assert_int_equal(
+        redis_url(&s, "redis-sentinel://u:p#w@s1:26380,[::1],s3/2#main", err, sizeof(err)), 0);
+    assert_string_equal(s.redis.user, "u");
+    assert_string_equal(s.redis.password, "p#w");
+    assert_int_equal(s.redis.nsentinels, 3);
+    assert_string_equal(s.redis.sentinels[0].host, "s1");
+    assert_int_equal(s.redis.sentinels[0].port, 26380);
+    assert_string_equal(s.redis.sentinels[1].host, "::1");
+    assert_int_equal(s.redis.sentinels[1].port, 26379);
+    assert_string_equal(s.redis.sentinels[2].host, "s3");
+    assert_int_equal(s.redis.db, 2);
+    assert_string_equal(s.redis.master, "main");
+
+    assert_int_equal(redis_url(&s, "redis-sentinel://127.0.0.1:5000#mymaster", err, sizeof(err)),
+                     0);
+    assert_int_equal(s.redis.nsentinels, 1);
+    assert_int_equal(s.redis.sentinels[0].port, 5000);
+    assert_int_equal(s.redis.db, 0);
+    assert_string_equal(s.redis.password, "");
+    assert_string_equal(s.redis.master, "mymaster");
+
+    assert_int_equal(redis_url(&s, "redis://h:6380/3", err, sizeof(err)), 0);
+    assert_int_equal(s.redis.nsentinels, 0); /* a plain URL again: no sentinel left over */
+
     static const char *const bad[] = {
-        "http://h",       "redis://",     "redis://:6379",   "redis://h:0",  "redis://h:65536",
-        "redis://h:12ab", "redis://h:",   "redis://h/x",     "redis://h/-1", "redis://h/1/2",
-        "redis://pw@h",   "redis://[::1", "redis://[]:6379", "rediss://h",   "",
+        "redis-sentinel://h:26379",
+        "redis-sentinel://h:26379/0#",
+        "redis-sentinel://#m",
+        "redis-sentinel://h,#m",
+        "redis-sentinel://h:0#m",
+        "redis-sentinel://h/x#m",
+        "redis-sentinel://a,b,c,d,e,f,g,h,i#m",
+        "http://h",
+        "redis://",
+        "redis://:6379",
+        "redis://h:0",
+        "redis://h:65536",
+        "redis://h:12ab",
+        "redis://h:",
+        "redis://h/x",
+        "redis://h/-1",
+        "redis://h/1/2",
+        "redis://pw@h",
+        "redis://[::1",
+        "redis://[]:6379",
+        "rediss://h",
+        "",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
         err[0] = '\0';

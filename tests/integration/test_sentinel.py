@@ -1,0 +1,211 @@
+"""pixflow under Redis Sentinel (SPEC §2 redis-sentinel://): a primary, a replica and three
+sentinels on loopback, started here; the stack's FerretDB and image server. a failover
+mid-run (kill -9 of the primary, or its demotion): the workers and the tools move to the promoted
+replica, every URL is stored once and the counters reconcile."""
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+import redis as redis_lib
+
+from conftest import run
+from pixflow_helpers import Keys, mongo_for, reconcile, sizes, token, wait_for
+
+PICSUM = "https://picsum.photos"
+MASTER = "pixflow"
+
+pytestmark = pytest.mark.skipif(shutil.which("redis-sentinel") is None,
+                                reason="redis-sentinel is not installed (scripts/setup.sh)")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Topology:
+    """A primary, a replica and three sentinels (quorum 2), each a child process."""
+
+    def __init__(self, folder, password=None):
+        self.folder = folder
+        self.password = password
+        self.procs = {}
+        self.ports = {"primary": free_port(), "replica": free_port()}
+        auth = ["--requirepass", password, "--masterauth", password] if password else []
+        self.server("primary", *auth)
+        self.server("replica", *auth, "--replicaof", "127.0.0.1", str(self.ports["primary"]))
+        self.sentinels = []
+        for i in range(3):
+            port = free_port()
+            conf = folder / f"sentinel{i}.conf"
+            lines = [f"port {port}", "bind 127.0.0.1", f"dir {folder}",
+                     f"sentinel monitor {MASTER} 127.0.0.1 {self.ports['primary']} 2",
+                     f"sentinel down-after-milliseconds {MASTER} 1000",
+                     f"sentinel failover-timeout {MASTER} 5000"]
+            if password:
+                lines.append(f"sentinel auth-pass {MASTER} {password}")
+            conf.write_text("\n".join(lines) + "\n")
+            self.spawn(f"sentinel{i}", ["redis-sentinel", str(conf)])
+            self.sentinels.append(port)
+        wait_for("the replica in sync", lambda: self.client("replica").info("replication")
+                 .get("master_link_status") == "up", 20)
+        wait_for("the sentinels to know the replica and each other", self.settled, 30)
+
+    def spawn(self, name, argv):
+        log = open(self.folder / f"{name}.log", "wb")
+        self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+
+    def server(self, name, *args):
+        port = self.ports[name]
+        (self.folder / name).mkdir(exist_ok=True)
+        self.spawn(name, ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir",
+                          str(self.folder / name), "--save", "", "--appendonly", "no", *args])
+        wait_for(f"redis {name}", lambda: self.ping(port), 10)
+
+    def ping(self, port):
+        try:
+            return redis_lib.Redis(port=port, password=self.password).ping()
+        except redis_lib.RedisError:
+            return False
+
+    def client(self, name):
+        return redis_lib.Redis(port=self.ports[name], password=self.password)
+
+    def sentinel(self, i=0):
+        return redis_lib.Redis(port=self.sentinels[i], decode_responses=True)
+
+    def settled(self):
+        try:
+            for i in range(3):
+                info = self.sentinel(i).sentinel_master(MASTER)
+                if int(info["num-slaves"]) < 1 or int(info["num-other-sentinels"]) < 2:
+                    return False
+        except redis_lib.RedisError:
+            return False  # not listening yet
+        return True
+
+    def primary_port(self):
+        return int(self.sentinel().execute_command("SENTINEL", "get-master-addr-by-name",
+                                                   MASTER)[1])
+
+    def url(self, db=0, user=""):
+        creds = f"{user}:{self.password}@" if self.password else ""
+        hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinels)
+        return f"redis-sentinel://{creds}{hosts}/{db}#{MASTER}"
+
+    def kill(self, name):
+        self.procs[name].kill()
+        self.procs[name].wait()
+
+    def close(self):
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+@pytest.fixture
+def topology(tmp_path):
+    t = Topology(tmp_path)
+    try:
+        yield t
+    finally:
+        t.close()
+
+
+def sentinel_env(env, topology):
+    return dict(env, PIXFLOW_REDIS_URL=topology.url())
+
+
+@pytest.mark.parametrize("how", ["kill-9", "demoted"])
+def test_failover_mid_run_loses_nothing(env, topology, fleet, how):
+    """kill -9 of the primary (its connections die with it), or SENTINEL FAILOVER (the old
+    primary lives on as a replica, and the sentinels close its clients' connections)."""
+    penv = sentinel_env(env, topology)
+    primary = topology.client("primary")
+    keys = Keys(primary, penv["PIXFLOW_PREFIX"])
+    t = token()
+    dims = sizes(40)
+    urls = [f"{PICSUM}/{w}/{h}" + (f"?fault=slow&delay_ms=1500&u={t}" if i % 2 else "")
+            for i, (w, h) in enumerate(dims)]
+    keys.xadd_all(urls)
+    assert primary.execute_command("WAIT", 1, 5000) == 1
+    timing = ["--entry-deadline", "2s", "--fetch-timeout", "3s", "--reclaim-idle", "4s",
+              "--reclaim-every", "300ms", "--max-inflight", "8"]
+    a = fleet.start(penv, "A", *timing)
+    b = fleet.start(penv, "B", *timing)
+    wait_for("work under way", lambda: keys.stats().get("stored", 0) >= 8, 30)
+    assert keys.pending() > 0, "nothing in flight at the failover"
+    if how == "kill-9":
+        topology.kill("primary")
+    else:
+        topology.sentinel().execute_command("SENTINEL", "FAILOVER", MASTER)
+    wait_for("the failover", lambda: topology.primary_port() == topology.ports["replica"], 30)
+    new = topology.client("replica")
+    keys = Keys(new, penv["PIXFLOW_PREFIX"])
+    wait_for("every URL", lambda: keys.stats().get("stored", 0) >= len(urls), 60)
+    wait_for("nothing pending", lambda: keys.pending() == 0, 30)
+    for w in (a, b):
+        assert f"redis=127.0.0.1:{topology.ports['replica']}" in w.log(), w.log()[-3000:]
+        assert "event=redis_up" in w.log()
+    a.signal(15)
+    b.signal(15)
+    a.assert_clean_exit(15)
+    b.assert_clean_exit(15)
+    mclient, db = mongo_for(penv)
+    docs = list(db["sources"].find({}))
+    assert sorted(d["_id"] for d in docs) == sorted(set(urls))
+    stats = keys.stats()
+    assert stats["received"] == stats["stored"] == len(urls), stats
+    assert reconcile(stats, db["images"].count_documents({})) is None
+    assert db["images"].count_documents({}) == len(urls)
+    # The tools find the new primary through the sentinels too.
+    res = run("pixflow", "stats", "--json", env=penv)
+    assert res.returncode == 0, res.stderr.decode()
+    assert f'"stored":{len(urls)}' in res.stdout.decode().replace(" ", ""), res.stdout
+    mclient.close()
+
+
+def test_ingest_through_the_sentinels_writes_to_the_primary(env, topology):
+    penv = sentinel_env(env, topology)
+    res = run("pixflow-ingest", "-", env=penv, input=f"{PICSUM}/10/20\n")
+    assert res.returncode == 0, res.stderr.decode()
+    stream = penv["PIXFLOW_PREFIX"] + "urls"
+    assert topology.client("primary").xlen(stream) == 1
+    wait_for("the replica", lambda: topology.client("replica").xlen(stream) == 1, 10)
+
+
+def test_bad_master_name_is_one_clear_line(env, topology):
+    url = topology.url().replace(f"#{MASTER}", "#nosuch")
+    res = run("pixflow", "stats", env=dict(env, PIXFLOW_REDIS_URL=url))
+    assert res.returncode != 0
+    err = res.stderr.decode()
+    assert "nosuch" in err and "sentinel" in err, err
+
+
+def test_failover_with_an_acl_user_and_password(env, tmp_path):
+    """Credentials of the URL go to whichever node is primary; the sentinels need none."""
+    topology = Topology(tmp_path, password="s3cret")
+    try:
+        for name in ("primary", "replica"):  # ACL commands are not replicated
+            topology.client(name).execute_command("ACL", "SETUSER", "pix", "on", ">s3cret",
+                                                  "~*", "&*", "+@all")
+        penv = dict(env, PIXFLOW_REDIS_URL=topology.url(user="pix"))
+        stream = penv["PIXFLOW_PREFIX"] + "urls"
+        res = run("pixflow-ingest", "-", env=penv, input=f"{PICSUM}/10/20\n")
+        assert res.returncode == 0, res.stderr.decode()
+        assert topology.client("primary").xlen(stream) == 1
+        assert topology.client("primary").execute_command("WAIT", 1, 5000) == 1
+        topology.kill("primary")
+        wait_for("the failover", lambda: topology.primary_port() == topology.ports["replica"], 30)
+        res = run("pixflow-ingest", "-", env=penv, input=f"{PICSUM}/10/30\n")
+        assert res.returncode == 0, res.stderr.decode()
+        assert topology.client("replica").xlen(stream) == 2
+        bad = dict(env, PIXFLOW_REDIS_URL=topology.url(user="nobody"))
+        res = run("pixflow", "stats", env=bad)
+        assert res.returncode != 0 and b"WRONGPASS" in res.stderr, res.stderr
+    finally:
+        topology.close()
