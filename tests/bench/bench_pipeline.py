@@ -425,6 +425,8 @@ def pipeline(args, stack, pics, tmp, prefix="bench:", database="bench_pipeline",
                for k in range(args.workers)]
     servers = {"picsum": stack.pid("picsum"), "ferretdb": stack.pid("ferretdb"),
                "redis": stack.pid("redis")}
+    if (stack.folder / "s3.pid").exists():
+        servers["s3"] = stack.pid("s3")
     try:
         wait_ready(r, prefix, workers)
         poller = RssPoller([w.pid for w in workers])
