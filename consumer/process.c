@@ -151,41 +151,69 @@ static enum process_status process_encode(const struct pixflow_image *img, struc
     return PROCESS_OK;
 }
 
-/* Decode, transform and encode, with the picture's decoding cost (*held) already taken from the
- * budget; once the chain has run, that is exchanged for the cost of storing its output. */
-static enum process_status
-process_pixels(const struct chain *chain, const struct process_limits *lim,
-               const unsigned char *data, size_t len, const struct image_info *info, int channels,
-               struct process_out *out, size_t *held, struct timespec *lap, char *reason,
-               size_t rlen, char *err, size_t errlen)
+/* Chain i of n on the decoded picture: the last takes it, the others a copy (chain_apply
+ * consumes its input, and an in-place link writes into it). */
+static enum process_status process_one(const struct chain *chain, struct pixflow_image *decoded,
+                                       int last, int exchange, struct process_out *out,
+                                       size_t *held, struct timespec *lap, char *reason,
+                                       size_t rlen, char *err, size_t errlen)
 {
-    struct pixflow_image decoded, img;
-    enum image_status is;
+    struct pixflow_image src = *decoded, img;
     enum chain_status cs;
     enum process_status st;
+
+    if (!last) {
+        size_t n = decoded->stride * decoded->height;
+        src.pixels = malloc(n ? n : 1);
+        if (src.pixels == NULL)
+            return process_fail(reason, rlen, "out_of_memory");
+        memcpy(src.pixels, decoded->pixels, n);
+    }
+    cs = chain_apply(chain, &src, &img, err, errlen);
+    if (cs != CHAIN_OK)
+        return process_fail(reason, rlen, cs == CHAIN_NOMEM ? "out_of_memory" : "transform_failed");
+    out->timing.transform_us = process_lap(lap);
+
+    if (exchange) {
+        process_budget_give(*held);
+        *held = process_store_cost(&img);
+        if (process_budget_take(*held) < 0) {
+            *held = 0;
+            free(img.pixels);
+            snprintf(err, errlen, "the chain's %ux%u output is over the decode memory budget",
+                     img.width, img.height);
+            return process_fail(reason, rlen, "too_many_pixels");
+        }
+    }
+    st = process_encode(&img, out, lap, reason, rlen, err, errlen);
+    free(img.pixels);
+    return st;
+}
+
+/* Decode once, then each chain and its encoding, with the picture's cost (*held) already taken
+ * from the budget. One chain exchanges the decoding's cost for its output's (as the README's
+ * "Memory" says); several keep the decoding's, copies included, until the end. */
+static enum process_status
+process_pixels(const struct chain *const *chains, int n, const struct process_limits *lim,
+               const unsigned char *data, size_t len, const struct image_info *info, int channels,
+               struct process_out *outs, size_t *held, struct timespec *lap, char *reason,
+               size_t rlen, char *err, size_t errlen)
+{
+    struct pixflow_image decoded;
+    enum image_status is;
+    enum process_status st = PROCESS_OK;
 
     is = image_decode_limited(data, len, info, channels, lim != NULL ? &lim->image : NULL, &decoded,
                               err, errlen);
     if (is != IMAGE_OK)
         return process_fail(reason, rlen, process_image_reason(is));
-    out->timing.decode_us = process_lap(lap);
-
-    cs = chain_apply(chain, &decoded, &img, err, errlen);
-    if (cs != CHAIN_OK)
-        return process_fail(reason, rlen, cs == CHAIN_NOMEM ? "out_of_memory" : "transform_failed");
-    out->timing.transform_us = process_lap(lap);
-
-    process_budget_give(*held);
-    *held = process_store_cost(&img);
-    if (process_budget_take(*held) < 0) {
-        *held = 0;
-        free(img.pixels);
-        snprintf(err, errlen, "the chain's %ux%u output is over the decode memory budget",
-                 img.width, img.height);
-        return process_fail(reason, rlen, "too_many_pixels");
-    }
-    st = process_encode(&img, out, lap, reason, rlen, err, errlen);
-    free(img.pixels);
+    outs[0].timing.decode_us = process_lap(lap);
+    int i;
+    for (i = 0; i < n && st == PROCESS_OK; i++)
+        st = process_one(chains[i], &decoded, i == n - 1, n == 1, &outs[i], held, lap, reason,
+                         rlen, err, errlen);
+    if (i < n)
+        free(decoded.pixels); /* the last chain, which takes it, did not run */
     return st;
 }
 
@@ -193,14 +221,23 @@ enum process_status process_run(const struct chain *chain, const struct process_
                                 const unsigned char *data, size_t len, struct process_out *out,
                                 char *reason, size_t rlen, char *err, size_t errlen)
 {
+    return process_run_all(&chain, 1, lim, data, len, out, reason, rlen, err, errlen);
+}
+
+enum process_status process_run_all(const struct chain *const *chains, int n,
+                                    const struct process_limits *lim, const unsigned char *data,
+                                    size_t len, struct process_out *outs, char *reason,
+                                    size_t rlen, char *err, size_t errlen)
+{
     struct image_info info;
     enum image_status is;
     enum process_status st;
     struct timespec lap;
     size_t cost;
-    int channels;
+    int channels = 1;
+    struct process_out *out = &outs[0];
 
-    memset(out, 0, sizeof(*out));
+    memset(outs, 0, sizeof(*outs) * (size_t)n);
     reason[0] = '\0';
     clock_gettime(CLOCK_MONOTONIC, &lap);
     if (digest_sha256_hex(data, len, out->origin_sha256, err, errlen) < 0)
@@ -216,18 +253,34 @@ enum process_status process_run(const struct chain *chain, const struct process_
     out->orientation = info.orientation;
     if (process_over_limits(lim, &info, err, errlen))
         return process_fail(reason, rlen, "too_many_pixels");
-    channels = chain_input_channels(chain, info.channels);
+    /* One decode for every chain: to the most channels any of them takes first. */
+    for (int i = 0; i < n; i++) {
+        int c = chain_input_channels(chains[i], info.channels);
+        channels = c > channels ? c : channels;
+    }
     cost = process_cost(&info, channels);
+    cost += (size_t)(n - 1) * info.width * info.height * (size_t)channels; /* the copies */
     if (process_budget_take(cost) < 0) {
         snprintf(err, errlen, "%s %dx%d needs %zu MiB, over the %zu MiB decode memory budget",
                  info.name, info.width, info.height, cost >> 20, process_budget_total >> 20);
         return process_fail(reason, rlen, "too_many_pixels");
     }
-    st = process_pixels(chain, lim, data, len, &info, channels, out, &cost, &lap, reason, rlen, err,
-                        errlen);
+    st = process_pixels(chains, n, lim, data, len, &info, channels, outs, &cost, &lap, reason,
+                        rlen, err, errlen);
     process_budget_give(cost);
-    if (st != PROCESS_OK)
-        process_out_free(out);
+    for (int i = 0; i < n; i++) {
+        if (st != PROCESS_OK) {
+            process_out_free(&outs[i]);
+            continue;
+        }
+        if (i > 0) { /* every output names the one download */
+            memcpy(outs[i].origin_sha256, out->origin_sha256, sizeof(out->origin_sha256));
+            memcpy(outs[i].origin_format, out->origin_format, sizeof(out->origin_format));
+            outs[i].origin_width = out->origin_width;
+            outs[i].origin_height = out->origin_height;
+            outs[i].orientation = out->orientation;
+        }
+    }
     return st;
 }
 

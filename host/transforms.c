@@ -65,7 +65,7 @@ struct transforms *transforms_load(const char *plugin_path, const char *spec,
     }
     for (int i = 0; i < t->nlineage; i++) {
         const struct chain_link_info *li = chain_link(t->chain, (size_t)i);
-        t->lineage[i] = (struct lineage_link){li->name, li->version, li->sha256};
+        t->lineage[i] = (struct lineage_link){li->name, li->version, li->sha256, li->config};
     }
     return t;
 err:

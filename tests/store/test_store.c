@@ -137,8 +137,8 @@ static void timg_free(struct timg *t)
 }
 
 static const struct lineage_link test_chain[] = {
-    {"grayscale", "1.0.0", "aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11"},
-    {"resize", "0.3.1", NULL},
+    {"grayscale", "1.0.0", "aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11", ""},
+    {"resize", "0.3.1", NULL, ""},
 };
 
 static struct store_doc doc_of(const struct timg *t, const char *url)
