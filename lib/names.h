@@ -19,6 +19,7 @@
 #define KEY_RENDITIONS "renditions" /* hash: rendition name -> chain, besides `default` */
 #define KEY_REPROCESS  "reprocess"  /* stream: work queued by `pixflow reprocess` */
 #define KEY_REPROCESS_QUEUED "reprocess:queued" /* set: <original>/<rendition> queued, not acked */
+#define KEY_REPROCESS_STORING "reprocess:storing" /* hash: the storing marks of that stream */
 
 /* ---- input stream fields ---- */
 #define FIELD_URL    "url"
