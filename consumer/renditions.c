@@ -40,14 +40,6 @@ struct renditions_load {
     struct renditions_set *from, *next;
 };
 
-int renditions_name_ok(const char *name)
-{
-    size_t n = strlen(name);
-    return n > 0 && n <= RENDITION_NAME_MAX &&
-           strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n &&
-           strcmp(name, REND_DEFAULT) != 0;
-}
-
 static struct renditions_set *set_new(int n)
 {
     struct renditions_set *set = calloc(1, sizeof(*set));
@@ -178,7 +170,7 @@ static int hash_changed(const struct renditions_set *cur, const redisReply *r)
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
         const redisReply *k = r->element[i], *v = r->element[i + 1];
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
-            !renditions_name_ok(k->str))
+            !rendition_name_ok(k->str))
             continue;
         const struct rendition *old = renditions_find(cur, k->str);
         if (old == NULL || strcmp(old->spec, v->str) != 0)
@@ -214,7 +206,7 @@ static void on_hash(struct link *l, redisReply *r, void *arg)
         const redisReply *k = r->element[i], *v = r->element[i + 1];
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
             continue;
-        if (!renditions_name_ok(k->str)) {
+        if (!rendition_name_ok(k->str)) {
             log_warn("event=rendition_ignored name=\"%.80s\" note=\"not a rendition name\"",
                      k->str);
             continue;

@@ -17,8 +17,6 @@
 #include "settings.h"
 #include "transforms.h"
 
-#define RENDITION_NAME_MAX 64
-
 struct rendition {
     char name[RENDITION_NAME_MAX + 1];
     char *spec;            /* the chain as the hash gives it */
@@ -48,7 +46,5 @@ void renditions_set_unref(struct renditions_set *set);
 const struct rendition *renditions_find(const struct renditions_set *set, const char *name);
 /* The renditions this worker cannot load, "name: why; ..." into buf; 0 when there is none. */
 int renditions_failed(struct renditions *rs, char *buf, size_t len);
-/* A valid rendition name: 1..64 of [a-z0-9_-], not "default". */
-int renditions_name_ok(const char *name);
 
 #endif

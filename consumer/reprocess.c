@@ -430,7 +430,7 @@ static void on_entry(void *arg, const char *id, void *const *fields, size_t nfie
         rp_done(e, "deleted", "the entry was deleted from the stream");
         return;
     }
-    if (!rp_hex64(e->original) || !renditions_name_ok(e->name)) {
+    if (!rp_hex64(e->original) || !rendition_name_ok(e->name)) {
         rp_done(e, "invalid", "an entry needs original (64 hex digits) and rendition (a name)");
         return;
     }

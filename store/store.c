@@ -1445,3 +1445,29 @@ done:
     bson_destroy(&meta);
     return rc;
 }
+
+int store_renditions_each(struct store *st, const char *name, const struct lineage_link *chain,
+                          int nchain, store_rendition_fn *fn, void *arg, char *err,
+                          size_t errlen)
+{
+    bson_error_t e;
+    struct store_conn c;
+    bson_t *filter = BCON_NEW(DOC_RENDITION, BCON_UTF8(name));
+    bson_t *opts = BCON_NEW("projection", "{", REND_ORIGINAL, BCON_INT32(1), REND_CHAIN,
+                            BCON_INT32(1), "}");
+    store_conn_open(st, &c);
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c.renditions, filter, opts, NULL);
+    const bson_t *doc;
+    while (mongoc_cursor_next(cur, &doc)) {
+        char original[65];
+        store_copy_str(doc, REND_ORIGINAL, original, sizeof(original));
+        if (original[0])
+            fn(original, chain ? store_chain_equal(doc, chain, nchain) : 1, arg);
+    }
+    int rc = mongoc_cursor_error(cur, &e) ? store_fail(err, errlen, &e, "list renditions") : 0;
+    mongoc_cursor_destroy(cur);
+    store_conn_close(st, &c);
+    bson_destroy(filter);
+    bson_destroy(opts);
+    return rc < 0 ? -1 : 0;
+}
