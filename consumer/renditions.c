@@ -30,6 +30,7 @@ struct renditions {
     struct renditions_set *cur;
     char k_hash[SET_KEY_MAX], k_beat[SET_KEY_MAX];
     int asking, loading, freeing;
+    int reload; /* SIGHUP: every chain loaded anew at the next poll (a new .so in the folder) */
     long since_retry_ms, poll_ms;
 };
 
@@ -38,6 +39,7 @@ struct renditions {
 struct renditions_load {
     struct renditions *rs;
     struct renditions_set *from, *next;
+    int fresh; /* load every chain, reuse none */
 };
 
 static struct renditions_set *set_new(int n)
@@ -106,7 +108,7 @@ static void load_work(void *arg)
     for (int i = 0; i < ld->next->n; i++) {
         struct rendition *r = &ld->next->r[i];
         const struct rendition *old = renditions_find(ld->from, r->name);
-        if (old && old->xf && strcmp(old->spec, r->spec) == 0)
+        if (old && old->xf && strcmp(old->spec, r->spec) == 0 && !ld->fresh)
             continue; /* reused on the loop */
         r->xf = transforms_load(rs->s->plugin_path, r->spec, rs->counter, rs->arg, r->error,
                                 sizeof(r->error));
@@ -144,7 +146,7 @@ static void load_done(void *arg)
     for (int i = 0; i < ld->next->n; i++) {
         struct rendition *r = &ld->next->r[i];
         const struct rendition *old = renditions_find(ld->from, r->name);
-        if (r->xf == NULL && old && old->xf && strcmp(old->spec, r->spec) == 0)
+        if (r->xf == NULL && !ld->fresh && old && old->xf && strcmp(old->spec, r->spec) == 0)
             r->xf = transforms_ref(old->xf);
         if (r->xf == NULL)
             log_error("event=rendition_unavailable rendition=%s chain=\"%s\" error=\"%s\" "
@@ -190,7 +192,7 @@ static void on_hash(struct link *l, redisReply *r, void *arg)
     for (int i = 0; i < rs->cur->n; i++)
         failed += rs->cur->r[i].xf == NULL;
     int retry = failed && rs->since_retry_ms >= RENDITIONS_RETRY_MS;
-    if (!hash_changed(rs->cur, r) && !retry) {
+    if (!hash_changed(rs->cur, r) && !retry && !rs->reload) {
         beat(rs);
         return;
     }
@@ -219,6 +221,8 @@ static void on_hash(struct link *l, redisReply *r, void *arg)
         next->n++;
     }
     ld->rs = rs;
+    ld->fresh = rs->reload;
+    rs->reload = 0;
     ld->from = renditions_current(rs);
     ld->next = next;
     rs->loading = 1;
@@ -234,6 +238,12 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
     const char *argv[] = {"HGETALL", rs->k_hash};
     if (link_command(rs->link, on_hash, rs, 2, argv, NULL) == 0)
         rs->asking = 1;
+}
+
+void renditions_reload(struct renditions *rs)
+{
+    rs->reload = 1;
+    on_poll(-1, 0, rs);
 }
 
 static void on_link(struct link *l, int up, void *arg)

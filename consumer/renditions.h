@@ -39,6 +39,9 @@ struct renditions *renditions_new(struct event_base *base, const struct settings
                                   long poll_ms);
 void renditions_free(struct renditions *rs);
 
+/* SIGHUP: every chain loaded again from the plugin folder, at once. */
+void renditions_reload(struct renditions *rs);
+
 /* The current set (never NULL; empty until the first load), with a reference for the caller. */
 struct renditions_set *renditions_current(struct renditions *rs);
 void renditions_set_unref(struct renditions_set *set);

@@ -75,7 +75,7 @@ struct reprocess {
     struct rp_entry *live, *done, *flight;
     int held, ndone, stopping;
     long long lag, pending;
-    struct event *tick, *lease, *reclaim, *trim;
+    struct event *tick, *lease, *reclaim, *trim, *group;
     struct timespec last_flush;
     char k_stream[SET_KEY_MAX];
 };
@@ -531,9 +531,13 @@ static void on_reclaim(evutil_socket_t fd, short what, void *arg)
 
 static void on_trim(evutil_socket_t fd, short what, void *arg)
 {
-    struct reprocess *rp = arg;
-    stream_trim(rp->st);
-    stream_group_info(rp->st);
+    stream_trim(((struct reprocess *)arg)->st);
+}
+
+/* The backlog and pending count, for the worker's --exit-when-idle. */
+static void on_group_tick(evutil_socket_t fd, short what, void *arg)
+{
+    stream_group_info(((struct reprocess *)arg)->st);
 }
 
 static void on_group(void *arg, long long lag, long long pending)
@@ -618,14 +622,17 @@ struct reprocess *reprocess_new(const struct reprocess_env *env)
     rp->lease = event_new(env->base, -1, EV_PERSIST, on_lease, rp);
     rp->reclaim = event_new(env->base, -1, EV_PERSIST, on_reclaim, rp);
     rp->trim = event_new(env->base, -1, EV_PERSIST, on_trim, rp);
+    rp->group = event_new(env->base, -1, EV_PERSIST, on_group_tick, rp);
     if (rp->st == NULL || rp->link == NULL || rp->lease == NULL || rp->reclaim == NULL ||
-        rp->trim == NULL) {
+        rp->trim == NULL || rp->group == NULL) {
         reprocess_free(rp);
         return NULL;
     }
     event_add(rp->lease, &lease);
     event_add(rp->reclaim, &reclaim);
     event_add(rp->trim, &trim);
+    struct timeval half = {0, 500000};
+    event_add(rp->group, &half);
     clock_gettime(CLOCK_MONOTONIC, &rp->last_flush);
     return rp;
 }
@@ -642,8 +649,8 @@ void reprocess_free(struct reprocess *rp)
             next = e->next;
             rp_entry_free(e);
         }
-    struct event *evs[] = {rp->lease, rp->reclaim, rp->trim};
-    for (size_t i = 0; i < 3; i++)
+    struct event *evs[] = {rp->lease, rp->reclaim, rp->trim, rp->group};
+    for (size_t i = 0; i < 4; i++)
         if (evs[i])
             event_free(evs[i]);
     free(rp);

@@ -1115,6 +1115,8 @@ static void reload_done(void *arg)
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
     struct worker *w = arg;
+    if (sig == SIGHUP && w->rends)
+        renditions_reload(w->rends);
     if (w->reloading) {
         w->reloading = 2;
         return;
