@@ -1418,7 +1418,7 @@ int store_put_rendition(struct store *st, const struct store_doc *d, int replace
             rc = store_fail(err, errlen, &e, "find rendition %s/%s", original, d->rendition);
             goto done;
         }
-        if (r.found && (strcmp(r.image, d->sha256) == 0 || r.current || !replace)) {
+        if (r.found && (r.current || !replace)) {
             /* Recorded by another writer (or an earlier try of this one) with today's chain. */
             if (created && strcmp(r.image, d->sha256) != 0)
                 store_rendition_unstore(&c, d);
