@@ -272,7 +272,7 @@ struct renditions *renditions_new(struct event_base *base, const struct settings
     rs->cur = set_new(0);
     struct timeval tv = {poll_ms / 1000, (poll_ms % 1000) * 1000};
     rs->poll = event_new(base, -1, EV_PERSIST, on_poll, rs);
-    rs->link = link_new(base, &s->redis, "renditions", 5000, on_link, rs);
+    rs->link = link_new(base, &s->redis, "rendition_set", 5000, on_link, rs);
     if (rs->cur == NULL || rs->poll == NULL || rs->link == NULL) {
         renditions_free(rs);
         return NULL;

@@ -288,7 +288,7 @@ static void on_read(const struct raw_result *r, unsigned char *bytes, size_t len
     }
     if (r->status != RAW_OK) {
         snprintf(e->error, sizeof(e->error), "raw store: %.31s: %.200s", r->reason, r->error);
-        rp_retry(e, "raw");
+        rp_retry(e, "raw_store");
         return;
     }
     e->bytes = bytes;
@@ -338,7 +338,7 @@ static void check_done(void *arg)
     e->get = raw_get_start(rp->env.raw, e->original, on_read, e);
     if (e->get == NULL) {
         snprintf(e->error, sizeof(e->error), "raw store: cannot start a read");
-        rp_retry(e, "raw");
+        rp_retry(e, "raw_store");
     }
 }
 
@@ -431,7 +431,7 @@ static void on_entry(void *arg, const char *id, void *const *fields, size_t nfie
         return;
     }
     if (!rp_hex64(e->original) || !rendition_name_ok(e->name)) {
-        rp_done(e, "invalid", "an entry needs original (64 hex digits) and rendition (a name)");
+        rp_done(e, "bad_entry", "an entry needs original (64 hex digits) and rendition (a name)");
         return;
     }
     snprintf(e->release, sizeof(e->release), "%s/%s", e->original, e->name);
@@ -614,7 +614,7 @@ struct reprocess *reprocess_new(const struct reprocess_env *env)
                                  .group = on_group,
                                  .lost = on_lost};
     rp->st = stream_new(env->base, env->s, &so, &hooks, rp);
-    rp->link = link_new(env->base, &env->s->redis, "reprocess", o->redis_timeout_ms,
+    rp->link = link_new(env->base, &env->s->redis, "hand_back", o->redis_timeout_ms,
                         on_link_state, rp);
     struct timeval lease = {env->lease_ms / 1000, (env->lease_ms % 1000) * 1000};
     struct timeval reclaim = {o->reclaim_every_ms / 1000, (o->reclaim_every_ms % 1000) * 1000};
