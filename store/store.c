@@ -1422,7 +1422,7 @@ int store_put_rendition(struct store *st, const struct store_doc *d, int replace
             /* Recorded by another writer (or an earlier try of this one) with today's chain. */
             if (created && strcmp(r.image, d->sha256) != 0)
                 store_rendition_unstore(&c, d);
-            *out = strcmp(r.image, d->sha256) == 0 && created ? STORE_INSERTED : STORE_ALREADY;
+            *out = STORE_ALREADY;
             rc = 0;
             goto done;
         }
