@@ -177,7 +177,8 @@ int store_find_rendition(struct store *st, const char *original, const char *nam
  * rendition, and this call's image, if it made a different one, is removed. With `replace`, a
  * document whose chain differs from d->transforms is replaced (if it still names what was read:
  * two writers replacing at once end with one document). *out: STORE_INSERTED when this call
- * recorded it, STORE_ALREADY when it was recorded (by anyone, this rendition's chain). The
+ * wrote the document, STORE_ALREADY when it found it written (by another writer, or an earlier
+ * try whose reply was lost). The
  * `default` rendition of a URL's download is written by store_put itself. */
 int store_put_rendition(struct store *st, const struct store_doc *d, int replace,
                         enum store_outcome *out, char *err, size_t errlen);
