@@ -116,11 +116,13 @@ int raw_head(struct raw_store *r, const char *sha256, int *found, size_t *len, c
 int raw_get(struct raw_store *r, const char *sha256, int *found, unsigned char **bytes,
             size_t *len, char *type, char *err, size_t errlen);
 
-/* Asynchronous twin of raw_get, for the worker (on the loop thread): the read runs on
- * raw_loop.offload (the worker's pool: a file read, or one S3 GET on its own easy handle) and done
- * comes on the loop thread with the bytes, malloc'd, for the callee to free (NULL unless RAW_OK).
- * A missing object is RAW_PERMANENT "original_missing"; any other failure RAW_TRANSIENT. NULL,
- * and done never called, without a loop, out of memory, or for a bad sha256. */
+/* Asynchronous twin of raw_get, for the worker (on the loop thread), in the style of
+ * raw_put_start: S3 sends its GET on the worker's curl multi (raw_loop.add; transient errors
+ * retried with backoff on the loop's timers), the file backend runs its blocking read on
+ * raw_loop.offload. done comes on the loop thread with the bytes, malloc'd, for the callee to
+ * free (NULL unless RAW_OK). A missing object is RAW_PERMANENT "original_missing"; other
+ * failures follow the classes above. NULL, and done never called, without a loop, out of
+ * memory, or for a bad sha256. */
 struct raw_get;
 typedef void raw_got_fn(const struct raw_result *r, unsigned char *bytes, size_t len, void *arg);
 struct raw_get *raw_get_start(struct raw_store *r, const char *sha256, raw_got_fn *done,
