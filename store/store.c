@@ -65,7 +65,8 @@
  *   names a missing image; the next `pixflow verify` reports it as a dangling source and its
  *   --fix re-queues the URL, and a redelivery of that entry re-stores it (resolve).
  *
- * Renditions (SPEC §6): step 3 of a put that recorded its URL inserts renditions[origin/default]
+ * Renditions (SPEC §6): step 3 of a put that recorded its URL, with its original kept (d->raw),
+ * inserts renditions[origin/default]
  * naming the URL's image (a duplicate key: that download's default is recorded already). Any
  * other rendition goes through store_put_rendition: the image first (a duplicate key is
  * identical bytes, stored by anyone), then renditions[origin/name]. Two writers of one rendition
@@ -1167,8 +1168,8 @@ int store_put(struct store *st, const struct store_doc *d, enum store_outcome *o
     snprintf(err, errlen, "mongo: %s: no stable outcome after %d rounds", d->source,
              STORE_PUT_ROUNDS);
 done:
-    /* Step 3: the original's `default` rendition, when this entry recorded the URL. */
-    if (rc == 0 && *out != STORE_ALREADY && d->origin.sha256 &&
+    /* Step 3: the kept original's `default` rendition, when this entry recorded the URL. */
+    if (rc == 0 && *out != STORE_ALREADY && d->raw && d->origin.sha256 &&
         store_rendition_insert(&c, d, d->origin.sha256, REND_DEFAULT, NULL, &e) < 0 &&
         !store_is_dup(&e))
         rc = store_fail(err, errlen, &e, "insert rendition %s/" REND_DEFAULT, d->origin.sha256);

@@ -41,7 +41,7 @@ def thumbs(db, name="thumb"):
 
 
 def check_thumbs(db, originals, name="thumb"):
-    """Each original has exactly one rendition `name`, a 64-pixel gray PNG recorded in images."""
+    """Each original has exactly one rendition `name`, a gray PNG of 64 pixels at most."""
     got = thumbs(db, name)
     assert set(got) == set(originals), (len(got), len(originals))
     for orig, r in got.items():
@@ -49,7 +49,12 @@ def check_thumbs(db, originals, name="thumb"):
         assert [link["name"] for link in r["chain"]] == ["grayscale", "thumbnail"]
         image = db["images"].find_one({"_id": r["image"]})
         assert image is not None, r
-        assert image["rendition"] == name and max(image["width"], image["height"]) == 64, image
+        # A picture already 64 pixels or less is its default picture again: the same bytes,
+        # stored once, under the rendition that made them first.
+        small = max(image["origin"]["width"], image["origin"]["height"]) <= 64
+        assert image["rendition"] in ((name, "default") if small else (name,)), image
+        assert max(image["width"], image["height"]) == min(
+            64, max(image["origin"]["width"], image["origin"]["height"])), image
         import base64
         w, h, depth, color = png_info(base64.b64decode(image["image"]))
         assert (w, h, depth, color) == (image["width"], image["height"], 8, 0)
@@ -60,7 +65,13 @@ def workers(fleet, env, n, *args):
     return [fleet.start(env, f"w{i}-{time.monotonic_ns()}", *args) for i in range(n)]
 
 
-def test_reprocess_from_raw_store_and_new_urls_get_both(env, keys, mongo_db, fleet):
+def test_reprocess_from_raw_store_and_new_urls_get_both(env, keys, mongo_db, fleet, tmp_path):
+    # Stored before originals were kept: it stays its default rendition only.
+    unkept = f"{PICSUM}/999/777"
+    keys.xadd_all([unkept])
+    fleet.start(dict(env, PIXFLOW_RAW_URL=""), "no-raw", "--exit-when-idle", "1s") \
+        .assert_clean_exit(60)
+    assert mongo_db["originals"].count_documents({}) == 0
     urls = [f"{PICSUM}/{w}/{h}" for w, h in sizes(8)]
     keys.xadd_all(urls)
     for w in workers(fleet, env, 2, "--exit-when-idle", "1s"):
@@ -90,6 +101,7 @@ def test_reprocess_from_raw_store_and_new_urls_get_both(env, keys, mongo_db, fle
     assert proc.returncode == 0, (out, err)
     out = out.decode()
     assert f"reprocess thumb: {len(urls)} queued" in out, out
+    assert "skipped 1 stored pictures whose original was not kept" in out, out
     assert f"done: {len(urls)} of thumb" in out and "0 failed" in out, out
     assert b"/s" in err and b"left" in err, err  # the progress bar
     wait_for("the heartbeats to list thumb", lambda: all(b"thumb" in (keys.r.hget(
@@ -103,7 +115,7 @@ def test_reprocess_from_raw_store_and_new_urls_get_both(env, keys, mongo_db, fle
         requests_matching(env, fresh_paths), "only the new URLs were downloaded"
 
     every = {d["_id"] for d in mongo_db["originals"].find({}, {"_id": 1})}
-    assert len(every) == len(urls) + len(fresh)
+    assert len(every) == len(urls) + len(fresh)  # the unkept URL has no original
     check_thumbs(mongo_db, every)
     assert set(thumbs(mongo_db, "default")) == every
     for url in fresh:  # both renditions from the one download
@@ -114,6 +126,34 @@ def test_reprocess_from_raw_store_and_new_urls_get_both(env, keys, mongo_db, fle
     assert stats.get("renditions", 0) == len(fresh), stats
     assert_reconciled(keys, mongo_db)
     assert keys.r.scard(f"{env['PIXFLOW_PREFIX']}reprocess:queued") == 0
+
+    # Reading a rendition: the CLI and the worker's /images.
+    one = fresh[0]
+    png = tmp_path / "thumb.png"
+    got = run("pixflow", "get", one, "--rendition", "thumb", "-o", png, env=env)
+    assert got.returncode == 0, got.stderr
+    assert max(png_info(png.read_bytes())[:2]) == 64
+    own = run("pixflow", "get", one, "--json", env=env).stdout
+    assert b'"rendition" : "default"' in own or b'"rendition": "default"' in own, own
+    missing = run("pixflow", "get", unkept, "--rendition", "thumb", env=env)
+    assert missing.returncode == 1 and b"was not kept" in missing.stderr, missing
+    web = fleet.start(env, "web", "--http", "127.0.0.1:0")
+    wait_for("the listener", lambda: "event=http_listening" in web.log(), 20)
+    port = int(web.log().split("event=http_listening")[1].split("port=")[1].split()[0])
+    base = f"http://127.0.0.1:{port}/images?source={one}"
+    import json
+    with urllib.request.urlopen(base + "&rendition=thumb", timeout=10) as reply:
+        doc = json.loads(reply.read())
+    assert doc["rendition"] == "thumb" and max(doc["width"], doc["height"]) == 64, doc
+    with urllib.request.urlopen(base, timeout=10) as reply:
+        assert json.loads(reply.read())["rendition"] == "default"
+    try:
+        urllib.request.urlopen(base + "&rendition=nosuch", timeout=10)
+        pytest.fail("an unknown rendition is a 404")
+    except urllib.error.HTTPError as e:
+        assert e.code == 404
+    web.signal(signal.SIGTERM)
+    web.assert_clean_exit(30)
 
     again = run("pixflow", "reprocess", "thumb", env=env)
     assert again.returncode == 0 and b"thumb: 0 queued" in again.stdout, again
