@@ -39,6 +39,7 @@
 #include "rdb.h"
 #include "store.h"
 #include "verify_raw.h"
+#include "verify_renditions.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -68,6 +69,9 @@ enum verify_kind {
     K_ROLE,
     K_RAW_MISSING, /* the raw zone: reported, never fixed */
     K_RAW_DAMAGED,
+    K_REND_ID, /* `renditions` (verify_renditions.c): reported, never fixed */
+    K_REND_DANGLING,
+    K_REND_NO_ORIGINAL,
     K_COUNT
 };
 
@@ -77,6 +81,7 @@ static const char *const kind_names[K_COUNT] = {
     "missing_field",  "id_mismatch",     "no_image",       "bad_base64",  "gridfs_missing",
     "gridfs_corrupt", "sha256_mismatch", "bytes_mismatch", "png_invalid", "size_mismatch",
     "no_source",      "dangling_source", "role_mismatch",  "original_missing", "original_damaged",
+    "rendition_id",   "rendition_dangling", "rendition_no_original",
 };
 
 /* KEYS: seen, stream, stats. ARGV: moved (1 first time, 0 when resuming), document id, URLs. */
@@ -100,6 +105,9 @@ static const char synopsis[] =
     "bad_base64, gridfs_missing, gridfs_corrupt, sha256_mismatch, bytes_mismatch, png_invalid,\n"
     "size_mismatch. Then the sources collection: no_source (an image without its source-role\n"
     "sources document), dangling_source (a URL naming a missing image), role_mismatch.\n"
+    "Then the renditions collection: rendition_id (an _id that is not <original>/<name>),\n"
+    "rendition_dangling (names a missing image), rendition_no_original (its original has no\n"
+    "originals document); reported, never fixed.\n"
     "Documents younger than two minutes may be writes in progress and are not judged.\n\n"
     "--fix moves each corrupt document to the images_corrupt collection (nothing is deleted: the\n"
     "copy keeps every field, plus verify_problems and verify_moved_at), and puts its source URL\n"
@@ -160,6 +168,7 @@ struct verify {
     long long sources_checked;
     long long sources_young; /* too recent to judge (verify_young) */
     struct verify_raw raw;   /* the raw zone, when one is configured */
+    struct verify_renditions rend;
     char k_seen[SET_KEY_MAX], k_stream[SET_KEY_MAX], k_stats[SET_KEY_MAX];
 };
 
@@ -361,6 +370,9 @@ static int verify_has_source(struct verify *v, const bson_t *doc, const char *id
     if (!bson_iter_init_find(&it, doc, DOC_ID) || !BSON_ITER_HOLDS_UTF8(&it) ||
         verify_young(v, doc))
         return 0;
+    const char *rendition = verify_string(doc, DOC_RENDITION);
+    if (rendition && strcmp(rendition, REND_DEFAULT) != 0)
+        return 0; /* a rendition's picture: its `renditions` document names it, not a URL */
     const char *src = verify_string(doc, DOC_SOURCE);
     if (src == NULL) {
         verify_problem(v, id, K_NO_SOURCE, kinds, "the image has no source field");
@@ -950,6 +962,16 @@ static void verify_raw_problem(void *arg, const char *sha256, const char *url, i
                    detail, url[0] ? url : "unknown");
 }
 
+static void verify_rendition_problem(void *arg, const char *id,
+                                     enum verify_rendition_problem what, const char *detail)
+{
+    unsigned kinds = 0;
+    enum verify_kind k = what == VR_BAD_ID ? K_REND_ID
+                         : what == VR_DANGLING ? K_REND_DANGLING
+                                               : K_REND_NO_ORIGINAL;
+    verify_problem(arg, id, k, &kinds, "%s", detail);
+}
+
 /* The raw zone, last: its problems are reported with the originals' URLs and never fixed. */
 static int verify_originals(struct verify *v, char *err, size_t errlen)
 {
@@ -984,6 +1006,7 @@ static void verify_summary(struct verify *v)
             json_kv_int(&v->j, "originals_missing", v->raw.missing);
             json_kv_int(&v->j, "originals_damaged", v->raw.damaged);
         }
+        json_kv_int(&v->j, "renditions_checked", v->rend.checked);
         json_key(&v->j, "kinds");
         json_object(&v->j);
         for (int k = 0; k < K_COUNT; k++)
@@ -1004,6 +1027,7 @@ static void verify_summary(struct verify *v)
         printf(" (%lld more written in the last %d s, not judged yet)", v->sources_young,
                STORE_CLAIM_LEASE_MS / 1000);
     printf("; %lld layout problem%s", v->layout, v->layout == 1 ? "" : "s");
+    printf("; %lld rendition%s", v->rend.checked, v->rend.checked == 1 ? "" : "s");
     if (v->s.raw.kind != RAW_NONE)
         printf("; %lld original%s %s: %lld missing, %lld damaged", v->raw.checked,
                v->raw.checked == 1 ? "" : "s", opt.raw ? "re-hashed" : "looked for",
@@ -1052,6 +1076,8 @@ int verify_main(int argc, char **argv)
             goto done;
     }
     if (verify_scan(&v, err, sizeof(err)) < 0 || verify_sources(&v, err, sizeof(err)) < 0 ||
+        verify_renditions(v.m, v.since_ms, verify_rendition_problem, &v, &v.rend, err,
+                          sizeof(err)) < 0 ||
         verify_originals(&v, err, sizeof(err)) < 0) {
         verify_summary(&v);
         admin_fail(CMD, ADMIN_FAIL, "%s (stopped after %lld documents)", err, v.checked);
@@ -1063,7 +1089,9 @@ int verify_main(int argc, char **argv)
         goto done;
     }
     verify_summary(&v);
-    rc = v.corrupt || v.layout || v.raw.missing || v.raw.damaged ? ADMIN_FAIL : ADMIN_OK;
+    long long rend_bad = v.rend.bad_id + v.rend.dangling + v.rend.no_original;
+    rc = v.corrupt || v.layout || v.raw.missing || v.raw.damaged || rend_bad ? ADMIN_FAIL
+                                                                              : ADMIN_OK;
 done:
     fflush(stdout);
     for (size_t i = 0; i < v.nbad; i++)

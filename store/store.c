@@ -113,6 +113,7 @@
 #define STORE_CONNECT_MS   2000
 #define STORE_SOCKET_MS    30000
 #define STORE_GRIDFS_CHUNK (255 * 1024)
+#define RENDITION_FIELD_MAX 72 /* a rendition name read back (64 at most) */
 
 struct store {
     mongoc_client_pool_t *pool;
@@ -1380,6 +1381,30 @@ static void store_rendition_unstore(struct store_conn *c, const struct store_doc
     bson_destroy(sel);
 }
 
+/* The picture a replaced (stale) rendition named, once no document names it: removed when that
+ * rendition made it (its `rendition` field, read first: the same bytes may be another
+ * rendition's, a URL's default picture above all). */
+static void store_rendition_drop(struct store_conn *c, const char *image, const char *name)
+{
+    bson_t *doc, *opts = BCON_NEW("projection", "{", DOC_RENDITION, BCON_INT32(1), "}");
+    bson_error_t e;
+    char made_by[RENDITION_FIELD_MAX];
+    int rc = stored_find_id(c->images, image, opts, &doc, &e);
+    bson_destroy(opts);
+    if (rc < 0 || doc == NULL)
+        return;
+    store_copy_str(doc, DOC_RENDITION, made_by, sizeof(made_by));
+    bson_destroy(doc);
+    if (strcmp(made_by, name) != 0)
+        return;
+    bson_t *sel = store_guard_filter(c, image, DOC_RENDITION, name, NULL, NULL);
+    if (mongoc_collection_delete_one(c->images, sel, NULL, NULL, &e))
+        log_info("event=store_stale_rendition_removed image=%s rendition=%s", image, name);
+    else
+        log_warn("event=store_stale_rendition_kept image=%s error=\"%s\"", image, e.message);
+    bson_destroy(sel);
+}
+
 int store_put_rendition(struct store *st, const struct store_doc *d, int replace,
                         enum store_outcome *out, char *err, size_t errlen)
 {
@@ -1429,6 +1454,8 @@ int store_put_rendition(struct store *st, const struct store_doc *d, int replace
         }
         if (store_rendition_insert(&c, d, original, d->rendition, r.found ? r.image : NULL,
                                    &e) == 0) {
+            if (r.found && strcmp(r.image, d->sha256) != 0)
+                store_rendition_drop(&c, r.image, d->rendition);
             *out = STORE_INSERTED;
             rc = 0;
             goto done;

@@ -155,6 +155,17 @@ def test_reprocess_from_raw_store_and_new_urls_get_both(env, keys, mongo_db, fle
     web.signal(signal.SIGTERM)
     web.assert_clean_exit(30)
 
+    checked = run("pixflow", "verify", env=env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"; {2 * len(every)} renditions;" in checked.stdout.decode(), checked.stdout
+    # A rendition whose image went away is reported, with its kind.
+    victim = thumbs(mongo_db)[next(iter(every))]
+    mongo_db["renditions"].insert_one({"_id": "f" * 64 + "/thumb", "image": victim["image"],
+                                       "original": "f" * 64, "rendition": "thumb"})
+    bad = run("pixflow", "verify", env=env)
+    assert bad.returncode == 1 and b"rendition_no_original" in bad.stdout, bad.stdout
+    mongo_db["renditions"].delete_one({"_id": "f" * 64 + "/thumb"})
+
     again = run("pixflow", "reprocess", "thumb", env=env)
     assert again.returncode == 0 and b"thumb: 0 queued" in again.stdout, again
     listed = run("pixflow", "renditions", env=env).stdout.decode()
@@ -203,6 +214,9 @@ def test_plugin_upgrade_then_stale_redoes_exactly_those(env, keys, mongo_db, fle
         w.assert_clean_exit(60)
     redone = check_thumbs(mongo_db, every)
     assert not any(r["chain"][1]["sha256"] in old_sha for r in redone.values())
+    named = {r["image"] for r in redone.values()}
+    made = {d["_id"] for d in mongo_db["images"].find({"rendition": "thumb"}, {"_id": 1})}
+    assert made <= named, "a stale picture left behind"
     for orig in set(every) - set(first):  # the new ones were left alone
         assert redone[orig]["inserted_at"] == after[orig]["inserted_at"]
     stats = keys.stats()
