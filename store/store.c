@@ -1436,7 +1436,17 @@ int store_put_rendition(struct store *st, const struct store_doc *d, int replace
         rc = store_fail(err, errlen, &e, "insert %s", d->sha256);
         goto done;
     }
-    /* 2. The rendition's document, or (replace) the stale one it finds. */
+    /* 2. The rendition's document: without `replace`, inserted first (a duplicate key says
+     * another writer recorded it, and only then is it read); with it, read first, and the stale
+     * one replaced. */
+    if (!replace && store_rendition_insert(&c, d, original, d->rendition, NULL, &e) == 0) {
+        *out = STORE_INSERTED;
+        rc = 0;
+        goto done;
+    } else if (!replace && !store_is_dup(&e)) {
+        rc = store_fail(err, errlen, &e, "record rendition %s/%s", original, d->rendition);
+        goto done;
+    }
     for (int round = 0; round < STORE_PUT_ROUNDS; round++) {
         struct store_rendition r;
         if (store_rendition_read(&c, original, d->rendition, d->transforms, d->ntransforms, &r,

@@ -113,12 +113,16 @@ def main():
         r.hset("rend2:renditions", "second", args.chain)
         two = run(args, stack, tmp, "two", "rend2:", "bench_rend2", catalog, n, "stored")
 
+        queued = {}
+
         def queue(env):
+            t = time.monotonic()
             r.hset("rend1:renditions", "second", args.chain)
             out = subprocess.run([str(args.build_dir / "bin" / "pixflow"), "reprocess", "second"],
                                  env=env, capture_output=True, text=True)
             if out.returncode != 0:
                 sys.exit(f"pixflow reprocess: {out.stderr}")
+            queued["s"] = time.monotonic() - t
         # The first run's originals, its stored count being what they are.
         kept = bp.stats(r, "rend1:").get("stored", 0)
         rep = run(args, stack, tmp, "reprocess", "rend1:", "bench_rend1", None, kept,
@@ -133,6 +137,8 @@ def main():
         print(f"  {x['label']:<10} {x['rate']:7.1f} pictures/s  {x['done']} in {x['wall']:.1f} s, "
               f"worker CPU {x['cpu_per'] * 1000:.1f} ms/picture, decode "
               f"{x['decode_per'] * 1000:.1f} ms/picture")
+    print(f"  (the reprocess run includes `pixflow reprocess` itself: {queued['s']:.2f} s; "
+          f"the first-time runs include pixflow-ingest)")
     ratio = rep["rate"] / one["rate"] if one["rate"] else 0
     print(f"  reprocess / first time (default only) = {ratio:.2f} (target >= 1.00)"
           f"{'' if ratio >= 1 else '  MISSED'}")
