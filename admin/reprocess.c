@@ -14,6 +14,7 @@
 #include "mdb.h"
 #include "names.h"
 #include "rendition_chain.h"
+#include "requeue.h"
 #include "store.h"
 
 #include <stdio.h>
@@ -54,20 +55,6 @@ static const struct cfg_option own_options[] = {
      .help = "show progress until the queued entries are done"},
     {NULL},
 };
-
-/* ARGV: the rendition, then originals. KEYS: stream, queued set, stats. Returns the originals
- * queued by this call. */
-static const char QUEUE_LUA[] =
-    "local out = {}\n"
-    "for i = 2, #ARGV do\n"
-    "  if redis.call('SADD', KEYS[2], ARGV[i] .. '/' .. ARGV[1]) == 1 then\n"
-    "    redis.call('XADD', KEYS[1], '*', '" FIELD_ORIGINAL "', ARGV[i], '" FIELD_RENDITION
-    "', ARGV[1])\n"
-    "    out[#out + 1] = ARGV[i]\n"
-    "  end\n"
-    "end\n"
-    "if #out > 0 then redis.call('HINCRBY', KEYS[3], '" C_REPROCESS_QUEUED "', #out) end\n"
-    "return out\n";
 
 /* An array of sha256s, each with a mark; sorted before any lookup. */
 struct sha {
@@ -265,9 +252,8 @@ int reprocess_main(int argc, char **argv)
     redisContext *r = admin_redis(&s, &c, CMD);
     if (r == NULL)
         return ADMIN_FAIL;
-    char k_rend[SET_KEY_MAX], k_stream[SET_KEY_MAX], k_queued[SET_KEY_MAX], k_stats[SET_KEY_MAX];
+    char k_rend[SET_KEY_MAX], k_queued[SET_KEY_MAX], k_stats[SET_KEY_MAX];
     settings_key(&s, KEY_RENDITIONS, k_rend, sizeof(k_rend));
-    settings_key(&s, KEY_REPROCESS, k_stream, sizeof(k_stream));
     settings_key(&s, KEY_REPROCESS_QUEUED, k_queued, sizeof(k_queued));
     settings_key(&s, KEY_STATS, k_stats, sizeof(k_stats));
     struct rendition_chain rc = {0};
@@ -324,20 +310,15 @@ int reprocess_main(int argc, char **argv)
     struct shas queued = {0};
     for (size_t from = 0; from < todo.n; from += QUEUE_BATCH) {
         size_t k = todo.n - from < QUEUE_BATCH ? todo.n - from : QUEUE_BATCH;
-        const char **av = calloc(k + 7, sizeof(*av));
-        if (av == NULL)
+        const char **ids = calloc(k + 1, sizeof(*ids));
+        if (ids == NULL)
             break;
-        av[0] = "EVAL", av[1] = QUEUE_LUA, av[2] = "3", av[3] = k_stream, av[4] = k_queued;
-        av[5] = k_stats;
-        av[6] = name;
         for (size_t i = 0; i < k; i++)
-            av[7 + i] = todo.v[from + i].id;
-        redisReply *q = redisCommandArgv(r, (int)(k + 7), av, NULL);
-        free(av);
-        if (q == NULL || q->type != REDIS_REPLY_ARRAY) {
-            admin_fail(CMD, ADMIN_FAIL, "redis: %s", q ? q->str : r->errstr);
-            if (q)
-                freeReplyObject(q);
+            ids[i] = todo.v[from + i].id;
+        redisReply *q = requeue_run(r, &s, name, ids, k, err, sizeof(err));
+        free(ids);
+        if (q == NULL) {
+            admin_fail(CMD, ADMIN_FAIL, "%s", err);
             shas_free(&queued);
             goto done;
         }

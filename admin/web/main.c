@@ -285,6 +285,21 @@ static void web_on_request(struct evhttp_request *req, void *arg)
         auth_logout(&web, req);
         return;
     }
+    if (strcmp(path, "/api/reprocess") == 0) {
+        if (get) {
+            web_error(req, 405, "reprocess is a POST");
+            return;
+        }
+        char *form = web_body(req);
+        if (form == NULL)
+            web_error(req, 413, "request body too large");
+        else if (!auth_csrf_ok(&web, req, sid, bearer, form))
+            web_error(req, 403, "missing or wrong CSRF token (X-CSRF-Token, from /api/session)");
+        else
+            gallery_reprocess(&web, req, form);
+        free(form);
+        return;
+    }
     if (strcmp(path, "/api/dead/replay") == 0) {
         if (method != EVHTTP_REQ_POST) {
             web_error(req, 405, "replay is a POST");
@@ -439,9 +454,10 @@ int main(int argc, char **argv)
     char **ops;
     int nops, status;
     argv[0] = "web";
-    if (admin_settings(&web.s, SET_REDIS | SET_MONGO | SET_GROUP | SET_HOSTS | SET_RAW, own_options,
-                       &common,
-                       "web", synopsis, argc, argv, &ops, &nops, &status) < 0)
+    /* SET_PLUGINS: PIXFLOW_TRANSFORMS is the `default` rendition the picture page shows. */
+    if (admin_settings(&web.s, SET_REDIS | SET_MONGO | SET_GROUP | SET_HOSTS | SET_RAW | SET_PLUGINS,
+                       own_options, &common, "web", synopsis, argc, argv, &ops, &nops,
+                       &status) < 0)
         return status;
     if (nops > 0) {
         admin_done();

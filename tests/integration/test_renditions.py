@@ -285,3 +285,37 @@ def test_worker_without_the_plugin_waits_for_one_that_has_it(env, keys, mongo_db
     w2.assert_clean_exit(30)
     check_thumbs(mongo_db, {o["_id"] for o in mongo_db["originals"].find({})})
     assert_reconciled(keys, mongo_db)
+
+
+def test_console_lists_renditions_and_queues_one(env, keys, mongo_db, fleet, tmp_path):
+    from web_helpers import TOKEN, Console
+    url = f"{PICSUM}/640/480"
+    keys.xadd_all([url])
+    fleet.start(env, "w", "--exit-when-idle", "1s").assert_clean_exit(60)
+    assert run("pixflow", "renditions", "add", "thumb", THUMB, env=env).returncode == 0
+    image = mongo_db["sources"].find_one({"_id": url})["image"]
+    origin = mongo_db["sources"].find_one({"_id": url})["origin"]
+    console = Console(env, token=TOKEN, log_dir=tmp_path)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        status, page = console.json(f"/api/images/{image}", headers=auth)
+        assert status == 200, page
+        assert page["defined"] == {"default": "grayscale", "thumb": THUMB}
+        assert [r["rendition"] for r in page["renditions"]] == ["default"]
+        form = f"original={origin}&rendition=thumb".encode()
+        status, got = console.json("/api/reprocess", data=form, headers=auth, method="POST")
+        assert status == 200 and got["queued"] is True, got
+        status, got = console.json("/api/reprocess", data=form, headers=auth, method="POST")
+        assert status == 200 and got["queued"] is False, got  # queued once
+        status, _ = console.json("/api/reprocess", data=b"original=x&rendition=thumb",
+                                 headers=auth, method="POST")
+        assert status == 400
+        assert console.request("/api/reprocess", headers=auth)[0] == 405
+        fleet.start(env, "w2", "--exit-when-idle", "2s").assert_clean_exit(60)
+        status, page = console.json(f"/api/images/{image}", headers=auth)
+        assert sorted(r["rendition"] for r in page["renditions"]) == ["default", "thumb"]
+        status, overview = console.json("/api/overview", headers=auth)
+        counters = overview["stats"]["counters"]
+        assert counters["reprocess_queued"] == counters["reprocessed"] == 1, counters
+    finally:
+        console.close()
