@@ -126,8 +126,7 @@ static long long renditions_count(struct mdb *m, const char *name, char *err, si
     return n;
 }
 
-static int renditions_list(const struct settings *s, const struct admin_common *c,
-                           redisContext *r)
+static int renditions_list(const struct settings *s, const struct admin_common *c, redisContext *r)
 {
     char err[512] = "", key[SET_KEY_MAX];
     bson_error_t e;
@@ -202,11 +201,14 @@ int renditions_main(int argc, char **argv)
                        argc, argv, &ops, &nops, &status) < 0)
         return status;
     const char *verb = nops > 0 ? ops[0] : "list";
-    int want = strcmp(verb, "add") == 0 ? 3 : strcmp(verb, "remove") == 0 ? 2
-               : strcmp(verb, "list") == 0 ? (nops ? 1 : 0) : -1;
+    int want = strcmp(verb, "add") == 0      ? 3
+               : strcmp(verb, "remove") == 0 ? 2
+               : strcmp(verb, "list") == 0   ? (nops ? 1 : 0)
+                                             : -1;
     if (want < 0 || nops != want)
-        return admin_fail(CMD, ADMIN_USAGE, "usage: renditions [list | add NAME CHAIN | "
-                                            "remove NAME] (try --help)");
+        return admin_fail(CMD, ADMIN_USAGE,
+                          "usage: renditions [list | add NAME CHAIN | "
+                          "remove NAME] (try --help)");
     redisContext *r = admin_redis(&s, &c, CMD);
     if (r == NULL)
         return ADMIN_FAIL;

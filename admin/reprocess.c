@@ -23,8 +23,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#define CMD "reprocess"
-#define QUEUE_BATCH 200
+#define CMD          "reprocess"
+#define QUEUE_BATCH  200
 #define WAIT_POLL_MS 500
 
 static const char synopsis[] =
@@ -276,18 +276,17 @@ int reprocess_main(int argc, char **argv)
     }
     st = store_new(s.mongo_uri, err, sizeof(err));
     m = st ? mdb_new(s.mongo_uri, c.timeout_ms, err, sizeof(err)) : NULL;
-    if (m == NULL ||
-        store_renditions_each(st, name, rc.chain ? rc.lineage : NULL, rc.n, on_rendition, &have,
-                              err, sizeof(err)) < 0) {
+    if (m == NULL || store_renditions_each(st, name, rc.chain ? rc.lineage : NULL, rc.n,
+                                           on_rendition, &have, err, sizeof(err)) < 0) {
         admin_fail(CMD, ADMIN_FAIL, "%s", err);
         goto done;
     }
     shas_sort(&have);
     /* Every original kept (for the skipped count), then those to queue (--since, --limit). */
     bson_t *none = bson_new();
-    bson_t *filter = since_ms >= 0 ? BCON_NEW(DOC_INSERTED_AT, "{", "$gte",
-                                              BCON_DATE_TIME(since_ms), "}")
-                                   : bson_new();
+    bson_t *filter = since_ms >= 0
+                         ? BCON_NEW(DOC_INSERTED_AT, "{", "$gte", BCON_DATE_TIME(since_ms), "}")
+                         : bson_new();
     bson_t *proj = BCON_NEW("projection", "{", DOC_ID, BCON_INT32(1), "}", "sort", "{", DOC_ID,
                             BCON_INT32(1), "}");
     struct scan first = {&have, &kept, NULL, 0, 0, 0}, sc = {&have, &kept, &todo, opt.stale, 0, 0};
@@ -352,8 +351,8 @@ int reprocess_main(int argc, char **argv)
         double secs = (now_ms() - t0) / 1000.0;
         long long failed = stat_value(r, k_stats, C_REPROCESS_FAILED) - before_failed;
         fprintf(stderr, "%s", tty ? "\n" : "");
-        printf("done: %lld of %s in %.1fs (%.1f/s), %lld failed (pixflow dead lists them)\n",
-               total, name, secs, secs > 0 ? total / secs : 0.0, failed);
+        printf("done: %lld of %s in %.1fs (%.1f/s), %lld failed (pixflow dead lists them)\n", total,
+               name, secs, secs > 0 ? total / secs : 0.0, failed);
         if (failed > 0) {
             shas_free(&queued);
             goto done;

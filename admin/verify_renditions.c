@@ -30,8 +30,7 @@ static int vr_exists(mongoc_collection_t *coll, const char *id, char *err, size_
     int rc = stored_find_id(coll, id, opts, &doc, &e);
     bson_destroy(opts);
     if (rc < 0) {
-        snprintf(err, errlen, "mongo: reading %s: %s", mongoc_collection_get_name(coll),
-                 e.message);
+        snprintf(err, errlen, "mongo: reading %s: %s", mongoc_collection_get_name(coll), e.message);
         return -1;
     }
     if (doc)
@@ -79,9 +78,9 @@ int verify_renditions(struct mdb *m, long long since_ms, verify_renditions_fn *p
                       struct verify_renditions *out, char *err, size_t errlen)
 {
     struct vr v = {m, mongoc_database_get_collection(m->db, COLL_RENDITIONS), problem, arg, out};
-    bson_t *filter = since_ms >= 0 ? BCON_NEW(DOC_INSERTED_AT, "{", "$gte",
-                                              BCON_DATE_TIME(since_ms), "}")
-                                   : bson_new();
+    bson_t *filter = since_ms >= 0
+                         ? BCON_NEW(DOC_INSERTED_AT, "{", "$gte", BCON_DATE_TIME(since_ms), "}")
+                         : bson_new();
     memset(out, 0, sizeof(*out));
     int rc = mdb_each(v.renditions, filter, NULL, vr_each, &v, err, errlen);
     bson_destroy(filter);

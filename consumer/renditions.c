@@ -14,8 +14,8 @@
 /* Sets HB_RENDITIONS and HB_RENDITIONS_FAILED on the heartbeat hash only while it exists: it
  * expires with the worker, and must not come back without its TTL. */
 static const char BEAT_LUA[] = "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
-                               "  redis.call('HSET', KEYS[1], '" HB_RENDITIONS "', ARGV[1], '"
-                               HB_RENDITIONS_FAILED "', ARGV[2])\n"
+                               "  redis.call('HSET', KEYS[1], '" HB_RENDITIONS
+                               "', ARGV[1], '" HB_RENDITIONS_FAILED "', ARGV[2])\n"
                                "end\n"
                                "return 0\n";
 

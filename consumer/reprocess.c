@@ -203,8 +203,8 @@ static void check_work(void *arg)
     if (e->rc == 0) {
         e->found = sr.found;
         e->current = sr.current;
-        e->rc = store_find_original(rp->env.store, e->original, &e->orig_found, &e->orig,
-                                    e->error, sizeof(e->error));
+        e->rc = store_find_original(rp->env.store, e->original, &e->orig_found, &e->orig, e->error,
+                                    sizeof(e->error));
     }
 }
 
@@ -242,8 +242,8 @@ static void work_work(void *arg)
     d.stream_id = e->id;
     d.consumer = rp->env.s->consumer;
     d.attempts = (int)e->deliveries;
-    e->rc = store_put_rendition(rp->env.store, &d, e->replace, &e->stored, e->error,
-                                sizeof(e->error));
+    e->rc =
+        store_put_rendition(rp->env.store, &d, e->replace, &e->stored, e->error, sizeof(e->error));
 }
 
 /* --- loop parts --- */
@@ -379,8 +379,8 @@ static void rp_pass_now(evutil_socket_t fd, short what, void *arg)
         rp_check(e);
         return;
     }
-    const char *argv[] = {"EVAL",           PASS_LUA, "1",         rp->k_stream,    rp->env.s->group,
-                          e->id,            FIELD_ORIGINAL, e->original, FIELD_RENDITION, e->name};
+    const char *argv[] = {"EVAL", PASS_LUA,       "1",         rp->k_stream,    rp->env.s->group,
+                          e->id,  FIELD_ORIGINAL, e->original, FIELD_RENDITION, e->name};
     e->state = R_WAIT;
     if (link_command(rp->link, on_passed, e, 10, argv, NULL) < 0)
         rp_timer(e, PASS_MS, rp_pass_now);
@@ -614,8 +614,8 @@ struct reprocess *reprocess_new(const struct reprocess_env *env)
                                  .group = on_group,
                                  .lost = on_lost};
     rp->st = stream_new(env->base, env->s, &so, &hooks, rp);
-    rp->link = link_new(env->base, &env->s->redis, "hand_back", o->redis_timeout_ms,
-                        on_link_state, rp);
+    rp->link =
+        link_new(env->base, &env->s->redis, "hand_back", o->redis_timeout_ms, on_link_state, rp);
     struct timeval lease = {env->lease_ms / 1000, (env->lease_ms % 1000) * 1000};
     struct timeval reclaim = {o->reclaim_every_ms / 1000, (o->reclaim_every_ms % 1000) * 1000};
     struct timeval trim = {o->trim_every_ms / 1000, (o->trim_every_ms % 1000) * 1000};
