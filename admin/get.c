@@ -85,8 +85,8 @@ static int get_rendition(const struct settings *s, const char *what, char *id, c
         if (store_find_origin(st, url, &found, origin, err, errlen) < 0)
             found = -1;
         else if (!found || !origin[0])
-            snprintf(err, errlen, "%s %.900s", found ? "no original recorded for URL"
-                                                     : "no stored image for URL", url);
+            snprintf(err, errlen, "%s %.900s",
+                     found ? "no original recorded for URL" : "no stored image for URL", url);
     }
     struct store_rendition r;
     if (st && (found == 0 || (found == 1 && !origin[0]))) {
@@ -102,11 +102,15 @@ static int get_rendition(const struct settings *s, const char *what, char *id, c
             int kept = 1;
             store_find_original(st, origin, &kept, &o, err, errlen);
             if (kept)
-                snprintf(err, errlen, "original %s has no rendition %.64s yet (pixflow reprocess "
-                         "%.64s)", origin, opt.rendition, opt.rendition);
+                snprintf(err, errlen,
+                         "original %s has no rendition %.64s yet (pixflow reprocess "
+                         "%.64s)",
+                         origin, opt.rendition, opt.rendition);
             else
-                snprintf(err, errlen, "original %s was not kept (stored without a raw store): "
-                         "it has its default rendition only", origin);
+                snprintf(err, errlen,
+                         "original %s was not kept (stored without a raw store): "
+                         "it has its default rendition only",
+                         origin);
         }
     }
     store_free(st);

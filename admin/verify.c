@@ -78,10 +78,11 @@ enum verify_kind {
 #define LAYOUT_KINDS ((1u << K_NO_SOURCE) | (1u << K_DANGLING) | (1u << K_ROLE))
 
 static const char *const kind_names[K_COUNT] = {
-    "missing_field",  "id_mismatch",     "no_image",       "bad_base64",  "gridfs_missing",
-    "gridfs_corrupt", "sha256_mismatch", "bytes_mismatch", "png_invalid", "size_mismatch",
-    "no_source",      "dangling_source", "role_mismatch",  "original_missing", "original_damaged",
-    "rendition_id",   "rendition_dangling", "rendition_no_original",
+    "missing_field",      "id_mismatch",           "no_image",         "bad_base64",
+    "gridfs_missing",     "gridfs_corrupt",        "sha256_mismatch",  "bytes_mismatch",
+    "png_invalid",        "size_mismatch",         "no_source",        "dangling_source",
+    "role_mismatch",      "original_missing",      "original_damaged", "rendition_id",
+    "rendition_dangling", "rendition_no_original",
 };
 
 /* KEYS: seen, stream, stats. ARGV: moved (1 first time, 0 when resuming), document id, URLs. */
@@ -962,11 +963,11 @@ static void verify_raw_problem(void *arg, const char *sha256, const char *url, i
                    detail, url[0] ? url : "unknown");
 }
 
-static void verify_rendition_problem(void *arg, const char *id,
-                                     enum verify_rendition_problem what, const char *detail)
+static void verify_rendition_problem(void *arg, const char *id, enum verify_rendition_problem what,
+                                     const char *detail)
 {
     unsigned kinds = 0;
-    enum verify_kind k = what == VR_BAD_ID ? K_REND_ID
+    enum verify_kind k = what == VR_BAD_ID     ? K_REND_ID
                          : what == VR_DANGLING ? K_REND_DANGLING
                                                : K_REND_NO_ORIGINAL;
     verify_problem(arg, id, k, &kinds, "%s", detail);
@@ -1090,8 +1091,8 @@ int verify_main(int argc, char **argv)
     }
     verify_summary(&v);
     long long rend_bad = v.rend.bad_id + v.rend.dangling + v.rend.no_original;
-    rc = v.corrupt || v.layout || v.raw.missing || v.raw.damaged || rend_bad ? ADMIN_FAIL
-                                                                              : ADMIN_OK;
+    rc =
+        v.corrupt || v.layout || v.raw.missing || v.raw.damaged || rend_bad ? ADMIN_FAIL : ADMIN_OK;
 done:
     fflush(stdout);
     for (size_t i = 0; i < v.nbad; i++)

@@ -210,8 +210,8 @@ process_pixels(const struct chain *const *chains, int n, const struct process_li
     outs[0].timing.decode_us = process_lap(lap);
     int i;
     for (i = 0; i < n && st == PROCESS_OK; i++)
-        st = process_one(chains[i], &decoded, i == n - 1, n == 1, &outs[i], held, lap, reason,
-                         rlen, err, errlen);
+        st = process_one(chains[i], &decoded, i == n - 1, n == 1, &outs[i], held, lap, reason, rlen,
+                         err, errlen);
     if (i < n)
         free(decoded.pixels); /* the last chain, which takes it, did not run */
     return st;
@@ -226,8 +226,8 @@ enum process_status process_run(const struct chain *chain, const struct process_
 
 enum process_status process_run_all(const struct chain *const *chains, int n,
                                     const struct process_limits *lim, const unsigned char *data,
-                                    size_t len, struct process_out *outs, char *reason,
-                                    size_t rlen, char *err, size_t errlen)
+                                    size_t len, struct process_out *outs, char *reason, size_t rlen,
+                                    char *err, size_t errlen)
 {
     struct image_info info;
     enum image_status is;
@@ -265,8 +265,8 @@ enum process_status process_run_all(const struct chain *const *chains, int n,
                  info.name, info.width, info.height, cost >> 20, process_budget_total >> 20);
         return process_fail(reason, rlen, "too_many_pixels");
     }
-    st = process_pixels(chains, n, lim, data, len, &info, channels, outs, &cost, &lap, reason,
-                        rlen, err, errlen);
+    st = process_pixels(chains, n, lim, data, len, &info, channels, outs, &cost, &lap, reason, rlen,
+                        err, errlen);
     process_budget_give(cost);
     for (int i = 0; i < n; i++) {
         if (st != PROCESS_OK) {

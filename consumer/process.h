@@ -64,8 +64,8 @@ enum process_status process_run(const struct chain *chain, const struct process_
  * names the download). The first failure fails the whole call, reason and err saying which. */
 enum process_status process_run_all(const struct chain *const *chains, int n,
                                     const struct process_limits *lim, const unsigned char *data,
-                                    size_t len, struct process_out *outs, char *reason,
-                                    size_t rlen, char *err, size_t errlen);
+                                    size_t len, struct process_out *outs, char *reason, size_t rlen,
+                                    char *err, size_t errlen);
 
 void process_out_free(struct process_out *out);
 

@@ -546,8 +546,7 @@ struct stream *stream_new(struct event_base *base, const struct settings *s,
     st->arg = arg;
     strcpy(st->own_cursor, "0");
     strcpy(st->reclaim_cursor, "0-0");
-    settings_key(s, o->stream_key ? o->stream_key : KEY_STREAM, st->k_stream,
-                 sizeof(st->k_stream));
+    settings_key(s, o->stream_key ? o->stream_key : KEY_STREAM, st->k_stream, sizeof(st->k_stream));
     settings_key(s, KEY_SEEN, st->k_seen, sizeof(st->k_seen));
     settings_key(s, KEY_STATS, st->k_stats, sizeof(st->k_stats));
     settings_key(s, KEY_DEAD, st->k_dead, sizeof(st->k_dead));

@@ -1418,15 +1418,16 @@ int worker_run(const struct settings *s, const struct worker_options *o)
         goto fail;
     }
     if (w->raw) { /* without originals there is nothing to reprocess */
-        struct reprocess_env env = {w->base,  s,        o,         w->pool,    w->store,
-                                    w->raw,   w->rends, &w->metrics, w->lease_ms};
+        struct reprocess_env env = {w->base, s,        o,           w->pool,    w->store,
+                                    w->raw,  w->rends, &w->metrics, w->lease_ms};
         w->rp = reprocess_new(&env);
         if (w->rp == NULL) {
             snprintf(err, sizeof(err), "cannot set up the reprocess stream");
             goto fail;
         }
     }
-    struct stream_options so = {o->block_ms, o->reclaim_idle_ms, o->redis_timeout_ms, NULL, NULL, NULL};
+    struct stream_options so = {o->block_ms, o->reclaim_idle_ms, o->redis_timeout_ms, NULL, NULL,
+                                NULL};
     struct stream_hooks hooks = {.entry = on_entry,
                                  .accepted = on_accepted,
                                  .marked = on_marked,

@@ -16,9 +16,9 @@
 #define KEY_STORING    "storing" /* hash: entry id -> consumer, for entries whose store began */
 #define KEY_WORKER     "worker:" /* hash per worker, expires: heartbeat (followed by its name) */
 #define KEY_INGEST_RUN "ingest:run:" /* string per ingest run, expires: its last counting */
-#define KEY_RENDITIONS "renditions" /* hash: rendition name -> chain, besides `default` */
-#define KEY_REPROCESS  "reprocess"  /* stream: work queued by `pixflow reprocess` */
-#define KEY_REPROCESS_QUEUED "reprocess:queued" /* set: <original>/<rendition> queued, not acked */
+#define KEY_RENDITIONS       "renditions"  /* hash: rendition name -> chain, besides `default` */
+#define KEY_REPROCESS        "reprocess"   /* stream: work queued by `pixflow reprocess` */
+#define KEY_REPROCESS_QUEUED "reprocess:queued" /* set: <original>/<rendition>, queued */
 #define KEY_REPROCESS_STORING "reprocess:storing" /* hash: the storing marks of that stream */
 
 /* ---- input stream fields ---- */
@@ -47,7 +47,7 @@
 #define HB_LAST_SEEN  "last_seen"
 #define HB_VERSION    "version"
 #define HB_GROUP      "group"
-#define HB_RENDITIONS "renditions"         /* the renditions this worker produces */
+#define HB_RENDITIONS        "renditions"        /* the renditions this worker produces */
 #define HB_RENDITIONS_FAILED "renditions_failed" /* those it cannot load, with why */
 
 /* ---- counters (fields of KEY_STATS) ---- */
@@ -85,7 +85,7 @@
 #define COLL_IMAGES   "images"
 #define COLL_SOURCES  "sources"
 #define COLL_ORIGINALS "originals"     /* one document per distinct original (raw store) */
-#define COLL_RENDITIONS "renditions" /* one document per (original, rendition) */
+#define COLL_RENDITIONS "renditions"    /* one document per (original, rendition) */
 #define COLL_CORRUPT  "images_corrupt" /* where verify --fix moves corrupt documents */
 #define GRIDFS_BUCKET "images"         /* GridFS bucket of images over the BSON limit */
 
@@ -125,11 +125,11 @@
 
 /* ---- `renditions` document fields (besides DOC_ID = <original>/<name>, DOC_INSERTED_AT);
  * `images` documents gain DOC_RENDITION (the name that first produced them) ---- */
-#define DOC_RENDITION   "rendition"
-#define REND_IMAGE      "image"    /* the `images` _id it produced */
-#define REND_ORIGINAL   "original" /* the original's sha256 */
-#define REND_CHAIN      "chain"    /* as DOC_TRANSFORMS */
-#define REND_DEFAULT    "default"  /* the rendition PIXFLOW_TRANSFORMS makes */
+#define DOC_RENDITION "rendition"
+#define REND_IMAGE    "image"    /* the `images` _id it produced */
+#define REND_ORIGINAL "original" /* the original's sha256 */
+#define REND_CHAIN    "chain"    /* as DOC_TRANSFORMS */
+#define REND_DEFAULT  "default"  /* the rendition PIXFLOW_TRANSFORMS makes */
 
 /* ---- fields verify --fix adds to a document it moves to COLL_CORRUPT ---- */
 #define DOC_VERIFY_PROBLEMS "verify_problems"

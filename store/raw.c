@@ -302,8 +302,7 @@ int raw_get(struct raw_store *r, const char *sha256, int *found, unsigned char *
 static void raw_get_work(void *arg)
 {
     struct raw_get *g = arg;
-    g->rc = raw_get(g->r, g->sha256, &g->found, &g->bytes, &g->len, NULL, g->err,
-                    sizeof(g->err));
+    g->rc = raw_get(g->r, g->sha256, &g->found, &g->bytes, &g->len, NULL, g->err, sizeof(g->err));
 }
 
 void raw_get_deliver(struct raw_get *g, unsigned char *bytes, size_t len)
@@ -333,8 +332,7 @@ static void raw_get_done(void *arg)
     raw_get_deliver(g, g->rc == 0 && g->found ? g->bytes : NULL, g->len);
 }
 
-struct raw_get *raw_get_start(struct raw_store *r, const char *sha256, raw_got_fn *done,
-                              void *arg)
+struct raw_get *raw_get_start(struct raw_store *r, const char *sha256, raw_got_fn *done, void *arg)
 {
     int own = r->be->get_start != NULL;
     if (!r->has_loop || (!own && r->loop.offload == NULL) || done == NULL || !raw_sha_ok(sha256))

@@ -125,8 +125,7 @@ int raw_get(struct raw_store *r, const char *sha256, int *found, unsigned char *
  * memory, or for a bad sha256. */
 struct raw_get;
 typedef void raw_got_fn(const struct raw_result *r, unsigned char *bytes, size_t len, void *arg);
-struct raw_get *raw_get_start(struct raw_store *r, const char *sha256, raw_got_fn *done,
-                              void *arg);
+struct raw_get *raw_get_start(struct raw_store *r, const char *sha256, raw_got_fn *done, void *arg);
 /* done is not called afterwards; a read under way finishes on its thread and is dropped. */
 void raw_get_cancel(struct raw_get *g);
 

@@ -1058,7 +1058,6 @@ static int store_rendition_read(struct store_conn *c, const char *original, cons
     return 0;
 }
 
-
 int store_put(struct store *st, const struct store_doc *d, enum store_outcome *out, char *err,
               size_t errlen)
 {
@@ -1462,8 +1461,8 @@ int store_put_rendition(struct store *st, const struct store_doc *d, int replace
             rc = 0;
             goto done;
         }
-        if (store_rendition_insert(&c, d, original, d->rendition, r.found ? r.image : NULL,
-                                   &e) == 0) {
+        if (store_rendition_insert(&c, d, original, d->rendition, r.found ? r.image : NULL, &e) ==
+            0) {
             if (r.found && strcmp(r.image, d->sha256) != 0)
                 store_rendition_drop(&c, r.image, d->rendition);
             *out = STORE_INSERTED;
@@ -1485,14 +1484,13 @@ done:
 }
 
 int store_renditions_each(struct store *st, const char *name, const struct lineage_link *chain,
-                          int nchain, store_rendition_fn *fn, void *arg, char *err,
-                          size_t errlen)
+                          int nchain, store_rendition_fn *fn, void *arg, char *err, size_t errlen)
 {
     bson_error_t e;
     struct store_conn c;
     bson_t *filter = BCON_NEW(DOC_RENDITION, BCON_UTF8(name));
-    bson_t *opts = BCON_NEW("projection", "{", REND_ORIGINAL, BCON_INT32(1), REND_CHAIN,
-                            BCON_INT32(1), "}");
+    bson_t *opts =
+        BCON_NEW("projection", "{", REND_ORIGINAL, BCON_INT32(1), REND_CHAIN, BCON_INT32(1), "}");
     store_conn_open(st, &c);
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c.renditions, filter, opts, NULL);
     const bson_t *doc;

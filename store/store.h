@@ -187,8 +187,7 @@ int store_put_rendition(struct store *st, const struct store_doc *d, int replace
  * its recorded chain is `chain` (always 1 for a NULL chain). A cursor: one document at a time. */
 typedef void store_rendition_fn(const char *original, int current, void *arg);
 int store_renditions_each(struct store *st, const char *name, const struct lineage_link *chain,
-                          int nchain, store_rendition_fn *fn, void *arg, char *err,
-                          size_t errlen);
+                          int nchain, store_rendition_fn *fn, void *arg, char *err, size_t errlen);
 
 /* One round trip to the server ({ping: 1}). */
 int store_ping(struct store *st, char *err, size_t errlen);

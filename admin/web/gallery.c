@@ -312,8 +312,7 @@ void gallery_reprocess(struct web *w, struct evhttp_request *req, const char *fo
 {
     char *original = web_param(form, FIELD_ORIGINAL), *name = web_param(form, FIELD_RENDITION);
     char err[512];
-    if (original == NULL || name == NULL || !gallery_is_id(original) ||
-        !rendition_name_ok(name)) {
+    if (original == NULL || name == NULL || !gallery_is_id(original) || !rendition_name_ok(name)) {
         web_error(req, 400, "want original (64 hex digits) and rendition (a name, not default)");
         goto done;
     }

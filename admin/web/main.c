@@ -455,9 +455,9 @@ int main(int argc, char **argv)
     int nops, status;
     argv[0] = "web";
     /* SET_PLUGINS: PIXFLOW_TRANSFORMS is the `default` rendition the picture page shows. */
-    if (admin_settings(&web.s, SET_REDIS | SET_MONGO | SET_GROUP | SET_HOSTS | SET_RAW | SET_PLUGINS,
-                       own_options, &common, "web", synopsis, argc, argv, &ops, &nops,
-                       &status) < 0)
+    if (admin_settings(&web.s,
+                       SET_REDIS | SET_MONGO | SET_GROUP | SET_HOSTS | SET_RAW | SET_PLUGINS,
+                       own_options, &common, "web", synopsis, argc, argv, &ops, &nops, &status) < 0)
         return status;
     if (nops > 0) {
         admin_done();
