@@ -69,7 +69,7 @@ enum verify_kind {
     K_ROLE,
     K_RAW_MISSING, /* the raw zone: reported, never fixed */
     K_RAW_DAMAGED,
-    K_REND_ID, /* `renditions` (verify_renditions.c): reported, never fixed */
+    K_REND_ID, /* `renditions` (verify_renditions.c): reported; --fix drops a moved picture's */
     K_REND_DANGLING,
     K_REND_NO_ORIGINAL,
     K_COUNT
@@ -108,7 +108,7 @@ static const char synopsis[] =
     "sources document), dangling_source (a URL naming a missing image), role_mismatch.\n"
     "Then the renditions collection: rendition_id (an _id that is not <original>/<name>),\n"
     "rendition_dangling (names a missing image), rendition_no_original (its original has no\n"
-    "originals document); reported, never fixed.\n"
+    "originals document); --fix removes those naming a picture it moves.\n"
     "Documents younger than two minutes may be writes in progress and are not judged.\n\n"
     "--fix moves each corrupt document to the images_corrupt collection (nothing is deleted: the\n"
     "copy keeps every field, plus verify_problems and verify_moved_at), and puts its source URL\n"
@@ -803,6 +803,8 @@ static int verify_move(struct verify *v, mongoc_collection_t *corrupt, const str
         goto done;
     }
     v->moved++;
+    if (verify_renditions_forget(v->m, &b->id, err, errlen) < 0)
+        goto done;
     rc = verify_requeue(v, corrupt, &copy, id, 1, err, errlen);
 done:
     if (have_copy)

@@ -87,3 +87,18 @@ int verify_renditions(struct mdb *m, long long since_ms, verify_renditions_fn *p
     mongoc_collection_destroy(v.renditions);
     return rc < 0 ? -1 : 0;
 }
+
+int verify_renditions_forget(struct mdb *m, const bson_value_t *image, char *err, size_t errlen)
+{
+    bson_error_t e;
+    bson_t filter = BSON_INITIALIZER;
+    BSON_APPEND_VALUE(&filter, REND_IMAGE, image);
+    mongoc_collection_t *coll = mongoc_database_get_collection(m->db, COLL_RENDITIONS);
+    bool ok = mongoc_collection_delete_many(coll, &filter, NULL, NULL, &e);
+    mongoc_collection_destroy(coll);
+    bson_destroy(&filter);
+    if (!ok)
+        snprintf(err, errlen, "mongo: removing the renditions documents of a moved image: %s",
+                 e.message);
+    return ok ? 0 : -1;
+}

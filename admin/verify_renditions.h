@@ -20,4 +20,8 @@ typedef void verify_renditions_fn(void *arg, const char *id, enum verify_renditi
 int verify_renditions(struct mdb *m, long long since_ms, verify_renditions_fn *problem, void *arg,
                       struct verify_renditions *out, char *err, size_t errlen);
 
+/* verify --fix moved image `image` away: the `renditions` documents naming it go too, so that
+ * its URL's re-stored picture (or a reprocess) records them again. */
+int verify_renditions_forget(struct mdb *m, const bson_value_t *image, char *err, size_t errlen);
+
 #endif
