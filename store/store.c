@@ -1058,6 +1058,23 @@ static int store_rendition_read(struct store_conn *c, const char *original, cons
     return 0;
 }
 
+/* The checks every put makes whatever the server's state, and the image document's metadata
+ * (*meta, to destroy) with where its bytes go (*gridfs: over the BSON limit). -1 with err. */
+static int store_doc_prepare(const struct store_doc *d, bson_t *meta, int *gridfs, char *err,
+                             size_t errlen)
+{
+    if (store_doc_check(d, err, errlen) < 0)
+        return -1;
+    store_meta_build(d, meta);
+    *gridfs = store_inline_size(d, meta) > STORE_BSON_MAX;
+    if (*gridfs ? d->image == NULL : d->image_b64 == NULL) {
+        snprintf(err, errlen, "store: %s is missing", *gridfs ? "image (raw bytes)" : "image_b64");
+        bson_destroy(meta);
+        return -1;
+    }
+    return 0;
+}
+
 int store_put(struct store *st, const struct store_doc *d, enum store_outcome *out, char *err,
               size_t errlen)
 {
@@ -1066,15 +1083,9 @@ int store_put(struct store *st, const struct store_doc *d, enum store_outcome *o
     struct store_conn c;
     int rc = STORE_ERR_TRANSIENT;
 
-    if (store_doc_check(d, err, errlen) < 0)
+    int gridfs;
+    if (store_doc_prepare(d, &meta, &gridfs, err, errlen) < 0)
         return STORE_ERR_PERMANENT;
-    store_meta_build(d, &meta);
-    int gridfs = store_inline_size(d, &meta) > STORE_BSON_MAX;
-    if (gridfs ? d->image == NULL : d->image_b64 == NULL) {
-        snprintf(err, errlen, "store: %s is missing", gridfs ? "image (raw bytes)" : "image_b64");
-        bson_destroy(&meta);
-        return STORE_ERR_PERMANENT;
-    }
 
     store_conn_open(st, &c);
     if (d->raw && store_original_insert(&c, d, &e) < 0) {
@@ -1418,15 +1429,9 @@ int store_put_rendition(struct store *st, const struct store_doc *d, int replace
         snprintf(err, errlen, "store: a rendition needs its name and its original's sha256");
         return STORE_ERR_PERMANENT;
     }
-    if (store_doc_check(d, err, errlen) < 0)
+    int gridfs;
+    if (store_doc_prepare(d, &meta, &gridfs, err, errlen) < 0)
         return STORE_ERR_PERMANENT;
-    store_meta_build(d, &meta);
-    int gridfs = store_inline_size(d, &meta) > STORE_BSON_MAX;
-    if (gridfs ? d->image == NULL : d->image_b64 == NULL) {
-        snprintf(err, errlen, "store: %s is missing", gridfs ? "image (raw bytes)" : "image_b64");
-        bson_destroy(&meta);
-        return STORE_ERR_PERMANENT;
-    }
     store_conn_open(st, &c);
     /* 1. The image: a duplicate key is identical bytes stored already, by anyone. */
     if (store_insert(st, &c, d, &meta, gridfs, &dup, &e) == 0)
