@@ -319,3 +319,31 @@ def test_console_lists_renditions_and_queues_one(env, keys, mongo_db, fleet, tmp
         assert counters["reprocess_queued"] == counters["reprocessed"] == 1, counters
     finally:
         console.close()
+
+
+def test_reprocess_never_takes_more_than_half_the_slots(env, keys, mongo_db, fleet):
+    urls = [f"{PICSUM}/{w}/{h}" for w, h in sizes(16, 600, 1200)]
+    keys.xadd_all(urls)
+    fleet.start(env, "first", "--exit-when-idle", "1s").assert_clean_exit(90)
+    assert run("pixflow", "renditions", "add", "thumb", THUMB, env=env).returncode == 0
+    assert run("pixflow", "reprocess", "thumb", env=env).returncode == 0
+    live = [f"{PICSUM}/{800 + i}/{500 + i}" for i in range(8)]
+    keys.xadd_all(live)  # both streams busy from the start
+    w = fleet.start(env, "busy", "--max-inflight", "4", "--threads", "1", "--exit-when-idle", "2s")
+    prefix = env["PIXFLOW_PREFIX"]
+    most_reprocess = most_live = 0
+    while w.running():
+        try:
+            rp = keys.r.xpending(f"{prefix}reprocess", "pixflow")["pending"]
+            lv = keys.r.xpending(f"{prefix}urls", "pixflow")["pending"]
+        except Exception:  # the group is made by the worker
+            rp = lv = 0
+        most_reprocess, most_live = max(most_reprocess, rp), max(most_live, lv)
+        assert rp <= 2, f"{rp} reprocess entries held out of 4 slots"
+        time.sleep(0.02)
+    assert w.wait(5) == 0
+    assert most_live >= 2 and most_reprocess >= 1, (most_live, most_reprocess)
+    stats = keys.stats()
+    assert stats["reprocessed"] == len(urls) and stats["stored"] + stats.get("aliased", 0) == \
+        len(urls) + len(live), stats
+    assert_reconciled(keys, mongo_db)
