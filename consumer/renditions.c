@@ -30,6 +30,7 @@ struct renditions {
     struct renditions_set *cur;
     char k_hash[SET_KEY_MAX], k_beat[SET_KEY_MAX];
     int asking, loading, freeing;
+    int loaded; /* the hash has been read and loaded once: a name it lacks is unknown */
     int reload; /* SIGHUP: every chain loaded anew at the next poll (a new .so in the folder) */
     long since_retry_ms, poll_ms;
 };
@@ -161,6 +162,7 @@ static void load_done(void *arg)
     renditions_set_unref(ld->from);
     renditions_set_unref(rs->cur);
     rs->cur = ld->next;
+    rs->loaded = 1;
     free(ld);
     beat(rs);
 }
@@ -193,6 +195,7 @@ static void on_hash(struct link *l, redisReply *r, void *arg)
         failed += rs->cur->r[i].xf == NULL;
     int retry = failed && rs->since_retry_ms >= RENDITIONS_RETRY_MS;
     if (!hash_changed(rs->cur, r) && !retry && !rs->reload) {
+        rs->loaded = 1;
         beat(rs);
         return;
     }
@@ -238,6 +241,11 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
     const char *argv[] = {"HGETALL", rs->k_hash};
     if (link_command(rs->link, on_hash, rs, 2, argv, NULL) == 0)
         rs->asking = 1;
+}
+
+int renditions_loaded(const struct renditions *rs)
+{
+    return rs->loaded;
 }
 
 void renditions_reload(struct renditions *rs)

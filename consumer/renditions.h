@@ -39,6 +39,10 @@ struct renditions *renditions_new(struct event_base *base, const struct settings
                                   long poll_ms);
 void renditions_free(struct renditions *rs);
 
+/* 1 once the hash has been read (and its chains loaded): a name missing from the set now is
+ * one the hash does not have, not one still loading. */
+int renditions_loaded(const struct renditions *rs);
+
 /* SIGHUP: every chain loaded again from the plugin folder, at once. */
 void renditions_reload(struct renditions *rs);
 

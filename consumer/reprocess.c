@@ -6,6 +6,7 @@
  *   CHECK --> READ (the original from the raw store, raw_get_start) --> WORK (pool: decode,
  *   chain, encode, store_put_rendition) --> DONE
  *
+ * A rendition no longer in the hash (removed since) is a dead letter, unknown_rendition.
  * A rendition this worker cannot load (a plugin it lacks) is not failed: the entry is held
  * for PASS_MS, then handed back to the stream (a copy queued and this one acked, in one script),
  * for a worker that can; it counts nothing. MongoDB or the raw store failing is an outage, not
@@ -323,6 +324,10 @@ static void check_done(void *arg)
     }
     if (!e->orig_found) {
         rp_done(e, "original_unknown", "no `originals` document for this sha256");
+        return;
+    }
+    if (e->r == NULL && renditions_loaded(rp->env.rends)) {
+        rp_done(e, "unknown_rendition", "no such rendition (removed since it was queued?)");
         return;
     }
     if (e->r == NULL || e->r->xf == NULL) {

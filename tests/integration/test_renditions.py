@@ -347,3 +347,22 @@ def test_reprocess_never_takes_more_than_half_the_slots(env, keys, mongo_db, fle
     assert stats["reprocessed"] == len(urls) and stats["stored"] + stats.get("aliased", 0) == \
         len(urls) + len(live), stats
     assert_reconciled(keys, mongo_db)
+
+
+def test_removed_rendition_is_a_dead_letter_with_its_reason(env, keys, mongo_db, fleet):
+    urls = [f"{PICSUM}/{w}/{h}" for w, h in sizes(3)]
+    keys.xadd_all(urls)
+    fleet.start(env, "first", "--exit-when-idle", "1s").assert_clean_exit(60)
+    assert run("pixflow", "renditions", "add", "gone", THUMB, env=env).returncode == 0
+    assert b"gone: 3 queued" in run("pixflow", "reprocess", "gone", env=env).stdout
+    assert run("pixflow", "renditions", "remove", "gone", env=env).returncode == 0
+    fleet.start(env, "second", "--exit-when-idle", "2s").assert_clean_exit(60)
+    stats = keys.stats()
+    assert stats["reprocess_failed"] == stats["reprocess_failed:unknown_rendition"] == 3, stats
+    letters = keys.dead()
+    assert len(letters) == 3 and {d["reason"] for d in letters} == {"unknown_rendition"}
+    assert {d["rendition"] for d in letters} == {"gone"}
+    originals = {o["_id"] for o in mongo_db["originals"].find({})}
+    assert {d["original"] for d in letters} == originals
+    assert keys.r.scard(f"{env['PIXFLOW_PREFIX']}reprocess:queued") == 0
+    assert_reconciled(keys, mongo_db)
