@@ -1,22 +1,12 @@
 /* requeue.c -- reprocess entries queued once per (original, rendition) until acked. */
 #include "requeue.h"
 #include "names.h"
+#include "requeue_lua.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
-/* ARGV: the rendition, then originals. KEYS: stream, queued set, stats. */
-static const char QUEUE_LUA[] =
-    "local out = {}\n"
-    "for i = 2, #ARGV do\n"
-    "  if redis.call('SADD', KEYS[2], ARGV[i] .. '/' .. ARGV[1]) == 1 then\n"
-    "    redis.call('XADD', KEYS[1], '*', '" FIELD_ORIGINAL "', ARGV[i], '" FIELD_RENDITION
-    "', ARGV[1])\n"
-    "    out[#out + 1] = ARGV[i]\n"
-    "  end\n"
-    "end\n"
-    "if #out > 0 then redis.call('HINCRBY', KEYS[3], '" C_REPROCESS_QUEUED "', #out) end\n"
-    "return out\n";
+static const char QUEUE_LUA[] = REQUEUE_LUA;
 
 redisReply *requeue_run(redisContext *c, const struct settings *s, const char *name,
                         const char *const *originals, size_t n, char *err, size_t errlen)

@@ -3,6 +3,7 @@
 #include "link.h"
 #include "log.h"
 #include "names.h"
+#include "requeue_lua.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@ struct renditions {
     struct event *poll;
     struct renditions_set *cur;
     char k_hash[SET_KEY_MAX], k_beat[SET_KEY_MAX];
+    char k_reprocess[SET_KEY_MAX], k_queued[SET_KEY_MAX], k_stats[SET_KEY_MAX];
     int asking, loading, freeing;
     int loaded; /* the hash has been read and loaded once: a name it lacks is unknown */
     int reload; /* SIGHUP: every chain loaded anew at the next poll (a new .so in the folder) */
@@ -243,6 +245,27 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
         rs->asking = 1;
 }
 
+static void on_queued(struct link *l, redisReply *r, void *arg)
+{
+    if (r && r->type == REDIS_REPLY_ERROR)
+        log_warn("event=rendition_queue_failed error=\"%s\"", r->str);
+}
+
+void renditions_queue_missing(struct renditions *rs, const struct renditions_set *set,
+                              const char *original)
+{
+    for (int i = 0; set && i < set->n; i++) {
+        if (set->r[i].xf)
+            continue;
+        const char *argv[] = {"EVAL",       REQUEUE_LUA,     "3",          rs->k_reprocess,
+                              rs->k_queued, rs->k_stats,     set->r[i].name, original};
+        if (link_command(rs->link, on_queued, rs, 8, argv, NULL) == 0)
+            log_info("event=rendition_queued rendition=%s original=%s note=\"cannot be made "
+                     "here: queued for a worker that can\"",
+                     set->r[i].name, original);
+    }
+}
+
 int renditions_loaded(const struct renditions *rs)
 {
     return rs->loaded;
@@ -274,6 +297,9 @@ struct renditions *renditions_new(struct event_base *base, const struct settings
     rs->arg = arg;
     rs->poll_ms = poll_ms;
     settings_key(s, KEY_RENDITIONS, rs->k_hash, sizeof(rs->k_hash));
+    settings_key(s, KEY_REPROCESS, rs->k_reprocess, sizeof(rs->k_reprocess));
+    settings_key(s, KEY_REPROCESS_QUEUED, rs->k_queued, sizeof(rs->k_queued));
+    settings_key(s, KEY_STATS, rs->k_stats, sizeof(rs->k_stats));
     char name[SET_KEY_MAX];
     snprintf(name, sizeof(name), KEY_WORKER "%s", s->consumer);
     settings_key(s, name, rs->k_beat, sizeof(rs->k_beat));

@@ -43,6 +43,12 @@ void renditions_free(struct renditions *rs);
  * one the hash does not have, not one still loading. */
 int renditions_loaded(const struct renditions *rs);
 
+/* A new URL's original is kept but `set` has renditions this worker cannot make: each is queued
+ * into the reprocess stream (the script `pixflow reprocess` runs), for a worker that can. Sent
+ * and not waited for: a pair lost with Redis is what `pixflow reprocess NAME` finds missing. */
+void renditions_queue_missing(struct renditions *rs, const struct renditions_set *set,
+                              const char *original);
+
 /* SIGHUP: every chain loaded again from the plugin folder, at once. */
 void renditions_reload(struct renditions *rs);
 

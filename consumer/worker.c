@@ -624,6 +624,8 @@ static void work_done(void *arg)
     } else {
         entry_count(e, C_BYTES_OUT, (long long)e->out.png_len);
         metrics_observe(&w->metrics, STAGE_STORE, e->store_s);
+        if (w->raw && e->stored != STORE_ALREADY) /* renditions it cannot make here */
+            renditions_queue_missing(w->rends, e->rset, e->out.origin_sha256);
         switch (e->stored) {
         case STORE_INSERTED:
             entry_done(e, C_STORED, NULL, NULL);

@@ -306,7 +306,7 @@ static void web_on_request(struct evhttp_request *req, void *arg)
         return;
     }
     if (strcmp(path, "/api/reprocess") == 0) {
-        web_post(req, method, sid, bearer, "reprocess", gallery_reprocess);
+        web_post(req, method, sid, bearer, "queueing a rendition", gallery_reprocess);
         return;
     }
     if (strcmp(path, "/api/dead/replay") == 0) {

@@ -267,9 +267,15 @@ def test_worker_without_the_plugin_waits_for_one_that_has_it(env, keys, mongo_db
     beat = f"{env['PIXFLOW_PREFIX']}worker:lacking"
     wait_for("the heartbeat to say so", lambda: b"thumb" in (
         keys.r.hget(beat, "renditions_failed") or b""), 20)
+    fresh = [f"{PICSUM}/{900 + i}/{450 + i}" for i in range(2)]
+    keys.xadd_all(fresh)  # new URLs on the worker that cannot make thumb: queued for another
+    wait_for("the new URLs", lambda: keys.stats().get("stored", 0) + keys.stats().get(
+        "aliased", 0) == len(urls) + len(fresh), 30)
     time.sleep(6)  # longer than a hand-back
     stats = keys.stats()
     assert stats.get("reprocess_failed", 0) == 0 and stats.get("reprocessed", 0) == 0, stats
+    assert stats["reprocess_queued"] == len(urls) + len(fresh), stats
+    assert "event=rendition_queued rendition=thumb" in w1.log()
     assert "event=rendition_unavailable rendition=thumb" in w1.log()
     port = int(w1.log().split("event=http_listening")[1].split("port=")[1].split()[0])
     try:
@@ -278,7 +284,8 @@ def test_worker_without_the_plugin_waits_for_one_that_has_it(env, keys, mongo_db
     except urllib.error.HTTPError as e:
         assert e.code == 503 and b"thumb" in e.read()
     w2 = fleet.start(env, "able")
-    wait_for("the able worker to make them", lambda: keys.stats().get("reprocessed", 0) == 4, 60)
+    wait_for("the able worker to make them", lambda: keys.stats().get("reprocessed", 0) ==
+             len(urls) + len(fresh), 60)
     w1.signal(signal.SIGTERM)
     w2.signal(signal.SIGTERM)
     w1.assert_clean_exit(30)
