@@ -327,6 +327,14 @@ static void check_done(void *arg)
         return;
     }
     if (e->r == NULL && renditions_loaded(rp->env.rends)) {
+        /* The set it began with may be older than the hash (a worker that just started). */
+        struct renditions_set *now = renditions_current(rp->env.rends);
+        int known = renditions_find(now, e->name) != NULL;
+        renditions_set_unref(now);
+        if (known) {
+            rp_check(e);
+            return;
+        }
         rp_done(e, "unknown_rendition", "no such rendition (removed since it was queued?)");
         return;
     }

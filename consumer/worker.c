@@ -1047,6 +1047,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     if (w->ndone >= 256 || ms_since(&w->last_flush) >= w->o->flush_ms)
         worker_flush(w);
     if (!w->stopping) {
+        if (!renditions_loaded(w->rends))
+            return; /* every new URL gets every rendition: none is read before they are known */
         int rp_held = reprocess_held(w->rp);
         stream_read(w->st, (int)(w->o->max_inflight - w->held - rp_held));
         if (w->rp) /* at most half the slots (reprocess.c): live URLs keep the rest */
