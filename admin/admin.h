@@ -22,6 +22,8 @@ int get_main(int argc, char **argv);
 int dead_main(int argc, char **argv);
 int plugins_main(int argc, char **argv);
 int migrate_main(int argc, char **argv);
+int renditions_main(int argc, char **argv);
+int reprocess_main(int argc, char **argv);
 
 /* Options every command takes besides the shared settings (main.c). */
 struct admin_common {

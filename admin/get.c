@@ -28,7 +28,7 @@
 #define CMD "get"
 
 static const char synopsis[] =
-    "pixflow get ID|URL [-o FILE] [--json] [--original]\n\n"
+    "pixflow get ID|URL [-o FILE] [--json] [--original] [--rendition NAME]\n\n"
     "Writes the stored PNG of the image with that _id (its SHA-256), or of the image a URL maps\n"
     "to (as the source that produced it or as an alias; the URL is normalized first). Without\n"
     "-o the PNG goes to stdout, which must not be a terminal. --json prints the document's\n"
@@ -36,6 +36,8 @@ static const char synopsis[] =
     "--original: the downloaded original instead, read back from the raw store\n"
     "(PIXFLOW_RAW_URL), by URL or by the original's SHA-256; --json prints its `originals`\n"
     "document.\n"
+    "--rendition NAME: that rendition of the URL's original (or of the original whose SHA-256\n"
+    "is given) instead of the URL's own picture (`default`).\n"
     "Exit: 0 written, 1 no such image, the image does not match its id, or a server failed,\n"
     "2 bad usage";
 
@@ -43,6 +45,7 @@ static struct {
     const char *output;
     int json;
     int original;
+    const char *rendition;
 } opt;
 
 static const struct cfg_option own_options[] = {
@@ -52,6 +55,8 @@ static const struct cfg_option own_options[] = {
      .help = "print the metadata (without the image) as JSON"},
     {"original", NULL, cfg_switch, &opt.original, "", .flags = CFG_NOARG,
      .help = "the downloaded original, from the raw store"},
+    {"rendition", NULL, cfg_string, &opt.rendition, "", .meta = "NAME",
+     .help = "that rendition of the URL's original (default: the URL's own picture)"},
     {NULL},
 };
 
@@ -60,10 +65,65 @@ static int get_is_id(const char *s)
     return strlen(s) == DIGEST_HEX_LEN && strspn(s, "0123456789abcdefABCDEF") == DIGEST_HEX_LEN;
 }
 
+/* --rendition NAME: the image of renditions[<original>/NAME], the original named by its SHA-256
+ * or found through the URL's `sources` document (SPEC §6: three reads by _id). */
+static int get_rendition(const struct settings *s, const char *what, char *id, char *how,
+                         size_t howlen, char *err, size_t errlen)
+{
+    char origin[65] = "";
+    struct url *u = malloc(sizeof(*u));
+    struct store *st = u ? store_new(s->mongo_uri, err, errlen) : NULL;
+    int rc = -1, found = 0;
+    if (u == NULL)
+        snprintf(err, errlen, "out of memory");
+    if (st && get_is_id(what)) {
+        for (int i = 0; i <= DIGEST_HEX_LEN; i++)
+            origin[i] = (char)tolower((unsigned char)what[i]);
+        found = 1;
+    } else if (st) {
+        const char *url = url_parse(what, strlen(what), &s->allowed, u) == URL_OK ? u->norm : what;
+        if (store_find_origin(st, url, &found, origin, err, errlen) < 0)
+            found = -1;
+        else if (!found || !origin[0])
+            snprintf(err, errlen, "%s %.900s",
+                     found ? "no original recorded for URL" : "no stored image for URL", url);
+    }
+    struct store_rendition r;
+    if (st && (found == 0 || (found == 1 && !origin[0]))) {
+        rc = 0;
+    } else if (st && found == 1 &&
+               store_find_rendition(st, origin, opt.rendition, NULL, 0, &r, err, errlen) == 0) {
+        rc = r.found ? 1 : 0;
+        if (r.found) {
+            memcpy(id, r.image, sizeof(r.image));
+            snprintf(how, howlen, "rendition %s of original %s", opt.rendition, origin);
+        } else {
+            struct store_original o;
+            int kept = 1;
+            store_find_original(st, origin, &kept, &o, err, errlen);
+            if (kept)
+                snprintf(err, errlen,
+                         "original %s has no rendition %.64s yet (pixflow reprocess "
+                         "%.64s)",
+                         origin, opt.rendition, opt.rendition);
+            else
+                snprintf(err, errlen,
+                         "original %s was not kept (stored without a raw store): "
+                         "it has its default rendition only",
+                         origin);
+        }
+    }
+    store_free(st);
+    free(u);
+    return rc;
+}
+
 /* The _id the operand names into id (65 bytes); 1 found, 0 not found, -1 with err. */
 static int get_resolve(const struct settings *s, const char *what, char *id, char *how,
                        size_t howlen, char *err, size_t errlen)
 {
+    if (opt.rendition[0] && strcmp(opt.rendition, REND_DEFAULT) != 0 && !opt.original)
+        return get_rendition(s, what, id, how, howlen, err, errlen);
     if (get_is_id(what)) {
         for (int i = 0; i <= DIGEST_HEX_LEN; i++)
             id[i] = (char)tolower((unsigned char)what[i]);

@@ -42,6 +42,8 @@ static const struct {
     {"get", get_main, "write a stored PNG by id or URL, or print its metadata (--json)"},
     {"dead", dead_main, "list dead letters, or --replay them into the stream"},
     {"plugins", plugins_main, "what loads from the plugin folder, and why anything does not"},
+    {"renditions", renditions_main, "list, add or remove renditions, with their coverage"},
+    {"reprocess", reprocess_main, "make a rendition for the originals kept, from the raw store"},
     {"migrate", migrate_main, "convert data of the previous MongoDB layout (idempotent)"},
     {"web", web_exec, "the console: a web page to watch, search and replay (pixflow-web)"},
 };
@@ -52,7 +54,7 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: %s COMMAND [options] [operands]\n\ncommands:\n", PROG);
     for (size_t i = 0; i < NCOMMANDS; i++)
-        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(out,
             "\n'%s COMMAND --help' lists the options of a command; every PIXFLOW_* variable\n"
             "applies as it does to pixflow-ingest and pixflow-consumer. Results go to stdout;\n"

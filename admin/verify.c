@@ -45,6 +45,7 @@
 #include "rdb.h"
 #include "store.h"
 #include "verify_raw.h"
+#include "verify_renditions.h"
 #include "webpw.h"
 
 #include <stdarg.h>
@@ -75,15 +76,20 @@ enum verify_kind {
     K_ROLE,
     K_RAW_MISSING, /* the raw zone: reported, never fixed */
     K_RAW_DAMAGED,
+    K_REND_ID, /* `renditions` (verify_renditions.c): reported; --fix drops a moved picture's */
+    K_REND_DANGLING,
+    K_REND_NO_ORIGINAL,
     K_COUNT
 };
 
 #define LAYOUT_KINDS ((1u << K_NO_SOURCE) | (1u << K_DANGLING) | (1u << K_ROLE))
 
 static const char *const kind_names[K_COUNT] = {
-    "missing_field",  "id_mismatch",     "no_image",       "bad_base64",  "gridfs_missing",
-    "gridfs_corrupt", "sha256_mismatch", "bytes_mismatch", "png_invalid", "size_mismatch",
-    "no_source",      "dangling_source", "role_mismatch",  "original_missing", "original_damaged",
+    "missing_field",      "id_mismatch",           "no_image",         "bad_base64",
+    "gridfs_missing",     "gridfs_corrupt",        "sha256_mismatch",  "bytes_mismatch",
+    "png_invalid",        "size_mismatch",         "no_source",        "dangling_source",
+    "role_mismatch",      "original_missing",      "original_damaged", "rendition_id",
+    "rendition_dangling", "rendition_no_original",
 };
 
 /* KEYS: seen, stream, stats. ARGV: moved (1 first time, 0 when resuming), document id, URLs. */
@@ -107,6 +113,9 @@ static const char synopsis[] =
     "bad_base64, gridfs_missing, gridfs_corrupt, sha256_mismatch, bytes_mismatch, png_invalid,\n"
     "size_mismatch. Then the sources collection: no_source (an image without its source-role\n"
     "sources document), dangling_source (a URL naming a missing image), role_mismatch.\n"
+    "Then the renditions collection: rendition_id (an _id that is not <original>/<name>),\n"
+    "rendition_dangling (names a missing image), rendition_no_original (its original has no\n"
+    "originals document); --fix removes those naming a picture it moves.\n"
     "A document whose stream entry is still pending in the group (not acked) may be a write in\n"
     "progress: its layout is judged once the entry is acked, or once it is two minutes old.\n\n"
     "--fix moves each corrupt document to the images_corrupt collection (nothing is deleted: the\n"
@@ -173,6 +182,7 @@ struct verify {
     int redis_down;                /* the pending list cannot be read: redis_why says why */
     char redis_why[256];
     struct verify_raw raw;         /* the raw zone, when one is configured */
+    struct verify_renditions rend;
     char k_seen[SET_KEY_MAX], k_stream[SET_KEY_MAX], k_stats[SET_KEY_MAX];
 };
 
@@ -434,6 +444,9 @@ static int verify_has_source(struct verify *v, const bson_t *doc, const char *id
     if (!bson_iter_init_find(&it, doc, DOC_ID) || !BSON_ITER_HOLDS_UTF8(&it) ||
         !verify_settled(v, doc, 0))
         return 0;
+    const char *rendition = verify_string(doc, DOC_RENDITION);
+    if (rendition && strcmp(rendition, REND_DEFAULT) != 0)
+        return 0; /* a rendition's picture: its `renditions` document names it, not a URL */
     const char *src = verify_string(doc, DOC_SOURCE);
     if (src == NULL) {
         verify_problem(v, id, K_NO_SOURCE, kinds, "the image has no source field");
@@ -862,6 +875,8 @@ static int verify_move(struct verify *v, mongoc_collection_t *corrupt, const str
         goto done;
     }
     v->moved++;
+    if (verify_renditions_forget(v->m, &b->id, err, errlen) < 0)
+        goto done;
     rc = verify_requeue(v, corrupt, &copy, id, 1, err, errlen);
 done:
     if (have_copy)
@@ -1022,6 +1037,16 @@ static void verify_raw_problem(void *arg, const char *sha256, const char *url, i
                    detail, url[0] ? url : "unknown");
 }
 
+static void verify_rendition_problem(void *arg, const char *id, enum verify_rendition_problem what,
+                                     const char *detail)
+{
+    unsigned kinds = 0;
+    enum verify_kind k = what == VR_BAD_ID     ? K_REND_ID
+                         : what == VR_DANGLING ? K_REND_DANGLING
+                                               : K_REND_NO_ORIGINAL;
+    verify_problem(arg, id, k, &kinds, "%s", detail);
+}
+
 /* The raw zone, last: its problems are reported with the originals' URLs and never fixed. */
 static int verify_originals(struct verify *v, char *err, size_t errlen)
 {
@@ -1091,6 +1116,7 @@ static void verify_summary(struct verify *v)
             json_kv_int(&v->j, "originals_missing", v->raw.missing);
             json_kv_int(&v->j, "originals_damaged", v->raw.damaged);
         }
+        json_kv_int(&v->j, "renditions_checked", v->rend.checked);
         json_key(&v->j, "kinds");
         json_object(&v->j);
         for (int k = 0; k < K_COUNT; k++)
@@ -1118,6 +1144,8 @@ static void verify_summary(struct verify *v)
         "checked %lld image%s (%lld ok, %lld corrupt) and %lld source%s; %lld layout problem%s\n",
         v->checked, v->checked == 1 ? "" : "s", v->ok, v->corrupt, v->sources_checked,
         v->sources_checked == 1 ? "" : "s", v->layout, v->layout == 1 ? "" : "s");
+    if (v->rend.checked)
+        printf("renditions: %lld checked\n", v->rend.checked);
     if (v->s.raw.kind != RAW_NONE)
         printf("originals: %lld %s, %lld missing, %lld damaged\n", v->raw.checked,
                opt.raw ? "re-hashed" : "looked for", v->raw.missing, v->raw.damaged);
@@ -1165,6 +1193,8 @@ int verify_main(int argc, char **argv)
             goto done;
     }
     if (verify_scan(&v, err, sizeof(err)) < 0 || verify_sources(&v, err, sizeof(err)) < 0 ||
+        verify_renditions(v.m, v.since_ms, verify_rendition_problem, &v, &v.rend, err,
+                          sizeof(err)) < 0 ||
         verify_originals(&v, err, sizeof(err)) < 0) {
         verify_summary(&v);
         admin_fail(CMD, ADMIN_FAIL, "%s (stopped after %lld documents)", err, v.checked);
@@ -1176,7 +1206,9 @@ int verify_main(int argc, char **argv)
         goto done;
     }
     verify_summary(&v);
-    rc = v.corrupt || v.layout || v.raw.missing || v.raw.damaged ? ADMIN_FAIL : ADMIN_OK;
+    long long rend_bad = v.rend.bad_id + v.rend.dangling + v.rend.no_original;
+    rc =
+        v.corrupt || v.layout || v.raw.missing || v.raw.damaged || rend_bad ? ADMIN_FAIL : ADMIN_OK;
 done:
     fflush(stdout);
     for (size_t i = 0; i < v.nbad; i++)

@@ -8,6 +8,8 @@
  * gone, and the reply is then dropped instead of written to a freed request. */
 #include "images.h"
 #include "image.h"
+#include "names.h"
+#include "transforms.h"
 #include "log.h"
 
 #include <ctype.h>
@@ -34,6 +36,7 @@ struct images_req {
     int gone;
     enum images_what what;
     char id[65], after[65];
+    char rendition[RENDITION_NAME_MAX + 1]; /* "" or "default": the URL's own picture */
     struct url url;
     int limit;
     /* results, from the pool */
@@ -102,6 +105,23 @@ static int images_is_id(const char *s, size_t len)
     return 1;
 }
 
+/* ?rendition=NAME: the image of renditions[<the URL's original>/NAME] instead (SPEC §6). */
+static void images_rendition(struct images_req *r)
+{
+    char origin[65] = "";
+    struct store_rendition sr;
+    struct store *st = r->im->store;
+    r->rc = store_find_origin(st, r->url.norm, &r->found, origin, r->err, sizeof(r->err));
+    if (r->rc < 0 || !r->found || !origin[0]) {
+        r->found = 0;
+        return;
+    }
+    r->rc = store_find_rendition(st, origin, r->rendition, NULL, 0, &sr, r->err, sizeof(r->err));
+    r->found = r->rc == 0 && sr.found;
+    if (r->found)
+        memcpy(r->id, sr.image, sizeof(sr.image));
+}
+
 static void images_read(void *arg)
 {
     struct images_req *r = arg;
@@ -115,6 +135,8 @@ static void images_read(void *arg)
         break;
     case IMG_SOURCE:
         r->rc = store_find_url(st, r->url.norm, r->id, NULL, &r->found, r->err, sizeof(r->err));
+        if (r->rc == 0 && r->found && r->rendition[0])
+            images_rendition(r);
         if (r->rc == 0 && r->found)
             r->rc = store_get(st, r->id, &r->found, &r->json, NULL, NULL, r->err, sizeof(r->err));
         break;
@@ -173,6 +195,7 @@ static int images_parse(struct images *im, struct evhttp_request *req, struct im
         const char *source = evhttp_find_header(&q, "source");
         const char *after = evhttp_find_header(&q, "after");
         const char *limit = evhttp_find_header(&q, "limit");
+        const char *rendition = evhttp_find_header(&q, "rendition");
         int rc = 0;
         char *end = NULL;
         long n = limit ? strtol(limit, &end, 10) : IMAGES_PAGE_DEFAULT;
@@ -186,6 +209,14 @@ static int images_parse(struct images *im, struct evhttp_request *req, struct im
                 rc = -1;
             }
             r->what = IMG_SOURCE;
+            if (rc == 0 && rendition && strcmp(rendition, REND_DEFAULT) != 0) {
+                if (!rendition_name_ok(rendition)) {
+                    images_error(req, 400, "Bad Request", "rendition is not a rendition name");
+                    rc = -1;
+                } else {
+                    snprintf(r->rendition, sizeof(r->rendition), "%s", rendition);
+                }
+            }
         } else if ((limit && (*end || n < 1 || n > IMAGES_PAGE_MAX)) ||
                    (after && !images_is_id(after, strlen(after)))) {
             images_error(req, 400, "Bad Request", "limit must be 1..100 and after an image id");

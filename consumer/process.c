@@ -242,58 +242,122 @@ static void process_request(const struct chain *chain, const struct image_info *
     req->min_height = h;
 }
 
-/* Decode, transform and encode, with the picture's decoding cost (*held) already taken from the
- * budget; once the chain has run, that is exchanged for the cost of storing its output. */
-static enum process_status
-process_pixels(const struct chain *chain, const struct process_limits *lim,
-               const unsigned char *data, size_t len, const struct image_info *info,
-               const struct image_request *req, struct process_out *out, size_t *held,
-               struct timespec *lap, char *reason, size_t rlen, char *err, size_t errlen)
+/* One chain on a decoded picture: the last chain to use it takes it, the others a copy
+ * (chain_apply consumes its input, and an in-place link writes into it). A lone chain exchanges
+ * the decoding's cost for its output's (`exchange`); several keep the decoding's, copies
+ * included, until the end. */
+static enum process_status process_one(const struct chain *chain, struct pixflow_image *decoded,
+                                       int last, int exchange, struct process_out *out,
+                                       size_t *held, struct timespec *lap, char *reason,
+                                       size_t rlen, char *err, size_t errlen)
 {
-    struct pixflow_image decoded, img;
-    enum image_status is;
+    struct pixflow_image src = *decoded, img;
     enum chain_status cs;
     enum process_status st;
 
-    is = image_decode_request(data, len, info, req, lim != NULL ? &lim->image : NULL, &decoded, err,
-                              errlen);
-    if (is != IMAGE_OK)
-        return process_fail(reason, rlen, process_image_reason(is));
-    out->timing.decode_us = process_lap(lap);
-
-    cs = chain_apply(chain, &decoded, &img, err, errlen);
+    if (!last) {
+        size_t n = decoded->stride * decoded->height;
+        src.pixels = malloc(n ? n : 1);
+        if (src.pixels == NULL)
+            return process_fail(reason, rlen, "out_of_memory");
+        memcpy(src.pixels, decoded->pixels, n);
+    }
+    cs = chain_apply(chain, &src, &img, err, errlen);
     if (cs != CHAIN_OK)
         return process_fail(reason, rlen, cs == CHAIN_NOMEM ? "out_of_memory" : "transform_failed");
     out->timing.transform_us = process_lap(lap);
 
-    process_budget_give(*held);
-    *held = process_store_cost(&img);
-    if (process_budget_take(*held) < 0) {
-        *held = 0;
-        free(img.pixels);
-        snprintf(err, errlen, "the chain's %ux%u output is over the decode memory budget",
-                 img.width, img.height);
-        return process_fail(reason, rlen, "too_many_pixels");
+    if (exchange) {
+        process_budget_give(*held);
+        *held = process_store_cost(&img);
+        if (process_budget_take(*held) < 0) {
+            *held = 0;
+            free(img.pixels);
+            snprintf(err, errlen, "the chain's %ux%u output is over the decode memory budget",
+                     img.width, img.height);
+            return process_fail(reason, rlen, "too_many_pixels");
+        }
     }
     st = process_encode(chain, &img, out, lap, reason, rlen, err, errlen);
     free(img.pixels);
     return st;
 }
 
+static int process_same_request(const struct image_request *a, const struct image_request *b)
+{
+    return a->channels == b->channels && a->luma == b->luma && a->min_width == b->min_width &&
+           a->min_height == b->min_height;
+}
+
+/* Each chain not done yet (done[i] 0) on the picture decoded as its request says. Chains whose
+ * requests are the same share one decode; a chain never gets another decode than it would alone
+ * (a luma plane, a DCT-shrunk picture), so each rendition's bytes, and so its content address,
+ * do not depend on which other renditions exist. Decodes run one after the other, each freed
+ * once its last chain took it, within the cost process_run_all took. */
+static enum process_status
+process_pixels(const struct chain *const *chains, int n, const struct image_request *reqs,
+               int *done, const struct process_limits *lim, const unsigned char *data, size_t len,
+               const struct image_info *info, struct process_out *outs, size_t *held,
+               struct timespec *lap, char *reason, size_t rlen, char *err, size_t errlen)
+{
+    for (int i = 0; i < n; i++) {
+        if (done[i])
+            continue;
+        struct pixflow_image decoded;
+        enum image_status is = image_decode_request(
+            data, len, info, &reqs[i], lim != NULL ? &lim->image : NULL, &decoded, err, errlen);
+        if (is != IMAGE_OK)
+            return process_fail(reason, rlen, process_image_reason(is));
+        outs[i].timing.decode_us = process_lap(lap);
+        int last = i;
+        for (int j = i + 1; j < n; j++)
+            if (!done[j] && process_same_request(&reqs[i], &reqs[j]))
+                last = j;
+        for (int j = i; j <= last; j++) {
+            if (done[j] || !process_same_request(&reqs[i], &reqs[j]))
+                continue;
+            done[j] = 1;
+            enum process_status st = process_one(chains[j], &decoded, j == last, n == 1,
+                                                 &outs[j], held, lap, reason, rlen, err, errlen);
+            if (st != PROCESS_OK) {
+                if (j < last) /* the last chain, which takes the picture, did not run */
+                    free(decoded.pixels);
+                return st;
+            }
+        }
+    }
+    return PROCESS_OK;
+}
+
 enum process_status process_run(const struct chain *chain, const struct process_limits *lim,
                                 const unsigned char *data, size_t len, struct process_out *out,
                                 char *reason, size_t rlen, char *err, size_t errlen)
 {
+    return process_run_all(&chain, 1, lim, data, len, out, reason, rlen, err, errlen);
+}
+
+#define PROCESS_CHAINS_MAX 64
+
+enum process_status process_run_all(const struct chain *const *chains, int n,
+                                    const struct process_limits *lim, const unsigned char *data,
+                                    size_t len, struct process_out *outs, char *reason, size_t rlen,
+                                    char *err, size_t errlen)
+{
     struct image_info info;
     enum image_status is;
-    enum process_status st;
+    enum process_status st = PROCESS_OK;
     struct timespec lap;
-    struct image_request req;
-    size_t cost;
-    int keep;
+    struct image_request reqs[PROCESS_CHAINS_MAX];
+    int done[PROCESS_CHAINS_MAX];
+    size_t cost = 0, copies = 0;
+    struct process_out *out = &outs[0];
 
-    memset(out, 0, sizeof(*out));
+    memset(outs, 0, sizeof(*outs) * (size_t)n);
     reason[0] = '\0';
+    if (n < 1 || n > PROCESS_CHAINS_MAX) {
+        snprintf(err, errlen, "%d chains: 1 to %d at once", n, PROCESS_CHAINS_MAX);
+        return process_fail(reason, rlen, "transform_failed");
+    }
     clock_gettime(CLOCK_MONOTONIC, &lap);
     if (digest_sha256_hex(data, len, out->origin_sha256, err, errlen) < 0)
         return process_fail(reason, rlen, "out_of_memory");
@@ -308,24 +372,45 @@ enum process_status process_run(const struct chain *chain, const struct process_
     out->orientation = info.orientation;
     if (process_over_limits(lim, &info, err, errlen))
         return process_fail(reason, rlen, "too_many_pixels");
-    process_request(chain, &info, &req);
-    keep = process_keeps_coefficients(chain, &info, data, len);
-    /* keeping coefficients reads every component's, 2 bytes each: at most 3 full planes */
-    cost = keep ? (size_t)info.width * (size_t)info.height * 6 + info.work_bytes
-                : process_cost(&info, req.channels);
+    /* The cost of the dearest decode (one at a time), plus a copy of the picture for every
+     * chain but one. Keeping coefficients reads every component's, 2 bytes each: at most 3 full
+     * planes. */
+    for (int i = 0; i < n; i++) {
+        process_request(chains[i], &info, &reqs[i]);
+        done[i] = process_keeps_coefficients(chains[i], &info, data, len);
+        size_t c = done[i] ? (size_t)info.width * (size_t)info.height * 6 + info.work_bytes
+                           : process_cost(&info, reqs[i].channels);
+        cost = c > cost ? c : cost;
+        if (i > 0)
+            copies += (size_t)info.width * (size_t)info.height * (size_t)reqs[i].channels;
+    }
+    cost += copies;
     if (process_budget_take(cost) < 0) {
         snprintf(err, errlen, "%s %dx%d needs %zu MiB, over the %zu MiB decode memory budget",
                  info.name, info.width, info.height, cost >> 20, process_budget_total >> 20);
         return process_fail(reason, rlen, "too_many_pixels");
     }
-    if (keep)
-        st = process_coefficients(lim, data, len, &info, out, &lap, reason, rlen, err, errlen);
-    else
-        st = process_pixels(chain, lim, data, len, &info, &req, out, &cost, &lap, reason, rlen, err,
-                            errlen);
+    for (int i = 0; i < n && st == PROCESS_OK; i++)
+        if (done[i])
+            st = process_coefficients(lim, data, len, &info, &outs[i], &lap, reason, rlen, err,
+                                      errlen);
+    if (st == PROCESS_OK)
+        st = process_pixels(chains, n, reqs, done, lim, data, len, &info, outs, &cost, &lap, reason,
+                            rlen, err, errlen);
     process_budget_give(cost);
-    if (st != PROCESS_OK)
-        process_out_free(out);
+    for (int i = 0; i < n; i++) {
+        if (st != PROCESS_OK) {
+            process_out_free(&outs[i]);
+            continue;
+        }
+        if (i > 0) { /* every output names the one download */
+            memcpy(outs[i].origin_sha256, out->origin_sha256, sizeof(out->origin_sha256));
+            memcpy(outs[i].origin_format, out->origin_format, sizeof(out->origin_format));
+            outs[i].origin_width = out->origin_width;
+            outs[i].origin_height = out->origin_height;
+            outs[i].orientation = out->orientation;
+        }
+    }
     return st;
 }
 

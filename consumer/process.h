@@ -64,6 +64,16 @@ enum process_status process_run(const struct chain *chain, const struct process_
                                 const unsigned char *data, size_t len, struct process_out *out,
                                 char *reason, size_t rlen, char *err, size_t errlen);
 
+/* The same stage for several chains (the renditions of one download, at most 64): one check,
+ * one decode for the chains that decode alike (a chain gets the decode it would get alone: a
+ * luma plane, a DCT-shrunk picture, so its bytes never depend on the other chains), each chain on
+ * its own copy and its own encoding into outs[i] (outs has n elements; each names the download).
+ * The first failure fails the whole call, reason and err saying which. */
+enum process_status process_run_all(const struct chain *const *chains, int n,
+                                    const struct process_limits *lim, const unsigned char *data,
+                                    size_t len, struct process_out *outs, char *reason, size_t rlen,
+                                    char *err, size_t errlen);
+
 void process_out_free(struct process_out *out);
 
 /* Bytes the stage takes from the budget to decode a picture of this header to `channels` and run

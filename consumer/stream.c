@@ -37,7 +37,8 @@ static const char ACCEPT_LUA[] = "if redis.call('SADD', KEYS[1], ARGV[1]) == 1 t
                                  "end\n"
                                  "return 0\n";
 
-/* ARGV: group, n, then per entry: id, nc, nc pairs (counter, delta), nf, nf dead-letter fields. */
+/* ARGV: group, n, then per entry: id, nc, nc pairs (counter, delta), nf, nf dead-letter fields,
+ * the member of KEYS[5] to remove ("" none). */
 static const char FINISH_LUA[] =
     "local i, acked = 3, 0\n"
     "for e = 1, tonumber(ARGV[2]) do\n"
@@ -54,6 +55,8 @@ static const char FINISH_LUA[] =
     "  i = i + 1\n"
     "  if mine and nf > 0 then redis.call('XADD', KEYS[3], '*', unpack(ARGV, i, i + nf - 1)) end\n"
     "  i = i + nf\n"
+    "  if mine and ARGV[i] ~= '' then redis.call('SREM', KEYS[5], ARGV[i]) end\n"
+    "  i = i + 1\n"
     "end\n"
     "return acked\n";
 
@@ -129,7 +132,7 @@ struct stream {
     int own_done;     /* finished re-reading our own pending list */
     char own_cursor[STREAM_ID_MAX], reclaim_cursor[STREAM_ID_MAX];
     char k_stream[SET_KEY_MAX], k_seen[SET_KEY_MAX], k_stats[SET_KEY_MAX], k_dead[SET_KEY_MAX];
-    char k_worker[SET_KEY_MAX], k_storing[SET_KEY_MAX];
+    char k_worker[SET_KEY_MAX], k_storing[SET_KEY_MAX], k_release[SET_KEY_MAX];
     char *trim_script, *own_script, *reclaim_script;
     int group_checking;
     char started_at[32];
@@ -382,10 +385,10 @@ int stream_flush(struct stream *st, const struct outcome *const *out, int n)
 {
     if (st->flushing || !link_up(st->cmd))
         return -1;
-    size_t argc = 9, nnums = 1; /* EVAL script 4 keys... group n */
+    size_t argc = 10, nnums = 1; /* EVAL script 5 keys... group n */
     for (int i = 0; i < n; i++) {
         size_t nc = (size_t)counters_count(out[i]->counters);
-        argc += 3 + 2 * nc + (size_t)out[i]->nfields;
+        argc += 4 + 2 * nc + (size_t)out[i]->nfields;
         nnums += 2 + nc;
     }
     const char **argv = calloc(argc, sizeof(*argv));
@@ -402,11 +405,12 @@ int stream_flush(struct stream *st, const struct outcome *const *out, int n)
 #define NUM(fmt, v) (snprintf(nums[k], sizeof(nums[k]), fmt, v), ARG(nums[k++]))
     ARG("EVAL");
     ARG(FINISH_LUA);
-    ARG("4");
+    ARG("5");
     ARG(st->k_stream);
     ARG(st->k_stats);
     ARG(st->k_dead);
     ARG(st->k_storing);
+    ARG(st->k_release);
     ARG(st->s->group);
     NUM("%d", n);
     for (int i = 0; i < n; i++) {
@@ -423,6 +427,7 @@ int stream_flush(struct stream *st, const struct outcome *const *out, int n)
             argv[a] = o->fields[f];
             lens[a++] = o->lens[f];
         }
+        ARG(o->release ? o->release : "");
     }
 #undef ARG
 #undef NUM
@@ -582,11 +587,14 @@ struct stream *stream_new(struct event_base *base, const struct settings *s,
     st->arg = arg;
     strcpy(st->own_cursor, "0");
     strcpy(st->reclaim_cursor, "0-0");
-    settings_key(s, KEY_STREAM, st->k_stream, sizeof(st->k_stream));
+    settings_key(s, o->stream_key ? o->stream_key : KEY_STREAM, st->k_stream, sizeof(st->k_stream));
     settings_key(s, KEY_SEEN, st->k_seen, sizeof(st->k_seen));
     settings_key(s, KEY_STATS, st->k_stats, sizeof(st->k_stats));
     settings_key(s, KEY_DEAD, st->k_dead, sizeof(st->k_dead));
-    settings_key(s, KEY_STORING, st->k_storing, sizeof(st->k_storing));
+    settings_key(s, o->storing_key ? o->storing_key : KEY_STORING, st->k_storing,
+                 sizeof(st->k_storing));
+    settings_key(s, o->release_key ? o->release_key : KEY_REPROCESS_QUEUED, st->k_release,
+                 sizeof(st->k_release));
     char name[SET_KEY_MAX];
     snprintf(name, sizeof(name), KEY_WORKER "%s", s->consumer);
     settings_key(s, name, st->k_worker, sizeof(st->k_worker));

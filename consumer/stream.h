@@ -27,6 +27,7 @@ struct outcome {
     int nfields; /* dead-letter fields and values, 0 when not dead-lettered */
     const char *fields[OUTCOME_FIELDS_MAX];
     size_t lens[OUTCOME_FIELDS_MAX];
+    const char *release; /* removed from the stream's release set with the ack; NULL: none */
 };
 
 /* How an entry came. */
@@ -62,6 +63,10 @@ struct stream_options {
     long block_ms;        /* XREADGROUP BLOCK */
     long reclaim_idle_ms; /* XAUTOCLAIM min-idle: well above the lease period */
     long timeout_ms;      /* a command without reply for that long: reconnect */
+    /* Key suffixes (names.h); NULL: the input stream's (KEY_STREAM, KEY_STORING). Another
+     * stream read by the same group machinery (KEY_REPROCESS) names its own, and the set its
+     * acks release members of (outcome.release). */
+    const char *stream_key, *storing_key, *release_key;
 };
 
 struct stream *stream_new(struct event_base *base, const struct settings *s,

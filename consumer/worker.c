@@ -34,6 +34,8 @@
 #include "names.h"
 #include "pool.h"
 #include "raw.h"
+#include "renditions.h"
+#include "reprocess.h"
 #include "store.h"
 #include "stream.h"
 
@@ -55,6 +57,8 @@ enum park_on { PARK_MONGO, PARK_RAW };
 #define STOP_POOL_WAIT_MS 1000
 /* MongoDB pings: this often normally, every second while entries are parked on it. */
 #define PING_EVERY_MS 5000
+/* The renditions hash is read this often: a change applies within that. */
+#define RENDITIONS_POLL_MS 2000
 /* A store's start could not be recorded (Redis away): tried again this often. */
 #define MARK_RETRY_MS 1000
 
@@ -83,6 +87,8 @@ struct entry {
     struct fetch *fetch;
     struct fetch_result *res;
     struct transforms *xf; /* the chain generation of its CPU stage, held until it is done */
+    struct renditions_set *rset; /* the other renditions of that stage, held likewise */
+    struct process_out *routs;   /* their pictures: routs[i] of rset->r[i] (png NULL: none) */
     struct event *timer;
     /* filled by the pool functions */
     int processed, observed;
@@ -112,6 +118,8 @@ struct worker {
     struct store *store;
     struct raw_store *raw; /* NULL: originals are not kept */
     struct transforms *xf; /* the current chain generation (SIGHUP loads a new one) */
+    struct renditions *rends; /* the other renditions, followed from Redis */
+    struct reprocess *rp;     /* the reprocess stream's lane */
     int reloading;         /* a generation is being loaded on the pool; 2: SIGHUP came again */
     struct entry live;     /* sentinel of entries not yet DONE */
     struct entry zombies;  /* sentinel of abandoned entries a callback will free */
@@ -206,6 +214,16 @@ static void worker_parked(struct worker *w, const struct entry *e, int delta)
         w->nparked_raw += delta;
 }
 
+static void entry_renditions_free(struct entry *e)
+{
+    for (int i = 0; e->routs && i < e->rset->n; i++)
+        process_out_free(&e->routs[i]);
+    free(e->routs);
+    e->routs = NULL;
+    renditions_set_unref(e->rset);
+    e->rset = NULL;
+}
+
 static void entry_free(struct entry *e)
 {
     if (e->fetch)
@@ -218,6 +236,7 @@ static void entry_free(struct entry *e)
         event_free(e->timer);
     process_out_free(&e->out);
     transforms_unref(e->xf);
+    entry_renditions_free(e);
     counters_free(e->events);
     counters_free(e->plugin_events);
     free(e->raw_url);
@@ -360,6 +379,7 @@ static void entry_done(struct entry *e, const char *counter, const char *reason,
     process_out_free(&e->out);
     transforms_unref(e->xf);
     e->xf = NULL;
+    entry_renditions_free(e);
     if (e->state == E_PARK)
         worker_parked(w, e, -1);
     e->state = E_DONE;
@@ -457,14 +477,76 @@ static void worker_unpark(struct worker *w, enum park_on on)
 
 /* --- the CPU and store stage, on a pool thread --- */
 
+/* One decode for the default chain and every other rendition this worker can load (SPEC §6);
+ * one it cannot is left to `pixflow reprocess` on a worker that can. */
+static enum process_status work_process(struct entry *e)
+{
+    struct worker *w = e->w;
+    int n = e->rset ? e->rset->n : 0, k = 1;
+    const struct chain **chains = calloc((size_t)n + 1, sizeof(*chains));
+    struct process_out *outs = calloc((size_t)n + 1, sizeof(*outs));
+    free(e->routs); /* a try before this one (out of memory) */
+    e->routs = calloc((size_t)n + 1, sizeof(*e->routs));
+    if (chains == NULL || outs == NULL || e->routs == NULL) {
+        free(chains);
+        free(outs);
+        snprintf(e->reason, sizeof(e->reason), "out_of_memory");
+        snprintf(e->error, sizeof(e->error), "renditions: out of memory");
+        return PROCESS_PERMANENT;
+    }
+    chains[0] = e->xf->chain;
+    for (int i = 0; i < n; i++)
+        if (e->rset->r[i].xf)
+            chains[k++] = e->rset->r[i].xf->chain;
+    enum process_status st =
+        process_run_all(chains, k, &w->o->process, e->res->body, e->res->len, outs, e->reason,
+                        sizeof(e->reason), e->error, sizeof(e->error));
+    e->out = outs[0];
+    for (int i = 0, j = 1; st == PROCESS_OK && i < n; i++)
+        if (e->rset->r[i].xf)
+            e->routs[i] = outs[j++];
+    free(chains);
+    free(outs);
+    return st;
+}
+
+/* After the URL's own put: the other renditions of its original, each exactly once. */
+static int work_store_renditions(struct entry *e, const struct store_doc *url_doc)
+{
+    for (int i = 0; e->rset && i < e->rset->n; i++) {
+        const struct rendition *r = &e->rset->r[i];
+        const struct process_out *o = &e->routs[i];
+        if (o->png == NULL)
+            continue;
+        struct store_doc d = *url_doc;
+        d.sha256 = o->sha256;
+        d.image_b64 = o->b64;
+        d.image_b64_len = o->b64_len;
+        d.image = o->png;
+        d.image_len = o->png_len;
+        d.width = o->width;
+        d.height = o->height;
+        d.channels = o->channels;
+        d.transforms = r->xf->lineage;
+        d.ntransforms = r->xf->nlineage;
+        d.rendition = r->name;
+        enum store_outcome out;
+        int rc = store_put_rendition(e->w->store, &d, 0, &out, e->error, sizeof(e->error));
+        if (rc < 0)
+            return rc;
+        if (out == STORE_INSERTED)
+            counters_add(e->plugin_events, C_RENDITIONS, 1); /* moved to its counters on the loop */
+    }
+    return 0;
+}
+
 static void work_run(void *arg)
 {
     struct entry *e = arg;
     struct worker *w = e->w;
     if (!e->processed) {
         work_entry = e; /* the chain's counters are this entry's */
-        e->pstatus = process_run(e->xf->chain, &w->o->process, e->res->body, e->res->len, &e->out,
-                                 e->reason, sizeof(e->reason), e->error, sizeof(e->error));
+        e->pstatus = work_process(e);
         work_entry = NULL;
         if (e->pstatus != PROCESS_OK)
             return;
@@ -503,6 +585,8 @@ static void work_run(void *arg)
     struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     e->store_rc = store_put(w->store, &d, &e->stored, e->error, sizeof(e->error));
+    if (e->store_rc == 0 && e->stored != STORE_ALREADY)
+        e->store_rc = work_store_renditions(e, &d);
     e->store_s = seconds_since(&t1);
 }
 
@@ -547,6 +631,8 @@ static void work_done(void *arg)
     } else {
         entry_count(e, C_BYTES_OUT, (long long)e->out.png_len);
         metrics_observe(&w->metrics, STAGE_STORE, e->store_s);
+        if (w->raw && e->stored != STORE_ALREADY) /* renditions it cannot make here */
+            renditions_queue_missing(w->rends, e->rset, e->out.origin_sha256);
         switch (e->stored) {
         case STORE_INSERTED:
             entry_done(e, C_STORED, NULL, NULL);
@@ -641,8 +727,10 @@ static void on_marked(void *arg, void *token, int ok)
 /* The CPU stage runs with the chain generation current when it starts, kept until the end. */
 static void entry_work(struct entry *e)
 {
-    if (e->xf == NULL)
+    if (e->xf == NULL) {
         e->xf = transforms_ref(e->w->xf);
+        e->rset = renditions_current(e->w->rends);
+    }
     e->state = E_WORK;
     /* A store goes ahead of the pictures waiting for their CPU stage: what began ends first,
      * which keeps few entries between their mark and their ack, the ones a crash makes costly. */
@@ -945,6 +1033,7 @@ static void worker_stop(struct worker *w, const char *why)
     if (w->stopping)
         return;
     w->stopping = 1;
+    reprocess_stop(w->rp);
     clock_gettime(CLOCK_MONOTONIC, &w->stop_began);
     log_info("event=stopping reason=%s in_flight=%d drain_timeout_ms=%ld", why, w->held,
              w->o->drain_timeout_ms);
@@ -974,6 +1063,7 @@ static void worker_abandon(struct worker *w)
 {
     int n = 0;
     w->abandoning = 1;
+    reprocess_abandon(w->rp);
     while (w->live.next != &w->live) {
         entry_drop(w->live.next);
         n++;
@@ -988,9 +1078,16 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     if (w->ndone >= 256 || ms_since(&w->last_flush) >= w->o->flush_ms)
         worker_flush(w);
     if (!w->stopping) {
-        stream_read(w->st, (int)(w->o->max_inflight - w->held));
+        if (!renditions_loaded(w->rends))
+            return; /* every new URL gets every rendition: none is read before they are known */
+        int rp_held = reprocess_held(w->rp);
+        stream_read(w->st, (int)(w->o->max_inflight - w->held - rp_held));
+        if (w->rp) /* at most half the slots (reprocess.c): live URLs keep the rest */
+            reprocess_tick(w->rp, (int)(w->o->max_inflight - w->held - rp_held));
         return;
     }
+    if (w->rp)
+        reprocess_tick(w->rp, 0); /* its acks */
     long stopping_ms = ms_since(&w->stop_began);
     /* Parked entries wait for MongoDB, which may take any time: waiting for them is no drain. */
     int all_parked = w->nparked > 0 && w->held == w->nparked + w->ndone + w->nflight;
@@ -998,7 +1095,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         worker_hand_back(w);
         worker_abandon(w);
     }
-    if (w->held == 0 && !stream_flushing(w->st) && !stream_handing_back(w->st)) {
+    if (w->held == 0 && !stream_flushing(w->st) && !stream_handing_back(w->st) &&
+        reprocess_held(w->rp) == 0) {
         event_base_loopbreak(w->base);
     } else if (w->abandoning && stopping_ms >= w->o->drain_timeout_ms + STOP_FLUSH_GRACE_MS) {
         /* Their outcomes are durable in MongoDB: whoever gets them next finds them there. */
@@ -1055,6 +1153,8 @@ static void reload_done(void *arg)
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
     struct worker *w = arg;
+    if (sig == SIGHUP && w->rends)
+        renditions_reload(w->rends);
     if (w->reloading) {
         w->reloading = 2;
         return;
@@ -1168,7 +1268,7 @@ static void on_group(void *arg, long long lag, long long pending)
     w->group_pending = pending;
     if (w->o->exit_when_idle_ms <= 0)
         return;
-    if (lag != 0 || pending != 0 || w->held) {
+    if (lag != 0 || pending != 0 || w->held || !reprocess_idle(w->rp)) {
         w->idle = 0;
     } else if (!w->idle) {
         w->idle = 1;
@@ -1197,6 +1297,8 @@ static int worker_ready(void *arg, char *why, size_t len)
         snprintf(why, len, "MongoDB: the last ping failed");
     else if (!w->raw_up)
         snprintf(why, len, "raw store: the last write or check failed");
+    else if (w->rends && renditions_failed(w->rends, why + 12, len > 12 ? len - 12 : 0))
+        memcpy(why, "renditions: ", 12); /* their work is left to workers that can */
     else
         return 1;
     return 0;
@@ -1285,6 +1387,8 @@ static void worker_free(struct worker *w)
     w->http = NULL;
     pool_free(w->pool);
     images_free(w->images); /* runs the done callbacks of finished tasks: they free their entries */
+    reprocess_free(w->rp);
+    renditions_free(w->rends);
     stream_free(w->st);     /* hands NULL to waiting callbacks: abandoned entries are freed */
     for (struct entry *lists[] = {w->done, w->flight}, **l = lists; l < lists + 2; l++) {
         for (struct entry *e = *l, *next; e; e = next) {
@@ -1357,7 +1461,22 @@ int worker_run(const struct settings *s, const struct worker_options *o)
     w->raw_up = 1;
     if (s->raw.kind != RAW_NONE && worker_raw_open(w, err, sizeof(err)) < 0)
         goto fail;
-    struct stream_options so = {o->block_ms, o->reclaim_idle_ms, o->redis_timeout_ms};
+    w->rends = renditions_new(w->base, s, w->pool, plugin_counter, w, RENDITIONS_POLL_MS);
+    if (w->rends == NULL) {
+        snprintf(err, sizeof(err), "out of memory");
+        goto fail;
+    }
+    if (w->raw) { /* without originals there is nothing to reprocess */
+        struct reprocess_env env = {w->base, s,        o,           w->pool,    w->store,
+                                    w->raw,  w->rends, &w->metrics, w->lease_ms};
+        w->rp = reprocess_new(&env);
+        if (w->rp == NULL) {
+            snprintf(err, sizeof(err), "cannot set up the reprocess stream");
+            goto fail;
+        }
+    }
+    struct stream_options so = {o->block_ms, o->reclaim_idle_ms, o->redis_timeout_ms, NULL, NULL,
+                                NULL};
     struct stream_hooks hooks = {.entry = on_entry,
                                  .accepted = on_accepted,
                                  .marked = on_marked,

@@ -1,5 +1,6 @@
 /* transforms.c -- load a chain generation; reference-count it across a reload. */
 #include "transforms.h"
+#include "names.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -65,7 +66,7 @@ struct transforms *transforms_load(const char *plugin_path, const char *spec,
     }
     for (int i = 0; i < t->nlineage; i++) {
         const struct chain_link_info *li = chain_link(t->chain, (size_t)i);
-        t->lineage[i] = (struct lineage_link){li->name, li->version, li->sha256};
+        t->lineage[i] = (struct lineage_link){li->name, li->version, li->sha256, li->config};
     }
     return t;
 err:
@@ -89,4 +90,12 @@ void transforms_unref(struct transforms *t)
     free(t->lineage);
     free(t->spec);
     free(t);
+}
+
+int rendition_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 0 && n <= RENDITION_NAME_MAX &&
+           strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n &&
+           strcmp(name, REND_DEFAULT) != 0;
 }

@@ -29,4 +29,9 @@ struct transforms *transforms_ref(struct transforms *t);
 /* Frees the generation when the last reference goes. Loop thread only, like transforms_ref. */
 void transforms_unref(struct transforms *t);
 
+/* A rendition's name (SPEC §6): 1 to 64 of [a-z0-9_-], and not "default" (PIXFLOW_TRANSFORMS's
+ * own), so that "<original>/<name>" is a `renditions` _id. */
+#define RENDITION_NAME_MAX 64
+int rendition_name_ok(const char *name);
+
 #endif

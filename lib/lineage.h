@@ -6,6 +6,7 @@
 struct lineage_link {
     const char *name, *version;
     const char *so_sha256; /* of the plugin's .so file, hex; NULL: field left out */
+    const char *config;    /* as the chain gave it ("" none): `renditions` documents record it */
 };
 
 #endif

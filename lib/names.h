@@ -16,6 +16,10 @@
 #define KEY_STORING    "storing" /* hash: entry id -> consumer, for entries whose store began */
 #define KEY_WORKER     "worker:" /* hash per worker, expires: heartbeat (followed by its name) */
 #define KEY_INGEST_RUN "ingest:run:" /* string per ingest run, expires: its last counting */
+#define KEY_RENDITIONS       "renditions"  /* hash: rendition name -> chain, besides `default` */
+#define KEY_REPROCESS        "reprocess"   /* stream: work queued by `pixflow reprocess` */
+#define KEY_REPROCESS_QUEUED "reprocess:queued" /* set: <original>/<rendition>, queued */
+#define KEY_REPROCESS_STORING "reprocess:storing" /* hash: the storing marks of that stream */
 
 /* Politeness (SPEC §5.8): each source host's fleet-wide state is KEY_HOST<host><suffix>. */
 #define KEY_HOST        "host:"
@@ -45,6 +49,10 @@
 #define FIELD_SOURCE "source" /* the catalog an entry came from (ingest) */
 #define FIELD_LINE   "line"   /* its line number there */
 
+/* ---- reprocess stream fields ---- */
+#define FIELD_ORIGINAL  "original"  /* the original's sha256 */
+#define FIELD_RENDITION "rendition" /* the rendition's name */
+
 #define FIELD_REPLAY_OF "replay_of" /* a replayed entry: the dead letter it came from */
 #define FIELD_CORRUPT   "corrupt"   /* a re-queued entry: the corrupt document it replaces */
 
@@ -62,6 +70,8 @@
 #define HB_LAST_SEEN  "last_seen"
 #define HB_VERSION    "version"
 #define HB_GROUP      "group"
+#define HB_RENDITIONS        "renditions"        /* the renditions this worker produces */
+#define HB_RENDITIONS_FAILED "renditions_failed" /* those it cannot load, with why */
 
 /* ---- counters (fields of KEY_STATS) ---- */
 #define C_INGEST_LINES      "ingest_lines"
@@ -90,11 +100,16 @@
 #define C_RAW_BYTES         "raw_bytes"    /* their bytes */
 #define C_RAW_EXISTING      "raw_existing" /* originals the raw store had already */
 #define C_RAW_USEC          "raw_usec"     /* time spent keeping them (look, then write) */
+#define C_REPROCESS_QUEUED  "reprocess_queued" /* entries `pixflow reprocess` added */
+#define C_REPROCESSED       "reprocessed"      /* of them, done: the rendition is stored */
+#define C_REPROCESS_FAILED  "reprocess_failed" /* dead-lettered (also reprocess_failed:<why>) */
+#define C_RENDITIONS        "renditions"       /* renditions stored besides `default` */
 
 /* ---- MongoDB collections ---- */
 #define COLL_IMAGES   "images"
 #define COLL_SOURCES  "sources"
 #define COLL_ORIGINALS "originals"     /* one document per distinct original (raw store) */
+#define COLL_RENDITIONS "renditions"    /* one document per (original, rendition) */
 #define COLL_CORRUPT  "images_corrupt" /* where verify --fix moves corrupt documents */
 #define GRIDFS_BUCKET "images"         /* GridFS bucket of images over the BSON limit */
 
@@ -125,11 +140,20 @@
 #define ORIGIN_ORIENTATION  "orientation"
 #define LINK_NAME           "name"
 #define LINK_VERSION        "version"
+#define LINK_CONFIG         "config" /* in `renditions` chains: the link's configuration */
 
 /* ---- `originals` document fields (besides DOC_ID = the sha256 of the downloaded bytes,
  * DOC_BYTES, DOC_FORMAT, DOC_WIDTH, DOC_HEIGHT, DOC_SOURCE, DOC_INSERTED_AT, and
  * ORIGIN_CONTENT_TYPE) ---- */
 #define ORIG_RAW "raw" /* where the bytes are: s3://bucket/prefix/ab/<sha256>, file:///... */
+
+/* ---- `renditions` document fields (besides DOC_ID = <original>/<name>, DOC_INSERTED_AT);
+ * `images` documents gain DOC_RENDITION (the name that first produced them) ---- */
+#define DOC_RENDITION "rendition"
+#define REND_IMAGE    "image"    /* the `images` _id it produced */
+#define REND_ORIGINAL "original" /* the original's sha256 */
+#define REND_CHAIN    "chain"    /* as DOC_TRANSFORMS */
+#define REND_DEFAULT  "default"  /* the rendition PIXFLOW_TRANSFORMS makes */
 
 /* ---- fields verify --fix adds to a document it moves to COLL_CORRUPT ---- */
 #define DOC_VERIFY_PROBLEMS "verify_problems"

@@ -294,3 +294,70 @@ int raw_get(struct raw_store *r, const char *sha256, int *found, unsigned char *
     raw_key(r, sha256, key, sizeof(key));
     return r->be->get(r, key, found, bytes, len, type ? type : ignored, err, errlen);
 }
+
+/* ---- asynchronous reads ------------------------------------------------------------------- */
+
+/* Without a backend's own asynchronous read, its blocking read runs on the loop's offload
+ * thread (the worker's pool): a cancelled read still ends there, and its done frees it unseen. */
+static void raw_get_work(void *arg)
+{
+    struct raw_get *g = arg;
+    g->rc = raw_get(g->r, g->sha256, &g->found, &g->bytes, &g->len, NULL, g->err, sizeof(g->err));
+}
+
+void raw_get_deliver(struct raw_get *g, unsigned char *bytes, size_t len)
+{
+    struct raw_result res = g->res;
+    raw_got_fn *done = g->done;
+    void *arg = g->arg;
+    res.ms = raw_now_ms() - g->start_ms;
+    free(g);
+    done(&res, bytes, len, arg);
+}
+
+static void raw_get_done(void *arg)
+{
+    struct raw_get *g = arg;
+    if (g->cancelled) {
+        free(g->bytes);
+        free(g);
+        return;
+    }
+    if (g->rc < 0)
+        raw_set(&g->res, RAW_TRANSIENT, "read_failed", "%s", g->err);
+    else if (!g->found)
+        raw_set(&g->res, RAW_PERMANENT, "original_missing", "no object for %s", g->sha256);
+    else
+        raw_set(&g->res, RAW_OK, "ok", "%s", "");
+    raw_get_deliver(g, g->rc == 0 && g->found ? g->bytes : NULL, g->len);
+}
+
+struct raw_get *raw_get_start(struct raw_store *r, const char *sha256, raw_got_fn *done, void *arg)
+{
+    int own = r->be->get_start != NULL;
+    if (!r->has_loop || (!own && r->loop.offload == NULL) || done == NULL || !raw_sha_ok(sha256))
+        return NULL;
+    struct raw_get *g = calloc(1, own ? r->be->get_size : sizeof(*g));
+    if (g == NULL)
+        return NULL;
+    g->r = r;
+    memcpy(g->sha256, sha256, RAW_SHA_HEX + 1);
+    raw_key(r, sha256, g->key, sizeof(g->key));
+    g->done = done;
+    g->arg = arg;
+    g->start_ms = raw_now_ms();
+    if (own ? r->be->get_start(g) < 0
+            : r->loop.offload(r->loop.offload_ctx, raw_get_work, raw_get_done, g) < 0) {
+        free(g);
+        return NULL;
+    }
+    return g;
+}
+
+void raw_get_cancel(struct raw_get *g)
+{
+    if (g && g->r->be->get_cancel)
+        g->r->be->get_cancel(g);
+    else if (g)
+        g->cancelled = 1;
+}

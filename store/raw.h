@@ -116,6 +116,19 @@ int raw_head(struct raw_store *r, const char *sha256, int *found, size_t *len, c
 int raw_get(struct raw_store *r, const char *sha256, int *found, unsigned char **bytes,
             size_t *len, char *type, char *err, size_t errlen);
 
+/* Asynchronous twin of raw_get, for the worker (on the loop thread), in the style of
+ * raw_put_start: S3 sends its GET on the worker's curl multi (raw_loop.add; transient errors
+ * retried with backoff on the loop's timers), the file backend runs its blocking read on
+ * raw_loop.offload. done comes on the loop thread with the bytes, malloc'd, for the callee to
+ * free (NULL unless RAW_OK). A missing object is RAW_PERMANENT "original_missing"; other
+ * failures follow the classes above. NULL, and done never called, without a loop, out of
+ * memory, or for a bad sha256. */
+struct raw_get;
+typedef void raw_got_fn(const struct raw_result *r, unsigned char *bytes, size_t len, void *arg);
+struct raw_get *raw_get_start(struct raw_store *r, const char *sha256, raw_got_fn *done, void *arg);
+/* done is not called afterwards; a read under way finishes on its thread and is dropped. */
+void raw_get_cancel(struct raw_get *g);
+
 /* Where the object lives, as `originals.raw` records it: "s3://BUCKET/PREFIX/ab/<sha256>" or
  * "file:///DIR/PREFIX/ab/<sha256>" (RAW_LOCATION_MAX bytes; "" for a sha256 that is not 64
  * lowercase hex digits). */

@@ -43,8 +43,27 @@ struct raw_put {
     struct raw_result res;
 };
 
+/* One asynchronous read (raw_get_start). With a backend's get_start, the backend allocates
+ * be->get_size bytes with this struct first and ends it with raw_get_deliver; without one, raw.c
+ * runs the backend's blocking get on raw_loop.offload. */
+struct raw_get {
+    struct raw_store *r;
+    char sha256[RAW_SHA_HEX + 1];
+    char key[RAW_KEY_MAX];
+    raw_got_fn *done;
+    void *arg;
+    double start_ms;
+    struct raw_result res;
+    /* the offload path: cancelled while its blocking read runs, and that read's results */
+    int cancelled, rc, found;
+    unsigned char *bytes;
+    size_t len;
+    char err[256];
+};
+
 struct raw_backend {
     size_t put_size; /* bytes of the backend's put, struct raw_put first */
+    size_t get_size; /* bytes of the backend's get, struct raw_get first (with get_start) */
     /* After the configuration is copied: the backend's own state in r->impl. No I/O. */
     int (*init)(struct raw_store *r, char *err, size_t errlen);
     void (*free)(struct raw_store *r);
@@ -59,6 +78,10 @@ struct raw_backend {
      * when it could not start (raw.c frees p). */
     int (*put_start)(struct raw_put *p);
     void (*put_cancel)(struct raw_put *p);
+    /* Asynchronous read, optional (NULL: the blocking get on the offload thread): 0 once g is
+     * under way (it ends in raw_get_deliver, never from here), or -1 (raw.c frees g). */
+    int (*get_start)(struct raw_get *g);
+    void (*get_cancel)(struct raw_get *g); /* frees g; done is not called */
     /* "s3://BUCKET" or "file:///DIR": what a location starts with. */
     void (*root)(const struct raw_store *r, char *buf, size_t len);
 };
@@ -75,5 +98,9 @@ void raw_set(struct raw_result *res, enum raw_status st, const char *reason, con
 /* The end of an asynchronous write: fills res->ms, frees p, then calls its done. The backend has
  * released everything else of p before. */
 void raw_put_deliver(struct raw_put *p);
+
+/* The end of an asynchronous read: g->res says how it went, bytes (malloc'd, NULL unless
+ * RAW_OK) go to done with len; frees g first. */
+void raw_get_deliver(struct raw_get *g, unsigned char *bytes, size_t len);
 
 #endif

@@ -534,6 +534,119 @@ static void s3_put_cancel(struct raw_put *p)
     free(p);
 }
 
+/* ---- asynchronous reads: a GET on the worker's multi, retried like a write ------------- */
+
+struct s3_get {
+    struct raw_get g; /* first */
+    struct s3_op op;  /* its request, retries and jitter (op.p unused) */
+    struct event *timer;
+    int in_multi;
+};
+
+static void s3_get_release(struct s3_get *sg)
+{
+    const struct raw_loop *loop = &sg->g.r->loop;
+    if (sg->in_multi)
+        loop->cancel(loop->ctx, sg->op.req.easy);
+    sg->in_multi = 0;
+    if (sg->timer)
+        event_free(sg->timer);
+    sg->timer = NULL;
+}
+
+static void s3_get_done_cb(CURL *easy, CURLcode rc, void *arg);
+
+static int s3_get_send(struct s3_get *sg)
+{
+    const struct raw_loop *loop = &sg->g.r->loop;
+    if (s3_req_prepare(sg->g.r, &sg->op.req, S3_GET, sg->g.key, NULL, NULL, 0, "") < 0 ||
+        loop->add(loop->ctx, sg->op.req.easy, s3_get_done_cb, sg) < 0)
+        return -1;
+    sg->in_multi = 1;
+    return 0;
+}
+
+static void s3_get_end(struct s3_get *sg, unsigned char *bytes, size_t len)
+{
+    s3_get_release(sg);
+    s3_req_free(&sg->op.req);
+    raw_get_deliver(&sg->g, bytes, len);
+}
+
+static void s3_get_done_cb(CURL *easy, CURLcode rc, void *arg)
+{
+    struct s3_get *sg = arg;
+    struct s3_req *q = &sg->op.req;
+    struct raw_result *res = &sg->g.res;
+    char s3code[64], what[RAW_KEY_MAX + 16];
+    sg->in_multi = 0;
+    long code = rc == CURLE_OK ? s3_code(q) : 0;
+    s3_xml(q, "Code", s3code, sizeof(s3code));
+    if (code == 200) {
+        unsigned char *bytes = q->body ? q->body : calloc(1, 1); /* empty is still an object */
+        size_t len = q->body_len;
+        q->body = NULL;
+        if (bytes == NULL)
+            raw_set(res, RAW_TRANSIENT, "internal", "out of memory");
+        else
+            raw_set(res, RAW_OK, "ok", "%s", "");
+        s3_get_end(sg, bytes, len);
+        return;
+    }
+    if (code == 404 && (!s3code[0] || strcmp(s3code, "NoSuchKey") == 0)) {
+        raw_set(res, RAW_PERMANENT, "original_missing", "GET %s: no such object", sg->g.key);
+    } else if (rc == CURLE_WRITE_ERROR && q->body_over) {
+        raw_set(res, RAW_PERMANENT, "too_large", "GET %s: larger than %zu bytes", sg->g.key,
+                S3_GET_MAX);
+    } else {
+        snprintf(what, sizeof(what), "GET %s", sg->g.key);
+        s3_fail(sg->g.r, q, rc, what, res);
+        if (res->status == RAW_TRANSIENT && sg->op.retries < S3_RETRIES) {
+            long delay = s3_backoff(&sg->op);
+            struct timeval tv = {.tv_sec = delay / 1000, .tv_usec = (delay % 1000) * 1000};
+            res->tries = ++sg->op.retries;
+            if (evtimer_add(sg->timer, &tv) == 0)
+                return;
+        }
+    }
+    s3_get_end(sg, NULL, 0);
+}
+
+static void s3_get_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct s3_get *sg = arg;
+    if (s3_get_send(sg) < 0) {
+        raw_set(&sg->g.res, RAW_TRANSIENT, "internal", "cannot start an S3 request");
+        s3_get_end(sg, NULL, 0);
+    }
+}
+
+static int s3_get_start(struct raw_get *g)
+{
+    struct s3_get *sg = (struct s3_get *)g;
+    const struct raw_loop *loop = &g->r->loop;
+    if (loop->base == NULL || loop->add == NULL || loop->cancel == NULL)
+        return -1;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    sg->op.rng = ((uint64_t)(uintptr_t)sg ^ (uint64_t)ts.tv_nsec) | 1;
+    sg->timer = evtimer_new(loop->base, s3_get_timer_cb, sg);
+    if (sg->timer == NULL || s3_get_send(sg) < 0) {
+        s3_get_release(sg);
+        s3_req_free(&sg->op.req);
+        return -1;
+    }
+    return 0;
+}
+
+static void s3_get_cancel(struct raw_get *g)
+{
+    struct s3_get *sg = (struct s3_get *)g;
+    s3_get_release(sg);
+    s3_req_free(&sg->op.req);
+    free(g);
+}
+
 /* ---- blocking reads and the check ------------------------------------------------------- */
 
 /* One blocking request; its status in *code (0 when curl failed: rc says why). */
@@ -742,5 +855,8 @@ const struct raw_backend raw_s3_backend = {
     .get = s3_get,
     .put_start = s3_put_start,
     .put_cancel = s3_put_cancel,
+    .get_size = sizeof(struct s3_get),
+    .get_start = s3_get_start,
+    .get_cancel = s3_get_cancel,
     .root = s3_root,
 };

@@ -65,6 +65,18 @@
  *   names a missing image; the next `pixflow verify` reports it as a dangling source and its
  *   --fix re-queues the URL, and a redelivery of that entry re-stores it (resolve).
  *
+ * Renditions (SPEC §6): step 3 of a put that recorded its URL, with its original kept (d->raw),
+ * inserts renditions[origin/default]
+ * naming the URL's image (a duplicate key: that download's default is recorded already). Any
+ * other rendition goes through store_put_rendition: the image first (a duplicate key is
+ * identical bytes, stored by anyone), then renditions[origin/name]. Two writers of one rendition
+ * at once: one insert wins, the loser reads the winner's document and removes its own image if
+ * it made a different one (a chain that is not deterministic). A crash between the image and the
+ * document: the redelivery inserts the image again (a duplicate for a deterministic chain) and
+ * writes the document. A stale document (another chain) is replaced only with a filter on the
+ * image it was read with, so two writers replacing it at once leave one. `stored` counts only
+ * the default rendition's images (`images.rendition`), which a URL's put alone inserts.
+ *
  * Large images: a document whose BSON size (computed from the metadata and the base64 length)
  * exceeds 16 MiB keeps its metadata in `images` while the PNG goes to the GridFS bucket `images`
  * under a fresh ObjectId: `image` absent, `storage: "gridfs"`, `gridfs_id`. The upload comes
@@ -101,6 +113,7 @@
 #define STORE_CONNECT_MS   2000
 #define STORE_SOCKET_MS    30000
 #define STORE_GRIDFS_CHUNK (255 * 1024)
+#define RENDITION_FIELD_MAX 72 /* a rendition name read back (64 at most) */
 
 struct store {
     mongoc_client_pool_t *pool;
@@ -119,6 +132,7 @@ struct store_conn {
     mongoc_collection_t *images;
     mongoc_collection_t *sources;
     mongoc_collection_t *originals;
+    mongoc_collection_t *renditions;
     int ferretdb; /* the server's kind, for store_guard_filter */
 };
 
@@ -353,11 +367,13 @@ static void store_conn_open(struct store *st, struct store_conn *c)
     c->images = mongoc_client_get_collection(c->client, st->db, COLL_IMAGES);
     c->sources = mongoc_client_get_collection(c->client, st->db, COLL_SOURCES);
     c->originals = mongoc_client_get_collection(c->client, st->db, COLL_ORIGINALS);
+    c->renditions = mongoc_client_get_collection(c->client, st->db, COLL_RENDITIONS);
     pthread_mutex_lock(&st->lock);
     if (st->wc) {
         mongoc_collection_set_write_concern(c->images, st->wc);
         mongoc_collection_set_write_concern(c->sources, st->wc);
         mongoc_collection_set_write_concern(c->originals, st->wc);
+        mongoc_collection_set_write_concern(c->renditions, st->wc);
     }
     c->ferretdb = st->ferretdb;
     pthread_mutex_unlock(&st->lock);
@@ -368,6 +384,7 @@ static void store_conn_close(struct store *st, struct store_conn *c)
     mongoc_collection_destroy(c->images);
     mongoc_collection_destroy(c->sources);
     mongoc_collection_destroy(c->originals);
+    mongoc_collection_destroy(c->renditions);
     mongoc_client_pool_push(st->pool, c->client);
 }
 
@@ -654,6 +671,7 @@ static void store_meta_build(const struct store_doc *d, bson_t *meta)
     BSON_APPEND_INT32(meta, DOC_CHANNELS, d->channels);
     BSON_APPEND_INT64(meta, DOC_BYTES, (int64_t)d->image_len);
     BSON_APPEND_UTF8(meta, DOC_SOURCE, d->source);
+    BSON_APPEND_UTF8(meta, DOC_RENDITION, d->rendition ? d->rendition : REND_DEFAULT);
 
     BSON_APPEND_DOCUMENT_BEGIN(meta, DOC_ORIGIN, &sub);
     store_append_str(&sub, ORIGIN_FINAL_URL, d->origin.final_url);
@@ -735,6 +753,7 @@ static int store_doc_check(const struct store_doc *d, char *err, size_t errlen)
         store_check_str(DOC_STREAM_ID, d->stream_id, 0, err, errlen) < 0 ||
         store_check_str(DOC_CONSUMER, d->consumer, 0, err, errlen) < 0 ||
         store_check_str(ORIG_RAW, d->raw, 0, err, errlen) < 0 ||
+        store_check_str(DOC_RENDITION, d->rendition, 0, err, errlen) < 0 ||
         store_check_str(DOC_ORIGIN "." DOC_FORMAT, d->origin.format, 0, err, errlen) < 0)
         return -1;
     if (d->raw && (d->origin.sha256 == NULL || strlen(d->origin.sha256) != 64 ||
@@ -930,6 +949,132 @@ static void store_unstore(struct store *st, struct store_conn *c, const struct s
              named != 0 ? "restored=1" : "removed=1");
 }
 
+/* The `renditions` _id of (original, name) into buf; -1 when it does not fit. */
+static int store_rendition_id(const char *original, const char *name, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "%s/%s", original, name);
+    return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+static void store_chain_append(bson_t *b, const char *key, const struct lineage_link *l, int n,
+                               int with_config)
+{
+    bson_t arr, item;
+    BSON_APPEND_ARRAY_BEGIN(b, key, &arr);
+    for (int i = 0; i < n; i++) {
+        char k[16];
+        const char *kp;
+        size_t klen = bson_uint32_to_string((uint32_t)i, &kp, k, sizeof(k));
+        bson_append_document_begin(&arr, kp, (int)klen, &item);
+        store_append_str(&item, LINK_NAME, l[i].name);
+        store_append_str(&item, LINK_VERSION, l[i].version);
+        if (l[i].so_sha256)
+            BSON_APPEND_UTF8(&item, DOC_SHA256, l[i].so_sha256);
+        if (with_config)
+            BSON_APPEND_UTF8(&item, LINK_CONFIG, l[i].config ? l[i].config : "");
+        bson_append_document_end(&arr, &item);
+    }
+    bson_append_array_end(b, &arr);
+}
+
+/* renditions[original/name] naming d's image. A duplicate key: recorded before (e is set). With
+ * `old`, the document is replaced instead, if it still names image `old`: *e's code is then 0
+ * and the call fails when it names another by now. */
+static int store_rendition_insert(struct store_conn *c, const struct store_doc *d,
+                                  const char *original, const char *name, const char *old,
+                                  bson_error_t *e)
+{
+    char id[STORE_RENDITION_ID_MAX];
+    if (store_rendition_id(original, name, id, sizeof(id)) < 0) {
+        bson_set_error(e, MONGOC_ERROR_BSON, 0, "rendition name too long");
+        return -1;
+    }
+    bson_t doc = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&doc, DOC_ID, id);
+    BSON_APPEND_UTF8(&doc, REND_IMAGE, d->sha256);
+    BSON_APPEND_UTF8(&doc, REND_ORIGINAL, original);
+    BSON_APPEND_UTF8(&doc, DOC_RENDITION, name);
+    store_chain_append(&doc, REND_CHAIN, d->transforms, d->ntransforms, 1);
+    store_append_str(&doc, DOC_STREAM_ID, d->stream_id);
+    bson_append_date_time(&doc, DOC_INSERTED_AT, -1, store_now_ms());
+    bool ok;
+    if (old == NULL) {
+        ok = mongoc_collection_insert_one(c->renditions, &doc, NULL, NULL, e);
+    } else {
+        bson_t *sel = store_guard_filter(c, id, REND_IMAGE, old, NULL, NULL);
+        bson_t reply;
+        ok = mongoc_collection_replace_one(c->renditions, sel, &doc, NULL, &reply, e);
+        bson_iter_t it;
+        if (ok && bson_iter_init_find(&it, &reply, "matchedCount") &&
+            bson_iter_as_int64(&it) == 0) {
+            bson_set_error(e, MONGOC_ERROR_COMMAND, 0, "rendition %s changed meanwhile", id);
+            ok = false;
+        }
+        bson_destroy(&reply);
+        bson_destroy(sel);
+    }
+    bson_destroy(&doc);
+    return ok ? 0 : -1;
+}
+
+/* Whether a recorded `chain` array equals lineage l[0..n) (name, version, .so sha256, config). */
+static int store_chain_equal(const bson_t *doc, const struct lineage_link *l, int n)
+{
+    bson_t want = BSON_INITIALIZER;
+    store_chain_append(&want, REND_CHAIN, l, n, 1);
+    bson_iter_t a, b;
+    int eq = 0;
+    if (bson_iter_init_find(&a, doc, REND_CHAIN) && BSON_ITER_HOLDS_ARRAY(&a) &&
+        bson_iter_init_find(&b, &want, REND_CHAIN)) {
+        uint32_t la, lb;
+        const uint8_t *da, *db;
+        bson_iter_array(&a, &la, &da);
+        bson_iter_array(&b, &lb, &db);
+        eq = la == lb && memcmp(da, db, la) == 0;
+    }
+    bson_destroy(&want);
+    return eq;
+}
+
+static int store_rendition_read(struct store_conn *c, const char *original, const char *name,
+                                const struct lineage_link *l, int n, struct store_rendition *r,
+                                bson_error_t *e)
+{
+    char id[STORE_RENDITION_ID_MAX];
+    bson_t *doc;
+    memset(r, 0, sizeof(*r));
+    if (store_rendition_id(original, name, id, sizeof(id)) < 0) {
+        bson_set_error(e, MONGOC_ERROR_BSON, 0, "rendition name too long");
+        return -1;
+    }
+    if (stored_find_id(c->renditions, id, NULL, &doc, e) < 0)
+        return -1;
+    if (doc == NULL)
+        return 0;
+    r->found = 1;
+    store_copy_str(doc, REND_IMAGE, r->image, sizeof(r->image));
+    r->current = l ? store_chain_equal(doc, l, n) : 0;
+    bson_destroy(doc);
+    return 0;
+}
+
+/* The checks every put makes whatever the server's state, and the image document's metadata
+ * (*meta, to destroy) with where its bytes go (*gridfs: over the BSON limit). -1 with err. */
+static int store_doc_prepare(const struct store_doc *d, bson_t *meta, int *gridfs, char *err,
+                             size_t errlen)
+{
+    if (store_doc_check(d, err, errlen) < 0)
+        return -1;
+    store_meta_build(d, meta);
+    *gridfs = store_inline_size(d, meta) > STORE_BSON_MAX;
+    if (*gridfs ? d->image == NULL : d->image_b64 == NULL) {
+        snprintf(err, errlen, "store: %s is missing", *gridfs ? "image (raw bytes)" : "image_b64");
+        bson_destroy(meta);
+        return -1;
+    }
+    return 0;
+}
+
 int store_put(struct store *st, const struct store_doc *d, enum store_outcome *out, char *err,
               size_t errlen)
 {
@@ -938,15 +1083,9 @@ int store_put(struct store *st, const struct store_doc *d, enum store_outcome *o
     struct store_conn c;
     int rc = STORE_ERR_TRANSIENT;
 
-    if (store_doc_check(d, err, errlen) < 0)
+    int gridfs;
+    if (store_doc_prepare(d, &meta, &gridfs, err, errlen) < 0)
         return STORE_ERR_PERMANENT;
-    store_meta_build(d, &meta);
-    int gridfs = store_inline_size(d, &meta) > STORE_BSON_MAX;
-    if (gridfs ? d->image == NULL : d->image_b64 == NULL) {
-        snprintf(err, errlen, "store: %s is missing", gridfs ? "image (raw bytes)" : "image_b64");
-        bson_destroy(&meta);
-        return STORE_ERR_PERMANENT;
-    }
 
     store_conn_open(st, &c);
     if (d->raw && store_original_insert(&c, d, &e) < 0) {
@@ -1040,6 +1179,11 @@ int store_put(struct store *st, const struct store_doc *d, enum store_outcome *o
     snprintf(err, errlen, "mongo: %s: no stable outcome after %d rounds", d->source,
              STORE_PUT_ROUNDS);
 done:
+    /* Step 3: the kept original's `default` rendition, when this entry recorded the URL. */
+    if (rc == 0 && *out != STORE_ALREADY && d->raw && d->origin.sha256 &&
+        store_rendition_insert(&c, d, d->origin.sha256, REND_DEFAULT, NULL, &e) < 0 &&
+        !store_is_dup(&e))
+        rc = store_fail(err, errlen, &e, "insert rendition %s/" REND_DEFAULT, d->origin.sha256);
     store_conn_close(st, &c);
     bson_destroy(&meta);
     return rc;
@@ -1219,4 +1363,152 @@ int store_list(struct store *st, const char *after, int limit, char **json, char
     bson_destroy(filter);
     bson_destroy(opts);
     return rc;
+}
+
+int store_find_rendition(struct store *st, const char *original, const char *name,
+                         const struct lineage_link *chain, int nchain, struct store_rendition *r,
+                         char *err, size_t errlen)
+{
+    bson_error_t e;
+    struct store_conn c;
+    store_conn_open(st, &c);
+    int rc = store_rendition_read(&c, original, name, chain, nchain, r, &e);
+    store_conn_close(st, &c);
+    return rc < 0 ? store_fail(err, errlen, &e, "find rendition %s/%s", original, name) : 0;
+}
+
+/* This call inserted image d->sha256 for a rendition another writer recorded with another
+ * image: remove it (a picture of that rendition only; identical bytes from two originals are
+ * left to chance, rarer than a hash collision of the thumbnails they would have to share). */
+static void store_rendition_unstore(struct store_conn *c, const struct store_doc *d)
+{
+    bson_error_t e;
+    bson_t *sel = store_guard_filter(c, d->sha256, DOC_RENDITION, d->rendition, NULL, NULL);
+    if (mongoc_collection_delete_one(c->images, sel, NULL, NULL, &e))
+        log_info("event=store_losing_rendition image=%s rendition=%s", d->sha256, d->rendition);
+    else
+        log_warn("event=store_losing_image_kept image=%s error=\"%s\"", d->sha256, e.message);
+    bson_destroy(sel);
+}
+
+/* The picture a replaced (stale) rendition named, once no document names it: removed when that
+ * rendition made it (its `rendition` field, read first: the same bytes may be another
+ * rendition's, a URL's default picture above all). */
+static void store_rendition_drop(struct store_conn *c, const char *image, const char *name)
+{
+    bson_t *doc, *opts = BCON_NEW("projection", "{", DOC_RENDITION, BCON_INT32(1), "}");
+    bson_error_t e;
+    char made_by[RENDITION_FIELD_MAX];
+    int rc = stored_find_id(c->images, image, opts, &doc, &e);
+    bson_destroy(opts);
+    if (rc < 0 || doc == NULL)
+        return;
+    store_copy_str(doc, DOC_RENDITION, made_by, sizeof(made_by));
+    bson_destroy(doc);
+    if (strcmp(made_by, name) != 0)
+        return;
+    bson_t *sel = store_guard_filter(c, image, DOC_RENDITION, name, NULL, NULL);
+    if (mongoc_collection_delete_one(c->images, sel, NULL, NULL, &e))
+        log_info("event=store_stale_rendition_removed image=%s rendition=%s", image, name);
+    else
+        log_warn("event=store_stale_rendition_kept image=%s error=\"%s\"", image, e.message);
+    bson_destroy(sel);
+}
+
+int store_put_rendition(struct store *st, const struct store_doc *d, int replace,
+                        enum store_outcome *out, char *err, size_t errlen)
+{
+    bson_error_t e;
+    bson_t meta;
+    struct store_conn c;
+    int rc = STORE_ERR_TRANSIENT, dup = 0, created = 0;
+    const char *original = d->origin.sha256;
+
+    if (d->rendition == NULL || original == NULL || strlen(original) != 64 ||
+        strchr(d->rendition, '/') != NULL) {
+        snprintf(err, errlen, "store: a rendition needs its name and its original's sha256");
+        return STORE_ERR_PERMANENT;
+    }
+    int gridfs;
+    if (store_doc_prepare(d, &meta, &gridfs, err, errlen) < 0)
+        return STORE_ERR_PERMANENT;
+    store_conn_open(st, &c);
+    /* 1. The image: a duplicate key is identical bytes stored already, by anyone. */
+    if (store_insert(st, &c, d, &meta, gridfs, &dup, &e) == 0)
+        created = 1;
+    else if (!dup) {
+        rc = store_fail(err, errlen, &e, "insert %s", d->sha256);
+        goto done;
+    }
+    /* 2. The rendition's document: without `replace`, inserted first (a duplicate key says
+     * another writer recorded it, and only then is it read); with it, read first, and the stale
+     * one replaced. */
+    if (!replace && store_rendition_insert(&c, d, original, d->rendition, NULL, &e) == 0) {
+        *out = STORE_INSERTED;
+        rc = 0;
+        goto done;
+    } else if (!replace && !store_is_dup(&e)) {
+        rc = store_fail(err, errlen, &e, "record rendition %s/%s", original, d->rendition);
+        goto done;
+    }
+    for (int round = 0; round < STORE_PUT_ROUNDS; round++) {
+        struct store_rendition r;
+        if (store_rendition_read(&c, original, d->rendition, d->transforms, d->ntransforms, &r,
+                                 &e) < 0) {
+            rc = store_fail(err, errlen, &e, "find rendition %s/%s", original, d->rendition);
+            goto done;
+        }
+        if (r.found && (r.current || !replace)) {
+            /* Recorded by another writer (or an earlier try of this one) with today's chain. */
+            if (created && strcmp(r.image, d->sha256) != 0)
+                store_rendition_unstore(&c, d);
+            *out = STORE_ALREADY;
+            rc = 0;
+            goto done;
+        }
+        if (store_rendition_insert(&c, d, original, d->rendition, r.found ? r.image : NULL, &e) ==
+            0) {
+            if (r.found && strcmp(r.image, d->sha256) != 0)
+                store_rendition_drop(&c, r.image, d->rendition);
+            *out = STORE_INSERTED;
+            rc = 0;
+            goto done;
+        }
+        if (!store_is_dup(&e) && e.code != 0) {
+            rc = store_fail(err, errlen, &e, "record rendition %s/%s", original, d->rendition);
+            goto done;
+        }
+        /* Another writer got there first: read what it recorded. */
+    }
+    snprintf(err, errlen, "mongo: rendition %s/%s: no stable outcome after %d rounds", original,
+             d->rendition, STORE_PUT_ROUNDS);
+done:
+    store_conn_close(st, &c);
+    bson_destroy(&meta);
+    return rc;
+}
+
+int store_renditions_each(struct store *st, const char *name, const struct lineage_link *chain,
+                          int nchain, store_rendition_fn *fn, void *arg, char *err, size_t errlen)
+{
+    bson_error_t e;
+    struct store_conn c;
+    bson_t *filter = BCON_NEW(DOC_RENDITION, BCON_UTF8(name));
+    bson_t *opts =
+        BCON_NEW("projection", "{", REND_ORIGINAL, BCON_INT32(1), REND_CHAIN, BCON_INT32(1), "}");
+    store_conn_open(st, &c);
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c.renditions, filter, opts, NULL);
+    const bson_t *doc;
+    while (mongoc_cursor_next(cur, &doc)) {
+        char original[65];
+        store_copy_str(doc, REND_ORIGINAL, original, sizeof(original));
+        if (original[0])
+            fn(original, chain ? store_chain_equal(doc, chain, nchain) : 1, arg);
+    }
+    int rc = mongoc_cursor_error(cur, &e) ? store_fail(err, errlen, &e, "list renditions") : 0;
+    mongoc_cursor_destroy(cur);
+    store_conn_close(st, &c);
+    bson_destroy(filter);
+    bson_destroy(opts);
+    return rc < 0 ? -1 : 0;
 }

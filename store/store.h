@@ -59,6 +59,7 @@ struct store_doc {
                         no raw store, and no `originals` document */
     const struct lineage_link *transforms;
     int ntransforms;
+    const char *rendition; /* the rendition it is (`images.rendition`); NULL: "default" */
     const char *stream_id, *consumer;
     int attempts;
     int first_delivery; /* the URL has just entered the dedup set with this entry and this is
@@ -153,6 +154,40 @@ int store_get(struct store *st, const char *id, int *found, char **json, unsigne
  * {"images": [...]} in relaxed extended JSON, malloc'd. */
 int store_list(struct store *st, const char *after, int limit, char **json, char *err,
                size_t errlen);
+
+/* ---- renditions (SPEC §6): `renditions` documents, _id "<original sha256>/<name>" ---- */
+
+#define STORE_RENDITION_ID_MAX 160 /* "<64 hex>/<name>": names are at most 64 characters */
+
+struct store_rendition {
+    int found;      /* the document exists */
+    char image[65]; /* the `images` _id it names */
+    int current;    /* its recorded chain is the one asked about (name, version, .so, config) */
+};
+
+/* renditions[original/name], one read by _id; `chain` (may be NULL) is compared with what the
+ * document records. */
+int store_find_rendition(struct store *st, const char *original, const char *name,
+                         const struct lineage_link *chain, int nchain, struct store_rendition *r,
+                         char *err, size_t errlen);
+
+/* Rendition d->rendition of original d->origin.sha256, exactly once, on the same principles as
+ * store_put: the image first (a duplicate key: those bytes are stored), then the document
+ * `renditions[original/name]` naming it; a duplicate key there means another writer recorded the
+ * rendition, and this call's image, if it made a different one, is removed. With `replace`, a
+ * document whose chain differs from d->transforms is replaced (if it still names what was read:
+ * two writers replacing at once end with one document). *out: STORE_INSERTED when this call
+ * wrote the document, STORE_ALREADY when it found it written (by another writer, or an earlier
+ * try whose reply was lost). The
+ * `default` rendition of a URL's download is written by store_put itself. */
+int store_put_rendition(struct store *st, const struct store_doc *d, int replace,
+                        enum store_outcome *out, char *err, size_t errlen);
+
+/* Every `renditions` document of rendition `name`: fn(original, current) with current 1 when
+ * its recorded chain is `chain` (always 1 for a NULL chain). A cursor: one document at a time. */
+typedef void store_rendition_fn(const char *original, int current, void *arg);
+int store_renditions_each(struct store *st, const char *name, const struct lineage_link *chain,
+                          int nchain, store_rendition_fn *fn, void *arg, char *err, size_t errlen);
 
 /* One round trip to the server ({ping: 1}). */
 int store_ping(struct store *st, char *err, size_t errlen);

@@ -12,6 +12,8 @@
 #include "image.h"
 
 #include "names.h"
+#include "requeue.h"
+#include "transforms.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -256,6 +258,96 @@ static int gallery_kept(struct web *w, struct json *j, const bson_t *image, bson
     return 0;
 }
 
+/* "renditions": the `renditions` documents of the picture's original, and "defined": every
+ * rendition by name with its chain (`default` and <prefix>renditions), for the picture page and
+ * its reprocess button. -1 with e. */
+static int gallery_renditions(struct web *w, struct json *j, const bson_t *image, bson_error_t *e)
+{
+    bson_iter_t root, it;
+    const char *sha = NULL;
+    if (bson_iter_init(&root, image) &&
+        bson_iter_find_descendant(&root, DOC_ORIGIN "." DOC_SHA256, &it) &&
+        BSON_ITER_HOLDS_UTF8(&it))
+        sha = bson_iter_utf8(&it, NULL);
+    json_key(j, COLL_RENDITIONS);
+    json_array(j);
+    if (sha && gallery_is_id(sha)) {
+        mongoc_collection_t *coll = mongoc_database_get_collection(w->m->db, COLL_RENDITIONS);
+        bson_t *filter = BCON_NEW(REND_ORIGINAL, BCON_UTF8(sha));
+        mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter, NULL, NULL);
+        const bson_t *doc;
+        while (mongoc_cursor_next(cur, &doc))
+            gallery_bson(j, doc, NULL);
+        int failed = mongoc_cursor_error(cur, e);
+        mongoc_cursor_destroy(cur);
+        bson_destroy(filter);
+        mongoc_collection_destroy(coll);
+        if (failed)
+            return -1;
+    }
+    json_end(j);
+    char err[256], key[SET_KEY_MAX];
+    redisContext *c = web_redis(w, err, sizeof(err));
+    redisReply *r = NULL;
+    if (c) {
+        settings_key(&w->s, KEY_RENDITIONS, key, sizeof(key));
+        r = redisCommand(c, "HGETALL %s", key);
+    }
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        web_redis_check(w);
+        if (r)
+            freeReplyObject(r);
+        bson_set_error(e, 0, 0, "redis: %s", c ? c->errstr : err);
+        return -1;
+    }
+    json_key(j, "defined");
+    json_object(j);
+    json_kv_str(j, REND_DEFAULT, w->s.transforms);
+    for (size_t i = 0; i + 1 < r->elements; i += 2)
+        json_kv_str(j, r->element[i]->str, r->element[i + 1]->str);
+    json_end(j);
+    freeReplyObject(r);
+    return 0;
+}
+
+void gallery_reprocess(struct web *w, struct evhttp_request *req, const char *form)
+{
+    char *original = web_param(form, FIELD_ORIGINAL), *name = web_param(form, FIELD_RENDITION);
+    char err[512];
+    if (original == NULL || name == NULL || !gallery_is_id(original) || !rendition_name_ok(name)) {
+        web_error(req, 400, "want original (64 hex digits) and rendition (a name, not default)");
+        goto done;
+    }
+    if (w->raw == NULL) {
+        web_error(req, 409, "originals are not kept here (PIXFLOW_RAW_URL is not set)");
+        goto done;
+    }
+    redisContext *c = web_redis(w, err, sizeof(err));
+    const char *ids[] = {original};
+    redisReply *q = c ? requeue_run(c, &w->s, name, ids, 1, err, sizeof(err)) : NULL;
+    if (q == NULL) {
+        web_redis_check(w);
+        web_error(req, 502, "%s", err);
+        goto done;
+    }
+    struct web_out o;
+    if (web_out_open(&o) == 0) {
+        json_object(&o.j);
+        json_kv_str(&o.j, FIELD_ORIGINAL, original);
+        json_kv_str(&o.j, FIELD_RENDITION, name);
+        json_key(&o.j, "queued");
+        json_bool(&o.j, q->elements == 1);
+        json_end(&o.j);
+        web_out_send(req, &o, 200);
+    } else {
+        web_error(req, 500, "out of memory");
+    }
+    freeReplyObject(q);
+done:
+    free(original);
+    free(name);
+}
+
 void gallery_original(struct web *w, struct evhttp_request *req, const char *rest)
 {
     char err[512], type[RAW_TYPE_MAX] = "", etag[80];
@@ -337,6 +429,10 @@ void gallery_image(struct web *w, struct evhttp_request *req, const char *rest)
     json_key(&o.j, "sources");
     if (gallery_sources(w, &o.j, id, &e) < 0) {
         web_out_fail(req, &o, 502, "mongo: %s", e.message);
+        goto done;
+    }
+    if (gallery_renditions(w, &o.j, doc, &e) < 0) {
+        web_out_fail(req, &o, 502, "%s", e.message);
         goto done;
     }
     json_end(&o.j);

@@ -241,6 +241,26 @@ static void web_session(struct evhttp_request *req, const char *sid)
     web_out_send(req, &o, 200);
 }
 
+/* A POST that changes something: its form, and the session's CSRF token unless the Bearer token
+ * came with it, before `handle` runs. */
+static void web_post(struct evhttp_request *req, enum evhttp_cmd_type method, const char *sid,
+                     int bearer, const char *what,
+                     void (*handle)(struct web *, struct evhttp_request *, const char *))
+{
+    if (method != EVHTTP_REQ_POST) {
+        web_error(req, 405, "%s is a POST", what);
+        return;
+    }
+    char *form = web_body(req);
+    if (form == NULL)
+        web_error(req, 413, "request body too large");
+    else if (!auth_csrf_ok(&web, req, sid, bearer, form))
+        web_error(req, 403, "missing or wrong CSRF token (X-CSRF-Token, from /api/session)");
+    else
+        handle(&web, req, form);
+    free(form);
+}
+
 static void web_on_request(struct evhttp_request *req, void *arg)
 {
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
@@ -285,19 +305,12 @@ static void web_on_request(struct evhttp_request *req, void *arg)
         auth_logout(&web, req);
         return;
     }
+    if (strcmp(path, "/api/reprocess") == 0) {
+        web_post(req, method, sid, bearer, "queueing a rendition", gallery_reprocess);
+        return;
+    }
     if (strcmp(path, "/api/dead/replay") == 0) {
-        if (method != EVHTTP_REQ_POST) {
-            web_error(req, 405, "replay is a POST");
-            return;
-        }
-        char *form = web_body(req);
-        if (form == NULL)
-            web_error(req, 413, "request body too large");
-        else if (!auth_csrf_ok(&web, req, sid, bearer, form))
-            web_error(req, 403, "missing or wrong CSRF token (X-CSRF-Token, from /api/session)");
-        else
-            letters_replay(&web, req, form);
-        free(form);
+        web_post(req, method, sid, bearer, "replay", letters_replay);
         return;
     }
     if (!get) {
@@ -439,9 +452,10 @@ int main(int argc, char **argv)
     char **ops;
     int nops, status;
     argv[0] = "web";
-    if (admin_settings(&web.s, SET_REDIS | SET_MONGO | SET_GROUP | SET_HOSTS | SET_RAW, own_options,
-                       &common,
-                       "web", synopsis, argc, argv, &ops, &nops, &status) < 0)
+    /* SET_PLUGINS: PIXFLOW_TRANSFORMS is the `default` rendition the picture page shows. */
+    if (admin_settings(&web.s,
+                       SET_REDIS | SET_MONGO | SET_GROUP | SET_HOSTS | SET_RAW | SET_PLUGINS,
+                       own_options, &common, "web", synopsis, argc, argv, &ops, &nops, &status) < 0)
         return status;
     if (nops > 0) {
         admin_done();

@@ -117,6 +117,8 @@ void search_get(struct web *w, struct evhttp_request *req);
 void gallery_list(struct web *w, struct evhttp_request *req);
 /* /api/images/<id> (metadata and the URLs that produced it) or /api/images/<id>.png */
 void gallery_image(struct web *w, struct evhttp_request *req, const char *rest);
+/* POST /api/reprocess: form original=SHA256&rendition=NAME (+ CSRF), queued once (requeue.h). */
+void gallery_reprocess(struct web *w, struct evhttp_request *req, const char *form);
 /* /api/originals/<sha256>: the downloaded original, from the raw store. */
 void gallery_original(struct web *w, struct evhttp_request *req, const char *rest);
 /* A BSON document as a JSON object through j (dates as ISO 8601 text, binary data left out),

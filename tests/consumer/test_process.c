@@ -188,6 +188,33 @@ static void test_jpeg_to_gray_png(void **unused)
     assert_null(out.png);
 }
 
+/* Several renditions from one decode: each output is what its chain alone makes, and every one
+ * names the one download. */
+static void test_chains_share_one_decode(void **unused)
+{
+    const struct chain *chains[3] = {gray, NULL, gray};
+    struct process_out all[3], alone;
+    char why[64], err[512];
+
+    assert_int_equal(process_run_all(chains, 3, &limits, jpeg, sizeof(jpeg), all, why,
+                                     sizeof(why), err, sizeof(err)),
+                     PROCESS_OK);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(process_run(chains[i], &limits, jpeg, sizeof(jpeg), &alone, why,
+                                     sizeof(why), err, sizeof(err)),
+                         PROCESS_OK);
+        assert_string_equal(all[i].sha256, alone.sha256);
+        assert_int_equal(all[i].png_len, alone.png_len);
+        assert_int_equal(all[i].channels, i == 1 ? 3 : 1); /* no chain keeps the colour */
+        assert_int_equal(all[i].channels, alone.channels);
+        assert_string_equal(all[i].origin_sha256, alone.origin_sha256);
+        assert_string_equal(all[i].origin_format, "jpeg");
+        assert_int_equal(all[i].origin_width, 37);
+        process_out_free(&alone);
+        process_out_free(&all[i]);
+    }
+}
+
 /* Without a chain the picture is stored as decoded, in colour. */
 static void test_no_chain_keeps_colour(void **unused)
 {
@@ -336,6 +363,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_jpeg_to_gray_png),
         cmocka_unit_test(test_no_chain_keeps_colour),
+        cmocka_unit_test(test_chains_share_one_decode),
         cmocka_unit_test(test_bomb_refused_before_decoding),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_refusals),

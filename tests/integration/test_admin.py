@@ -269,6 +269,8 @@ def test_verify_finds_exactly_the_corrupt_documents(env, keys, mongo_db, tmp_pat
     # The stack keeps originals: each one's object is looked for, and all are there.
     assert [summary.pop(k) for k in ("originals_checked", "originals_missing",
                                      "originals_damaged")] == [6, 0, 0], summary
+    # Each kept original's `default` rendition document, checked against images and originals.
+    assert summary.pop("renditions_checked") == 6, summary
     assert summary == {"checked": 7, "ok": 2, "corrupt": 5, "sources_checked": 6, "layout": 0,
                        "kinds": {"id_mismatch": 1, "bad_base64": 1, "sha256_mismatch": 2,
                                  "bytes_mismatch": 1, "png_invalid": 2, "size_mismatch": 1,

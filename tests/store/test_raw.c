@@ -1024,6 +1024,113 @@ static void test_file_async(void **state)
     assert_int_equal(never.calls, 0);
 }
 
+/* ---- asynchronous reads (raw_get_start), both backends ------------------------------------ */
+
+struct reader {
+    struct waiter w;
+    unsigned char *bytes;
+    size_t len;
+};
+
+static void on_got(const struct raw_result *r, unsigned char *bytes, size_t len, void *arg)
+{
+    struct reader *rd = arg;
+    rd->w.calls++;
+    rd->w.res = *r;
+    rd->bytes = bytes;
+    rd->len = len;
+}
+
+/* Every object read back whole, a missing one permanent (original_missing), a cancelled read
+ * never delivered, done never from inside raw_get_start. */
+static void check_async_reads(struct rig *t, struct raw_store *r)
+{
+    enum { N = 4 };
+    struct blob b[N], missing = blob_make(399, 10);
+    struct reader rd[N + 1], never = {0};
+    struct raw_result res;
+    struct waiter *ws[N + 1];
+    memset(rd, 0, sizeof(rd));
+    for (int i = 0; i < N; i++) {
+        b[i] = blob_make(300 + (uint32_t)i, 2000 + (size_t)i * 30000);
+        assert_int_equal(raw_put(r, b[i].sha, b[i].bytes, b[i].len, "image/jpeg", &res), 0);
+    }
+    for (int i = 0; i <= N; i++)
+        assert_non_null(raw_get_start(r, i < N ? b[i].sha : missing.sha, on_got, &rd[i]));
+    raw_get_cancel(raw_get_start(r, b[0].sha, on_got, &never));
+    assert_null(raw_get_start(r, "not-a-sha", on_got, &never));
+    for (int i = 0; i <= N; i++) {
+        assert_int_equal(rd[i].w.calls, 0);
+        ws[i] = &rd[i].w;
+    }
+    double end = tserver_now() + 20;
+    for (int i = 0; i <= N; i++)
+        rig_run(t, ws[i], 1, end - tserver_now());
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(rd[i].w.calls, 1);
+        if (rd[i].w.res.status != RAW_OK)
+            fail_msg("get %d: %s %s", i, rd[i].w.res.reason, rd[i].w.res.error);
+        assert_int_equal(rd[i].len, b[i].len);
+        assert_memory_equal(rd[i].bytes, b[i].bytes, b[i].len);
+        free(rd[i].bytes);
+        blob_free(&b[i]);
+    }
+    assert_int_equal(rd[N].w.calls, 1);
+    assert_int_equal(rd[N].w.res.status, RAW_PERMANENT);
+    assert_string_equal(rd[N].w.res.reason, "original_missing");
+    assert_null(rd[N].bytes);
+    struct waiter none = {0};
+    rig_run(t, &none, 1, 0.3);
+    assert_int_equal(never.w.calls, 0);
+    blob_free(&missing);
+}
+
+static void test_s3_async_reads(void **state)
+{
+    struct rig t;
+    rig_up(&t);
+    struct raw_store *r = s3_store(BUCKET, ACCESS, SECRET, &t.loop);
+    check_async_reads(&t, r);
+    raw_free(r);
+    rig_down(&t);
+}
+
+static void test_file_async_reads(void **state)
+{
+    char dir[900];
+    make_dir(dir, sizeof(dir), "async-reads");
+    struct rig t;
+    rig_up(&t);
+    struct raw_store *r = file_store(dir, "raw", &t.loop);
+    check_async_reads(&t, r);
+    raw_free(r);
+    rig_down(&t); /* the cancelled read ends at the latest here, unseen */
+}
+
+/* A GET refused with 503 SlowDown is tried again on the loop's timer, then read. */
+static void test_s3_async_read_retried(void **state)
+{
+    const char *replies[] = {"503 SlowDown", "200"};
+    struct rig t;
+    rig_up(&t);
+    script_start(replies, 2);
+    struct raw_store *r = script_store(&t.loop);
+    struct blob b = blob_make(31, 10);
+    struct reader rd = {0};
+    assert_non_null(raw_get_start(r, b.sha, on_got, &rd));
+    rig_run(&t, &rd.w, 1, 20);
+    assert_int_equal(rd.w.calls, 1);
+    assert_int_equal(rd.w.res.status, RAW_OK);
+    assert_int_equal(rd.w.res.tries, 1);
+    free(rd.bytes);
+    raw_free(r);
+    rig_down(&t);
+    script_stop();
+    assert_int_equal(script.served, 2);
+    assert_string_equal(script.methods[1], "GET");
+    blob_free(&b);
+}
+
 /* ---- outages (last: they stop the server) -------------------------------------------------- */
 
 static void test_s3_server_stopped(void **state)
@@ -1124,6 +1231,9 @@ int main(void)
         cmocka_unit_test(test_file_read_only),
         cmocka_unit_test(test_file_full_disk),
         cmocka_unit_test(test_file_async),
+        cmocka_unit_test(test_s3_async_reads),
+        cmocka_unit_test(test_file_async_reads),
+        cmocka_unit_test(test_s3_async_read_retried),
         cmocka_unit_test(test_s3_server_stopped),
         cmocka_unit_test(test_s3_async_recovers),
     };

@@ -137,8 +137,8 @@ static void timg_free(struct timg *t)
 }
 
 static const struct lineage_link test_chain[] = {
-    {"grayscale", "1.0.0", "aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11"},
-    {"resize", "0.3.1", NULL},
+    {"grayscale", "1.0.0", "aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11", ""},
+    {"resize", "0.3.1", NULL, ""},
 };
 
 static struct store_doc doc_of(const struct timg *t, const char *url)
@@ -1230,6 +1230,126 @@ static void test_race_same_url_into_existing(void **state)
 }
 /* ---- server down ---- */
 
+/* ---- renditions (store_put_rendition) ---- */
+
+static const char ORIG[] = "cc33cc33cc33cc33cc33cc33cc33cc33cc33cc33cc33cc33cc33cc33cc33cc33";
+
+static struct store_doc rendition_of(const struct timg *t, const char *stream)
+{
+    struct store_doc d = doc_of(t, "https://picsum.photos/64/64");
+    d.origin.sha256 = ORIG;
+    d.rendition = "thumb";
+    d.stream_id = stream;
+    return d;
+}
+
+struct rracer {
+    struct ctx *c;
+    pthread_barrier_t *go;
+    const struct timg *img;
+    char stream[STORE_OWNER_MAX];
+    int rc;
+    enum store_outcome out;
+};
+
+static void *rracer_run(void *arg)
+{
+    struct rracer *r = arg;
+    char err[256];
+    struct store_doc d = rendition_of(r->img, r->stream);
+    pthread_barrier_wait(r->go);
+    r->rc = store_put_rendition(r->c->st, &d, 0, &r->out, err, sizeof(err));
+    return NULL;
+}
+
+/* Workers making one rendition at once: one document; identical bytes are one image, and a
+ * chain that is not deterministic leaves only the winner's image. */
+static void test_rendition_race(void **state)
+{
+    struct ctx *c = *state;
+    struct timg same, other[NTHREADS];
+    struct rracer r[NTHREADS] = {0};
+    pthread_t th[NTHREADS];
+    pthread_barrier_t go;
+    timg_make(&same, 70, 1500);
+    for (int round = 0; round < 2; round++) {
+        pthread_barrier_init(&go, NULL, NTHREADS);
+        for (int i = 0; i < NTHREADS; i++) {
+            if (round == 1)
+                timg_make(&other[i], 80 + (uint32_t)i, 1500);
+            r[i] = (struct rracer){c, &go, round == 0 ? &same : &other[i], "", 0, 0};
+            snprintf(r[i].stream, sizeof(r[i].stream), "17000000%05d-%d", round, i);
+            assert_int_equal(pthread_create(&th[i], NULL, rracer_run, &r[i]), 0);
+        }
+        for (int i = 0; i < NTHREADS; i++)
+            pthread_join(th[i], NULL);
+        pthread_barrier_destroy(&go);
+        int inserted = 0;
+        for (int i = 0; i < NTHREADS; i++) {
+            assert_int_equal(r[i].rc, 0);
+            inserted += r[i].out == STORE_INSERTED;
+        }
+        assert_int_equal(inserted, round == 0 ? 1 : 0); /* round 1: round 0's document stays */
+        assert_int_equal(count_in(c, "renditions", bson_new()), 1);
+        assert_int_equal(count_where(c, BCON_NEW("rendition", BCON_UTF8("thumb"))), 1);
+    }
+    struct store_rendition sr;
+    char err[256];
+    assert_int_equal(store_find_rendition(c->st, ORIG, "thumb", test_chain, 2, &sr, err,
+                                          sizeof(err)),
+                     0);
+    assert_true(sr.found && sr.current);
+    assert_string_equal(sr.image, same.sha);
+    timg_free(&same);
+    for (int i = 0; i < NTHREADS; i++)
+        timg_free(&other[i]);
+}
+
+/* Cut between the image and its document: the next try writes the document. Then a new chain
+ * (a plugin upgrade) replaces it only when asked to. */
+static void test_rendition_crash_and_stale(void **state)
+{
+    struct ctx *c = *state;
+    struct timg a;
+    char err[256];
+    enum store_outcome out;
+    timg_make(&a, 90, 1200);
+    struct store_doc d = rendition_of(&a, "1700000000001-0");
+    bson_t *img = BCON_NEW("_id", BCON_UTF8(a.sha), "rendition", BCON_UTF8("thumb"));
+    assert_true(mongoc_collection_insert_one(c->coll, img, NULL, NULL, NULL));
+    bson_destroy(img);
+    assert_int_equal(store_put_rendition(c->st, &d, 0, &out, err, sizeof(err)), 0);
+    assert_int_equal(out, STORE_INSERTED); /* the image was there; the document is this call's */
+    assert_int_equal(count_in(c, "renditions", bson_new()), 1);
+    assert_int_equal(count_all(c), 1);
+
+    static const struct lineage_link upgraded[] = {
+        {"grayscale", "1.0.1", "dd44dd44dd44dd44dd44dd44dd44dd44dd44dd44dd44dd44dd44dd44dd44dd44",
+         ""},
+        {"resize", "0.3.1", NULL, "width=64"},
+    };
+    struct store_rendition sr;
+    assert_int_equal(store_find_rendition(c->st, ORIG, "thumb", upgraded, 2, &sr, err,
+                                          sizeof(err)),
+                     0);
+    assert_true(sr.found && !sr.current);
+    d.transforms = upgraded;
+    assert_int_equal(store_put_rendition(c->st, &d, 0, &out, err, sizeof(err)), 0);
+    assert_int_equal(out, STORE_ALREADY); /* not asked to replace */
+    assert_int_equal(store_put_rendition(c->st, &d, 1, &out, err, sizeof(err)), 0);
+    assert_int_equal(out, STORE_INSERTED);
+    assert_int_equal(store_find_rendition(c->st, ORIG, "thumb", upgraded, 2, &sr, err,
+                                          sizeof(err)),
+                     0);
+    assert_true(sr.found && sr.current);
+    assert_int_equal(store_put_rendition(c->st, &d, 1, &out, err, sizeof(err)), 0);
+    assert_int_equal(out, STORE_ALREADY); /* current now: nothing to redo */
+    d.rendition = "a/b";
+    assert_int_equal(store_put_rendition(c->st, &d, 0, &out, err, sizeof(err)),
+                     STORE_ERR_PERMANENT);
+    timg_free(&a);
+}
+
 static void test_server_down_and_back(void **state)
 {
     struct ctx *c = *state;
@@ -1304,6 +1424,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_race_same_entry, ctx_setup, ctx_teardown),
         cmocka_unit_test_setup_teardown(test_race_large, ctx_setup, ctx_teardown),
         cmocka_unit_test_setup_teardown(test_race_same_url_into_existing, ctx_setup, ctx_teardown),
+        cmocka_unit_test_setup_teardown(test_rendition_race, ctx_setup, ctx_teardown),
+        cmocka_unit_test_setup_teardown(test_rendition_crash_and_stale, ctx_setup, ctx_teardown),
         cmocka_unit_test_setup_teardown(test_server_down_and_back, ctx_setup, ctx_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -143,7 +143,10 @@ function renderOverview(data) {
     card("backlog", fmtInt(st.backlog), st.group_exists ? "not yet read" : "no group yet", "card-backlog"),
     card("pending", fmtInt(st.pending), "read, not acked", "card-pending"),
     card("oldest pending", oldest ? fmtAge(oldest.age_ms) : "–", oldest ? "at " + oldest.consumer : "", "card-oldest"),
-    card("dead letters", fmtInt(s.dead.letters), "now in the dead stream", "card-dead"));
+    card("dead letters", fmtInt(s.dead.letters), "now in the dead stream", "card-dead"),
+    c.reprocess_queued ? card("reprocess", fmtInt((c.reprocessed || 0) + (c.reprocess_failed || 0)) +
+      " / " + fmtInt(c.reprocess_queued), fmtRate(r.reprocessed) + (c.reprocess_failed ?
+      " · " + fmtInt(c.reprocess_failed) + " failed" : ""), "card-reprocess") : null);
 
   const names = Object.keys(c).sort((a, b) => {
     const ia = MAIN.indexOf(a), ib = MAIN.indexOf(b);
@@ -384,11 +387,40 @@ async function showImage(id) {
     el("h2", { text: "Transforms" }),
     table("transforms", ["name", "version", "sha256 of the plugin"], (i.transforms || []).map((t) =>
       el("tr", {}, el("td", { text: t.name }), el("td", { text: t.version }), el("td", { class: "mono", text: t.sha256 })))),
+    el("h2", { text: "Renditions of its original" }),
+    renditionsOf(i, d),
     el("h2", { text: "URLs that produced it" }),
     d.sources.length ? table("sources", ["URL", "role", "entry", "at"], d.sources.map((s) =>
       el("tr", {}, el("td", { class: "url mono" }, el("a", { href: "#search?url=" + encodeURIComponent(s._id), text: s._id })),
         el("td", { text: s.role }), el("td", { class: "mono", text: s.stream_id }), el("td", { text: s.inserted_at }))))
       : el("p", { class: "muted", id: "sources", text: "No sources document names this image." }));
+}
+
+// Every rendition defined, with what the original has of it and a button to queue it.
+function renditionsOf(image, d) {
+  const have = {};
+  for (const r of d.renditions || []) have[r.rendition] = r;
+  const sha = (image.origin || {}).sha256;
+  const names = Object.keys(d.defined || {});
+  return table("renditions", ["rendition", "chain", "picture", "recorded chain", ""], names.map((n) => {
+    const r = have[n];
+    const recorded = r ? (r.chain || []).map((l) => l.name + " " + l.version).join(", ") : "–";
+    const button = n === "default" || !d.original ? null : el("button", {
+      class: "reprocess", "data-rendition": n, text: r ? "Redo" : "Make it",
+      onclick: async (ev) => {
+        const body = new URLSearchParams({ original: sha, rendition: n });
+        try {
+          const res = await api("/api/reprocess", { method: "POST", body, headers: { "X-CSRF-Token": csrf || "" } });
+          ev.target.replaceWith(el("span", { class: "muted", text: res.queued ? "queued" : "already queued" }));
+        } catch (e) {
+          ev.target.replaceWith(fail(e));
+        }
+      },
+    });
+    return el("tr", {}, el("td", { class: "mono", text: n }), el("td", { class: "mono", text: d.defined[n] }),
+      el("td", {}, r ? el("a", { href: "#image/" + r.image, text: r.image.slice(0, 12) + "…" }) : el("span", { class: "muted", text: "none" })),
+      el("td", { text: recorded }), el("td", {}, button));
+  }));
 }
 
 // ---- routing ----
