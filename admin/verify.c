@@ -509,7 +509,8 @@ static int verify_scan(struct verify *v, char *err, size_t errlen)
                  BCON_INT32(1), DOC_HEIGHT, BCON_INT32(1), DOC_CHANNELS, BCON_INT32(1), DOC_BYTES,
                  BCON_INT32(1), DOC_STORAGE, BCON_INT32(1), DOC_GRIDFS_ID, BCON_INT32(1),
                  DOC_SOURCE, BCON_INT32(1), DOC_INSERTED_AT, BCON_INT32(1), DOC_STREAM_ID,
-                 BCON_INT32(1), DOC_FORMAT, BCON_INT32(1), "}", "batchSize", BCON_INT32(16));
+                 BCON_INT32(1), DOC_FORMAT, BCON_INT32(1), DOC_RENDITION, BCON_INT32(1), "}",
+                 "batchSize", BCON_INT32(16));
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(v->m->images, &filter, opts, NULL);
     const bson_t *doc;
     bson_error_t e;

@@ -157,7 +157,7 @@ def test_reprocess_from_raw_store_and_new_urls_get_both(env, keys, mongo_db, fle
 
     checked = run("pixflow", "verify", env=env)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert f"; {2 * len(every)} renditions;" in checked.stdout.decode(), checked.stdout
+    assert f"renditions: {2 * len(every)} checked" in checked.stdout.decode(), checked.stdout
     # A rendition whose image went away is reported, with its kind.
     victim = thumbs(mongo_db)[next(iter(every))]
     mongo_db["renditions"].insert_one({"_id": "f" * 64 + "/thumb", "image": victim["image"],
