@@ -3,7 +3,8 @@
 # FerretDB, an S3 server for the originals, the picsum-like image server), ingest
 # examples/catalog.txt, run two workers until the stream is drained, and show the counters, the
 # dead letters, a check of every stored document and original, one stored picture and the
-# original it was made from, read back from the raw store.
+# original it was made from, read back from the raw store; then a rendition added and
+# reprocessed from the kept originals.
 # The stack stays up afterwards with the console (pixflow web) on a free loopback port, so the
 # results can be inspected; the script itself ends, and `scripts/stack.sh stop` stops them all.
 # The stack lives in $PIXFLOW_STACK_DIR (default .stack/), stopped and emptied first.
@@ -64,8 +65,21 @@ echo "demo: every stored document re-checked, every original re-hashed (pixflow 
 build/bin/pixflow verify --raw || true
 build/bin/pixflow get https://picsum.photos/1200/800 -o "$PIXFLOW_STACK_DIR/example.png"
 build/bin/pixflow get https://picsum.photos/1200/800 --original -o "$PIXFLOW_STACK_DIR/original.jpg"
+
+echo
+echo "demo: a transform added today reaches what was collected: a rendition, reprocessed from the"
+echo "      kept originals (no download), while a worker runs"
+build/bin/pixflow renditions add thumb grayscale,thumbnail:size=64
+PIXFLOW_CONSUMER=demo-3 build/bin/pixflow-consumer --exit-when-idle 3s --log-level warn \
+    2>"$PIXFLOW_STACK_DIR/consumer-3.log" &
+worker=$!
+build/bin/pixflow reprocess thumb --wait
+wait "$worker"
+build/bin/pixflow renditions
+build/bin/pixflow get https://picsum.photos/1200/800 --rendition thumb -o "$PIXFLOW_STACK_DIR/thumb.png"
 echo
 echo "demo: one stored picture, decoded from its base64: $PIXFLOW_STACK_DIR/example.png"
+echo "demo: its thumb rendition, made from the kept original: $PIXFLOW_STACK_DIR/thumb.png"
 echo "demo: the original it was made from, as downloaded, from the raw store ($PIXFLOW_RAW_URL):"
 echo "  $PIXFLOW_STACK_DIR/original.jpg ($(wc -c <"$PIXFLOW_STACK_DIR/original.jpg") bytes)"
 
