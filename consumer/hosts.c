@@ -768,6 +768,9 @@ struct host_ticket *hosts_ask(struct hosts *hs, const char *url, hosts_go_fn *go
     t->go = go;
     t->arg = arg;
     t->state = T_WAITING;
+    /* Joining a queue its host already holds (paused, full, or the head reserved for later): it
+     * waits too, though host_waits marked only the tickets there before it. */
+    t->waited = h->reserved != NULL || h->timer_kind != TIMER_NONE;
     t->prev = h->tail;
     if (h->tail)
         h->tail->next = t;

@@ -574,17 +574,19 @@ def test_sigterm_drains_then_leaves_the_rest_pending(env, keys, mongo_db, fleet)
 
 
 def test_sigterm_hands_back_the_unfinished_at_once(env, keys, mongo_db, fleet):
-    """A stopping worker hands back what it could not finish: a live worker with the default
-    --reclaim-idle (30 s) takes it over within one --reclaim-every, not 30 s later."""
+    """A stopping worker hands back what it could not finish: a live worker takes it over within
+    one --reclaim-every, not --reclaim-idle (12 s here) later. The downloads hang for 20 s, longer
+    than anything in the test waits: a worker aborts a reply that sends nothing for 15 s (its
+    low-speed limit), so the slow ones must still be hanging when A stops."""
     t = token()
     urls = [f"{PICSUM}/{w}/{h}?fault=slow&delay_ms=20000&times=1&u={t}" for w, h in sizes(5)]
     ids = keys.xadd_all(urls)
-    a = fleet.start(env, "A", "--drain-timeout", "1s")
+    a = fleet.start(env, "A", "--drain-timeout", "1s", "--reclaim-idle", "12s")
     wait_for("A to hold the entries", lambda: keys.pending_by_consumer().get("A", 0) == 5, 15)
-    b = fleet.start(env, "B", "--reclaim-every", "300ms")
-    # A worker reclaims nothing for two lease periods after it connects (15 s here), the time
+    b = fleet.start(env, "B", "--reclaim-every", "300ms", "--reclaim-idle", "12s")
+    # A worker reclaims nothing for two lease periods after it connects (6 s here), the time
     # the others need to renew their leases after a Redis restart; then A's lease still holds.
-    time.sleep(16)
+    time.sleep(7)
     assert "event=reclaimed" not in b.log()
     assert keys.pending_by_consumer() == {"A": 5}
     a.signal(signal.SIGTERM)
