@@ -188,6 +188,13 @@ class Stack:
     def pid(self, name):
         return int((self.folder / f"{name}.pid").read_text())
 
+    def raw_bucket(self):
+        """The bucket the stack keeps originals in (PIXFLOW_RAW_URL s3://BUCKET/...), or exit."""
+        url = self.env.get("PIXFLOW_RAW_URL", "")
+        if not url.startswith("s3://"):
+            sys.exit("the stack keeps no originals in S3 (scripts/stack.sh sets PIXFLOW_RAW_URL)")
+        return url[len("s3://"):].split("/", 1)[0]
+
 
 # ---- (a) the pictures and the compute floor ----
 

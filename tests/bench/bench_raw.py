@@ -64,9 +64,7 @@ def main():
     stack = bp.Stack(tmp / "stack", args.build_dir)
     try:
         stack.start()
-        if not stack.env.get("PIXFLOW_RAW_URL", "").startswith("s3://"):
-            sys.exit("the stack keeps no originals in S3 (scripts/stack.sh sets PIXFLOW_RAW_URL)")
-        bucket = stack.env["PIXFLOW_RAW_URL"][len("s3://"):].split("/", 1)[0]
+        bucket = stack.raw_bucket()
         sizes = bp.pipeline_sizes(args.urls, args.seed)
         t = time.monotonic()
         files = bp.fetch_pictures(stack.env["PIXFLOW_PICSUM_HTTP"], sizes, tmp / "pictures")

@@ -101,8 +101,7 @@ def main():
     stack = bp.Stack(tmp / "stack", args.build_dir)
     try:
         stack.start()
-        if not stack.env.get("PIXFLOW_RAW_URL", "").startswith("s3://"):
-            sys.exit("the stack keeps no originals in S3 (scripts/stack.sh sets PIXFLOW_RAW_URL)")
+        stack.raw_bucket()  # the reprocess reads the originals from S3
         sizes = bp.pipeline_sizes(args.urls, args.seed)
         bp.fetch_pictures(stack.env["PIXFLOW_PICSUM_HTTP"], sizes, tmp / "pictures")
         catalog = tmp / "catalog.txt"
