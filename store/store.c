@@ -1189,24 +1189,33 @@ done:
     return rc;
 }
 
-int store_find_url(struct store *st, const char *url, char *id_out, char *owner_out, int *found,
-                   char *err, size_t errlen)
+/* sources[url], with a connection of its own: what store_find_url and store_find_origin read. */
+static int store_claim_get(struct store *st, const char *url, struct store_claim *cl, int *found,
+                           char *err, size_t errlen)
 {
     bson_error_t e;
     struct store_conn c;
-    struct store_claim cl;
-    int have = 0;
     if (url == NULL || !bson_utf8_validate(url, strlen(url), false)) {
         snprintf(err, errlen, "store: url is missing or not valid UTF-8");
         return -1;
     }
     store_conn_open(st, &c);
-    int rc = store_claim_read(&c, url, &cl, &have, &e);
+    int rc = store_claim_read(&c, url, cl, found, &e);
     store_conn_close(st, &c);
     if (rc < 0) {
         store_fail(err, errlen, &e, "find url %s", url);
         return -1;
     }
+    return 0;
+}
+
+int store_find_url(struct store *st, const char *url, char *id_out, char *owner_out, int *found,
+                   char *err, size_t errlen)
+{
+    struct store_claim cl;
+    int have = 0;
+    if (store_claim_get(st, url, &cl, &have, err, errlen) < 0)
+        return -1;
     /* The claim alone answers: it is written after its image, with the role the image insert
      * decided, so it names an image that was stored. Not reading the image keeps a redelivery
      * of a stored entry off `images`, which FerretDB would scan (see the top). An image removed
@@ -1223,18 +1232,9 @@ int store_find_url(struct store *st, const char *url, char *id_out, char *owner_
 int store_find_origin(struct store *st, const char *url, int *found, char *origin, char *err,
                       size_t errlen)
 {
-    bson_error_t e;
-    struct store_conn c;
     struct store_claim cl;
-    if (url == NULL || !bson_utf8_validate(url, strlen(url), false)) {
-        snprintf(err, errlen, "store: url is missing or not valid UTF-8");
+    if (store_claim_get(st, url, &cl, found, err, errlen) < 0)
         return -1;
-    }
-    store_conn_open(st, &c);
-    int rc = store_claim_read(&c, url, &cl, found, &e);
-    store_conn_close(st, &c);
-    if (rc < 0)
-        return store_fail(err, errlen, &e, "find url %s", url);
     if (*found)
         memcpy(origin, cl.origin, sizeof(cl.origin));
     return 0;
