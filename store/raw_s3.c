@@ -14,8 +14,12 @@
  *  - it neither canonicalizes a query string nor URI-encodes the path: no request has a query,
  *    and keys are [a-z0-9/._-] without dot segments (raw.c).
  *
- * Write once: HEAD first; 200 with the same length is "existed", 404 (or another length) is a
- * PUT. Transient failures (connection, timeout, 5xx, 429, 408, SlowDown, RequestTimeout) are
+ * Write once, in one request when the object is new: a PUT with "If-None-Match: *", which S3,
+ * MinIO, Ceph and versitygw refuse with 412 when the key exists (before the body is sent, after
+ * "100 Continue"). A 412 is then confirmed by a HEAD: 200 with the same length is "existed";
+ * 404 or another length (an object damaged or removed meanwhile) is a plain PUT, written whole.
+ * A server that ignores the condition overwrites the same bytes, which only undercounts
+ * raw_existing. Transient failures (connection, timeout, 5xx, 429, 408, SlowDown, RequestTimeout) are
  * tried again S3_RETRIES times with exponential backoff and jitter, then reported. The blocking
  * path sleeps between tries; the asynchronous one puts its easy handle on the worker's multi
  * through raw_loop.add and arms an evtimer on the loop's base. Both decide with s3_step.
@@ -50,7 +54,7 @@ struct s3 {
     char user_agent[48];
 };
 
-enum s3_method { S3_HEAD, S3_GET, S3_PUT };
+enum s3_method { S3_HEAD, S3_GET, S3_PUT, S3_PUT_NEW /* a PUT with If-None-Match: * */ };
 
 /* One request: its easy handle and what its callbacks fill. */
 struct s3_req {
@@ -64,10 +68,10 @@ struct s3_req {
     char errbuf[CURL_ERROR_SIZE];
 };
 
-/* A write: HEAD, then PUT when needed, with its retries. */
+/* A write: PUT_NEW, then HEAD and PUT when it finds the key taken, with its retries. */
 struct s3_op {
     struct raw_put *p;
-    enum s3_method phase; /* S3_HEAD or S3_PUT */
+    enum s3_method phase; /* S3_PUT_NEW, S3_HEAD or S3_PUT */
     int retries;
     uint64_t rng; /* jitter */
     struct s3_req req;
@@ -198,16 +202,20 @@ static int s3_req_prepare(struct raw_store *r, struct s3_req *q, enum s3_method 
     if (q->easy == NULL)
         return -1;
 
+    int put = m == S3_PUT || m == S3_PUT_NEW;
     struct curl_slist *l;
-    snprintf(line, sizeof(line), "x-amz-content-sha256: %s",
-             m == S3_PUT ? sha256 : S3_EMPTY_SHA256);
+    snprintf(line, sizeof(line), "x-amz-content-sha256: %s", put ? sha256 : S3_EMPTY_SHA256);
     l = curl_slist_append(NULL, line);
-    if (l && m == S3_PUT) {
+    if (l && put) {
         char type[RAW_TYPE_MAX];
         s3_content_type(content_type, type, sizeof(type));
         snprintf(line, sizeof(line), "Content-Type: %s", type);
         q->hdrs = l;
         l = curl_slist_append(l, line);
+    }
+    if (l && m == S3_PUT_NEW) {
+        q->hdrs = l;
+        l = curl_slist_append(l, "If-None-Match: *");
     }
     if (l && r->session_token[0]) {
         /* a header of any length: the token is not bounded by `line` */
@@ -251,7 +259,7 @@ static int s3_req_prepare(struct raw_store *r, struct s3_req *q, enum s3_method 
     }
     if (m == S3_HEAD) {
         SET(CURLOPT_NOBODY, 1L);
-    } else if (m == S3_PUT) {
+    } else if (put) {
         SET(CURLOPT_UPLOAD, 1L);
         SET(CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
         SET(CURLOPT_READFUNCTION, s3_read_cb);
@@ -376,7 +384,7 @@ static int s3_op_prepare(struct s3_op *op)
     struct raw_put *p = op->p;
     if (op->phase == S3_HEAD)
         return s3_req_prepare(p->r, &op->req, S3_HEAD, p->key, NULL, NULL, 0, "");
-    return s3_req_prepare(p->r, &op->req, S3_PUT, p->key, p->sha256, p->bytes, p->len,
+    return s3_req_prepare(p->r, &op->req, op->phase, p->key, p->sha256, p->bytes, p->len,
                           p->content_type);
 }
 
@@ -395,6 +403,10 @@ static enum s3_next s3_step(struct s3_op *op, CURLcode rc, long *delay_ms)
     struct raw_put *p = op->p;
     struct raw_result *res = &p->res;
     long code = rc == CURLE_OK ? s3_code(&op->req) : 0;
+    if (rc == CURLE_OK && op->phase == S3_PUT_NEW && code == 412) {
+        op->phase = S3_HEAD; /* the key is taken: by these bytes, unless damaged */
+        return S3_SEND;
+    }
     if (rc == CURLE_OK && op->phase == S3_HEAD && (code == 200 || code == 404)) {
         curl_off_t have = -1;
         curl_easy_getinfo(op->req.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &have);
@@ -406,7 +418,7 @@ static enum s3_next s3_step(struct s3_op *op, CURLcode rc, long *delay_ms)
         op->phase = S3_PUT; /* missing, or another length: (re)written whole */
         return S3_SEND;
     }
-    if (rc == CURLE_OK && op->phase == S3_PUT && code >= 200 && code < 300) {
+    if (rc == CURLE_OK && op->phase != S3_HEAD && code >= 200 && code < 300) {
         raw_set(res, RAW_OK, "ok", "%s", "");
         res->existed = 0;
         return S3_DONE;
@@ -426,7 +438,7 @@ static void s3_op_init(struct s3_op *op, struct raw_put *p)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     op->p = p;
-    op->phase = S3_HEAD;
+    op->phase = S3_PUT_NEW;
     op->rng = ((uint64_t)(uintptr_t)op ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32)) | 1;
 }
 

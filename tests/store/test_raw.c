@@ -603,6 +603,7 @@ static struct {
     const char *replies[SCRIPT_MAX]; /* "503 SlowDown", "404", "200": one per connection */
     int count, served;
     char methods[SCRIPT_MAX][8];
+    int if_none_match[SCRIPT_MAX]; /* the request carried "If-None-Match: *" */
 } script = {.fd = -1};
 
 /* Reads one request (its body too, by Content-Length: bodies here are under 1 KiB, so curl sends
@@ -631,6 +632,8 @@ static void script_serve(int fd)
     }
     int i = script.served < script.count ? script.served : script.count - 1;
     snprintf(script.methods[i], sizeof(script.methods[i]), "%.*s", (int)strcspn(req, " "), req);
+    const char *inm = strcasestr(req, "\r\nif-none-match: *\r\n");
+    script.if_none_match[i] = inm != NULL && inm < end;
     script.served++;
     const char *reply = script.replies[i];
     char xml[256] = "", head[512];
@@ -664,6 +667,7 @@ static void script_start(const char **replies, int count)
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof(a);
     memset(script.methods, 0, sizeof(script.methods));
+    memset(script.if_none_match, 0, sizeof(script.if_none_match));
     for (int i = 0; i < count; i++)
         script.replies[i] = replies[i];
     script.count = count;
@@ -699,20 +703,57 @@ static struct raw_store *script_store(const struct raw_loop *loop)
 /* SlowDown and 503 are tried again, with backoff, until the PUT goes through. */
 static void test_s3_slow_down_then_ok(void **state)
 {
-    const char *replies[] = {"404", "503 SlowDown", "503 ServiceUnavailable", "200"};
+    const char *replies[] = {"503 SlowDown", "503 ServiceUnavailable", "200"};
     struct blob b = blob_make(21, 500);
     struct raw_result res;
-    script_start(replies, 4);
+    script_start(replies, 3);
     struct raw_store *r = script_store(NULL);
     assert_int_equal(raw_put(r, b.sha, b.bytes, b.len, "image/png", &res), 0);
     assert_int_equal(res.existed, 0);
     assert_int_equal(res.tries, 2);
     assert_true(res.ms >= 300); /* at least 0.1 + 0.2 s of backoff */
     script_stop();
-    assert_int_equal(script.served, 4);
-    assert_string_equal(script.methods[0], "HEAD");
-    assert_string_equal(script.methods[3], "PUT");
+    assert_int_equal(script.served, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(script.methods[i], "PUT");
+        assert_true(script.if_none_match[i]);
+    }
     raw_free(r);
+    blob_free(&b);
+}
+
+/* A new object is one conditional PUT. A 412 (the key is taken) is confirmed by a HEAD; when
+ * the object went away meanwhile, or has another length, a plain PUT writes it whole. */
+static void test_s3_conditional_put(void **state)
+{
+    const char *fresh[] = {"200"};
+    const char *taken[] = {"412 PreconditionFailed", "404", "200"};
+    struct blob b = blob_make(23, 700);
+    struct raw_result res;
+
+    script_start(fresh, 1);
+    struct raw_store *r = script_store(NULL);
+    assert_int_equal(raw_put(r, b.sha, b.bytes, b.len, "image/png", &res), 0);
+    assert_int_equal(res.existed, 0);
+    raw_free(r);
+    script_stop();
+    assert_int_equal(script.served, 1);
+    assert_string_equal(script.methods[0], "PUT");
+    assert_true(script.if_none_match[0]);
+
+    script_start(taken, 3);
+    r = script_store(NULL);
+    assert_int_equal(raw_put(r, b.sha, b.bytes, b.len, "image/png", &res), 0);
+    assert_int_equal(res.status, RAW_OK);
+    assert_int_equal(res.existed, 0);
+    assert_int_equal(res.tries, 0);
+    raw_free(r);
+    script_stop();
+    assert_int_equal(script.served, 3);
+    assert_string_equal(script.methods[0], "PUT");
+    assert_string_equal(script.methods[1], "HEAD");
+    assert_string_equal(script.methods[2], "PUT");
+    assert_false(script.if_none_match[2]);
     blob_free(&b);
 }
 
@@ -722,7 +763,7 @@ static void test_s3_errors_by_status(void **state)
 {
     const char *err500[] = {"500 InternalError"};
     const char *err429[] = {"429"};
-    const char *err400[] = {"404", "400 InvalidRequest"};
+    const char *err400[] = {"400 InvalidRequest"};
     struct blob b = blob_make(22, 500);
     struct raw_result res;
 
@@ -740,7 +781,7 @@ static void test_s3_errors_by_status(void **state)
     raw_free(r);
     rig_down(&t);
     script_stop();
-    assert_int_equal(script.served, 4); /* the HEAD, tried 3 times more */
+    assert_int_equal(script.served, 4); /* the PUT, tried 3 times more */
 
     script_start(err429, 1);
     r = script_store(NULL);
@@ -759,7 +800,7 @@ static void test_s3_errors_by_status(void **state)
     assert_int_equal(res.tries, 0);
     raw_free(r);
     script_stop();
-    assert_int_equal(script.served, 2);
+    assert_int_equal(script.served, 1);
     blob_free(&b);
 }
 
@@ -1216,6 +1257,7 @@ int main(void)
         cmocka_unit_test(test_s3_check_and_names),
         cmocka_unit_test(test_s3_round_trip),
         cmocka_unit_test(test_s3_existed_writes_nothing),
+        cmocka_unit_test(test_s3_conditional_put),
         cmocka_unit_test(test_s3_missing_object),
         cmocka_unit_test(test_s3_wrong_credentials),
         cmocka_unit_test(test_s3_no_bucket),
