@@ -15,14 +15,15 @@
  *    and keys are [a-z0-9/._-] without dot segments (raw.c).
  *
  * Write once, in one request when the object is new: a PUT with "If-None-Match: *", which S3,
- * MinIO, Ceph and versitygw refuse with 412 when the key exists (before the body is sent, after
- * "100 Continue"). A 412 is then confirmed by a HEAD: 200 with the same length is "existed";
- * 404 or another length (an object damaged or removed meanwhile) is a plain PUT, written whole.
- * A server that ignores the condition overwrites the same bytes, which only undercounts
- * raw_existing. Transient failures (connection, timeout, 5xx, 429, 408, SlowDown, RequestTimeout) are
- * tried again S3_RETRIES times with exponential backoff and jitter, then reported. The blocking
- * path sleeps between tries; the asynchronous one puts its easy handle on the worker's multi
- * through raw_loop.add and arms an evtimer on the loop's base. Both decide with s3_step.
+ * MinIO, Ceph and versitygw refuse with 412 when the key exists (in answer to "Expect:
+ * 100-continue", so the body is not sent). A 412 is then confirmed by a HEAD: 200 with the same
+ * length is "existed"; 404 or another length (an object damaged or removed meanwhile) is a
+ * plain PUT, written whole. A server that ignores the condition overwrites the same bytes, which
+ * only undercounts raw_existing. Transient failures (connection, timeout, 5xx, 429, 408,
+ * SlowDown, RequestTimeout) are tried again S3_RETRIES times with exponential backoff and
+ * jitter, then reported. The blocking path sleeps between tries; the asynchronous one puts its
+ * easy handle on the worker's multi through raw_loop.add and arms an evtimer on the loop's base.
+ * Both decide with s3_step.
  *
  * The endpoint is the operator's: no address check (netguard is for sources), and a proxy from
  * the environment (https_proxy, no_proxy) applies as to any curl program. */
