@@ -594,6 +594,19 @@ def test_console_runs_with_its_token_from_a_secret():
                        ["metadata"]["labels"])
 
 
+def test_the_console_names_the_consumers_chain():
+    # A picture's page shows the `default` rendition: the console reads the consumers' chain
+    # from their ConfigMap, and rolls with it (one checksum covers both maps).
+    docs = render(["all-on-values.yaml"], ["consumer.transforms=grayscale\\,invert"])
+    dep = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-web"))
+    ref = env_list(container(dep["spec"]["template"]["spec"], "web"))["PIXFLOW_TRANSFORMS"]
+    ref = ref["valueFrom"]["configMapKeyRef"]
+    maps = {d["metadata"]["name"]: d["data"] for d in find(docs, "ConfigMap")}
+    assert maps[ref["name"]][ref["key"]] == "grayscale,invert"
+    c = container(consumer_deployment(docs)["spec"]["template"]["spec"], "consumer")
+    assert config_of(docs, c)["PIXFLOW_TRANSFORMS"] == "grayscale,invert"
+
+
 def test_notes_tell_how_to_push_urls_and_read_counters(tmp_path):
     """NOTES.txt rendered by Helm's engine: `helm template` skips notes, so a copy of the chart
     carries them inside a ConfigMap template."""

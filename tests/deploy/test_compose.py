@@ -343,6 +343,17 @@ def test_a_real_bucket_is_set_in_env_alone(tmp_path):
         assert env["AWS_ACCESS_KEY_ID"] == "AKIAEXAMPLE", name
 
 
+def test_one_transform_chain_for_consumers_console_and_admin(model, tmp_path):
+    # The `default` rendition is what the consumers make; the console and the admin CLI name it.
+    for name in ("consumer", "web", "admin"):
+        assert services(model)[name]["environment"]["PIXFLOW_TRANSFORMS"] == "grayscale", name
+    env_file = write_env(tmp_path / ".env", PIXFLOW_TRANSFORMS="grayscale,thumbnail:size=256")
+    svc = json.loads(compose(env_file, "config", "--format", "json",
+                             profiles=PROFILES).stdout)["services"]
+    for name in ("consumer", "web", "admin"):
+        assert svc[name]["environment"]["PIXFLOW_TRANSFORMS"] == "grayscale,thumbnail:size=256"
+
+
 def test_prometheus_config_is_valid_and_scrapes_every_consumer(model, tmp_path):
     prom = services(model)["prometheus"]
     mount = next(v for v in prom["volumes"] if v["target"] == "/etc/prometheus/prometheus.yml")
