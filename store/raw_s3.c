@@ -9,18 +9,18 @@
  *    server checks the bytes it received against it. Other requests send the empty body's.
  *  - it signs every header of CURLOPT_HTTPHEADER, the "Expect:" that would remove curl's
  *    "Expect: 100-continue" included, although that header is then not sent (fixed in 8.3), and
- *    the signature breaks. So a PUT of more than 1 KiB waits for "100 Continue", which an S3
- *    server sends at once (and an error answered then saves sending the body).
+ *    the signature breaks. So a PUT is made with POST's machinery and the "PUT" method: curl
+ *    asks for "100 Continue" only past 1 MiB then, as AWS's own SDKs do past 2 MB, and most
+ *    writes are one round trip.
  *  - it neither canonicalizes a query string nor URI-encodes the path: no request has a query,
  *    and keys are [a-z0-9/._-] without dot segments (raw.c).
  *
  * Write once, in one request when the object is new: a PUT with "If-None-Match: *", which S3,
- * MinIO, Ceph and versitygw refuse with 412 when the key exists (in answer to "Expect:
- * 100-continue", so the body is not sent). A 412 is then confirmed by a HEAD: 200 with the same
- * length is "existed"; 404 or another length (an object damaged or removed meanwhile) is a
- * plain PUT, written whole. A server that ignores the condition overwrites the same bytes, which
- * only undercounts raw_existing. Transient failures (connection, timeout, 5xx, 429, 408,
- * SlowDown, RequestTimeout) are tried again S3_RETRIES times with exponential backoff and
+ * MinIO, Ceph and versitygw refuse with 412 when the key exists. A 412 is then confirmed by a HEAD:
+ * 200 with the same length is "existed"; 404 or another length (an object damaged or removed
+ * meanwhile) is a plain PUT, written whole. A server that ignores the condition overwrites the same
+ * bytes, which only undercounts raw_existing. Transient failures (connection, timeout, 5xx, 429,
+ * 408, SlowDown, RequestTimeout) are tried again S3_RETRIES times with exponential backoff and
  * jitter, then reported. The blocking path sleeps between tries; the asynchronous one puts its
  * easy handle on the worker's multi through raw_loop.add and arms an evtimer on the loop's base.
  * Both decide with s3_step.
@@ -61,8 +61,6 @@ enum s3_method { S3_HEAD, S3_GET, S3_PUT, S3_PUT_NEW /* a PUT with If-None-Match
 struct s3_req {
     CURL *easy;
     struct curl_slist *hdrs;
-    const unsigned char *up; /* PUT body */
-    size_t up_len, up_off;
     unsigned char *body; /* response body, NUL-terminated, up to body_max bytes */
     size_t body_len, body_cap, body_max;
     int body_over; /* a GET body past body_max: the transfer was stopped */
@@ -114,31 +112,6 @@ static size_t s3_write_cb(char *data, size_t size, size_t n, void *userdata)
     return size * n;
 }
 
-static size_t s3_read_cb(char *buf, size_t size, size_t n, void *userdata)
-{
-    struct s3_req *q = userdata;
-    size_t len = q->up_len - q->up_off;
-    if (len > size * n)
-        len = size * n;
-    if (len > 0)
-        memcpy(buf, q->up + q->up_off, len);
-    q->up_off += len;
-    return len;
-}
-
-/* curl rewinds an upload it must send again (a connection that died under a reused one). */
-static int s3_seek_cb(void *userdata, curl_off_t offset, int origin)
-{
-    struct s3_req *q = userdata;
-    if (origin != SEEK_SET || offset < 0 || (size_t)offset > q->up_len)
-        return CURL_SEEKFUNC_CANTSEEK;
-    q->up_off = (size_t)offset;
-    return CURL_SEEKFUNC_OK;
-}
-
-/* PIXFLOW_CA_FILE adds to the system's CAs rather than replacing them (SPEC §2): loaded into
- * each new TLS context. S3 connections are few and reused, so reading the file each time is
- * cheap. */
 static CURLcode s3_ssl_ctx_cb(CURL *easy, void *ssl_ctx, void *userdata)
 {
     X509_STORE *store = SSL_CTX_get_cert_store(ssl_ctx);
@@ -197,9 +170,6 @@ static int s3_req_prepare(struct raw_store *r, struct s3_req *q, enum s3_method 
     q->body_len = 0;
     q->body_over = 0;
     q->body_max = m == S3_GET ? S3_GET_MAX : S3_ERROR_BODY_MAX;
-    q->up = bytes;
-    q->up_len = len;
-    q->up_off = 0;
     if (q->easy == NULL)
         return -1;
 
@@ -261,12 +231,12 @@ static int s3_req_prepare(struct raw_store *r, struct s3_req *q, enum s3_method 
     if (m == S3_HEAD) {
         SET(CURLOPT_NOBODY, 1L);
     } else if (put) {
-        SET(CURLOPT_UPLOAD, 1L);
-        SET(CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
-        SET(CURLOPT_READFUNCTION, s3_read_cb);
-        SET(CURLOPT_READDATA, q);
-        SET(CURLOPT_SEEKFUNCTION, s3_seek_cb);
-        SET(CURLOPT_SEEKDATA, q);
+        /* The body from memory, as a "PUT" with POST's machinery (see the top): the bytes are
+         * sent in place, not copied, and again by curl itself when a reused connection was
+         * closed under it. */
+        SET(CURLOPT_CUSTOMREQUEST, "PUT");
+        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+        SET(CURLOPT_POSTFIELDS, bytes ? (const char *)bytes : "");
     }
 #undef SET
     q->errbuf[0] = '\0';

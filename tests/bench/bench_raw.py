@@ -8,7 +8,11 @@ A benchmark, not a test: it prints figures and asserts nothing; a missed target 
 run without) is printed as MISSED and the exit status stays 0. Each pipeline run is
 bench_pipeline's (b) on its own key prefix and database; the image server is warmed first, so
 every run fetches from its cache. With --rounds N the three runs alternate N times and each is
-reported by its median rate: on a machine shared with other work, one run each is noisy.
+reported by its median rate: on a machine shared with other work, one run each is noisy. Each
+run's CPU per stored picture is printed by process (worker loop and pool, FerretDB, Redis, the S3
+server, the rest of the machine), and the ratio is given again by the pipeline's own CPU per
+picture, which bounds its rate on a machine it has alone and which other work disturbs much
+less than the rate.
 
     python3 tests/bench/bench_raw.py [--build-dir DIR] [--urls N] [--workers W] [--threads T]
         [--pipeline-seconds S] [--rounds N] [--rss-small N] [--rss-large N] [--rss-seconds S]
@@ -42,6 +46,26 @@ def line(label, runs, base=None):
     print(f"  {label:<8} {p['images_per_s']:7.1f} images/s{ratio:7}  {p['documents']}/{p['n']} "
           f"stored in {p['elapsed']:.1f} s, p50 {p['lat_p50'] / 1000:.2f} s, peak RSS "
           f"{hwm:.1f} MiB, S3 server CPU {s3_cpu:.1f} s  (runs: {rates})")
+    # Where the CPU went, per stored picture: on two shared cores the servers' CPU is taken from
+    # the workers, and "others" is whatever else the machine ran meanwhile (noise).
+    cpu = cpu_per_picture(p)
+    print("           CPU ms/picture: " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
+          + f"  (pipeline {pipeline_ms(p):.1f})")
+
+
+def cpu_per_picture(p):
+    """CPU ms per stored picture of the workers' loop and pool, each server but the image
+    server (it stands for the web), and the rest of the machine."""
+    per = 1000 / max(1, p["documents"])
+    cpu = {"worker loop": p["loop_cpu"] * per, "worker pool": p["other_cpu"] * per}
+    cpu.update({k: v * per for k, v in p["server_cpu"].items() if k != "picsum"})
+    cpu["others"] = p["others"] * per
+    return cpu
+
+
+def pipeline_ms(p):
+    """The pipeline's own CPU per picture: what bounds its rate on a machine it has alone."""
+    return sum(v for k, v in cpu_per_picture(p).items() if k != "others")
 
 
 def main():
@@ -101,6 +125,13 @@ def main():
     s3 = median_run(out["s3"])
     ratio = s3["images_per_s"] / base["images_per_s"] if base["images_per_s"] else 0
     print(f"  S3 / none = {ratio:.2f} (target >= {TARGET_S3}){'' if ratio >= TARGET_S3 else '  MISSED'}")
+    # The same ratio by CPU, which other work on the machine disturbs much less than the rate.
+    for label in ("s3", "file"):
+        runs = out[label]
+        cost = statistics.median(pipeline_ms(r) for r in runs)
+        none = statistics.median(pipeline_ms(r) for r in out["none"])
+        print(f"  by pipeline CPU per picture, {label} / none = {none / cost:.2f} "
+              f"({cost:.1f} ms against {none:.1f} ms, median of {len(runs)})")
     for label, r in (("1k", rss_small), ("100k", rss_large)):
         print(f"  backlog {r['backlog']:>6} ({label}), originals in S3: peak RSS "
               f"{bp.mib(r['hwm']):.1f} MiB (polled {bp.mib(r['polled']):.1f}), "

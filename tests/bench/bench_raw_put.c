@@ -9,7 +9,7 @@
  * measures the store alone.)
  *
  * Writes N new objects of B random bytes, at most K at once, then the same N again (each then
- * only a HEAD or a stat: "existed"). Prints objects/s, MB/s and per-write latency. A benchmark
+ * a refused conditional PUT and a HEAD, or a stat: "existed"). Prints objects/s, MB/s and per-write latency. A benchmark
  * prints figures; it asserts nothing. */
 #include <stdint.h>
 #include <stdio.h>
