@@ -9,8 +9,8 @@
  * measures the store alone.)
  *
  * Writes N new objects of B random bytes, at most K at once, then the same N again (each then
- * a refused conditional PUT and a HEAD, or a stat: "existed"). Prints objects/s, MB/s and per-write latency. A benchmark
- * prints figures; it asserts nothing. */
+ * a refused conditional PUT and a HEAD, or a stat: "existed"). Prints objects/s, MB/s and per-write
+ * latency. A benchmark prints figures; it asserts nothing. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
