@@ -245,6 +245,27 @@ def assert_queued_once(client, prefix, lines, queued):
     assert stats["ingest_duplicates"] == len(lines) - len(queued) - invalid, stats
 
 
+def feed_slowly(proc, lines):
+    """Write lines to proc's stdin 20 at a time, so that what a test does comes mid-ingest."""
+    try:
+        for i in range(0, len(lines), 20):
+            proc.stdin.write(("\n".join(lines[i:i + 20]) + "\n").encode())
+            proc.stdin.flush()
+            time.sleep(0.02)
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass  # ingest stopped: the test reads why
+
+
+def start_ingest(penv, tmp_path):
+    out, err = tmp_path / "ingest.out", tmp_path / "ingest.err"
+    with open(out, "wb") as o, open(err, "wb") as e:
+        proc = subprocess.Popen([binary("pixflow-ingest"), "--batch", "20", "--retries", "15",
+                                 "--source", "catalog", "-"], env=penv, stdin=subprocess.PIPE,
+                                stdout=o, stderr=e)
+    return proc, out, err
+
+
 @pytest.mark.parametrize("how", ["kill-9", "demoted"])
 def test_ingest_waiting_for_a_replica_queues_every_line_once_through_a_failover(
         env, topology, tmp_path, how):
@@ -254,20 +275,8 @@ def test_ingest_waiting_for_a_replica_queues_every_line_once_through_a_failover(
     penv = dict(sentinel_env(env, topology), PIXFLOW_REDIS_WAIT_REPLICAS="1")
     prefix = penv["PIXFLOW_PREFIX"]
     lines, queued = wait_catalog(token(), 3000)
-    out, err = tmp_path / "ingest.out", tmp_path / "ingest.err"
-    with open(out, "wb") as o, open(err, "wb") as e:
-        proc = subprocess.Popen([binary("pixflow-ingest"), "--batch", "20", "--retries", "15",
-                                 "--source", "catalog", "-"], env=penv, stdin=subprocess.PIPE,
-                                stdout=o, stderr=e)
-
-    def feed():  # slowly, so that the failover comes while lines are still arriving
-        for i in range(0, len(lines), 20):
-            proc.stdin.write(("\n".join(lines[i:i + 20]) + "\n").encode())
-            proc.stdin.flush()
-            time.sleep(0.02)
-        proc.stdin.close()
-
-    feeder = threading.Thread(target=feed)
+    proc, out, err = start_ingest(penv, tmp_path)
+    feeder = threading.Thread(target=feed_slowly, args=(proc, lines))
     feeder.start()
     try:
         primary = topology.client("primary")
@@ -277,8 +286,11 @@ def test_ingest_waiting_for_a_replica_queues_every_line_once_through_a_failover(
         else:
             topology.sentinel().execute_command("SENTINEL", "FAILOVER", MASTER)
         wait_for("the failover", lambda: topology.primary_port() == topology.ports["replica"], 30)
-        if how == "kill-9":  # its machine back: the sentinels make it the new primary's replica
-            topology.server("primary")
+        if how == "kill-9":
+            # Its machine back, with the configuration the sentinels rewrote: a replica of the
+            # new primary. (Back empty as a primary, it would be synced from and wipe the data:
+            # ingest then stops, naming the batches WAIT had confirmed.)
+            topology.server("primary", "--replicaof", "127.0.0.1", str(topology.ports["replica"]))
         assert proc.wait(timeout=120) == 0, err.read_text()[-3000:]
     finally:
         feeder.join(timeout=120)
@@ -358,3 +370,32 @@ def test_switch_master_moves_an_idle_worker(env, topology, fleet):
         topology.kill("primary")  # SIGKILL ends a stopped process too
     w.signal(15)
     w.assert_clean_exit(15)
+
+
+def test_a_primary_that_lost_confirmed_batches_stops_ingest(env, topology, tmp_path):
+    """What WAIT confirmed is gone when ingest reconnects (here wiped on purpose, as a primary
+    restarted empty would): ingest cannot tell what else is missing, so it stops, naming the
+    last line confirmed, instead of going on as if all were there."""
+    penv = dict(sentinel_env(env, topology), PIXFLOW_REDIS_WAIT_REPLICAS="1")
+    prefix = penv["PIXFLOW_PREFIX"]
+    lines, _ = wait_catalog(token(), 3000)
+    proc, out, err = start_ingest(penv, tmp_path)
+    feeder = threading.Thread(target=feed_slowly, args=(proc, lines))
+    feeder.start()
+    try:
+        primary = topology.client("primary")
+        wait_for("ingest under way", lambda: primary.xlen(prefix + "urls") >= 200, 30)
+        wipe = primary.pipeline(transaction=True)
+        wipe.flushall()
+        wipe.execute_command("CLIENT", "KILL", "TYPE", "normal")
+        wipe.execute()
+        assert proc.wait(timeout=60) == 1, err.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        feeder.join(timeout=60)
+    log = err.read_text()
+    assert "a failover lost writes WAIT had confirmed" in log, log[-3000:]
+    assert "acknowledged by Redis: everything up to catalog line " in log, log[-3000:]
+    assert "ingest failed:" in out.read_text()
