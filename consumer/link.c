@@ -15,11 +15,11 @@
  * (lib/sentinel_watch.h): each drops a connection to a node that is no longer the primary at
  * once, idle or not, as the watchdog would (every waiting callback gets NULL). */
 #include "link.h"
+#include "aconn.h"
 #include "log.h"
 #include "sentinel.h"
 #include "sentinel_watch.h"
 
-#include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,21 +191,14 @@ static void link_connect(struct link *l)
             return;
         }
     }
-    redisAsyncContext *ac = redisAsyncConnect(l->at.host, l->at.port);
-    if (ac == NULL || ac->err) {
-        const char *why = ac ? ac->errstr : "out of memory";
-        char copy[128];
-        snprintf(copy, sizeof(copy), "%s", why);
-        if (ac)
-            redisAsyncFree(ac);
-        link_down(l, copy);
+    char why[128];
+    redisAsyncContext *ac = aconn_open(l->base, l->at.host, l->at.port, l, link_on_connect,
+                                       link_on_disconnect, why, sizeof(why));
+    if (ac == NULL) {
+        link_down(l, why);
         return;
     }
-    ac->data = l;
     l->ac = ac;
-    redisLibeventAttach(ac, l->base);
-    redisAsyncSetConnectCallback(ac, link_on_connect);
-    redisAsyncSetDisconnectCallback(ac, link_on_disconnect);
 
     if (t->password[0]) {
         const char *argv[] = {"AUTH", t->user, t->password};

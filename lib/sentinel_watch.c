@@ -6,12 +6,11 @@
  * not heard here; the connections' own signs (a broken link, READONLY) still move them. */
 #include "sentinel_watch.h"
 
-#include <hiredis/adapters/libevent.h>
-#include <hiredis/async.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "aconn.h"
 #include "log.h"
 
 #define WATCH_BACKOFF_MIN 100
@@ -101,20 +100,14 @@ static void watch_connect(struct sentinel_watch *w)
 {
     w->on = &w->t->sentinels[w->next];
     w->next = (w->next + 1) % w->t->nsentinels;
-    redisAsyncContext *ac = redisAsyncConnect(w->on->host, w->on->port);
-    if (ac == NULL || ac->err) {
-        char why[128];
-        snprintf(why, sizeof(why), "%s", ac ? ac->errstr : "out of memory");
-        if (ac)
-            redisAsyncFree(ac);
+    char why[128];
+    redisAsyncContext *ac = aconn_open(w->base, w->on->host, w->on->port, w, watch_on_connect,
+                                       watch_on_disconnect, why, sizeof(why));
+    if (ac == NULL) {
         watch_lost(w, why);
         return;
     }
-    ac->data = w;
     w->ac = ac;
-    redisLibeventAttach(ac, w->base);
-    redisAsyncSetConnectCallback(ac, watch_on_connect);
-    redisAsyncSetDisconnectCallback(ac, watch_on_disconnect);
     redisAsyncCommand(ac, watch_on_message, w, "SUBSCRIBE +switch-master");
 }
 

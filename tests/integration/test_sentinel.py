@@ -4,6 +4,7 @@ mid-run (kill -9 of the primary, or its demotion): the workers and the tools mov
 replica, every URL is stored once and the counters reconcile. Ingest with
 PIXFLOW_REDIS_WAIT_REPLICAS through a failover queues every line once; a WAIT that cannot be met
 is reported, never claimed; +switch-master moves an idle worker."""
+import contextlib
 import os
 import shutil
 import signal
@@ -257,13 +258,27 @@ def feed_slowly(proc, lines):
         pass  # ingest stopped: the test reads why
 
 
-def start_ingest(penv, tmp_path):
+@contextlib.contextmanager
+def ingest_under_way(penv, topology, tmp_path, lines):
+    """Ingest (waiting for one replica) fed lines slowly, once its first 200 entries are on the
+    primary; yields (process, stdout file, stderr file), and ends it when the test is done."""
     out, err = tmp_path / "ingest.out", tmp_path / "ingest.err"
     with open(out, "wb") as o, open(err, "wb") as e:
         proc = subprocess.Popen([binary("pixflow-ingest"), "--batch", "20", "--retries", "15",
-                                 "--source", "catalog", "-"], env=penv, stdin=subprocess.PIPE,
-                                stdout=o, stderr=e)
-    return proc, out, err
+                                 "--source", "catalog", "-"],
+                                env=dict(penv, PIXFLOW_REDIS_WAIT_REPLICAS="1"),
+                                stdin=subprocess.PIPE, stdout=o, stderr=e)
+    feeder = threading.Thread(target=feed_slowly, args=(proc, lines))
+    feeder.start()
+    try:
+        stream = penv["PIXFLOW_PREFIX"] + "urls"
+        wait_for("ingest under way", lambda: topology.client("primary").xlen(stream) >= 200, 30)
+        yield proc, out, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        feeder.join(timeout=120)
 
 
 @pytest.mark.parametrize("how", ["kill-9", "demoted"])
@@ -272,15 +287,9 @@ def test_ingest_waiting_for_a_replica_queues_every_line_once_through_a_failover(
     """Each batch is confirmed by WAIT 1; the failover lands mid-ingest; the batch the old
     primary took without confirming is found missing on the new one and sent again, or found
     there and only confirmed."""
-    penv = dict(sentinel_env(env, topology), PIXFLOW_REDIS_WAIT_REPLICAS="1")
-    prefix = penv["PIXFLOW_PREFIX"]
+    penv = sentinel_env(env, topology)
     lines, queued = wait_catalog(token(), 3000)
-    proc, out, err = start_ingest(penv, tmp_path)
-    feeder = threading.Thread(target=feed_slowly, args=(proc, lines))
-    feeder.start()
-    try:
-        primary = topology.client("primary")
-        wait_for("ingest under way", lambda: primary.xlen(prefix + "urls") >= 200, 30)
+    with ingest_under_way(penv, topology, tmp_path, lines) as (proc, out, err):
         if how == "kill-9":
             topology.kill("primary")
         else:
@@ -292,15 +301,10 @@ def test_ingest_waiting_for_a_replica_queues_every_line_once_through_a_failover(
             # ingest then stops, naming the batches WAIT had confirmed.)
             topology.server("primary", "--replicaof", "127.0.0.1", str(topology.ports["replica"]))
         assert proc.wait(timeout=120) == 0, err.read_text()[-3000:]
-    finally:
-        feeder.join(timeout=120)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     log = err.read_text()
     assert "event=redis_retry" in log, log[-3000:]  # the failover came mid-ingest
     assert f"lines={len(lines)} queued={len(queued)} " in out.read_text(), out.read_text()
-    assert_queued_once(topology.client("replica"), prefix, lines, queued)
+    assert_queued_once(topology.client("replica"), penv["PIXFLOW_PREFIX"], lines, queued)
 
 
 def test_a_wait_that_cannot_be_met_is_reported_not_claimed(env, topology, tmp_path):
@@ -376,25 +380,14 @@ def test_a_primary_that_lost_confirmed_batches_stops_ingest(env, topology, tmp_p
     """What WAIT confirmed is gone when ingest reconnects (here wiped on purpose, as a primary
     restarted empty would): ingest cannot tell what else is missing, so it stops, naming the
     last line confirmed, instead of going on as if all were there."""
-    penv = dict(sentinel_env(env, topology), PIXFLOW_REDIS_WAIT_REPLICAS="1")
-    prefix = penv["PIXFLOW_PREFIX"]
     lines, _ = wait_catalog(token(), 3000)
-    proc, out, err = start_ingest(penv, tmp_path)
-    feeder = threading.Thread(target=feed_slowly, args=(proc, lines))
-    feeder.start()
-    try:
-        primary = topology.client("primary")
-        wait_for("ingest under way", lambda: primary.xlen(prefix + "urls") >= 200, 30)
-        wipe = primary.pipeline(transaction=True)
+    with ingest_under_way(sentinel_env(env, topology), topology, tmp_path, lines) as (proc, out,
+                                                                                       err):
+        wipe = topology.client("primary").pipeline(transaction=True)
         wipe.flushall()
         wipe.execute_command("CLIENT", "KILL", "TYPE", "normal")
         wipe.execute()
         assert proc.wait(timeout=60) == 1, err.read_text()[-3000:]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        feeder.join(timeout=60)
     log = err.read_text()
     assert "a failover lost writes WAIT had confirmed" in log, log[-3000:]
     assert "acknowledged by Redis: everything up to catalog line " in log, log[-3000:]
