@@ -346,9 +346,9 @@ int main(int argc, char **argv)
     f = feed_new(&fo, err, sizeof(err));
     if (f == NULL)
         goto fail;
-    log_info("event=start redis=%s:%d prefix=%s inputs=%d mode=%s smismember=%d multi=%d "
+    log_info("event=start redis=%s prefix=%s inputs=%d mode=%s smismember=%d multi=%d "
              "wait_replicas=%ld",
-             s.redis.host, s.redis.port, s.prefix, nin,
+             push_addr(p), s.prefix, nin,
              opt.watch[0] ? "watch"
              : opt.follow ? "follow"
                           : "files",

@@ -1036,6 +1036,11 @@ int push_has_multi(const struct push *p)
     return p->multi;
 }
 
+const char *push_addr(const struct push *p)
+{
+    return p->addr;
+}
+
 /* Whether Redis keeps an AOF (INFO persistence, aof_enabled). A server that will not say (INFO
  * renamed or denied) is taken to keep one: MULTI costs it some time, never a write. */
 static void push_probe_aof(struct push *p)

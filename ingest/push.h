@@ -70,5 +70,7 @@ void push_set_acked(struct push *p, const char *source, unsigned long line);
 const struct batch_counts *push_totals(const struct push *p);
 int push_has_smismember(const struct push *p);
 int push_has_multi(const struct push *p); /* XADDs go in MULTI/EXEC (the AOF is on) */
+/* host:port of the connection (with sentinels, of the primary they named last). */
+const char *push_addr(const struct push *p);
 
 #endif
