@@ -1,6 +1,7 @@
 /* requeue.c -- reprocess entries queued once per (original, rendition) until acked. */
 #include "requeue.h"
 #include "names.h"
+#include "rconn.h"
 #include "requeue_lua.h"
 
 #include <stdio.h>
@@ -27,7 +28,9 @@ redisReply *requeue_run(redisContext *c, const struct settings *s, const char *n
     redisReply *q = redisCommandArgv(c, (int)(n + 7), av, NULL);
     free(av);
     if (q == NULL || q->type != REDIS_REPLY_ARRAY) {
-        snprintf(err, errlen, "redis: %s", q && q->type == REDIS_REPLY_ERROR ? q->str : c->errstr);
+        char why[256] = "an unexpected reply";
+        rconn_error(c, q, why, sizeof(why)); /* READONLY: c is dropped, the next goes on */
+        snprintf(err, errlen, "redis: %s", why);
         if (q)
             freeReplyObject(q);
         return NULL;

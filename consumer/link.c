@@ -10,12 +10,16 @@
  * ROLE ends the preamble: a node that is no primary (a stale answer during a failover) is left at
  * once. A READONLY reply means the primary was demoted under us: the connection is dropped, and
  * the next one goes where the sentinels say. The sentinels are asked with blocking calls, a short
- * timeout each, only while the link is down: the loop waits at most that long per reconnection. */
+ * timeout each, only while the link is down: the loop waits at most that long per reconnection.
+ * The links of one loop also share one subscription to the sentinels' +switch-master
+ * (lib/sentinel_watch.h): each drops a connection to a node that is no longer the primary at
+ * once, idle or not, as the watchdog would (every waiting callback gets NULL). */
 #include "link.h"
+#include "aconn.h"
 #include "log.h"
 #include "sentinel.h"
+#include "sentinel_watch.h"
 
-#include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +43,20 @@ struct link {
     struct event *retry, *watchdog;
     link_state_fn *state;
     void *arg;
+    struct link_watch *watch; /* with sentinels: the loop's +switch-master subscription */
+    struct link *next_watched;
 };
+
+/* The links with sentinels on one loop, and their subscription. Links are made and freed on
+ * their loop's thread; workers run one loop each, so this list stays a few entries long. */
+struct link_watch {
+    struct event_base *base;
+    struct sentinel_watch *sw;
+    struct link *links;
+    struct link_watch *next;
+};
+
+static struct link_watch *link_watches;
 
 struct link_call {
     struct link *link;
@@ -174,21 +191,14 @@ static void link_connect(struct link *l)
             return;
         }
     }
-    redisAsyncContext *ac = redisAsyncConnect(l->at.host, l->at.port);
-    if (ac == NULL || ac->err) {
-        const char *why = ac ? ac->errstr : "out of memory";
-        char copy[128];
-        snprintf(copy, sizeof(copy), "%s", why);
-        if (ac)
-            redisAsyncFree(ac);
-        link_down(l, copy);
+    char why[128];
+    redisAsyncContext *ac = aconn_open(l->base, l->at.host, l->at.port, l, link_on_connect,
+                                       link_on_disconnect, why, sizeof(why));
+    if (ac == NULL) {
+        link_down(l, why);
         return;
     }
-    ac->data = l;
     l->ac = ac;
-    redisLibeventAttach(ac, l->base);
-    redisAsyncSetConnectCallback(ac, link_on_connect);
-    redisAsyncSetDisconnectCallback(ac, link_on_disconnect);
 
     if (t->password[0]) {
         const char *argv[] = {"AUTH", t->user, t->password};
@@ -202,6 +212,66 @@ static void link_connect(struct link *l)
     link_send(l, link_on_ready, t->nsentinels ? NULL : l, 2, sel, NULL);
     if (t->nsentinels)
         link_send(l, link_on_ready, l, 1, role, NULL);
+}
+
+/* +switch-master: every link of the loop connected (or connecting) elsewhere leaves. */
+static void link_on_switch(const struct redis_node *primary, void *arg)
+{
+    struct link_watch *lw = arg;
+    struct link *next;
+    for (struct link *l = lw->links; l; l = next) {
+        next = l->next_watched;
+        if (l->ac == NULL ||
+            (strcmp(l->at.host, primary->host) == 0 && l->at.port == primary->port))
+            continue;
+        log_warn("event=redis_switch link=%s from=%s:%d to=%s:%d", l->name, l->at.host, l->at.port,
+                 primary->host, primary->port);
+        redisAsyncContext *ac = l->ac;
+        link_down(l, "+switch-master: the sentinels promoted another node");
+        redisAsyncFree(ac); /* every waiting callback gets NULL */
+    }
+}
+
+/* Join the loop's subscription, made with its first link. -1 when out of memory. */
+static int link_watch_join(struct link *l)
+{
+    struct link_watch *lw = link_watches;
+    while (lw && lw->base != l->base)
+        lw = lw->next;
+    if (lw == NULL) {
+        lw = calloc(1, sizeof(*lw));
+        if (lw == NULL)
+            return -1;
+        lw->base = l->base;
+        lw->sw = sentinel_watch_new(l->base, l->target, link_on_switch, lw);
+        if (lw->sw == NULL) {
+            free(lw);
+            return -1;
+        }
+        lw->next = link_watches;
+        link_watches = lw;
+    }
+    l->watch = lw;
+    l->next_watched = lw->links;
+    lw->links = l;
+    return 0;
+}
+
+static void link_watch_leave(struct link *l)
+{
+    struct link_watch *lw = l->watch;
+    struct link **at = &lw->links;
+    while (*at != l)
+        at = &(*at)->next_watched;
+    *at = l->next_watched;
+    if (lw->links)
+        return;
+    struct link_watch **w = &link_watches;
+    while (*w != lw)
+        w = &(*w)->next;
+    *w = lw->next;
+    sentinel_watch_free(lw->sw);
+    free(lw);
 }
 
 static void link_on_retry(evutil_socket_t fd, short what, void *arg)
@@ -238,7 +308,7 @@ struct link *link_new(struct event_base *base, const struct redis_target *t, con
     l->arg = arg;
     l->retry = evtimer_new(base, link_on_retry, l);
     l->watchdog = event_new(base, -1, EV_PERSIST, link_on_watchdog, l);
-    if (l->retry == NULL || l->watchdog == NULL) {
+    if (l->retry == NULL || l->watchdog == NULL || (t->nsentinels && link_watch_join(l) < 0)) {
         link_free(l);
         return NULL;
     }
@@ -266,6 +336,8 @@ void link_free(struct link *l)
     if (l == NULL)
         return;
     l->state = NULL;
+    if (l->watch)
+        link_watch_leave(l);
     if (l->ac) {
         redisAsyncContext *ac = l->ac;
         l->ac = NULL;

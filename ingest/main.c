@@ -253,7 +253,7 @@ static int run_inputs(struct feed *f, struct push *p, struct reader *r, const st
 
 /* The summary on stdout; after a failure or an interruption, how far it got on stderr. */
 static void report_end(int status, const struct push *p, const struct seen *seen,
-                       const struct watch_stats *ws, double elapsed, int ran)
+                       const struct watch_stats *ws, double elapsed, int ran, long wait_replicas)
 {
     static const struct batch_counts none;
     static const struct push_mark nowhere;
@@ -276,14 +276,20 @@ static void report_end(int status, const struct push *p, const struct seen *seen
     if (status != 0)
         report_how_far(stderr, PROG, acked, p && status == 1 ? push_window(p) : 0,
                        opt.watch[0] && ran ? opt.watch : NULL);
+    if (status == 1 && p && wait_replicas)
+        fprintf(stderr,
+                "%s: acknowledged means on %ld replicas (PIXFLOW_REDIS_WAIT_REPLICAS); the batch "
+                "after the mark may be in Redis, counted, without them: a rerun queues and counts "
+                "it again, and the consumer's SADD drops the repeated URLs\n",
+                PROG, wait_replicas);
 }
 
 int main(int argc, char **argv)
 {
     static struct settings s;
     int first = 0, status = 0;
-    int rc = settings_load(&s, SET_REDIS | SET_HOSTS | SET_GROUP, own_options, PROG, synopsis, argc,
-                           argv, &first);
+    int rc = settings_load(&s, SET_REDIS | SET_WAIT | SET_HOSTS | SET_GROUP, own_options, PROG,
+                           synopsis, argc, argv, &first);
     if (rc == 1)
         return 0;
     if (rc < 0)
@@ -322,8 +328,15 @@ int main(int argc, char **argv)
         if (rej == NULL)
             goto fail;
     }
-    struct push_options po = {&s.redis,         s.prefix,        s.group,           opt.timeout_ms,
-                              (int)opt.retries, opt.max_backlog, (size_t)opt.batch, &stop_signal};
+    struct push_options po = {.redis = &s.redis,
+                              .prefix = s.prefix,
+                              .group = s.group,
+                              .timeout_ms = opt.timeout_ms,
+                              .retries = (int)opt.retries,
+                              .max_backlog = opt.max_backlog,
+                              .batch_size = (size_t)opt.batch,
+                              .wait_replicas = s.redis_wait_replicas,
+                              .stop = &stop_signal};
     p = push_new(&po, err, sizeof(err));
     if (p == NULL)
         goto fail;
@@ -333,12 +346,13 @@ int main(int argc, char **argv)
     f = feed_new(&fo, err, sizeof(err));
     if (f == NULL)
         goto fail;
-    log_info("event=start redis=%s:%d prefix=%s inputs=%d mode=%s smismember=%d multi=%d",
-             s.redis.host, s.redis.port, s.prefix, nin,
+    log_info("event=start redis=%s prefix=%s inputs=%d mode=%s smismember=%d multi=%d "
+             "wait_replicas=%ld",
+             push_addr(p), s.prefix, nin,
              opt.watch[0] ? "watch"
              : opt.follow ? "follow"
                           : "files",
-             push_has_smismember(p), push_has_multi(p));
+             push_has_smismember(p), push_has_multi(p), s.redis_wait_replicas);
 
     ran = 1;
     rc = run_inputs(f, p, r, in, nin, &ws, err, sizeof(err));
@@ -358,7 +372,7 @@ done:
         if (status == 0)
             status = 1;
     }
-    report_end(status, p, seen, &ws, now_s() - t0, ran);
+    report_end(status, p, seen, &ws, now_s() - t0, ran, s.redis_wait_replicas);
     feed_free(f);
     push_free(p);
     reader_free(r);

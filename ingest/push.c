@@ -22,7 +22,19 @@
  * so Redis always has the next round queued while ingest reads replies and parses lines.
  * Every command of a round has a `done` flag set by a good reply. When anything goes wrong,
  * every round in flight is brought to completion together: replies still on the wire are read,
- * then exactly the commands not done are resent, in order, so replies never get out of step. */
+ * then exactly the commands not done are resent, in order, so replies never get out of step.
+ *
+ * With PIXFLOW_REDIS_WAIT_REPLICAS=N, a batch counts as queued only once N replicas hold it, for
+ * a failover promotes a replica and the primary's last writes may not have reached it. Each
+ * batch then goes in one transaction (its XADDs, its counters and its sequence number under the
+ * run key: all or nothing, on the primary as on a replica), followed by WAIT N. One round is in
+ * flight at a time: WAIT holds the connection until the replicas answer anyway, and batches then
+ * land strictly in order, so the run key alone tells what a new primary holds: after any
+ * reconnection the batch not yet confirmed is taken as landed when the run key carries its
+ * number, and sent again when it carries the one before (nothing of it is there: the
+ * transaction is atomic). Anything else means writes WAIT confirmed were lost, and ingest stops
+ * there. The WAIT that confirms a landed batch follows an EXPIRE of the run key: WAIT counts
+ * replicas up to the connection's own last write, and a new connection has written nothing. */
 #include "push.h"
 
 #include <errno.h>
@@ -48,9 +60,18 @@
 #define PUSH_COUNTERS       (4 + URL_REASON_COUNT)
 #define PUSH_RUN_TTL        "86400" /* seconds the run key outlives the last count */
 
-/* CMD_XADDS: the XADDs of a round's `add` batch (its entries not seen), in one MULTI/EXEC;
- * CMD_XADD: one of them, alone. */
-enum push_kind { CMD_XADD, CMD_XADDS, CMD_COUNT, CMD_SMISMEMBER, CMD_SISMEMBER, CMD_BACKLOG };
+/* CMD_XADDS: the XADDs of a round's `add` batch (its entries not seen), in one MULTI/EXEC
+ * (waiting for replicas: with the batch's counters and run key); CMD_XADD: one of them, alone;
+ * CMD_WAIT: EXPIRE of the run key, then WAIT for the replicas. */
+enum push_kind {
+    CMD_XADD,
+    CMD_XADDS,
+    CMD_COUNT,
+    CMD_SMISMEMBER,
+    CMD_SISMEMBER,
+    CMD_BACKLOG,
+    CMD_WAIT
+};
 
 struct push_cmd {
     enum push_kind kind;
@@ -87,8 +108,10 @@ struct push {
     int smismember;
     int multi; /* the AOF is on: XADDs in MULTI/EXEC (see the top comment) */
     char k_urls[SET_KEY_MAX], k_seen[SET_KEY_MAX], k_stats[SET_KEY_MAX];
-    char k_run[SET_KEY_MAX]; /* <prefix>ingest:run:<random>: the last counting applied */
-    unsigned long count_seq; /* of the counting transaction in flight */
+    char k_run[SET_KEY_MAX];     /* <prefix>ingest:run:<random>: the last counting applied */
+    unsigned long count_seq;     /* of the counting transaction in flight */
+    unsigned long confirmed_seq; /* waiting for replicas: the last batch they confirmed */
+    long wait_ms;                /* WAIT's own timeout, within the command timeout */
     struct batch *pool[PUSH_BATCHES];
     struct batch *filling;
     struct push_queue asked;    /* membership asked (or answered), waiting for their XADDs */
@@ -101,7 +124,8 @@ struct push {
     long long backlog; /* backlog_bound() from the last round that asked; -1 when unknown */
     struct push_mark acked;
     struct batch_counts totals;
-    char why[512]; /* the last retryable failure, for the give-up message */
+    char why[512];  /* the last retryable failure, for the give-up message */
+    char addr[300]; /* host:port of the last connection (with sentinels, the primary they named) */
 };
 
 static void push_sleep_ms(long ms)
@@ -121,6 +145,12 @@ static struct batch *push_dequeue(struct push_queue *q)
     struct batch *b = q->b[0];
     memmove(q->b, q->b + 1, sizeof(*q->b) * (size_t)--q->n);
     return b;
+}
+
+/* Rounds kept on the wire: one when waiting for replicas (the top comment). */
+static int push_depth(const struct push *p)
+{
+    return p->o.wait_replicas ? 1 : PUSH_DEPTH;
 }
 
 static struct push_round *push_round_at(struct push *p, int i)
@@ -158,6 +188,25 @@ static void push_format_xadd(struct push *p, const struct batch *b, size_t i)
     resp_arg_ulong(o, e->line);
 }
 
+/* The counters' HINCRBYs and the run key's SET, inside a MULTI. */
+static void push_format_count(struct push *p, const struct push_round *r)
+{
+    struct resp *o = &p->out;
+    for (int i = 0; i < r->nctr; i++) {
+        resp_begin(o, 4);
+        resp_arg(o, "HINCRBY", 7);
+        resp_arg_str(o, p->k_stats);
+        resp_arg_str(o, r->ctr[i].field);
+        resp_arg_ulong(o, r->ctr[i].n);
+    }
+    resp_begin(o, 5);
+    resp_arg(o, "SET", 3);
+    resp_arg_str(o, p->k_run);
+    resp_arg_ulong(o, p->count_seq);
+    resp_arg(o, "EX", 2);
+    resp_arg_str(o, PUSH_RUN_TTL);
+}
+
 static void push_format(struct push *p, const struct push_round *r, const struct push_cmd *cmd)
 {
     struct resp *o = &p->out;
@@ -171,27 +220,27 @@ static void push_format(struct push *p, const struct push_round *r, const struct
         for (size_t i = 0; i < r->add->count; i++)
             if (!r->add->entry[i].seen)
                 push_format_xadd(p, r->add, i);
+        if (p->o.wait_replicas)
+            push_format_count(p, r);
         resp_begin(o, 1);
         resp_arg(o, "EXEC", 4);
         break;
     case CMD_COUNT:
         resp_begin(o, 1);
         resp_arg(o, "MULTI", 5);
-        for (int i = 0; i < r->nctr; i++) {
-            resp_begin(o, 4);
-            resp_arg(o, "HINCRBY", 7);
-            resp_arg_str(o, p->k_stats);
-            resp_arg_str(o, r->ctr[i].field);
-            resp_arg_ulong(o, r->ctr[i].n);
-        }
-        resp_begin(o, 5);
-        resp_arg(o, "SET", 3);
-        resp_arg_str(o, p->k_run);
-        resp_arg_ulong(o, p->count_seq);
-        resp_arg(o, "EX", 2);
-        resp_arg_str(o, PUSH_RUN_TTL);
+        push_format_count(p, r);
         resp_begin(o, 1);
         resp_arg(o, "EXEC", 4);
+        break;
+    case CMD_WAIT:
+        resp_begin(o, 3);
+        resp_arg(o, "EXPIRE", 6);
+        resp_arg_str(o, p->k_run);
+        resp_arg_str(o, PUSH_RUN_TTL);
+        resp_begin(o, 3);
+        resp_arg(o, "WAIT", 4);
+        resp_arg_ulong(o, (unsigned long)p->o.wait_replicas);
+        resp_arg_ulong(o, (unsigned long)p->wait_ms);
         break;
     case CMD_SMISMEMBER: {
         const struct batch *b = r->ask;
@@ -285,7 +334,8 @@ static int push_take(struct push *p, struct push_round *rd, struct push_cmd *cmd
         return r->type == REDIS_REPLY_STRING ? 0 : -1;
     case CMD_XADDS:
     case CMD_COUNT:
-        return -1; /* read by push_read_exec */
+    case CMD_WAIT:
+        return -1; /* read by push_read_exec and push_read_wait */
     case CMD_SMISMEMBER:
         if (r->type != REDIS_REPLY_ARRAY || r->elements != rd->ask->count)
             return -1;
@@ -310,8 +360,8 @@ static int push_take(struct push *p, struct push_round *rd, struct push_cmd *cmd
 
 static const char *push_kind_name(enum push_kind k)
 {
-    static const char *const names[] = {"XADD",       "XADD",      "HINCRBY",
-                                        "SMISMEMBER", "SISMEMBER", "EVAL backlog"};
+    static const char *const names[] = {"XADD",      "XADD",         "HINCRBY", "SMISMEMBER",
+                                        "SISMEMBER", "EVAL backlog", "WAIT"};
     /* CMD_XADDS and CMD_COUNT name the commands inside their MULTI. */
     return names[k];
 }
@@ -354,8 +404,7 @@ static int push_read_exec(struct push *p, struct push_cmd *cmd, size_t queued, s
             for (size_t k = 0; k < r->elements && rc == XCH_OK; k++) {
                 const redisReply *e = r->element[k];
                 if (e->type == REDIS_REPLY_ERROR || (k < typed && e->type != want)) {
-                    snprintf(err, errlen, "redis %s:%d: %s %s refused: %s", p->o.redis->host,
-                             p->o.redis->port, what,
+                    snprintf(err, errlen, "redis %s: %s %s refused: %s", p->addr, what,
                              cmd->kind == CMD_XADDS ? p->k_urls : p->k_stats,
                              e->type == REDIS_REPLY_ERROR ? e->str : "an unexpected reply");
                     rc = XCH_FATAL;
@@ -371,7 +420,7 @@ static int push_read_exec(struct push *p, struct push_cmd *cmd, size_t queued, s
             if (rc == XCH_OK)
                 rc = XCH_RETRY;
         } else if (r->type == REDIS_REPLY_ERROR && rc == XCH_OK) {
-            snprintf(err, errlen, "redis %s:%d: %s refused: %s", p->o.redis->host, p->o.redis->port,
+            snprintf(err, errlen, "redis %s: %s refused: %s", p->addr,
                      i == 0 ? "MULTI"
                      : exec ? "EXEC"
                             : what,
@@ -388,6 +437,48 @@ static int push_read_exec(struct push *p, struct push_cmd *cmd, size_t queued, s
     return rc;
 }
 
+/* CMD_WAIT's replies: EXPIRE (1: the run key is there to be written) and WAIT (how many
+ * replicas have everything up to that write). Too few is retried: the replicas may catch up. */
+static int push_read_wait(struct push *p, struct push_cmd *cmd, char *err, size_t errlen)
+{
+    redisReply *r[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        void *reply = NULL;
+        if (redisGetReply(p->c, &reply) != REDIS_OK || reply == NULL) {
+            if (r[0])
+                freeReplyObject(r[0]);
+            return push_lost(p);
+        }
+        r[i] = reply;
+    }
+    int rc = XCH_OK;
+    const redisReply *bad = r[0]->type == REDIS_REPLY_ERROR ? r[0] : r[1];
+    if (bad->type == REDIS_REPLY_ERROR) {
+        snprintf(p->why, sizeof(p->why), "%s: %s", bad == r[0] ? "EXPIRE" : "WAIT", bad->str);
+        rc = push_transient(bad->str) ? XCH_RETRY : XCH_FATAL;
+        if (rc == XCH_FATAL)
+            snprintf(err, errlen, "redis %s: %s refused", p->addr, p->why);
+    } else if (r[0]->type != REDIS_REPLY_INTEGER || r[1]->type != REDIS_REPLY_INTEGER) {
+        snprintf(err, errlen, "redis: WAIT: unexpected reply of type %d", r[1]->type);
+        rc = XCH_FATAL;
+    } else if (r[0]->integer != 1) {
+        /* The batch's transaction wrote it: something removed it since. */
+        snprintf(err, errlen, "redis %s: %s vanished before its batch was confirmed", p->addr,
+                 p->k_run);
+        rc = XCH_FATAL;
+    } else if (r[1]->integer < p->o.wait_replicas) {
+        snprintf(p->why, sizeof(p->why),
+                 "WAIT: %lld of %ld replicas acknowledged the batch within %ld ms", r[1]->integer,
+                 p->o.wait_replicas, p->wait_ms);
+        rc = XCH_RETRY;
+    } else {
+        cmd->done = 1;
+    }
+    freeReplyObject(r[0]);
+    freeReplyObject(r[1]);
+    return rc;
+}
+
 /* Read the replies of a round's commands sent by push_send. */
 static int push_read(struct push *p, struct push_round *rd, char *err, size_t errlen)
 {
@@ -397,12 +488,14 @@ static int push_read(struct push *p, struct push_round *rd, char *err, size_t er
         struct push_cmd *cmd = &rd->cmd[i];
         if (cmd->done)
             continue;
-        if (cmd->kind == CMD_COUNT || cmd->kind == CMD_XADDS) {
-            int x = cmd->kind == CMD_COUNT
+        if (cmd->kind == CMD_COUNT || cmd->kind == CMD_XADDS || cmd->kind == CMD_WAIT) {
+            size_t counting = p->o.wait_replicas ? (size_t)rd->nctr + 1 : 0;
+            int x = cmd->kind == CMD_WAIT ? push_read_wait(p, cmd, err, errlen)
+                    : cmd->kind == CMD_COUNT
                         ? push_read_exec(p, cmd, (size_t)rd->nctr + 1, (size_t)rd->nctr,
                                          REDIS_REPLY_INTEGER, err, errlen)
-                        : push_read_exec(p, cmd, rd->add->counts.queued, rd->add->counts.queued,
-                                         REDIS_REPLY_STRING, err, errlen);
+                        : push_read_exec(p, cmd, rd->add->counts.queued + counting,
+                                         rd->add->counts.queued, REDIS_REPLY_STRING, err, errlen);
             if (x == XCH_OK && cmd->kind == CMD_COUNT)
                 push_counted(p);
             if (x == XCH_CONN)
@@ -420,8 +513,8 @@ static int push_read(struct push *p, struct push_round *rd, char *err, size_t er
             if (rc == XCH_OK)
                 rc = XCH_RETRY;
         } else if (r->type == REDIS_REPLY_ERROR) {
-            snprintf(err, errlen, "redis %s:%d: %s refused: %s", p->o.redis->host, p->o.redis->port,
-                     push_kind_name(cmd->kind), r->str);
+            snprintf(err, errlen, "redis %s: %s refused: %s", p->addr, push_kind_name(cmd->kind),
+                     r->str);
             rc = XCH_FATAL;
         } else if (push_take(p, rd, cmd, r) < 0) {
             snprintf(err, errlen, "redis: %s: unexpected reply of type %d",
@@ -452,6 +545,7 @@ static int push_connect(struct push *p)
         snprintf(p->why, sizeof(p->why), "%s", why);
         return -1;
     }
+    snprintf(p->addr, sizeof(p->addr), "%s:%d", p->c->tcp.host, p->c->tcp.port);
     return 0;
 }
 
@@ -469,11 +563,80 @@ static void push_ack_oldest(struct push *p)
     struct push_round *r = push_round_at(p, 0);
     if (r->ask)
         r->ask->known = 1;
-    if (r->add)
+    if (r->add && p->o.wait_replicas) {
+        /* Its transaction was counted and confirmed by the replicas (or there was nothing to
+         * write): it is queued. */
+        for (size_t i = 0; i < r->ncmd; i++)
+            if (r->cmd[i].kind == CMD_WAIT)
+                p->confirmed_seq = p->count_seq;
+        push_enqueue(&p->counting, r->add);
+        push_counted(p);
+    } else if (r->add) {
         push_enqueue(&p->added, r->add);
+    }
     r->add = r->ask = NULL;
     p->first = (p->first + 1) % PUSH_DEPTH;
     p->inflight--;
+}
+
+/* The run key's number on the new connection: 0 when there is none. -1 when the connection
+ * fails (or the server cannot answer yet: tried again). */
+static int push_run_seq(struct push *p, unsigned long *seq)
+{
+    const char *argv[] = {"GET", p->k_run};
+    redisReply *r = redisCommandArgv(p->c, 2, argv, NULL);
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        char why[sizeof(p->why)];
+        snprintf(why, sizeof(why), "GET: %s", r ? r->str : p->c->errstr);
+        if (r)
+            freeReplyObject(r);
+        push_lost(p);
+        snprintf(p->why, sizeof(p->why), "%s", why);
+        return -1;
+    }
+    *seq = r->type == REDIS_REPLY_STRING ? strtoul(r->str, NULL, 10) : 0;
+    freeReplyObject(r);
+    return 0;
+}
+
+/* Waiting for replicas, after a reconnection (perhaps to a promoted replica): what does the
+ * primary hold of the batch not yet confirmed? Landed: only its WAIT is left to send. Absent:
+ * all of it is sent again. 0, -1 when the connection fails, -2 (err set) when the primary lacks
+ * batches already confirmed. */
+static int push_wait_landed(struct push *p, char *err, size_t errlen)
+{
+    unsigned long seq;
+    if (push_run_seq(p, &seq) < 0)
+        return -1;
+    struct push_cmd *txn = NULL, *wait = NULL;
+    struct push_round *rd = p->inflight ? push_round_at(p, 0) : NULL;
+    for (size_t k = 0; rd && k < rd->ncmd; k++) {
+        if (rd->cmd[k].kind == CMD_XADDS)
+            txn = &rd->cmd[k];
+        if (rd->cmd[k].kind == CMD_WAIT)
+            wait = &rd->cmd[k];
+    }
+    int pending = wait != NULL; /* a batch sent, not confirmed: its number is count_seq */
+    if (pending && seq == p->count_seq) {
+        log_info("event=batch_landed seq=%lu", seq);
+        txn->done = 1;
+        wait->done = 0;
+        return 0;
+    }
+    if (seq == p->confirmed_seq) {
+        if (pending && txn->done)
+            log_warn("event=batch_lost seq=%lu detail=\"not on this primary: sent again\"",
+                     p->count_seq);
+        if (pending)
+            txn->done = wait->done = 0;
+        return 0;
+    }
+    snprintf(err, errlen,
+             "redis %s: the primary holds batch %lu of this run where %ld replicas confirmed "
+             "batch %lu: a failover lost writes WAIT had confirmed (promoted a replica that had "
+             "not acknowledged them?)",
+             p->addr, seq, p->o.wait_replicas, p->confirmed_seq);
+    return -2;
 }
 
 /* After a reconnection: did the counting transaction whose reply was lost get applied? Then it
@@ -486,18 +649,14 @@ static int push_count_landed(struct push *p)
             struct push_cmd *cmd = &rd->cmd[k];
             if (cmd->kind != CMD_COUNT || cmd->done)
                 continue;
-            const char *argv[] = {"GET", p->k_run};
-            redisReply *r = redisCommandArgv(p->c, 2, argv, NULL);
-            if (r == NULL) {
-                push_lost(p);
+            unsigned long seq;
+            if (push_run_seq(p, &seq) < 0)
                 return -1;
-            }
-            if (r->type == REDIS_REPLY_STRING && strtoul(r->str, NULL, 10) == p->count_seq) {
+            if (seq == p->count_seq) {
                 log_info("event=count_landed seq=%lu", p->count_seq);
                 cmd->done = 1;
                 push_counted(p);
             }
-            freeReplyObject(r);
         }
     }
     return 0;
@@ -527,8 +686,8 @@ static int push_recover(struct push *p, int rc, char *err, size_t errlen)
             return 0;
         }
         if (attempt > p->o.retries) {
-            snprintf(err, errlen, "redis %s:%d: %s (gave up after %d attempts)", p->o.redis->host,
-                     p->o.redis->port, p->why, attempt);
+            snprintf(err, errlen, "redis %s: %s (gave up after %d attempts)", p->addr, p->why,
+                     attempt);
             return -1;
         }
         /* A primary demoted by a failover answers READONLY: the sentinels name the new one. */
@@ -538,9 +697,16 @@ static int push_recover(struct push *p, int rc, char *err, size_t errlen)
         log_warn("event=redis_retry attempt=%d retries=%d delay_ms=%ld error=\"%s\"", attempt,
                  p->o.retries, ms, p->why);
         push_sleep_ms(ms);
-        if (p->c == NULL && (push_connect(p) < 0 || push_count_landed(p) < 0)) {
-            rc = XCH_CONN;
-            continue;
+        if (p->c == NULL) {
+            int x = push_connect(p) < 0  ? -1
+                    : p->o.wait_replicas ? push_wait_landed(p, err, errlen)
+                                         : push_count_landed(p);
+            if (x == -2)
+                return -1;
+            if (x < 0) {
+                rc = XCH_CONN;
+                continue;
+            }
         }
         rc = XCH_OK;
         for (int i = 0; i < p->inflight && rc == XCH_OK; i++) {
@@ -623,8 +789,18 @@ static int push_start(struct push *p, struct batch *add, struct batch *ask, char
             if (!p->multi)
                 oom |= push_add_cmd(r, CMD_XADD, i);
         }
-        if (p->multi && add->counts.queued)
+        if (p->o.wait_replicas) {
+            /* One transaction with its counters, then WAIT (the top comment). */
+            struct push_queue one = {{add}, 1};
+            push_counters(r, &one);
+            if (add->counts.queued || r->nctr) {
+                p->count_seq++;
+                oom |= push_add_cmd(r, CMD_XADDS, 0);
+                oom |= push_add_cmd(r, CMD_WAIT, 0);
+            }
+        } else if (p->multi && add->counts.queued) {
             oom |= push_add_cmd(r, CMD_XADDS, 0);
+        }
     }
     if (p->counting.n == 0 && p->added.n) {
         while (p->added.n)
@@ -719,7 +895,7 @@ static int push_wait_backlog(struct push *p, long more, char *err, size_t errlen
  * wait sets `held`: nothing more is added or asked, what was added is still counted. */
 static int push_step(struct push *p, struct batch *ask, char *err, size_t errlen)
 {
-    if (p->inflight == PUSH_DEPTH && push_finish_oldest(p, err, errlen) < 0)
+    if (p->inflight == push_depth(p) && push_finish_oldest(p, err, errlen) < 0)
         return PUSH_FAILED;
     int can_add = !p->held && p->asked.n > 0 && p->asked.b[0]->known;
     if (can_add && p->o.max_backlog > 0) {
@@ -810,7 +986,7 @@ int push_flush(struct push *p, char *err, size_t errlen)
            (p->inflight || p->added.n || p->counting.n || (p->asked.n && !p->held))) {
         int addable = !p->held && p->asked.n && p->asked.b[0]->known;
         int movable = (p->added.n && !p->counting.n) || addable;
-        if (movable && p->inflight < PUSH_DEPTH)
+        if (movable && p->inflight < push_depth(p))
             rc = push_step(p, NULL, err, errlen);
         else if (p->inflight)
             rc = push_finish_oldest(p, err, errlen) < 0 ? PUSH_FAILED : PUSH_OK;
@@ -838,7 +1014,10 @@ void push_end(struct push *p)
 unsigned long push_window(const struct push *p)
 {
     /* XADDs on the wire (PUSH_DEPTH rounds), added and waiting to be counted (at most one per
-     * round finished while a count is in flight), being counted (as many). */
+     * round finished while a count is in flight), being counted (as many). Waiting for
+     * replicas: the one batch not yet confirmed. */
+    if (p->o.wait_replicas)
+        return p->o.batch_size;
     return 3UL * PUSH_DEPTH * p->o.batch_size;
 }
 
@@ -855,6 +1034,11 @@ int push_has_smismember(const struct push *p)
 int push_has_multi(const struct push *p)
 {
     return p->multi;
+}
+
+const char *push_addr(const struct push *p)
+{
+    return p->addr;
 }
 
 /* Whether Redis keeps an AOF (INFO persistence, aof_enabled). A server that will not say (INFO
@@ -875,14 +1059,13 @@ static int push_probe(struct push *p, char *err, size_t errlen)
     const char *argv[] = {"SMISMEMBER", p->k_seen, ""};
     redisReply *r = redisCommandArgv(p->c, 3, argv, NULL);
     if (r == NULL) {
-        snprintf(err, errlen, "redis %s:%d: %s", p->o.redis->host, p->o.redis->port, p->c->errstr);
+        snprintf(err, errlen, "redis %s: %s", p->addr, p->c->errstr);
         return -1;
     }
     p->smismember = r->type == REDIS_REPLY_ARRAY;
     int rc = 0;
     if (r->type == REDIS_REPLY_ERROR && strcasestr(r->str, "unknown command") == NULL) {
-        snprintf(err, errlen, "redis %s:%d: SMISMEMBER %s: %s", p->o.redis->host, p->o.redis->port,
-                 p->k_seen, r->str);
+        snprintf(err, errlen, "redis %s: SMISMEMBER %s: %s", p->addr, p->k_seen, r->str);
         rc = -1;
     }
     freeReplyObject(r);
@@ -900,6 +1083,13 @@ struct push *push_new(const struct push_options *o, char *err, size_t errlen)
     if (p->o.batch_size == 0)
         p->o.batch_size = 1;
     p->backlog = -1;
+    if (o->redis->nsentinels)
+        snprintf(p->addr, sizeof(p->addr), "(primary '%s')", o->redis->master);
+    else
+        snprintf(p->addr, sizeof(p->addr), "%s:%d", o->redis->host, o->redis->port);
+    /* WAIT answers before the command timeout, so a slow replica reads as too few, not as a
+     * dead connection. */
+    p->wait_ms = o->timeout_ms / 2 > 0 ? o->timeout_ms / 2 : 1;
     resp_init(&p->out);
     snprintf(p->k_urls, sizeof(p->k_urls), "%s%s", o->prefix, KEY_STREAM);
     snprintf(p->k_seen, sizeof(p->k_seen), "%s%s", o->prefix, KEY_SEEN);
@@ -929,6 +1119,8 @@ struct push *push_new(const struct push_options *o, char *err, size_t errlen)
     if (push_probe(p, err, errlen) < 0)
         goto err;
     push_probe_aof(p);
+    if (p->o.wait_replicas)
+        p->multi = 1; /* each batch is one transaction (the top comment) */
     if (p->o.max_backlog > 0 && push_probe_backlog(p, err, errlen) < 0)
         goto err;
     return p;

@@ -12,7 +12,11 @@
  * What may be in the stream without being acknowledged is bounded: at most push_window() lines
  * after the mark. A rerun from the mark sends those again, and a resent XADD whose first copy
  * did land leaves the URL twice in the stream, which the consumer's SADD dedup (SPEC §5.1)
- * makes harmless. */
+ * makes harmless.
+ *
+ * With wait_replicas, a batch is acknowledged only once that many replicas hold it (WAIT), and
+ * after a failover the new primary is asked whether it holds the batch not yet confirmed: it is
+ * sent again when it does not (push.c's top comment). */
 #ifndef PIXFLOW_PUSH_H
 #define PIXFLOW_PUSH_H
 
@@ -30,6 +34,7 @@ struct push_options {
     int retries;                 /* attempts after the first, per round */
     long max_backlog;            /* 0: never wait */
     size_t batch_size;           /* lines a batch takes before it is sent */
+    long wait_replicas;          /* a batch is queued once this many replicas have it (WAIT) */
     volatile sig_atomic_t *stop; /* when set, back-pressure waits end with PUSH_STOPPED */
 };
 
@@ -65,5 +70,7 @@ void push_set_acked(struct push *p, const char *source, unsigned long line);
 const struct batch_counts *push_totals(const struct push *p);
 int push_has_smismember(const struct push *p);
 int push_has_multi(const struct push *p); /* XADDs go in MULTI/EXEC (the AOF is on) */
+/* host:port of the connection (with sentinels, of the primary they named last). */
+const char *push_addr(const struct push *p);
 
 #endif

@@ -7,6 +7,17 @@
 #include <string.h>
 #include <sys/time.h>
 
+/* A READONLY reply: the node was a primary when the connection was made, and a failover
+ * demoted it. The context is marked broken, as a lost connection would be: its owner drops it
+ * (c->err) and the next connection goes where the sentinels say. */
+static void rconn_demoted(redisContext *c)
+{
+    if (c->err)
+        return;
+    c->err = REDIS_ERR_OTHER;
+    snprintf(c->errstr, sizeof(c->errstr), "READONLY: no longer the primary");
+}
+
 int rconn_error(redisContext *c, const redisReply *r, char *err, size_t errlen)
 {
     if (r == NULL) {
@@ -15,6 +26,8 @@ int rconn_error(redisContext *c, const redisReply *r, char *err, size_t errlen)
     }
     if (r->type == REDIS_REPLY_ERROR) {
         snprintf(err, errlen, "%s", r->str);
+        if (strncmp(r->str, "READONLY", 8) == 0)
+            rconn_demoted(c);
         return -1;
     }
     return 0;

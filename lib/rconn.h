@@ -12,7 +12,8 @@
 redisContext *rconn_open(const struct redis_target *t, long timeout_ms, char *err, size_t errlen);
 
 /* Describe a reply that is an error (or a context failure) into err; returns -1 for those, 0
- * for any other reply. Frees nothing. */
+ * for any other reply. Frees nothing. A READONLY error (a primary demoted by a failover) also
+ * marks c broken (c->err), so that its owner connects again, to the new primary. */
 int rconn_error(redisContext *c, const redisReply *r, char *err, size_t errlen);
 
 /* redisCommandArgv (lens may be NULL for C strings). The reply, or NULL with err set for a

@@ -379,6 +379,10 @@ int settings_options(struct settings *s, unsigned which, struct cfg_option *out)
         OPT("prefix", "PIXFLOW_PREFIX", settings_name, &s->prefix, "pixflow:", .meta = "TEXT",
             .help = "prefix of every Redis key");
     }
+    if (which & SET_WAIT)
+        OPT("redis-wait-replicas", "PIXFLOW_REDIS_WAIT_REPLICAS", cfg_long, &s->redis_wait_replicas,
+            "0", 0, 100, .meta = "N",
+            .help = "a write counts as done once N replicas have it (WAIT); 0: at once");
     if (which & SET_MONGO)
         OPT("mongo-uri", "PIXFLOW_MONGO_URI", settings_mongo, &s->mongo_uri,
             "mongodb://127.0.0.1:27017/pixflow", .meta = "URI",

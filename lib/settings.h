@@ -54,6 +54,7 @@ struct connect_to {
 struct settings {
     struct redis_target redis;
     const char *redis_url;
+    long redis_wait_replicas; /* PIXFLOW_REDIS_WAIT_REPLICAS (with SET_WAIT) */
     const char *mongo_uri;
     const char *prefix;
     const char *group;
@@ -85,6 +86,7 @@ enum {
     SET_CONSUMER = 1 << 6, /* --consumer */
     SET_HTTP = 1 << 7,     /* --http-token, --http-max-connections, --http-header-timeout */
     SET_RAW = 1 << 8,      /* --raw-url, --s3-endpoint, --s3-region, AWS_* credentials */
+    SET_WAIT = 1 << 9,     /* --redis-wait-replicas: writes that WAIT for replicas */
 };
 
 #define SET_OPTIONS_MAX 32

@@ -1,16 +1,22 @@
 """pixflow under Redis Sentinel (SPEC §2 redis-sentinel://): a primary, a replica and three
 sentinels on loopback, started here; the stack's FerretDB and image server. a failover
 mid-run (kill -9 of the primary, or its demotion): the workers and the tools move to the promoted
-replica, every URL is stored once and the counters reconcile."""
+replica, every URL is stored once and the counters reconcile. Ingest with
+PIXFLOW_REDIS_WAIT_REPLICAS through a failover queues every line once; a WAIT that cannot be met
+is reported, never claimed; +switch-master moves an idle worker."""
+import contextlib
+import os
 import shutil
+import signal
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
 import redis as redis_lib
 
-from conftest import run
+from conftest import binary, run
 from pixflow_helpers import Keys, mongo_for, reconcile, sizes, token, wait_for
 
 PICSUM = "https://picsum.photos"
@@ -209,3 +215,180 @@ def test_failover_with_an_acl_user_and_password(env, tmp_path):
         assert res.returncode != 0 and b"WRONGPASS" in res.stderr, res.stderr
     finally:
         topology.close()
+
+
+def wait_catalog(t, n):
+    """n lines: unique URLs, every 10th a repeat of the line before it, every 25th invalid.
+    Returns the lines and {line number: URL} of the lines that must be queued."""
+    lines, queued = [], {}
+    for i in range(n):
+        if i % 25 == 24:
+            lines.append(f"ftp://picsum.photos/{i}/1")
+        elif i % 10 == 9:
+            lines.append(lines[-1])
+        else:
+            lines.append(f"{PICSUM}/{1 + i % 1000}/{1 + i // 1000}?u={t}")
+            queued[i + 1] = lines[-1]
+    return lines, queued
+
+
+def assert_queued_once(client, prefix, lines, queued):
+    """The stream holds each line that had to be queued exactly once, and the counters say so."""
+    entries = client.xrange(prefix + "urls")
+    got = sorted(int(f[b"line"]) for _, f in entries)
+    assert got == sorted(queued), f"{len(got)} entries for {len(queued)} lines"
+    assert all(f[b"url"].decode() == queued[int(f[b"line"])] for _, f in entries)
+    stats = {k.decode(): int(v) for k, v in client.hgetall(prefix + "stats").items()}
+    invalid = sum(1 for x in lines if x.startswith("ftp:"))
+    assert stats["ingest_lines"] == len(lines), stats
+    assert stats["ingest_queued"] == len(queued), stats
+    assert stats["ingest_invalid"] == invalid, stats
+    assert stats["ingest_duplicates"] == len(lines) - len(queued) - invalid, stats
+
+
+def feed_slowly(proc, lines):
+    """Write lines to proc's stdin 20 at a time, so that what a test does comes mid-ingest."""
+    try:
+        for i in range(0, len(lines), 20):
+            proc.stdin.write(("\n".join(lines[i:i + 20]) + "\n").encode())
+            proc.stdin.flush()
+            time.sleep(0.02)
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass  # ingest stopped: the test reads why
+
+
+@contextlib.contextmanager
+def ingest_under_way(penv, topology, tmp_path, lines):
+    """Ingest (waiting for one replica) fed lines slowly, once its first 200 entries are on the
+    primary; yields (process, stdout file, stderr file), and ends it when the test is done."""
+    out, err = tmp_path / "ingest.out", tmp_path / "ingest.err"
+    with open(out, "wb") as o, open(err, "wb") as e:
+        proc = subprocess.Popen([binary("pixflow-ingest"), "--batch", "20", "--retries", "15",
+                                 "--source", "catalog", "-"],
+                                env=dict(penv, PIXFLOW_REDIS_WAIT_REPLICAS="1"),
+                                stdin=subprocess.PIPE, stdout=o, stderr=e)
+    feeder = threading.Thread(target=feed_slowly, args=(proc, lines))
+    feeder.start()
+    try:
+        stream = penv["PIXFLOW_PREFIX"] + "urls"
+        wait_for("ingest under way", lambda: topology.client("primary").xlen(stream) >= 200, 30)
+        yield proc, out, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        feeder.join(timeout=120)
+
+
+@pytest.mark.parametrize("how", ["kill-9", "demoted"])
+def test_ingest_waiting_for_a_replica_queues_every_line_once_through_a_failover(
+        env, topology, tmp_path, how):
+    """Each batch is confirmed by WAIT 1; the failover lands mid-ingest; the batch the old
+    primary took without confirming is found missing on the new one and sent again, or found
+    there and only confirmed."""
+    penv = sentinel_env(env, topology)
+    lines, queued = wait_catalog(token(), 3000)
+    with ingest_under_way(penv, topology, tmp_path, lines) as (proc, out, err):
+        if how == "kill-9":
+            topology.kill("primary")
+        else:
+            topology.sentinel().execute_command("SENTINEL", "FAILOVER", MASTER)
+        wait_for("the failover", lambda: topology.primary_port() == topology.ports["replica"], 30)
+        if how == "kill-9":
+            # Its machine back, with the configuration the sentinels rewrote: a replica of the
+            # new primary. (Back empty as a primary, it would be synced from and wipe the data:
+            # ingest then stops, naming the batches WAIT had confirmed.)
+            topology.server("primary", "--replicaof", "127.0.0.1", str(topology.ports["replica"]))
+        assert proc.wait(timeout=120) == 0, err.read_text()[-3000:]
+    log = err.read_text()
+    assert "event=redis_retry" in log, log[-3000:]  # the failover came mid-ingest
+    assert f"lines={len(lines)} queued={len(queued)} " in out.read_text(), out.read_text()
+    assert_queued_once(topology.client("replica"), penv["PIXFLOW_PREFIX"], lines, queued)
+
+
+def test_a_wait_that_cannot_be_met_is_reported_not_claimed(env, topology, tmp_path):
+    """The replica stopped: WAIT 1 answers 0. Ingest retries saying why, then gives up with
+    nothing acknowledged; with the replica back during the retries, it goes on."""
+    penv = dict(sentinel_env(env, topology), PIXFLOW_REDIS_WAIT_REPLICAS="1")
+    prefix = penv["PIXFLOW_PREFIX"]
+    replica = topology.procs["replica"].pid
+    t = token()
+    first = "".join(f"{PICSUM}/{i}/7?u={t}\n" for i in range(1, 41))
+    os.kill(replica, signal.SIGSTOP)
+    try:
+        res = run("pixflow-ingest", "--retries", "2", "--redis-timeout", "1s", "-", env=penv,
+                  input=first)
+        errtext = res.stderr.decode()
+        assert res.returncode == 1, errtext
+        assert "WAIT: 0 of 1 replicas acknowledged the batch" in errtext, errtext
+        assert "event=redis_retry" in errtext and "gave up after 3 attempts" in errtext, errtext
+        assert "no batch was acknowledged" in errtext, errtext
+        assert "ingest failed: lines=0 queued=0 " in res.stdout.decode(), res.stdout
+
+        second = "".join(f"{PICSUM}/{i}/9?u={t}\n" for i in range(1, 41))
+        err = tmp_path / "second.err"
+        with open(err, "wb") as e:
+            proc = subprocess.Popen([binary("pixflow-ingest"), "--retries", "20", "--batch", "10",
+                                     "--redis-timeout", "1s", "-"], env=penv,
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=e)
+        proc.stdin.write(second.encode())
+        proc.stdin.close()
+        wait_for("ingest waiting for the replica", lambda: "WAIT: 0 of 1" in err.read_text(), 20)
+        assert proc.poll() is None, err.read_text()
+        os.kill(replica, signal.SIGCONT)
+        assert proc.wait(timeout=60) == 0, err.read_text()
+        assert b"ingest ok: lines=40 queued=40 " in proc.stdout.read()
+    finally:
+        os.kill(replica, signal.SIGCONT)
+    # What the primary took without its replica stays there (counted by the first run, which
+    # said so); the second run's lines are all there, and on the replica.
+    client = topology.client("replica")
+    wait_for("the replica caught up", lambda: client.xlen(prefix + "urls") == 80, 20)
+
+
+def test_switch_master_moves_an_idle_worker(env, topology, fleet):
+    """The primary stops answering (no RST, no error: a machine gone): the sentinels promote the
+    replica and announce it; the idle worker moves at once, long before its own timeouts."""
+    penv = sentinel_env(env, topology)
+    rport = topology.ports["replica"]
+    w = fleet.start(penv, "A", "--redis-timeout", "30s")
+    wait_for("the worker up and subscribed",
+             lambda: "event=sentinel_watch " in w.log() and "link=reader" in w.log()
+             and "event=redis_up link=commands" in w.log(), 20)
+    primary = topology.procs["primary"]
+    os.kill(primary.pid, signal.SIGSTOP)
+    try:
+        wait_for("the failover", lambda: topology.primary_port() == rport, 30)
+        t0 = time.monotonic()
+        for link in ("reader", "commands"):
+            wait_for(f"the {link} link on the new primary",
+                     lambda: f"event=redis_up link={link} redis=127.0.0.1:{rport}" in w.log(), 10)
+        moved = time.monotonic() - t0
+        assert moved < 5, f"{moved:.1f}s to move (its timeout: 30s)"
+        assert "event=sentinel_switch" in w.log() and "event=redis_switch" in w.log(), w.log()
+        keys = Keys(topology.client("replica"), penv["PIXFLOW_PREFIX"])
+        keys.xadd(f"{PICSUM}/31/32")
+        wait_for("the URL stored", lambda: keys.stats().get("stored", 0) == 1, 30)
+    finally:
+        topology.kill("primary")  # SIGKILL ends a stopped process too
+    w.signal(15)
+    w.assert_clean_exit(15)
+
+
+def test_a_primary_that_lost_confirmed_batches_stops_ingest(env, topology, tmp_path):
+    """What WAIT confirmed is gone when ingest reconnects (here wiped on purpose, as a primary
+    restarted empty would): ingest cannot tell what else is missing, so it stops, naming the
+    last line confirmed, instead of going on as if all were there."""
+    lines, _ = wait_catalog(token(), 3000)
+    with ingest_under_way(sentinel_env(env, topology), topology, tmp_path, lines) as (proc, out,
+                                                                                       err):
+        wipe = topology.client("primary").pipeline(transaction=True)
+        wipe.flushall()
+        wipe.execute_command("CLIENT", "KILL", "TYPE", "normal")
+        wipe.execute()
+        assert proc.wait(timeout=60) == 1, err.read_text()[-3000:]
+    log = err.read_text()
+    assert "a failover lost writes WAIT had confirmed" in log, log[-3000:]
+    assert "acknowledged by Redis: everything up to catalog line " in log, log[-3000:]
+    assert "ingest failed:" in out.read_text()

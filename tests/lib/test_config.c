@@ -16,13 +16,21 @@
 #include "settings.h"
 
 static const char *const env_names[] = {
-    "PIXFLOW_REDIS_URL",   "PIXFLOW_MONGO_URI",
-    "PIXFLOW_PREFIX",      "PIXFLOW_GROUP",
-    "PIXFLOW_CONSUMER",    "PIXFLOW_TRANSFORMS",
-    "PIXFLOW_PLUGIN_PATH", "PIXFLOW_ALLOWED_HOSTS",
-    "PIXFLOW_CONNECT_TO",  "PIXFLOW_CA_FILE",
-    "PIXFLOW_LOG_LEVEL",   "PIXFLOW_LOG_FORMAT",
-    "TEST_COUNT",          NULL,
+    "PIXFLOW_REDIS_URL",
+    "PIXFLOW_MONGO_URI",
+    "PIXFLOW_PREFIX",
+    "PIXFLOW_GROUP",
+    "PIXFLOW_CONSUMER",
+    "PIXFLOW_TRANSFORMS",
+    "PIXFLOW_PLUGIN_PATH",
+    "PIXFLOW_ALLOWED_HOSTS",
+    "PIXFLOW_CONNECT_TO",
+    "PIXFLOW_CA_FILE",
+    "PIXFLOW_LOG_LEVEL",
+    "PIXFLOW_LOG_FORMAT",
+    "PIXFLOW_REDIS_WAIT_REPLICAS",
+    "TEST_COUNT",
+    NULL,
 };
 
 static int clean_env(void **state)
@@ -450,6 +458,34 @@ static void test_split_hostport(void **state)
     }
 }
 
+/* PIXFLOW_REDIS_WAIT_REPLICAS: 0 by default, a count of replicas, a bad one named in one line */
+static void test_wait_replicas(void **state)
+{
+    struct settings s;
+    char out[1024];
+    int first;
+    char *plain[] = {"prog", NULL};
+    assert_int_equal(load(&s, SET_REDIS | SET_WAIT, plain, &first, out, sizeof(out)), 0);
+    assert_int_equal(s.redis_wait_replicas, 0);
+    setenv("PIXFLOW_REDIS_WAIT_REPLICAS", "2", 1);
+    assert_int_equal(load(&s, SET_REDIS | SET_WAIT, plain, &first, out, sizeof(out)), 0);
+    assert_int_equal(s.redis_wait_replicas, 2);
+    char *flag[] = {"prog", "--redis-wait-replicas", "1", NULL};
+    assert_int_equal(load(&s, SET_REDIS | SET_WAIT, flag, &first, out, sizeof(out)), 0);
+    assert_int_equal(s.redis_wait_replicas, 1); /* the flag wins */
+    const char *bad[] = {"-1", "two", "1.5", "101", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        setenv("PIXFLOW_REDIS_WAIT_REPLICAS", bad[i], 1);
+        assert_int_equal(load(&s, SET_REDIS | SET_WAIT, plain, &first, out, sizeof(out)), -1);
+        assert_non_null(strstr(out, "PIXFLOW_REDIS_WAIT_REPLICAS"));
+        assert_int_equal(strchr(out, '\n') - out, (long)strlen(out) - 1); /* one line */
+    }
+    unsetenv("PIXFLOW_REDIS_WAIT_REPLICAS");
+    /* a program that does not wait takes no such option */
+    assert_int_equal(load(&s, SET_REDIS, flag, &first, out, sizeof(out)), -1);
+    assert_non_null(strstr(out, "redis-wait-replicas"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -460,6 +496,7 @@ int main(void)
         cmocka_unit_test_setup(test_help_and_own_options, clean_env),
         cmocka_unit_test_setup(test_units, clean_env),
         cmocka_unit_test_setup(test_redis_urls, clean_env),
+        cmocka_unit_test_setup(test_wait_replicas, clean_env),
         cmocka_unit_test_setup(test_connect_to, clean_env),
         cmocka_unit_test_setup(test_next_item, clean_env),
     };
