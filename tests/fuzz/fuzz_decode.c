@@ -51,9 +51,9 @@ static void fuzz_requests(const unsigned char *d, size_t n, const struct image_i
         check(im.channels == (uint32_t)reqs[i].channels && im.width >= 1 && im.height >= 1 &&
                   im.width <= uw && im.height <= uh,
               "a request's picture is larger than the whole one", size);
-        check(im.source_width == 0 || (im.source_width == uw && im.source_height == uh &&
-                                       im.width >= reqs[i].min_width &&
-                                       im.height >= reqs[i].min_height),
+        check(im.source_width == 0 ||
+                  (im.source_width == uw && im.source_height == uh &&
+                   im.width >= reqs[i].min_width && im.height >= reqs[i].min_height),
               "a shrunk picture is under the size asked or names another source", size);
         free(im.pixels);
     }
