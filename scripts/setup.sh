@@ -96,22 +96,16 @@ build_versitygw() {
     say "versitygw: $("$bin" --version 2>/dev/null | head -1)"
 }
 
+# make_venv VENV WHAT IMPORTS PACKAGE...: the venv with the packages, unless its Python already
+# imports IMPORTS (a Python import statement's list).
 make_venv() {
-    if [ -x "$cache/venv/bin/python" ] &&
-        "$cache/venv/bin/python" -c 'import pytest, redis, pymongo, selenium' 2>/dev/null; then
-        say "Python test packages: present"
+    local venv=$1 what=$2 imports=$3
+    shift 3
+    if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import $imports" 2>/dev/null; then
+        say "$what: present"
         return
     fi
-    venv_install "$cache/venv" "Python test packages" "${python_packages[@]}"
-}
-
-make_bench_venv() {
-    if [ -x "$cache/bench-venv/bin/python" ] &&
-        "$cache/bench-venv/bin/python" -c 'import PIL, pyvips' 2>/dev/null; then
-        say "Python benchmark packages: present"
-        return
-    fi
-    venv_install "$cache/bench-venv" "Python benchmark packages" "${bench_python_packages[@]}"
+    venv_install "$venv" "$what" "$@"
 }
 
 start=$(date +%s)
@@ -120,8 +114,10 @@ install_packages
 build_ferretdb
 build_versitygw
 if [ $demo = 0 ]; then
-    make_venv
+    make_venv "$cache/venv" "Python test packages" "pytest, redis, pymongo, selenium" \
+        "${python_packages[@]}"
     "$root/tests/deploy/setup.sh" || die "the deployment test tools could not be installed"
 fi
-[ $bench = 0 ] || make_bench_venv
+[ $bench = 0 ] || make_venv "$cache/bench-venv" "Python benchmark packages" "PIL, pyvips" \
+    "${bench_python_packages[@]}"
 say "ready in $(($(date +%s) - start)) s"
