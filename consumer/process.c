@@ -4,7 +4,6 @@
  * so a picture never holds more than two copies of itself. */
 #include "process.h"
 
-#include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -45,10 +44,10 @@ static size_t process_budget_total, process_budget_used;
 /* Pictures come and go in buffers of megabytes. glibc's defaults give such a buffer back to the
  * kernel when freed (mmap, or trimming the heap's top past twice the last one's size), and the
  * next picture faults every page in again, zeroed: a seventh of the CPU stage's time on
- * photographs (perf: page faults, clearing, unmapping). Keeping up to the budget's worth of free
- * heap, which pictures may hold at once anyway, costs no memory the formula in the README does
- * not already count. */
-#define PROCESS_MMAP_MAX (32L << 20) /* glibc's own ceiling for M_MMAP_THRESHOLD on 64 bits */
+ * photographs (perf: page faults, clearing, unmapping). So buffers up to PROCESS_HEAP_KEEP come
+ * from the heap, and each thread's heap keeps up to that much free for the next picture (the
+ * README's memory formula counts it); larger pictures are mapped and unmapped as before. */
+#define PROCESS_HEAP_KEEP (32L << 20)
 
 void process_budget_init(size_t bytes)
 {
@@ -57,8 +56,10 @@ void process_budget_init(size_t bytes)
     pthread_mutex_unlock(&process_budget_lock);
 #ifdef M_TRIM_THRESHOLD
     if (bytes > 0) {
-        mallopt(M_MMAP_THRESHOLD, (int)(bytes < PROCESS_MMAP_MAX ? bytes : PROCESS_MMAP_MAX));
-        mallopt(M_TRIM_THRESHOLD, (int)(bytes < INT_MAX ? bytes : INT_MAX));
+        int keep = (int)(bytes < (size_t)PROCESS_HEAP_KEEP ? bytes : (size_t)PROCESS_HEAP_KEEP);
+
+        mallopt(M_MMAP_THRESHOLD, keep);
+        mallopt(M_TRIM_THRESHOLD, keep);
     }
 #endif
 }
