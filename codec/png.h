@@ -28,10 +28,11 @@ struct png_params {
 
 /* Chosen by measurement (bench_compute --sweep on real photographs and on the picsum-like
  * pictures; tests/bench/README.md has the tables): Paeth on every row, then Huffman coding
- * alone, is 2.5x as fast as libdeflate's level 1 (the fastest with string matching) and 15-18%
+ * alone, is 2-2.5x as fast as libdeflate's level 1 (the fastest with string matching) and 18%
  * smaller, below Pillow's bytes (zlib level 6 with per-row adaptive filters): filtered rows of a
- * photograph are residuals that seldom repeat as strings. Choosing the filter per row
- * (ADAPTIVE, SAMPLED) saves another 1% for twice the time. png:level=N (1..12) picks
+ * photograph are residuals that seldom repeat as strings. Choosing the filter per row saves
+ * another 1%, for up to twice the time (ADAPTIVE) or a little (SAMPLED, whose time varied between
+ * the sets from equal to 1.3x). png:level=N (1..12) picks
  * libdeflate's level N instead, and png_filter_for_level() its filter. */
 #define PNG_DEFAULT_LEVEL  PNG_LEVEL_HUFFMAN
 #define PNG_DEFAULT_FILTER PNG_FILTER_PAETH
