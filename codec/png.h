@@ -15,25 +15,33 @@ enum png_filter {
     PNG_FILTER_AVG,
     PNG_FILTER_PAETH,
     PNG_FILTER_ADAPTIVE,
+    PNG_FILTER_SAMPLED, /* ADAPTIVE's choice made on a quarter of each row (32 bytes in 128) */
 };
 
+/* Level 0: deflate with Huffman coding alone (zhuff.h), no string matching. */
+#define PNG_LEVEL_HUFFMAN 0
+
 struct png_params {
-    int level; /* libdeflate level, 1 (fastest) .. 12 (smallest) */
+    int level; /* PNG_LEVEL_HUFFMAN, or libdeflate's level, 1 (fastest) .. 12 (smallest) */
     enum png_filter filter;
 };
 
-/* Chosen by measurement (bench_compute --sweep on the picsum-like pictures; tests/bench/README.md
- * has the table): level 1 with "up" on every row encodes gray photographs 2.6x as fast as level 3
- * with Paeth (the default before) for 6% more bytes; past level 2 Paeth pays for itself, and
- * adaptive filtering never does (twice the time for 1.5% less). png:level=N picks the level, and
- * png_filter_for_level() its filter. */
-#define PNG_DEFAULT_LEVEL  1
-#define PNG_DEFAULT_FILTER PNG_FILTER_UP
+/* Chosen by measurement (bench_compute --sweep on real photographs and on the picsum-like
+ * pictures; tests/bench/README.md has the tables): Paeth on every row, then Huffman coding
+ * alone, is 2-2.5x as fast as libdeflate's level 1 (the fastest with string matching) and 18%
+ * smaller, below Pillow's bytes (zlib level 6 with per-row adaptive filters): filtered rows of a
+ * photograph are residuals that seldom repeat as strings. Choosing the filter per row saves
+ * another 1%, for up to twice the time (ADAPTIVE) or a little (SAMPLED, whose time varied between
+ * the sets from equal to 1.3x). png:level=N (1..12) picks
+ * libdeflate's level N instead, and png_filter_for_level() its filter. */
+#define PNG_DEFAULT_LEVEL  PNG_LEVEL_HUFFMAN
+#define PNG_DEFAULT_FILTER PNG_FILTER_PAETH
 
-/* The row filter used at a libdeflate level: "up" where deflate is fast (1, 2), Paeth above. */
+/* The row filter used at a level: "up" where libdeflate is fastest (1, 2), Paeth elsewhere,
+ * the default (Huffman only) included. */
 static inline enum png_filter png_filter_for_level(int level)
 {
-    return level <= 2 ? PNG_FILTER_UP : PNG_FILTER_PAETH;
+    return level == 1 || level == 2 ? PNG_FILTER_UP : PNG_FILTER_PAETH;
 }
 
 enum png_status { PNG_OK, PNG_INVALID, PNG_NOMEM };

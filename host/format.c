@@ -65,21 +65,21 @@ int format_parse(const char *name, const char *config, struct format *f, char *e
         long n = -1;
 
         if (f->kind == FORMAT_PNG && klen == 5 && memcmp(k, "level", 5) == 0) {
-            n = format_int(v, vlen, 1, 12);
+            n = format_int(v, vlen, PNG_LEVEL_HUFFMAN, 12);
             f->level = (int)n;
         } else if (f->kind == FORMAT_JPEG && klen == 7 && memcmp(k, "quality", 7) == 0) {
             n = format_int(v, vlen, 1, 100);
             f->quality = (int)n;
         } else {
             snprintf(err, errlen, "%s: unknown key \"%.*s\" (%s)", name, (int)klen, k,
-                     f->kind == FORMAT_PNG    ? "png takes level=1..12"
+                     f->kind == FORMAT_PNG    ? "png takes level=0..12"
                      : f->kind == FORMAT_JPEG ? "jpeg takes quality=1..100"
                                               : "webp takes no key");
             return -1;
         }
         if (n < 0) {
             snprintf(err, errlen, "%s: %.*s=%.*s is out of range (%s)", name, (int)klen, k,
-                     (int)vlen, v, f->kind == FORMAT_PNG ? "1..12" : "1..100");
+                     (int)vlen, v, f->kind == FORMAT_PNG ? "0..12" : "1..100");
             return -1;
         }
     }

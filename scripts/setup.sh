@@ -9,6 +9,9 @@
 #   scripts/setup.sh           everything the tests need
 #   scripts/setup.sh --demo    only what scripts/demo.sh runs: the build and the stack's servers
 #                              (no test-only packages, browser, virtualenv or deployment checkers)
+#   scripts/setup.sh --bench   what the tests need, and what only the benchmarks use: libvips,
+#                              real photographs (mate-backgrounds), .cache/bench-venv (Pillow,
+#                              pyvips) for tests/bench/bench_compare.py
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,10 +20,12 @@ who=setup
 # shellcheck source=scripts/lib.sh
 . "$root/scripts/lib.sh"
 demo=0
+bench=0
 case "${1:-}" in
 --demo) demo=1 ;;
+--bench) bench=1 ;;
 "") ;;
-*) die "usage: scripts/setup.sh [--demo]" ;;
+*) die "usage: scripts/setup.sh [--demo|--bench]" ;;
 esac
 ferretdb_version=v1.24.0
 versitygw_version=v1.8.0
@@ -33,7 +38,13 @@ packages=(build-essential cmake pkg-config git curl ca-certificates python3
 test_packages=(python3-venv libcmocka-dev clang libclang-rt-14-dev clang-format chromium
     chromium-driver libjpeg-turbo-progs redis-sentinel)
 [ $demo = 1 ] || packages+=("${test_packages[@]}")
+# What only the benchmarks use (never CI): libvips for pyvips, and mate-backgrounds, whose
+# nature/ folder holds the twelve JPEG photographs bench_compare.py measures (gnome-backgrounds
+# ships only drawings, as WebP and SVG).
+bench_packages=(libvips42 mate-backgrounds)
+[ $bench = 0 ] || packages+=("${bench_packages[@]}")
 python_packages=(pytest==9.2.0 redis==8.1.0 pymongo==4.20.0 selenium==4.51.0)
+bench_python_packages=(pillow==13.0.0 pyvips==3.2.0)
 
 install_packages() {
     local missing=() p
@@ -85,13 +96,16 @@ build_versitygw() {
     say "versitygw: $("$bin" --version 2>/dev/null | head -1)"
 }
 
+# make_venv VENV WHAT IMPORTS PACKAGE...: the venv with the packages, unless its Python already
+# imports IMPORTS (a Python import statement's list).
 make_venv() {
-    if [ -x "$cache/venv/bin/python" ] &&
-        "$cache/venv/bin/python" -c 'import pytest, redis, pymongo, selenium' 2>/dev/null; then
-        say "Python test packages: present"
+    local venv=$1 what=$2 imports=$3
+    shift 3
+    if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import $imports" 2>/dev/null; then
+        say "$what: present"
         return
     fi
-    venv_install "$cache/venv" "Python test packages" "${python_packages[@]}"
+    venv_install "$venv" "$what" "$@"
 }
 
 start=$(date +%s)
@@ -100,7 +114,10 @@ install_packages
 build_ferretdb
 build_versitygw
 if [ $demo = 0 ]; then
-    make_venv
+    make_venv "$cache/venv" "Python test packages" "pytest, redis, pymongo, selenium" \
+        "${python_packages[@]}"
     "$root/tests/deploy/setup.sh" || die "the deployment test tools could not be installed"
 fi
+[ $bench = 0 ] || make_venv "$cache/bench-venv" "Python benchmark packages" "PIL, pyvips" \
+    "${bench_python_packages[@]}"
 say "ready in $(($(date +%s) - start)) s"

@@ -2,7 +2,8 @@
  *
  *   bench_compute [--threads N] [--seconds S] [--transforms SPEC] [--plugins DIR] [--json]
  *                 [FILE.jpg...]           SPEC may end with an output format: png:level=N, jpeg...
- *   bench_compute --sweep [--ref-bytes N] [FILE.jpg...]   PNG filter/level trade-offs, 1 thread
+ *   bench_compute --sweep [--ref-bytes N] [--levels 1,2,...] [FILE.jpg...]
+ *                                          PNG filter/level trade-offs, 1 thread
  *   bench_compute --decode-limit [FILE.jpg...]    luma-only JPEG decoding, the gray result's limit
  *   bench_compute --write-samples DIR                      write the default pictures and exit
  *
@@ -303,13 +304,16 @@ static int bench_decode_limit(struct bench *b)
 
 /* ---- the PNG sweep ---- */
 
-static const char *const bench_filter_names[] = {"none", "sub", "up", "avg", "paeth", "adaptive"};
+static const char *const bench_filter_names[] = {"none",  "sub",      "up",     "avg",
+                                                 "paeth", "adaptive", "sampled"};
 
-static int bench_sweep(struct bench *b, double ref_bytes)
+/* levels: bit N set for libdeflate level N; 0 for the usual 1..6 and 9. */
+static int bench_sweep(struct bench *b, double ref_bytes, unsigned levels)
 {
     struct pixflow_image *imgs = calloc((size_t)b->nfiles, sizeof(*imgs));
-    static const int filters[] = {PNG_FILTER_NONE, PNG_FILTER_SUB,   PNG_FILTER_UP,
-                                  PNG_FILTER_AVG,  PNG_FILTER_PAETH, PNG_FILTER_ADAPTIVE};
+    static const int filters[] = {PNG_FILTER_NONE,   PNG_FILTER_SUB,   PNG_FILTER_UP,
+                                  PNG_FILTER_AVG,    PNG_FILTER_PAETH, PNG_FILTER_ADAPTIVE,
+                                  PNG_FILTER_SAMPLED};
     double raw = 0;
     char err[256];
 
@@ -332,7 +336,7 @@ static int bench_sweep(struct bench *b, double ref_bytes)
     printf("  %-22s %12s %10s %10s%s\n", "encoder", "bytes", "ms", "MB/s",
            ref_bytes > 0 ? "   vs ref" : "");
     for (size_t f = 0; f <= sizeof(filters) / sizeof(filters[0]); f++) {
-        for (int level = 1; level <= 9; level++) {
+        for (int level = 0; level <= 9; level++) {
             int is_stb = f == sizeof(filters) / sizeof(filters[0]);
             struct png_params p = {level, is_stb ? PNG_FILTER_NONE : (enum png_filter)filters[f]};
             double best = 1e30, bytes = 0;
@@ -340,7 +344,9 @@ static int bench_sweep(struct bench *b, double ref_bytes)
 
             if (is_stb && level != 8)
                 continue; /* stb_image_write: its default level, its own adaptive filters */
-            if (!is_stb && level > 6 && level != 9)
+            if (!is_stb && (levels ? !(levels & 1u << level) : level > 6 && level != 9))
+                continue;
+            if (is_stb && levels)
                 continue;
             for (int round = 0; round < 3; round++) {
                 double t0 = bench_now();
@@ -368,6 +374,8 @@ static int bench_sweep(struct bench *b, double ref_bytes)
             }
             if (is_stb)
                 snprintf(name, sizeof(name), "stb_image_write (8)");
+            else if (level == PNG_LEVEL_HUFFMAN)
+                snprintf(name, sizeof(name), "huffman-only %s", bench_filter_names[p.filter]);
             else
                 snprintf(name, sizeof(name), "libdeflate %d %s", level,
                          bench_filter_names[p.filter]);
@@ -406,9 +414,11 @@ static void bench_default_plugins(char *buf, size_t len)
 
 static void bench_usage(void)
 {
-    fprintf(stderr, "usage: bench_compute [--threads N] [--seconds S] [--transforms SPEC]\n"
-                    "                     [--plugins DIR] [--json] [--sweep [--ref-bytes N]]\n"
-                    "                     [--write-samples DIR] [FILE.jpg...]\n");
+    fprintf(
+        stderr,
+        "usage: bench_compute [--threads N] [--seconds S] [--transforms SPEC]\n"
+        "                     [--plugins DIR] [--json] [--sweep [--ref-bytes N] [--levels L,L]]\n"
+        "                     [--write-samples DIR] [FILE.jpg...]\n");
 }
 
 int main(int argc, char **argv)
@@ -422,6 +432,7 @@ int main(int argc, char **argv)
     int threads = (int)sysconf(_SC_NPROCESSORS_ONLN), json = 0, sweep = 0, i, rc;
     const char *spec = "grayscale", *plugins = NULL;
     double ref_bytes = 0;
+    unsigned levels = 0;
     char plugin_dir[PATH_MAX], err[512];
     struct loader *l;
     struct chain *c;
@@ -446,6 +457,10 @@ int main(int argc, char **argv)
             spec = val, i++;
         } else if (strcmp(opt, "--plugins") == 0) {
             plugins = val, i++;
+        } else if (strcmp(opt, "--levels") == 0) {
+            for (const char *p = val; *p != '\0'; p += strspn(p, ","))
+                levels |= 1u << (strtoul(p, (char **)&p, 10) & 15);
+            i++;
         } else if (strcmp(opt, "--ref-bytes") == 0) {
             ref_bytes = atof(val), i++;
         } else if (strcmp(opt, "--write-samples") == 0) {
@@ -469,6 +484,7 @@ int main(int argc, char **argv)
         plugins = plugin_dir;
     }
     log_init("bench_compute", LL_WARN, 0);
+    process_budget_init(PROCESS_DEFAULT_DECODE_MEMORY); /* as the worker does */
     l = loader_new(NULL, NULL);
     if (l == NULL || loader_scan(l, plugins, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
@@ -481,7 +497,7 @@ int main(int argc, char **argv)
     }
     b.chain = c;
     rc = sweep == 2 ? bench_decode_limit(&b)
-         : sweep    ? bench_sweep(&b, ref_bytes)
+         : sweep    ? bench_sweep(&b, ref_bytes, levels)
                     : bench_run(&b, threads, json, spec);
     chain_free(c);
     loader_free(l);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "chain.h"
+#include "hostile.h"
 #include "image.h"
 #include "process.h"
 #include "testload.h"
@@ -257,6 +258,37 @@ static void test_png_source_decoded_whole(void **unused)
     chain_free(c);
 }
 
+/* A CMYK JPEG has no luma plane to give: asked for one, the decoder converts to RGB and takes
+ * pixflow_luma(), as for a chain that does not begin with gray; DCT scaling still applies. */
+static void test_cmyk_source_never_gets_the_luma_plane(void **unused)
+{
+    struct chain *c = testload_chain("grayscale,thumbnail:size=64");
+    struct pixflow_image luma, rgb, got;
+    size_t len;
+    unsigned char *jpg = hostile_jpeg(640, 480, 4, -1, 1, &len);
+
+    assert_non_null(jpg);
+    luma = decode(jpg, len, (struct image_request){1, 1, 0, 0});
+    rgb = decode(jpg, len, (struct image_request){1, 0, 0, 0});
+    assert_int_equal(luma.width, 640);
+    assert_memory_equal(luma.pixels, rgb.pixels, (size_t)640 * 480);
+    free(luma.pixels);
+    free(rgb.pixels);
+    luma = decode(jpg, len, (struct image_request){1, 1, 128, 96});
+    rgb = decode(jpg, len, (struct image_request){1, 0, 128, 96});
+    assert_int_equal(luma.width, 160); /* 1/4: the resampler keeps a factor of two */
+    assert_int_equal(luma.source_width, 640);
+    assert_memory_equal(luma.pixels, rgb.pixels, (size_t)160 * 120);
+    got = stored(c, jpg, len);
+    assert_int_equal(got.width, 64);
+    assert_int_equal(got.height, 48);
+    free(got.pixels);
+    free(luma.pixels);
+    free(rgb.pixels);
+    free(jpg);
+    chain_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -265,6 +297,7 @@ int main(void)
         cmocka_unit_test(test_shrunk_and_turned),
         cmocka_unit_test(test_old_plugin_gets_the_whole_picture),
         cmocka_unit_test(test_png_source_decoded_whole),
+        cmocka_unit_test(test_cmyk_source_never_gets_the_luma_plane),
     };
 
     return cmocka_run_group_tests(tests, setup, testload_teardown);

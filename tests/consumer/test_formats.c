@@ -15,6 +15,7 @@
 #include <webp/decode.h>
 
 #include "chain.h"
+#include "png.h"
 #include "image.h"
 #include "process.h"
 #include "testload.h"
@@ -155,18 +156,21 @@ static void test_format_options_and_place(void **unused)
     chain_free(c);
     c = testload_chain("grayscale");
     assert_string_equal(chain_format(c)->name, "png");
-    assert_int_equal(chain_format(c)->level, 1);
+    assert_int_equal(chain_format(c)->level, PNG_LEVEL_HUFFMAN);
+    chain_free(c);
+    c = testload_chain("grayscale,png:level=0");
+    assert_int_equal(chain_format(c)->level, PNG_LEVEL_HUFFMAN);
     chain_free(c);
     c = testload_chain("jpeg:quality=100");
     assert_int_equal(chain_format(c)->quality, 100);
     chain_free(c);
     assert_string_equal(chain_format(NULL)->name, "png");
 
-    refused("png:level=0", "level=0 is out of range");
+    refused("png:level=-1", "level=-1 is out of range");
     refused("png:level=13", "level=13 is out of range");
     refused("png:level=3x", "out of range");
     refused("png:level=", "out of range");
-    refused("png:quality=80", "png takes level=1..12");
+    refused("png:quality=80", "png takes level=0..12");
     refused("jpeg:quality=0", "out of range");
     refused("jpeg:quality=101", "out of range");
     refused("jpeg:level=3", "jpeg takes quality=1..100");

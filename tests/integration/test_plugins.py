@@ -259,3 +259,29 @@ def test_output_format_stored_verified_and_served(env, keys, mongo_db, fleet, tm
         assert got.returncode == 0 and out.read_bytes() == data, got.stderr
     checked = run("pixflow", "verify", "--json", env=fenv)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_pictures_of_an_older_png_encoder_verify(env, keys, mongo_db, fleet, tmp_path):
+    """Pictures stored by the PNG encoder before (libdeflate level 1, what `png:level=1` still
+    writes) and by today's default (Huffman-only deflate) sit side by side: verify calls neither
+    corrupt, and get returns each one's bytes, which decode to gray pixels."""
+    from conftest import run
+    old_urls = [f"https://picsum.photos/{w}/{h}" for w, h in sizes(3)]
+    new_urls = [f"https://picsum.photos/{w}/{h}" for w, h in sizes(3, 401, 600)]
+    keys.xadd_all(old_urls)
+    fleet.start(dict(env, PIXFLOW_TRANSFORMS="grayscale,png:level=1"), "w1",
+                "--exit-when-idle", "1s").assert_clean_exit(60)
+    keys.xadd_all(new_urls)
+    fleet.start(dict(env, PIXFLOW_TRANSFORMS="grayscale"), "w2",
+                "--exit-when-idle", "1s").assert_clean_exit(60)
+    docs = list(mongo_db["images"].find({}))
+    assert sorted(d["source"] for d in docs) == sorted(old_urls + new_urls)
+    for d in docs:
+        data = base64.b64decode(d["image"])
+        assert d["format"] == "png" and hashlib.sha256(data).hexdigest() == d["_id"]
+        assert len(png_gray_pixels(data)) == d["width"] * d["height"]
+        out = tmp_path / f"{d['_id']}.png"
+        got = run("pixflow", "get", d["_id"], "-o", out, env=env)
+        assert got.returncode == 0 and out.read_bytes() == data, got.stderr
+    checked = run("pixflow", "verify", "--json", env=env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr

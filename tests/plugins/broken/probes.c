@@ -330,9 +330,12 @@ static int probe_apply(void *state, const struct pixflow_image *in, struct pixfl
 #define PROBE_NAME   "old10"
 #define PROBE_INPUTS PIXFLOW_INPUT_ANY
 #define PROBE_INIT
-#define PROBE_ABI_1_0
-/* Built as an ABI 1.0 plugin (no accepts, no output_size): refuses any input but w x h, so a
- * chain that begins with it proves it gets the whole picture, never a shrunk one. */
+#if PIXFLOW_ABI_MINOR != 0
+#error "old10 is built against ABI 1.0's header (abi10/pixflow/plugin.h)"
+#endif
+/* Built against ABI 1.0's header (no accepts, no output_size, a smaller pixflow_image): refuses
+ * any input but w x h, so a chain that begins with it proves it gets the whole picture, never a
+ * shrunk one. */
 static int probe_apply(void *state, const struct pixflow_image *in, struct pixflow_image *out,
                        char *err, size_t errlen)
 {
@@ -355,13 +358,7 @@ static int probe_apply(void *state, const struct pixflow_image *in, struct pixfl
 #endif
 
 static const struct pixflow_plugin probe = {
-#ifdef PROBE_ABI_1_0
-    .abi_major = PIXFLOW_ABI_MAJOR,
-    .abi_minor = 0,
-    .struct_size = PIXFLOW_PLUGIN_MIN_SIZE_1_0,
-#else
     PIXFLOW_PLUGIN_HEADER,
-#endif
     .name = PROBE_NAME,
     .version = "1.2.3",
     .description = "test probe",
