@@ -35,6 +35,10 @@ struct renditions {
     int loaded; /* the hash has been read and loaded once: a name it lacks is unknown */
     int reload; /* SIGHUP: every chain loaded anew at the next poll (a new .so in the folder) */
     long since_retry_ms, poll_ms;
+    /* Reads of the hash, numbered as sent: `applied` is the number of the last one whose set is
+     * current, `again` asks for another as soon as the one under way is done (renditions_ask). */
+    unsigned long asked, asking_seq, applied;
+    int again;
 };
 
 /* One load on the pool: the wanted (name, spec) pairs, chains reused from `from` when their spec
@@ -42,7 +46,8 @@ struct renditions {
 struct renditions_load {
     struct renditions *rs;
     struct renditions_set *from, *next;
-    int fresh; /* load every chain, reuse none */
+    int fresh;         /* load every chain, reuse none */
+    unsigned long seq; /* the read of the hash it comes from */
 };
 
 static struct renditions_set *set_new(int n)
@@ -135,6 +140,8 @@ static void beat(struct renditions *rs)
     link_command(rs->link, NULL, NULL, 6, argv, NULL);
 }
 
+static void ask_again(struct renditions *rs);
+
 static void load_done(void *arg)
 {
     struct renditions_load *ld = arg;
@@ -165,8 +172,10 @@ static void load_done(void *arg)
     renditions_set_unref(rs->cur);
     rs->cur = ld->next;
     rs->loaded = 1;
+    rs->applied = ld->seq;
     free(ld);
     beat(rs);
+    ask_again(rs);
 }
 
 /* Whether the hash (flat name, chain pairs) differs from the current set. */
@@ -198,7 +207,9 @@ static void on_hash(struct link *l, redisReply *r, void *arg)
     int retry = failed && rs->since_retry_ms >= RENDITIONS_RETRY_MS;
     if (!hash_changed(rs->cur, r) && !retry && !rs->reload) {
         rs->loaded = 1;
+        rs->applied = rs->asking_seq;
         beat(rs);
+        ask_again(rs);
         return;
     }
     rs->since_retry_ms = 0;
@@ -226,6 +237,7 @@ static void on_hash(struct link *l, redisReply *r, void *arg)
         next->n++;
     }
     ld->rs = rs;
+    ld->seq = rs->asking_seq;
     ld->fresh = rs->reload;
     rs->reload = 0;
     ld->from = renditions_current(rs);
@@ -234,15 +246,47 @@ static void on_hash(struct link *l, redisReply *r, void *arg)
     pool_submit(rs->pool, load_work, load_done, ld);
 }
 
+/* One read of the hash, unless one is under way (or the link down: it asks when back up). */
+static void ask(struct renditions *rs)
+{
+    if (rs->asking || rs->loading || !link_up(rs->link))
+        return;
+    const char *argv[] = {"HGETALL", rs->k_hash};
+    if (link_command(rs->link, on_hash, rs, 2, argv, NULL) == 0) {
+        rs->asking = 1;
+        rs->asking_seq = ++rs->asked;
+    }
+}
+
+static void ask_again(struct renditions *rs)
+{
+    if (rs->again) {
+        rs->again = 0;
+        ask(rs);
+    }
+}
+
 static void on_poll(evutil_socket_t fd, short what, void *arg)
 {
     struct renditions *rs = arg;
     rs->since_retry_ms += rs->poll_ms;
-    if (rs->asking || rs->loading || !link_up(rs->link))
-        return;
-    const char *argv[] = {"HGETALL", rs->k_hash};
-    if (link_command(rs->link, on_hash, rs, 2, argv, NULL) == 0)
-        rs->asking = 1;
+    ask(rs);
+}
+
+unsigned long renditions_ask(struct renditions *rs)
+{
+    if (!rs->asking && !rs->loading) {
+        ask(rs);
+        if (rs->asking)
+            return rs->asked;
+    }
+    rs->again = 1; /* the read under way may have begun before the question */
+    return rs->asked + 1;
+}
+
+int renditions_fresh(const struct renditions *rs, unsigned long seq)
+{
+    return rs->applied >= seq;
 }
 
 static void on_queued(struct link *l, redisReply *r, void *arg)

@@ -43,6 +43,14 @@ void renditions_free(struct renditions *rs);
  * one the hash does not have, not one still loading. */
 int renditions_loaded(const struct renditions *rs);
 
+/* For a name the current set lacks, which may be newer than the set (added to the hash since
+ * the last poll): the number of a read of the hash that begins now or later. It is sent at once
+ * when none is under way, else right after the one under way (which may have begun before the
+ * question). renditions_fresh says when that read's set is current: a name it lacks then was
+ * not in the hash when the caller asked. */
+unsigned long renditions_ask(struct renditions *rs);
+int renditions_fresh(const struct renditions *rs, unsigned long seq);
+
 /* A new URL's original is kept but `set` has renditions this worker cannot make: each is queued
  * into the reprocess stream (the script `pixflow reprocess` runs), for a worker that can. Sent
  * and not waited for: a pair lost with Redis is what `pixflow reprocess NAME` finds missing. */

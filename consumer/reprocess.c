@@ -29,7 +29,8 @@
 #include <time.h>
 
 /* How long an entry of a rendition this worker cannot load waits before going back. */
-#define PASS_MS 5000
+#define PASS_MS  5000
+#define FRESH_MS 50 /* how often a name missing from the set looks for a fresh read of the hash */
 /* Backoff of a try that failed for MongoDB or the raw store: from 200 ms, doubling, capped. */
 #define RETRY_MAX_MS 5000
 
@@ -51,6 +52,7 @@ struct rp_entry {
     long long deliveries;
     int poison, tries, abandoned, in_pool;
     int found, current, replace; /* CHECK: its rendition recorded, with today's chain */
+    unsigned long fresh_seq;     /* the read of the hash that judges a name the set lacks */
     struct store_original orig;
     int orig_found;
     struct renditions_set *set;
@@ -302,6 +304,16 @@ static void on_read(const struct raw_result *r, unsigned char *bytes, size_t len
 
 static void rp_pass_now(evutil_socket_t fd, short what, void *arg);
 
+/* Waiting for a fresh read of the renditions hash (check_done): checked again once it is in. */
+static void rp_fresh_now(evutil_socket_t fd, short what, void *arg)
+{
+    struct rp_entry *e = arg;
+    if (renditions_fresh(e->rp->env.rends, e->fresh_seq))
+        rp_check(e);
+    else
+        rp_timer(e, FRESH_MS, rp_fresh_now);
+}
+
 static void check_done(void *arg)
 {
     struct rp_entry *e = arg;
@@ -333,6 +345,15 @@ static void check_done(void *arg)
         renditions_set_unref(now);
         if (known) {
             rp_check(e);
+            return;
+        }
+        /* A rendition added just before `pixflow reprocess` queued this may not be polled yet:
+         * only a read of the hash made after this entry came may call it unknown. */
+        if (e->fresh_seq == 0)
+            e->fresh_seq = renditions_ask(rp->env.rends);
+        if (!renditions_fresh(rp->env.rends, e->fresh_seq)) {
+            e->state = R_WAIT;
+            rp_timer(e, FRESH_MS, rp_fresh_now);
             return;
         }
         rp_done(e, "unknown_rendition", "no such rendition (removed since it was queued?)");

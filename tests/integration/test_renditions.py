@@ -379,3 +379,30 @@ def test_removed_rendition_is_a_dead_letter_with_its_reason(env, keys, mongo_db,
     assert {d["original"] for d in letters} == originals
     assert keys.r.scard(f"{env['PIXFLOW_PREFIX']}reprocess:queued") == 0
     assert_reconciled(keys, mongo_db)
+
+
+def test_a_rendition_added_while_workers_run_is_reprocessed_not_dead_lettered(env, keys, mongo_db,
+                                                                              fleet):
+    # A running worker reads the renditions hash every few seconds. Entries that `pixflow
+    # reprocess` queues right after `renditions add` can reach it before its next read: they
+    # wait for a fresh read of the hash and are made, never dead-lettered as unknown.
+    urls = [f"{PICSUM}/{w}/{h}" for w, h in sizes(4)]
+    keys.xadd_all(urls)
+    live = fleet.start(env, "live")
+    wait_for("the URLs stored", lambda: mongo_db["originals"].count_documents({}) == len(urls), 60)
+    originals = {o["_id"] for o in mongo_db["originals"].find({})}
+    for n in range(3):
+        name = f"late{n}"
+        assert run("pixflow", "renditions", "add", name, THUMB, env=env).returncode == 0
+        queued = run("pixflow", "reprocess", name, env=env)
+        assert f"{name}: {len(urls)} queued".encode() in queued.stdout, queued
+        wait_for(f"rendition {name} made", lambda: len(thumbs(mongo_db, name)) == len(urls), 60)
+        # The same chain under each name: the same pictures, stored once, by the first name.
+        assert {r["image"] for r in thumbs(mongo_db, name).values()} == \
+            {r["image"] for r in check_thumbs(mongo_db, originals, "late0").values()}
+    assert keys.dead() == [], keys.dead()
+    live.signal(signal.SIGTERM)
+    live.assert_clean_exit(30)
+    stats = keys.stats()
+    assert stats["reprocessed"] == 3 * len(urls) and stats.get("reprocess_failed", 0) == 0, stats
+    assert_reconciled(keys, mongo_db)
