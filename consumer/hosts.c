@@ -21,6 +21,10 @@
  * own requests to the host ends (carrying that report), or after the wait hint the script gives
  * (the host's mean request time divided by its slots, with jitter), whichever comes first.
  *
+ * A request its host made wait is parked: it holds no connection and no body, so it is no work
+ * of the worker's, which reads on for its other hosts; it takes room (hosts_room) again before
+ * it asks, and a host whose parked head finds none waits for hosts_resume.
+ *
  * Reports ride on the next ask of any host. A slot given back matters to the fleet only when its
  * host is at least half full: then the report waits HOSTS_FLUSH_MS for an ask; otherwise it
  * waits for the next ask due within HOSTS_RIDE_MS (a reservation's start, or a wait's end). It
@@ -215,7 +219,8 @@ struct host_ticket {
     void *arg;
     int cancelled; /* dropped while its ask was out: freed by the reply */
     int waited;
-    int local; /* granted without Redis: nothing to report there */
+    int parked; /* its host made it wait, and it is not asking: no work of the worker's */
+    int local;  /* granted without Redis: nothing to report there */
     char lease[HOSTS_LEASE_MAX];
     struct host_ticket *prev, *next; /* the host's waiting list */
 };
@@ -240,6 +245,7 @@ struct host {
     int nwaiting;
     struct host_ticket *asking;   /* its ask is out */
     struct host_ticket *reserved; /* has a slot, starts when the timer fires */
+    int starved; /* its parked head may ask, but the worker had no room (hosts_resume) */
     enum host_timer timer_kind;
     double timer_at; /* when the timer fires (local clock) */
     struct event *timer, *kick;
@@ -269,6 +275,9 @@ struct hosts {
     int loaded;  /* Redis has the script (an EVAL went through since the link came up) */
     int closing; /* hosts_free: replies coming back NULL decide nothing */
     int waiting; /* tickets waiting, all hosts */
+    int parked;  /* of them, parked (hosts_room) */
+    int (*room)(void *arg);
+    void *room_arg;
 };
 
 static double hosts_now_ms(void)
@@ -354,9 +363,20 @@ static void host_kick(struct host *h)
         hosts_timer(h->kick, 0);
 }
 
+/* A ticket its host made wait holds no connection and no body: parked, it is no work of the
+ * worker's (hosts_room) until it asks again. */
+static void ticket_park(struct host_ticket *t, int on)
+{
+    if (t->parked == on)
+        return;
+    t->parked = on;
+    t->h->hs->parked += on ? 1 : -1;
+}
+
 static void host_unlink(struct host_ticket *t)
 {
     struct host *h = t->h;
+    ticket_park(t, 0);
     if (t->prev)
         t->prev->next = t->next;
     else if (h->head == t)
@@ -397,8 +417,11 @@ static void host_report(struct host *h, const char *lease, int outcome, long ret
 /* The host makes its head wait (limit, pause, circuit): so does every ticket queued behind it. */
 static void host_waits(struct host *h)
 {
-    for (struct host_ticket *t = h->head; t; t = t->next)
+    for (struct host_ticket *t = h->head; t; t = t->next) {
         t->waited = 1;
+        if (t->state == T_WAITING)
+            ticket_park(t, 1);
+    }
 }
 
 /* The ticket may go: it leaves the waiting list and its caller is told. */
@@ -680,6 +703,13 @@ static void host_pump(struct host *h)
     struct host_ticket *t = h->head;
     if (t == NULL || h->asking || h->reserved || evtimer_pending(h->timer, NULL))
         return;
+    if (t->parked) { /* back to work: the worker must have room for it */
+        if (hs->room && hs->room(hs->room_arg) <= 0) {
+            h->starved = 1;
+            return;
+        }
+        ticket_park(t, 0);
+    }
     if (!link_up(hs->link)) {
         host_local(h);
         return;
@@ -779,6 +809,8 @@ struct host_ticket *hosts_ask(struct hosts *hs, const char *url, hosts_go_fn *go
     h->tail = t;
     h->nwaiting++;
     hs->waiting++;
+    if (t->waited)
+        ticket_park(t, 1);
     host_kick(h);
     return t;
 }
@@ -871,6 +903,31 @@ void hosts_gate(struct hosts *hs, struct fetch_gate *g)
 int hosts_waiting(const struct hosts *hs)
 {
     return hs->waiting;
+}
+
+void hosts_room(struct hosts *hs, int (*room)(void *arg), void *arg)
+{
+    hs->room = room;
+    hs->room_arg = arg;
+}
+
+int hosts_parked(const struct hosts *hs)
+{
+    return hs ? hs->parked : 0;
+}
+
+void hosts_resume(struct hosts *hs)
+{
+    for (struct host *h = hs->list; h; h = h->next) {
+        if (!h->starved)
+            continue;
+        if (hs->room && hs->room(hs->room_arg) <= 0)
+            return;
+        h->starved = 0;
+        if (h->head) /* its room is taken now; it asks on the next loop turn */
+            ticket_park(h->head, 0);
+        host_kick(h);
+    }
 }
 
 void hosts_each(const struct hosts *hs, void (*fn)(void *arg, const struct host_view *v), void *arg)
