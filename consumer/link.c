@@ -26,6 +26,12 @@
 /* Each sentinel's connect and reply (loopback or one network away). */
 #define LINK_SENTINEL_TIMEOUT_MS 500
 
+struct link_call {
+    struct link *link;
+    link_reply_fn *fn;
+    void *arg;
+};
+
 struct link {
     struct event_base *base;
     const struct redis_target *target;
@@ -39,12 +45,7 @@ struct link {
     struct event *retry, *watchdog;
     link_state_fn *state;
     void *arg;
-};
-
-struct link_call {
-    struct link *link;
-    link_reply_fn *fn;
-    void *arg;
+    struct link_call sub; /* link_subscribe's: hiredis calls it for every message */
 };
 
 static void link_connect(struct link *l);
@@ -246,6 +247,24 @@ struct link *link_new(struct event_base *base, const struct redis_target *t, con
     evtimer_add(l->watchdog, &tick);
     link_connect(l);
     return l;
+}
+
+static void link_on_message(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct link_call *c = privdata; /* the link's own: kept for every message */
+    if (c->fn)
+        c->fn(c->link, reply, c->arg);
+}
+
+int link_subscribe(struct link *l, const char *channel, link_reply_fn *fn, void *arg)
+{
+    if (!l->up)
+        return -1;
+    l->sub = (struct link_call){l, fn, arg};
+    const char *argv[] = {"SUBSCRIBE", channel};
+    if (redisAsyncCommandArgv(l->ac, link_on_message, &l->sub, 2, argv, NULL) != REDIS_OK)
+        return -1;
+    return 0;
 }
 
 int link_up(const struct link *l)
