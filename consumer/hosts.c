@@ -19,16 +19,16 @@
  *
  * The one case that has no time to wait for is a full host. Its ask joins the host's queue in
  * Redis (KEY_HOST_QUEUE, first come first served, fleet-wide); whichever call frees a slot (a
- * report) hands it to the first queued ask of a worker still alive, reserved by the rate, and
- * PUBLISHes it on that worker's channel (KEY_HOSTS_WAKE<consumer>), which the worker follows on
- * a connection of its own. So nobody polls, and a freed slot wakes one worker, not all of them
- * (BullMQ's maintainers name that herd as the hard part of fleet-wide concurrency). A slot can
- * also free by no report (a killed worker's lease lapsing): the queued worker asks again when the
- * first lease would lapse, and at the latest after HOSTS_QUEUE_CHECK_MS, which also covers news
- * lost while its subscription was down (a slot handed then is found held by the next ask). Left:
- * that check, one call per worker and full host every 2 s. Without the subscription the worker
- * asks again when one of its own requests to the host ends, or after the script's hint (the
- * host's mean request time divided by its slots, with jitter).
+ * report) hands it to the first queued ask whose worker still listens (PUBSUB NUMSUB: a killed
+ * worker's connection is gone), reserved by the rate, and PUBLISHes it on that worker's channel
+ * (KEY_HOSTS_WAKE<consumer>), which the worker follows on a connection of its own. So nobody polls,
+ * and a freed slot wakes one worker, not all of them (BullMQ's maintainers name that herd as the
+ * hard part of fleet-wide concurrency). A slot can also free by no report (a killed worker's lease
+ * lapsing): the queued worker asks again when the first lease would lapse, and at the latest after
+ * HOSTS_QUEUE_CHECK_MS, which also covers news lost while its subscription was down (a slot handed
+ * then is found held by the next ask). Left: that check, one call per worker and full host every 2
+ * s. Without the subscription the worker asks again when one of its own requests to the host ends,
+ * or after the script's hint (the host's mean request time divided by its slots, with jitter).
  *
  * A request its host made wait is parked: it holds no connection and no body, so it is no work
  * of the worker's, which reads on for its other hosts; it takes room (hosts_room) again before
@@ -191,7 +191,10 @@ static const char ASK_LUA[] =
     "      local first = redis.call('ZPOPMIN', kq)\n"
     "      if #first == 0 then break end\n"
     "      local w = string.match(first[1], '^(.*):%d+$')\n"
-    "      if w and redis.call('ZSCORE', KEYS[2], w) then\n"
+    /* only to a worker that listens: a killed one's connection is closed, and a slot handed to
+     * it would be lost until its lease lapsed */
+    "      local heard = w and redis.call('PUBSUB', 'NUMSUB', wake .. w)\n"
+    "      if heard and tonumber(heard[2]) > 0 then\n"
     "        local wait = reserve(first[1])\n"
     "        redis.call('PUBLISH', wake .. w, host .. ' ' .. first[1] .. ' ' .. math.ceil(wait))\n"
     "      end\n"

@@ -319,6 +319,27 @@ static void test_fleet_count(void **state)
     assert_int_equal(ask_as("w3", l, "", 1000, 0, NULL).fleet, 3);
 }
 
+/* A full host queues the ask; a freed slot goes only to a worker that listens on its channel:
+ * a killed one's queued ask is dropped, not handed a slot it would hold until its deadline. */
+static void test_queue_skips_deaf_workers(void **state)
+{
+    struct limits l = {1000, 100, 1};
+    assert_int_equal(ask_as("a", l, "a:1", 60000, 0, NULL).verdict, 1);
+    assert_int_equal(ask_as("ghost", l, "ghost:1", 60000, 0, NULL).verdict, 4);
+    redisReply *r = redisCommand(rc, "ZRANGE u:host:h:queue 0 -1");
+    assert_int_equal(r->elements, 1);
+    assert_string_equal(r->element[0]->str, "ghost:1");
+    freeReplyObject(r);
+    const char *rep[] = {"a:1,1,-1,5"};
+    ask_as("a", l, NULL, 60000, 1, rep);
+    r = redisCommand(rc, "ZCARD u:host:h:leases");
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    r = redisCommand(rc, "ZCARD u:host:h:queue");
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+}
+
 /* ---- hosts.c on a loop ----------------------------------------------------------------------- */
 
 static struct settings settings_for(int port, const char *limits)
@@ -576,6 +597,7 @@ int main(void)
         cmocka_unit_test_setup(test_circuit_breaker, flush_db),
         cmocka_unit_test_setup(test_adaptive_concurrency, flush_db),
         cmocka_unit_test_setup(test_fleet_count, flush_db),
+        cmocka_unit_test_setup(test_queue_skips_deaf_workers, flush_db),
         cmocka_unit_test_setup(test_loop_rate, flush_db),
         cmocka_unit_test_setup(test_loop_full_then_done, flush_db),
         cmocka_unit_test_setup(test_loop_parked_needs_room, flush_db),
