@@ -2,9 +2,10 @@
 the server's own count of requests at once per host never passes the limit and its requests per
 second stay within rate + burst; a 429 storm pauses the whole fleet until Retry-After lapses,
 and the entries that waited are neither retried, nor counted as attempts, nor dead-lettered, nor
-reclaimed; a failing host opens the circuit, then recovers; the slots of a worker killed with
--9 come back within the fetch timeout plus the margin; and with Redis gone each worker keeps its
-own share of the limit.
+reclaimed; a paused host holds back only its own entries, parked without a slot, while the
+worker's other host flows at its own rate; a failing host opens the circuit, then recovers; the
+slots of a worker killed with -9 come back within the fetch timeout plus the margin; and with
+Redis gone each worker keeps its own share of the limit.
 
 Each test runs its own pixflow-picsum (global fault rates would reach every other test on a
 shared one) and the stack's Redis and MongoDB under its own prefix."""
