@@ -81,8 +81,9 @@
 
 /* KEYS: hosts set, fleet, then per section: state, leases, probes, queue.
  * ARGV: worker, wake channel prefix, n sections, then per section: host, rate, burst, inflight,
- * ask lease ("" none), lease_ms, jitter (0..1), n reports, then per report: lease, outcome,
- * retry_after_ms, ms, waited (1: it had waited for the host, counted in HOST_WAITS).
+ * ask lease ("" none), queued (1: that lease found the host full before), lease_ms, jitter
+ * (0..1), n reports, then per report: lease, outcome, retry_after_ms, ms, waited (1: it had
+ * waited for the host, counted in HOST_WAITS).
  * Returns per section {verdict, wait_ms, concurrency, pause_left_ms, circuit, fleet, leases,
  * hint_ms}: verdict 0 no ask, 1 go after wait_ms (slot taken), 2 paused, 3 circuit open or
  * probes out, 4 full: queued, wait_ms until the first lease lapses, hint_ms a time to ask again
@@ -110,9 +111,10 @@ static const char ASK_LUA[] =
     "  local kst, kls, kpr, kq = KEYS[4 * s - 1], KEYS[4 * s], KEYS[4 * s + 1], KEYS[4 * s + 2]\n"
     "  local host, rate = ARGV[a], tonumber(ARGV[a + 1])\n"
     "  local burst, cap = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])\n"
-    "  local ask, lease_ms, jitter = ARGV[a + 4], tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6])\n"
-    "  local nrep = tonumber(ARGV[a + 7])\n"
-    "  a = a + 8\n"
+    "  local ask, queued = ARGV[a + 4], ARGV[a + 5] == '1'\n"
+    "  local lease_ms, jitter = tonumber(ARGV[a + 6]), tonumber(ARGV[a + 7])\n"
+    "  local nrep = tonumber(ARGV[a + 8])\n"
+    "  a = a + 9\n"
     "  redis.call('SADD', KEYS[1], host)\n"
     "  local h = {}\n"
     "  local raw = redis.call('HGETALL', kst)\n"
@@ -165,7 +167,8 @@ static const char ASK_LUA[] =
     "    a = a + 5\n"
     "    redis.call('ZREM', kls, lease)\n"
     "    redis.call('ZREM', kpr, lease)\n"
-    "    redis.call('ZREM', kq, lease)\n"
+    /* a lease given back unused may still be queued: a request that went no longer is */
+    "    if oc == 0 then redis.call('ZREM', kq, lease) end\n"
     "    if oc == 1 then\n"
     "      fails, pms = 0, 0\n"
     "      if circ ~= 0 then circ, oms = 0, 0; redis.call('DEL', kpr) end\n"
@@ -177,17 +180,17 @@ static const char ASK_LUA[] =
     "    elseif oc == 5 then halve(); failure() end\n"
     "  end\n"
     "  redis.call('ZREMRANGEBYSCORE', kls, '-inf', f3(now))\n"
-    "  local slots = math.max(1, math.floor(lim))\n"
+    "  local slots, busy = math.max(1, math.floor(lim)), redis.call('ZCARD', kls)\n"
     "  local function reserve(lease)\n"
     "    local start = math.max(now, math.max(tat, now) - tau)\n"
     "    tat = math.max(tat, now) + T\n"
-    "    redis.call('ZADD', kls, f3(start + lease_ms), lease)\n"
+    "    busy = busy + redis.call('ZADD', kls, f3(start + lease_ms), lease)\n"
     "    return start - now\n"
     "  end\n"
     /* Free slots go to the asks queued for them, oldest first, each told on its worker's
      * channel: no worker polls a full host, and a freed slot wakes one worker, not all. */
     "  if circ == 0 and now >= pu then\n"
-    "    while redis.call('ZCARD', kls) < slots do\n"
+    "    while busy < slots do\n"
     "      local first = redis.call('ZPOPMIN', kq)\n"
     "      if #first == 0 then break end\n"
     "      local w = string.match(first[1], '^(.*):%d+$')\n"
@@ -202,8 +205,8 @@ static const char ASK_LUA[] =
     "  end\n"
     "  local verdict, wait, hint = 0, 0, 0\n"
     "  if ask ~= '' then\n"
-    "    local held = redis.call('ZSCORE', kls, ask)\n"
     /* handed over while its worker could not hear it: it goes */
+    "    local held = queued and redis.call('ZSCORE', kls, ask)\n"
     "    if held then verdict, wait = 1, math.max(0, tonumber(held) - lease_ms - now)\n"
     "    elseif now < pu then verdict, wait = 2, pu - now\n"
     "    elseif circ == 1 and now < ou then verdict, wait = 3, ou - now\n"
@@ -219,15 +222,16 @@ static const char ASK_LUA[] =
     "        else probe = true end\n"
     "      end\n"
     "      if verdict == 0 then\n"
-    "        if redis.call('ZCARD', kls) >= slots then\n"
+    "        if busy >= slots then\n"
     "          redis.call('ZADD', kq, 'NX', f3(now), ask)\n"
+    "          redis.call('PEXPIRE', kq, " HOSTS_STR(HOSTS_STATE_TTL_MS) ")\n"
     "          local first = redis.call('ZRANGE', kls, 0, 0, 'WITHSCORES')\n"
     "          verdict, wait = 4, math.max(0, tonumber(first[2]) - now)\n"
     "          hint = math.min(math.max(dur / slots, " HOSTS_STR(HOSTS_FULL_WAIT_MIN) "), "
                                 HOSTS_STR(HOSTS_FULL_WAIT_MAX) ")\n"
     "        else\n"
     "          verdict, wait = 1, reserve(ask)\n"
-    "          redis.call('ZREM', kq, ask)\n"
+    "          if queued then redis.call('ZREM', kq, ask) end\n"
     "          if probe then redis.call('ZADD', kpr, f3(now + wait + lease_ms), ask) end\n"
     "        end\n"
     "      end\n"
@@ -237,12 +241,12 @@ static const char ASK_LUA[] =
     "    F_CIRC, circ, F_OU, f3(ou), F_OMS, f3(oms), F_LIM, f3(lim), F_CUT, f3(cut),\n"
     "    F_DUR, f3(dur),\n"
     "    F_CAP, cap, F_RATE, rate)\n"
-    "  for _, k in ipairs({kst, kls, kpr, kq}) do\n"
+    "  for _, k in ipairs({kst, kls, kpr}) do\n"
     "    redis.call('PEXPIRE', k, " HOSTS_STR(HOSTS_STATE_TTL_MS) ")\n"
     "  end\n"
     "  out[s] = {verdict, math.ceil(wait), math.floor(lim), math.max(0, math.ceil(pu - now)),\n"
     "    circ,\n"
-    "    fleet, redis.call('ZCARD', kls), math.ceil(hint)}\n"
+    "    fleet, busy, math.ceil(hint)}\n"
     "end\n"
     "return out\n";
 /* clang-format on */
@@ -257,6 +261,7 @@ struct host_ticket {
     int cancelled; /* dropped while its ask was out: freed by the reply */
     int waited;
     int parked; /* its host made it wait, and it is not asking: no work of the worker's */
+    int queued; /* its lease found the host full: it may be in the host's queue, or handed a slot */
     int local;  /* granted without Redis: nothing to report there */
     char lease[HOSTS_LEASE_MAX];
     struct host_ticket *prev, *next; /* the host's waiting list */
@@ -537,7 +542,7 @@ static int hosts_send(struct hosts *hs, struct host *asker, int eval)
     if (n == 0)
         return 0;
     struct hosts_call *c = calloc(1, sizeof(*c));
-    size_t argc = 9 + (size_t)n * 12 + (size_t)nrep * 5;
+    size_t argc = 9 + (size_t)n * 13 + (size_t)nrep * 5;
     const char **argv = calloc(argc, sizeof(*argv));
     if (c == NULL || argv == NULL)
         goto err;
@@ -577,6 +582,7 @@ static int hosts_send(struct hosts *hs, struct host *asker, int eval)
         argv[a++] = hosts_num(c, "%.0f", (double)h->lim->burst);
         argv[a++] = hosts_num(c, "%.0f", (double)h->lim->inflight);
         argv[a++] = h == asker ? asker->asking->lease : "";
+        argv[a++] = h == asker && asker->asking->queued ? "1" : "0";
         argv[a++] = hosts_num(c, "%.0f", (double)hs->lease_ms);
         argv[a++] = hosts_num(c, "%.4f", hosts_jitter());
         argv[a++] = hosts_num(c, "%.0f", reps);
@@ -652,8 +658,10 @@ static void host_answer(struct host *h, struct host_ticket *t, const redisReply 
      * queued in Redis and a slot is handed to it when one frees (hosts_on_wake): it asks again
      * only when the first lease would lapse (a killed worker's comes back by no report), or
      * after HOSTS_QUEUE_CHECK_MS in case the news was lost; unsubscribed, after the hint. */
-    if (v[0] == 4)
+    if (v[0] == 4) {
+        t->queued = 1;
         wait = hs->subscribed ? fmin(wait, HOSTS_QUEUE_CHECK_MS) : (double)v[7];
+    }
     t->state = T_WAITING;
     host_waits(h);
     host_wait(h, v[0] == 4 ? TIMER_FULL : TIMER_ASK,
@@ -837,6 +845,7 @@ static void hosts_wake(struct hosts *hs, const char *msg)
         /* no room for it: the slot goes to the next in the queue; this one asks anew later */
         host_report(h, lease, HOST_NEUTRAL, -1, 0, 0);
         t->lease[0] = '\0';
+        t->queued = 0;
         h->starved = 1;
         return;
     }

@@ -101,6 +101,7 @@ static struct verdict ask_as(const char *worker, struct limits l, const char *le
     NUM("%d", l.burst);
     NUM("%d", l.inflight);
     argv[a++] = lease ? lease : "";
+    argv[a++] = "1"; /* as if queued before: a lease held is found */
     NUM("%ld", lease_ms);
     argv[a++] = "0.5";
     NUM("%d", nrep);
