@@ -21,14 +21,15 @@
  * Redis (KEY_HOST_QUEUE, first come first served, fleet-wide); whichever call frees a slot (a
  * report) hands it to the first queued ask whose worker still listens (PUBSUB NUMSUB: a killed
  * worker's connection is gone), reserved by the rate, and PUBLISHes it on that worker's channel
- * (KEY_HOSTS_WAKE<consumer>), which the worker follows on a connection of its own. So nobody polls,
- * and a freed slot wakes one worker, not all of them (BullMQ's maintainers name that herd as the
- * hard part of fleet-wide concurrency). A slot can also free by no report (a killed worker's lease
- * lapsing): the queued worker asks again when the first lease would lapse, and at the latest after
- * HOSTS_QUEUE_CHECK_MS, which also covers news lost while its subscription was down (a slot handed
- * then is found held by the next ask). Left: that check, one call per worker and full host every 2
- * s. Without the subscription the worker asks again when one of its own requests to the host ends,
- * or after the script's hint (the host's mean request time divided by its slots, with jitter).
+ * (KEY_HOSTS_WAKE<consumer>), which the worker follows on a connection of its own. So nobody
+ * polls, and a freed slot wakes one worker, not all of them (the herd BullMQ's maintainers name
+ * as the hard part of fleet-wide concurrency). A slot can also free by no report (a killed
+ * worker's lease lapsing): the queued worker asks again when the first lease would lapse, and at
+ * the latest after HOSTS_QUEUE_CHECK_MS, which also covers news lost while its subscription was
+ * down (a slot handed then is found held by the next ask). What is left of polling is that
+ * check: one call per worker and full host every 2 s at most. Without the subscription the
+ * worker asks again when one of its own requests to the host ends, or after the script's hint
+ * (the host's mean request time divided by its slots, with jitter).
  *
  * A request its host made wait is parked: it holds no connection and no body, so it is no work
  * of the worker's, which reads on for its other hosts; it takes room (hosts_room) again before
@@ -988,7 +989,7 @@ void hosts_drop(struct host_ticket *t)
     switch (t->state) {
     case T_WAITING:
         host_unlink(t);
-        if (t->lease[0] && !t->local) /* it may be queued, or even handed a slot: give it back */
+        if (t->queued) /* it may be in the host's queue, or even handed a slot: give it back */
             host_report(h, t->lease, HOST_NEUTRAL, -1, 0, 0);
         free(t);
         return;
