@@ -17,9 +17,23 @@
  * One ask per host is out per worker at a time, and the next asks only once the previous one's
  * time has come, so reservations reach at most one per worker ahead of the rate.
  *
- * The one case that has no time to wait for is a full host: the worker asks again when one of its
- * own requests to the host ends (carrying that report), or after the wait hint the script gives
- * (the host's mean request time divided by its slots, with jitter), whichever comes first.
+ * The one case that has no time to wait for is a full host. Its ask joins the host's queue in
+ * Redis (KEY_HOST_QUEUE, first come first served, fleet-wide); whichever call frees a slot (a
+ * report) hands it to the first queued ask whose worker still listens (PUBSUB NUMSUB: a killed
+ * worker's connection is gone), reserved by the rate, and PUBLISHes it on that worker's channel
+ * (KEY_HOSTS_WAKE<consumer>), which the worker follows on a connection of its own. So nobody
+ * polls, and a freed slot wakes one worker, not all of them (the herd BullMQ's maintainers name
+ * as the hard part of fleet-wide concurrency). A slot can also free by no report (a killed
+ * worker's lease lapsing): the queued worker asks again when the first lease would lapse, and at
+ * the latest after HOSTS_QUEUE_CHECK_MS, which also covers news lost while its subscription was
+ * down (a slot handed then is found held by the next ask). What is left of polling is that
+ * check: one call per worker and full host every 2 s at most. Without the subscription the
+ * worker asks again when one of its own requests to the host ends, or after the script's hint
+ * (the host's mean request time divided by its slots, with jitter).
+ *
+ * A request its host made wait is parked: it holds no connection and no body, so it is no work
+ * of the worker's, which reads on for its other hosts; it takes room (hosts_room) again before
+ * it asks, and a host whose parked head finds none waits for hosts_resume.
  *
  * Reports ride on the next ask of any host. A slot given back matters to the fleet only when its
  * host is at least half full: then the report waits HOSTS_FLUSH_MS for an ask; otherwise it
@@ -44,34 +58,37 @@
 #include <string.h>
 #include <time.h>
 
-#define HOSTS_LEASE_MAX     48
-#define HOSTS_FLUSH_MS      10      /* a report with no ask to ride on waits this long */
-#define HOSTS_RIDE_MS       1000    /* ... or for an ask due within this long */
-#define HOSTS_FLEET_TTL_MS  30000   /* a worker that has not asked for this long is gone */
-#define HOSTS_STATE_TTL_MS  3600000 /* a host nobody asked for in an hour is forgotten */
-#define HOSTS_PAUSE_MIN_MS  100     /* the shortest pause a 429/503 brings */
-#define HOSTS_PAUSE_BASE_MS 1000    /* the first backoff without Retry-After; doubles */
-#define HOSTS_PAUSE_MAX_MS  300000  /* the longest pause, Retry-After or not */
-#define HOSTS_FAILS_TO_OPEN 5       /* consecutive failures that open the circuit */
-#define HOSTS_OPEN_BASE_MS  5000    /* the first open spell; doubles while probes fail */
-#define HOSTS_OPEN_MAX_MS   300000
-#define HOSTS_PROBES        3    /* requests a half-open circuit lets through, fleet-wide */
-#define HOSTS_PROBE_WAIT_MS 1000 /* the longest wait for a probe's answer before asking again */
-#define HOSTS_CUT_EVERY_MS  5000 /* concurrency is halved at most this often */
-#define HOSTS_FULL_WAIT_MIN 5
-#define HOSTS_FULL_WAIT_MAX 1000
-#define HOSTS_LOCAL_FULL_MS 100 /* alone and full: look again this often (a done also does) */
-#define HOSTS_SPREAD_MS     200 /* the most a waiting ask is spread past its time */
-#define HOSTS_STR_(x)       #x
-#define HOSTS_STR(x)        HOSTS_STR_(x)
+#define HOSTS_LEASE_MAX      48
+#define HOSTS_FLUSH_MS       10      /* a report with no ask to ride on waits this long */
+#define HOSTS_RIDE_MS        1000    /* ... or for an ask due within this long */
+#define HOSTS_FLEET_TTL_MS   30000   /* a worker that has not asked for this long is gone */
+#define HOSTS_STATE_TTL_MS   3600000 /* a host nobody asked for in an hour is forgotten */
+#define HOSTS_PAUSE_MIN_MS   100     /* the shortest pause a 429/503 brings */
+#define HOSTS_PAUSE_BASE_MS  1000    /* the first backoff without Retry-After; doubles */
+#define HOSTS_PAUSE_MAX_MS   300000  /* the longest pause, Retry-After or not */
+#define HOSTS_FAILS_TO_OPEN  5       /* consecutive failures that open the circuit */
+#define HOSTS_OPEN_BASE_MS   5000    /* the first open spell; doubles while probes fail */
+#define HOSTS_OPEN_MAX_MS    300000
+#define HOSTS_PROBES         3    /* requests a half-open circuit lets through, fleet-wide */
+#define HOSTS_PROBE_WAIT_MS  1000 /* the longest wait for a probe's answer before asking again */
+#define HOSTS_CUT_EVERY_MS   5000 /* concurrency is halved at most this often */
+#define HOSTS_FULL_WAIT_MIN  5
+#define HOSTS_FULL_WAIT_MAX  1000
+#define HOSTS_LOCAL_FULL_MS  100  /* alone and full: look again this often (a done also does) */
+#define HOSTS_QUEUE_CHECK_MS 2000 /* queued for a full host: ask again after this at the latest */
+#define HOSTS_SPREAD_MS      200  /* the most a waiting ask is spread past its time */
+#define HOSTS_STR_(x)        #x
+#define HOSTS_STR(x)         HOSTS_STR_(x)
 
-/* KEYS: hosts set, fleet, then per section: state, leases, probes.
- * ARGV: worker, n sections, then per section: host, rate, burst, inflight, ask lease ("" none),
- * lease_ms, jitter (0..1), n reports, then per report: lease, outcome, retry_after_ms, ms,
- * waited (1: it had waited for the host, counted in HOST_WAITS).
- * Returns per section {verdict, wait_ms, concurrency, pause_left_ms, circuit, fleet, leases}:
- * verdict 0 no ask, 1 go after wait_ms (slot taken), 2 paused, 3 circuit open or probes out,
- * 4 full (wait_ms is a hint). */
+/* KEYS: hosts set, fleet, then per section: state, leases, probes, queue.
+ * ARGV: worker, wake channel prefix, n sections, then per section: host, rate, burst, inflight,
+ * ask lease ("" none), queued (1: that lease found the host full before), lease_ms, jitter
+ * (0..1), n reports, then per report: lease, outcome, retry_after_ms, ms, waited (1: it had
+ * waited for the host, counted in HOST_WAITS).
+ * Returns per section {verdict, wait_ms, concurrency, pause_left_ms, circuit, fleet, leases,
+ * hint_ms}: verdict 0 no ask, 1 go after wait_ms (slot taken), 2 paused, 3 circuit open or
+ * probes out, 4 full: queued, wait_ms until the first lease lapses, hint_ms a time to ask again
+ * for a worker that cannot be told (no subscription). */
 /* clang-format off */
 static const char ASK_LUA[] =
     "if redis.replicate_commands then pcall(redis.replicate_commands) end\n"
@@ -83,21 +100,22 @@ static const char ASK_LUA[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000\n"
     "local function f3(x) return string.format('%.3f', x) end\n"
-    "local me, n = ARGV[1], tonumber(ARGV[2])\n"
+    "local me, wake, n = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
     "redis.call('ZADD', KEYS[2], f3(now), me)\n"
     "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf',"
     "  f3(now - " HOSTS_STR(HOSTS_FLEET_TTL_MS) "))\n"
     "redis.call('PEXPIRE', KEYS[2], " HOSTS_STR(HOSTS_STATE_TTL_MS) ")\n"
     "local fleet = redis.call('ZCARD', KEYS[2])\n"
     "redis.call('PEXPIRE', KEYS[1], " HOSTS_STR(HOSTS_STATE_TTL_MS) ")\n"
-    "local out, a = {}, 3\n"
+    "local out, a = {}, 4\n"
     "for s = 1, n do\n"
-    "  local kst, kls, kpr = KEYS[3 * s], KEYS[3 * s + 1], KEYS[3 * s + 2]\n"
+    "  local kst, kls, kpr, kq = KEYS[4 * s - 1], KEYS[4 * s], KEYS[4 * s + 1], KEYS[4 * s + 2]\n"
     "  local host, rate = ARGV[a], tonumber(ARGV[a + 1])\n"
     "  local burst, cap = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])\n"
-    "  local ask, lease_ms, jitter = ARGV[a + 4], tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6])\n"
-    "  local nrep = tonumber(ARGV[a + 7])\n"
-    "  a = a + 8\n"
+    "  local ask, queued = ARGV[a + 4], ARGV[a + 5] == '1'\n"
+    "  local lease_ms, jitter = tonumber(ARGV[a + 6]), tonumber(ARGV[a + 7])\n"
+    "  local nrep = tonumber(ARGV[a + 8])\n"
+    "  a = a + 9\n"
     "  redis.call('SADD', KEYS[1], host)\n"
     "  local h = {}\n"
     "  local raw = redis.call('HGETALL', kst)\n"
@@ -150,6 +168,8 @@ static const char ASK_LUA[] =
     "    a = a + 5\n"
     "    redis.call('ZREM', kls, lease)\n"
     "    redis.call('ZREM', kpr, lease)\n"
+    /* a lease given back unused may still be queued: a request that went no longer is */
+    "    if oc == 0 then redis.call('ZREM', kq, lease) end\n"
     "    if oc == 1 then\n"
     "      fails, pms = 0, 0\n"
     "      if circ ~= 0 then circ, oms = 0, 0; redis.call('DEL', kpr) end\n"
@@ -161,9 +181,35 @@ static const char ASK_LUA[] =
     "    elseif oc == 5 then halve(); failure() end\n"
     "  end\n"
     "  redis.call('ZREMRANGEBYSCORE', kls, '-inf', f3(now))\n"
-    "  local verdict, wait = 0, 0\n"
+    "  local slots, busy = math.max(1, math.floor(lim)), redis.call('ZCARD', kls)\n"
+    "  local function reserve(lease)\n"
+    "    local start = math.max(now, math.max(tat, now) - tau)\n"
+    "    tat = math.max(tat, now) + T\n"
+    "    busy = busy + redis.call('ZADD', kls, f3(start + lease_ms), lease)\n"
+    "    return start - now\n"
+    "  end\n"
+    /* Free slots go to the asks queued for them, oldest first, each told on its worker's
+     * channel: no worker polls a full host, and a freed slot wakes one worker, not all. */
+    "  if circ == 0 and now >= pu then\n"
+    "    while busy < slots do\n"
+    "      local first = redis.call('ZPOPMIN', kq)\n"
+    "      if #first == 0 then break end\n"
+    "      local w = string.match(first[1], '^(.*):%d+$')\n"
+    /* only to a worker that listens: a killed one's connection is closed, and a slot handed to
+     * it would be lost until its lease lapsed */
+    "      local heard = w and redis.call('PUBSUB', 'NUMSUB', wake .. w)\n"
+    "      if heard and tonumber(heard[2]) > 0 then\n"
+    "        local wait = reserve(first[1])\n"
+    "        redis.call('PUBLISH', wake .. w, host .. ' ' .. first[1] .. ' ' .. math.ceil(wait))\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  local verdict, wait, hint = 0, 0, 0\n"
     "  if ask ~= '' then\n"
-    "    if now < pu then verdict, wait = 2, pu - now\n"
+    /* handed over while its worker could not hear it: it goes */
+    "    local held = queued and redis.call('ZSCORE', kls, ask)\n"
+    "    if held then verdict, wait = 1, math.max(0, tonumber(held) - lease_ms - now)\n"
+    "    elseif now < pu then verdict, wait = 2, pu - now\n"
     "    elseif circ == 1 and now < ou then verdict, wait = 3, ou - now\n"
     "    else\n"
     "      local probe = false\n"
@@ -177,17 +223,17 @@ static const char ASK_LUA[] =
     "        else probe = true end\n"
     "      end\n"
     "      if verdict == 0 then\n"
-    "        local slots = math.max(1, math.floor(lim))\n"
-    "        if redis.call('ZCARD', kls) >= slots then\n"
-    "          verdict, wait = 4, math.min(math.max(dur / slots, "
-                                   HOSTS_STR(HOSTS_FULL_WAIT_MIN) "), "
-                                   HOSTS_STR(HOSTS_FULL_WAIT_MAX) ")\n"
+    "        if busy >= slots then\n"
+    "          redis.call('ZADD', kq, 'NX', f3(now), ask)\n"
+    "          redis.call('PEXPIRE', kq, " HOSTS_STR(HOSTS_STATE_TTL_MS) ")\n"
+    "          local first = redis.call('ZRANGE', kls, 0, 0, 'WITHSCORES')\n"
+    "          verdict, wait = 4, math.max(0, tonumber(first[2]) - now)\n"
+    "          hint = math.min(math.max(dur / slots, " HOSTS_STR(HOSTS_FULL_WAIT_MIN) "), "
+                                HOSTS_STR(HOSTS_FULL_WAIT_MAX) ")\n"
     "        else\n"
-    "          local start = math.max(now, math.max(tat, now) - tau)\n"
-    "          tat = math.max(tat, now) + T\n"
-    "          verdict, wait = 1, start - now\n"
-    "          redis.call('ZADD', kls, f3(start + lease_ms), ask)\n"
-    "          if probe then redis.call('ZADD', kpr, f3(start + lease_ms), ask) end\n"
+    "          verdict, wait = 1, reserve(ask)\n"
+    "          if queued then redis.call('ZREM', kq, ask) end\n"
+    "          if probe then redis.call('ZADD', kpr, f3(now + wait + lease_ms), ask) end\n"
     "        end\n"
     "      end\n"
     "    end\n"
@@ -201,7 +247,7 @@ static const char ASK_LUA[] =
     "  end\n"
     "  out[s] = {verdict, math.ceil(wait), math.floor(lim), math.max(0, math.ceil(pu - now)),\n"
     "    circ,\n"
-    "    fleet, redis.call('ZCARD', kls)}\n"
+    "    fleet, busy, math.ceil(hint)}\n"
     "end\n"
     "return out\n";
 /* clang-format on */
@@ -215,7 +261,9 @@ struct host_ticket {
     void *arg;
     int cancelled; /* dropped while its ask was out: freed by the reply */
     int waited;
-    int local; /* granted without Redis: nothing to report there */
+    int parked; /* its host made it wait, and it is not asking: no work of the worker's */
+    int queued; /* its lease found the host full: it may be in the host's queue, or handed a slot */
+    int local;  /* granted without Redis: nothing to report there */
     char lease[HOSTS_LEASE_MAX];
     struct host_ticket *prev, *next; /* the host's waiting list */
 };
@@ -234,12 +282,13 @@ enum host_timer { TIMER_NONE, TIMER_START, TIMER_ASK, TIMER_FULL };
 struct host {
     struct hosts *hs;
     char name[URL_HOST_MAX + 1];
-    char k_state[SET_KEY_MAX], k_leases[SET_KEY_MAX], k_probes[SET_KEY_MAX];
+    char k_state[SET_KEY_MAX], k_leases[SET_KEY_MAX], k_probes[SET_KEY_MAX], k_queue[SET_KEY_MAX];
     const struct host_limit *lim;
     struct host_ticket *head, *tail; /* waiting, first come first served */
     int nwaiting;
     struct host_ticket *asking;   /* its ask is out */
     struct host_ticket *reserved; /* has a slot, starts when the timer fires */
+    int starved; /* its parked head may ask, but the worker had no room (hosts_resume) */
     enum host_timer timer_kind;
     double timer_at; /* when the timer fires (local clock) */
     struct event *timer, *kick;
@@ -260,7 +309,9 @@ struct hosts {
     const struct settings *s;
     long lease_ms;
     struct link *link;
-    char k_hosts[SET_KEY_MAX], k_fleet[SET_KEY_MAX];
+    struct link *wake; /* subscribed to KEY_HOSTS_WAKE<consumer>: slots handed to queued asks */
+    int subscribed;
+    char k_hosts[SET_KEY_MAX], k_fleet[SET_KEY_MAX], k_wake[SET_KEY_MAX];
     char sha[41];
     struct host *list;
     struct event *flush;
@@ -269,6 +320,9 @@ struct hosts {
     int loaded;  /* Redis has the script (an EVAL went through since the link came up) */
     int closing; /* hosts_free: replies coming back NULL decide nothing */
     int waiting; /* tickets waiting, all hosts */
+    int parked;  /* of them, parked (hosts_room) */
+    int (*room)(void *arg);
+    void *room_arg;
 };
 
 static double hosts_now_ms(void)
@@ -313,12 +367,20 @@ static double hosts_next_ask(const struct hosts *hs)
 static void host_on_timer(evutil_socket_t fd, short what, void *arg);
 static void host_on_kick(evutil_socket_t fd, short what, void *arg);
 
-static struct host *host_get(struct hosts *hs, const char *name)
+static struct host *host_find(struct hosts *hs, const char *name)
 {
     for (struct host *h = hs->list; h; h = h->next)
         if (strcmp(h->name, name) == 0)
             return h;
-    struct host *h = calloc(1, sizeof(*h));
+    return NULL;
+}
+
+static struct host *host_get(struct hosts *hs, const char *name)
+{
+    struct host *h = host_find(hs, name);
+    if (h)
+        return h;
+    h = calloc(1, sizeof(*h));
     if (h == NULL)
         return NULL;
     h->hs = hs;
@@ -330,6 +392,8 @@ static struct host *host_get(struct hosts *hs, const char *name)
     settings_key(hs->s, key, h->k_leases, sizeof(h->k_leases));
     snprintf(key, sizeof(key), KEY_HOST "%s" KEY_HOST_PROBES, name);
     settings_key(hs->s, key, h->k_probes, sizeof(h->k_probes));
+    snprintf(key, sizeof(key), KEY_HOST "%s" KEY_HOST_QUEUE, name);
+    settings_key(hs->s, key, h->k_queue, sizeof(h->k_queue));
     h->lim = host_limits_for(&hs->s->host_limits, name);
     h->limit = (int)h->lim->inflight;
     h->timer = evtimer_new(hs->base, host_on_timer, h);
@@ -354,9 +418,20 @@ static void host_kick(struct host *h)
         hosts_timer(h->kick, 0);
 }
 
+/* A ticket its host made wait holds no connection and no body: parked, it is no work of the
+ * worker's (hosts_room) until it asks again. */
+static void ticket_park(struct host_ticket *t, int on)
+{
+    if (t->parked == on)
+        return;
+    t->parked = on;
+    t->h->hs->parked += on ? 1 : -1;
+}
+
 static void host_unlink(struct host_ticket *t)
 {
     struct host *h = t->h;
+    ticket_park(t, 0);
     if (t->prev)
         t->prev->next = t->next;
     else if (h->head == t)
@@ -397,8 +472,11 @@ static void host_report(struct host *h, const char *lease, int outcome, long ret
 /* The host makes its head wait (limit, pause, circuit): so does every ticket queued behind it. */
 static void host_waits(struct host *h)
 {
-    for (struct host_ticket *t = h->head; t; t = t->next)
+    for (struct host_ticket *t = h->head; t; t = t->next) {
         t->waited = 1;
+        if (t->state == T_WAITING)
+            ticket_park(t, 1);
+    }
 }
 
 /* The ticket may go: it leaves the waiting list and its caller is told. */
@@ -465,7 +543,7 @@ static int hosts_send(struct hosts *hs, struct host *asker, int eval)
     if (n == 0)
         return 0;
     struct hosts_call *c = calloc(1, sizeof(*c));
-    size_t argc = 8 + (size_t)n * 11 + (size_t)nrep * 5;
+    size_t argc = 9 + (size_t)n * 13 + (size_t)nrep * 5;
     const char **argv = calloc(argc, sizeof(*argv));
     if (c == NULL || argv == NULL)
         goto err;
@@ -483,15 +561,17 @@ static int hosts_send(struct hosts *hs, struct host *asker, int eval)
     eval = eval || !hs->loaded;
     argv[a++] = eval ? "EVAL" : "EVALSHA";
     argv[a++] = eval ? ASK_LUA : hs->sha;
-    argv[a++] = hosts_num(c, "%.0f", 2 + 3 * n);
+    argv[a++] = hosts_num(c, "%.0f", 2 + 4 * n);
     argv[a++] = hs->k_hosts;
     argv[a++] = hs->k_fleet;
     for (int i = 0; i < n; i++) {
         argv[a++] = c->hosts[i]->k_state;
         argv[a++] = c->hosts[i]->k_leases;
         argv[a++] = c->hosts[i]->k_probes;
+        argv[a++] = c->hosts[i]->k_queue;
     }
     argv[a++] = hs->s->consumer;
+    argv[a++] = hs->k_wake;
     argv[a++] = hosts_num(c, "%.0f", n);
     for (int i = 0; i < n; i++) {
         struct host *h = c->hosts[i];
@@ -503,6 +583,7 @@ static int hosts_send(struct hosts *hs, struct host *asker, int eval)
         argv[a++] = hosts_num(c, "%.0f", (double)h->lim->burst);
         argv[a++] = hosts_num(c, "%.0f", (double)h->lim->inflight);
         argv[a++] = h == asker ? asker->asking->lease : "";
+        argv[a++] = h == asker && asker->asking->queued ? "1" : "0";
         argv[a++] = hosts_num(c, "%.0f", (double)hs->lease_ms);
         argv[a++] = hosts_num(c, "%.4f", hosts_jitter());
         argv[a++] = hosts_num(c, "%.0f", reps);
@@ -539,8 +620,8 @@ err:
 static void host_answer(struct host *h, struct host_ticket *t, const redisReply *r)
 {
     struct hosts *hs = h->hs;
-    long long v[7] = {0};
-    for (size_t i = 0; i < 7 && i < r->elements; i++)
+    long long v[8] = {0};
+    for (size_t i = 0; i < 8 && i < r->elements; i++)
         if (r->element[i]->type == REDIS_REPLY_INTEGER)
             v[i] = r->element[i]->integer;
     h->limit = (int)v[2];
@@ -574,7 +655,14 @@ static void host_answer(struct host *h, struct host_ticket *t, const redisReply 
         return;
     }
     /* Paused, open or full: the head waits, the others behind it. Jitter spreads the fleet's
-     * asks (the reservations then space their requests whatever the spread). */
+     * asks (the reservations then space their requests whatever the spread). Full, the ask is
+     * queued in Redis and a slot is handed to it when one frees (hosts_on_wake): it asks again
+     * only when the first lease would lapse (a killed worker's comes back by no report), or
+     * after HOSTS_QUEUE_CHECK_MS in case the news was lost; unsubscribed, after the hint. */
+    if (v[0] == 4) {
+        t->queued = 1;
+        wait = hs->subscribed ? fmin(wait, HOSTS_QUEUE_CHECK_MS) : (double)v[7];
+    }
     t->state = T_WAITING;
     host_waits(h);
     host_wait(h, v[0] == 4 ? TIMER_FULL : TIMER_ASK,
@@ -680,11 +768,19 @@ static void host_pump(struct host *h)
     struct host_ticket *t = h->head;
     if (t == NULL || h->asking || h->reserved || evtimer_pending(h->timer, NULL))
         return;
+    if (t->parked) { /* back to work: the worker must have room for it */
+        if (hs->room && hs->room(hs->room_arg) <= 0) {
+            h->starved = 1;
+            return;
+        }
+        ticket_park(t, 0);
+    }
     if (!link_up(hs->link)) {
         host_local(h);
         return;
     }
-    snprintf(t->lease, sizeof(t->lease), "%s:%lld", hs->s->consumer, ++hs->serial);
+    if (t->lease[0] == '\0') /* kept across asks: its place in the host's queue */
+        snprintf(t->lease, sizeof(t->lease), "%s:%lld", hs->s->consumer, ++hs->serial);
     t->state = T_ASKING;
     h->asking = t;
     if (hosts_send(hs, h, 0) < 0) {
@@ -725,6 +821,83 @@ static void hosts_on_flush(evutil_socket_t fd, short what, void *arg)
         return;
     }
     hosts_send(hs, NULL, 0);
+}
+
+/* A slot handed to one of our queued asks: "HOST LEASE WAIT_MS" (the script's PUBLISH). */
+static void hosts_wake(struct hosts *hs, const char *msg)
+{
+    char buf[URL_HOST_MAX + HOSTS_LEASE_MAX + 32], *save = NULL;
+    snprintf(buf, sizeof(buf), "%s", msg);
+    const char *name = strtok_r(buf, " ", &save), *lease = strtok_r(NULL, " ", &save);
+    const char *ms = strtok_r(NULL, " ", &save);
+    struct host *h = name && lease && ms ? host_find(hs, name) : NULL;
+    if (h == NULL)
+        return; /* not a host of ours: its lease lapses by itself */
+    if (h->asking && strcmp(h->asking->lease, lease) == 0)
+        return; /* it is asking again: the reply says it holds the slot */
+    struct host_ticket *t = h->head;
+    if (t == NULL || t->state != T_WAITING || strcmp(t->lease, lease) != 0 || h->reserved) {
+        host_report(h, lease, HOST_NEUTRAL, -1, 0, 0); /* no longer wanted: back to the fleet */
+        return;
+    }
+    evtimer_del(h->timer);
+    h->timer_kind = TIMER_NONE;
+    if (t->parked && hs->room && hs->room(hs->room_arg) <= 0) {
+        /* no room for it: the slot goes to the next in the queue; this one asks anew later */
+        host_report(h, lease, HOST_NEUTRAL, -1, 0, 0);
+        t->lease[0] = '\0';
+        t->queued = 0;
+        h->starved = 1;
+        return;
+    }
+    double wait = atof(ms);
+    host_unlink(t);
+    if (wait <= 0) {
+        host_grant(t);
+    } else {
+        t->state = T_RESERVED;
+        h->reserved = t;
+        host_wait(h, TIMER_START, wait);
+    }
+    host_kick(h);
+}
+
+static void hosts_on_wake(struct link *l, redisReply *r, void *arg)
+{
+    struct hosts *hs = arg;
+    if (r == NULL) {
+        hs->subscribed = 0;
+        return;
+    }
+    if (hs->closing || r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING)
+        return;
+    if (strcmp(r->element[0]->str, "subscribe") == 0) {
+        /* told from now on: whatever waits on a full host asks once more, in case a slot was
+         * handed to it while nobody listened */
+        hs->subscribed = 1;
+        for (struct host *h = hs->list; h; h = h->next)
+            if (h->timer_kind == TIMER_FULL) {
+                evtimer_del(h->timer);
+                h->timer_kind = TIMER_NONE;
+                host_kick(h);
+            }
+        return;
+    }
+    if (strcmp(r->element[0]->str, "message") == 0 && r->element[2]->type == REDIS_REPLY_STRING)
+        hosts_wake(hs, r->element[2]->str);
+}
+
+static void hosts_on_wake_link(struct link *l, int up, void *arg)
+{
+    struct hosts *hs = arg;
+    hs->subscribed = 0;
+    if (!up)
+        return;
+    char channel[SET_KEY_MAX + 256];
+    snprintf(channel, sizeof(channel), "%s%s", hs->k_wake, hs->s->consumer);
+    if (link_subscribe(l, channel, hosts_on_wake, hs) < 0)
+        log_warn("event=hosts_subscribe_failed channel=%s", channel);
 }
 
 static void hosts_on_link(struct link *l, int up, void *arg)
@@ -779,6 +952,8 @@ struct host_ticket *hosts_ask(struct hosts *hs, const char *url, hosts_go_fn *go
     h->tail = t;
     h->nwaiting++;
     hs->waiting++;
+    if (t->waited)
+        ticket_park(t, 1);
     host_kick(h);
     return t;
 }
@@ -800,7 +975,8 @@ void hosts_done(struct host_ticket *t, enum host_outcome o, long retry_after_ms,
     if (!t->local)
         host_report(h, t->lease, o, retry_after_ms, ms, t->waited);
     free(t);
-    if (h->timer_kind == TIMER_FULL) { /* a slot of ours came free: ask now */
+    /* A slot of ours came free: ask now, unless a freed slot is handed to the queue anyway. */
+    if (h->timer_kind == TIMER_FULL && !(h->hs->subscribed && link_up(h->hs->link))) {
         evtimer_del(h->timer);
         h->timer_kind = TIMER_NONE;
     }
@@ -813,6 +989,8 @@ void hosts_drop(struct host_ticket *t)
     switch (t->state) {
     case T_WAITING:
         host_unlink(t);
+        if (t->queued) /* it may be in the host's queue, or even handed a slot: give it back */
+            host_report(h, t->lease, HOST_NEUTRAL, -1, 0, 0);
         free(t);
         return;
     case T_ASKING:
@@ -871,6 +1049,31 @@ void hosts_gate(struct hosts *hs, struct fetch_gate *g)
 int hosts_waiting(const struct hosts *hs)
 {
     return hs->waiting;
+}
+
+void hosts_room(struct hosts *hs, int (*room)(void *arg), void *arg)
+{
+    hs->room = room;
+    hs->room_arg = arg;
+}
+
+int hosts_parked(const struct hosts *hs)
+{
+    return hs ? hs->parked : 0;
+}
+
+void hosts_resume(struct hosts *hs)
+{
+    for (struct host *h = hs->list; h; h = h->next) {
+        if (!h->starved)
+            continue;
+        if (hs->room && hs->room(hs->room_arg) <= 0)
+            return;
+        h->starved = 0;
+        if (h->head) /* its room is taken now; it asks on the next loop turn */
+            ticket_park(h->head, 0);
+        host_kick(h);
+    }
 }
 
 void hosts_each(const struct hosts *hs, void (*fn)(void *arg, const struct host_view *v), void *arg)
@@ -955,6 +1158,7 @@ struct hosts *hosts_new(struct event_base *base, const struct settings *s, long 
     hs->fleet = 1;
     settings_key(s, KEY_HOSTS, hs->k_hosts, sizeof(hs->k_hosts));
     settings_key(s, KEY_HOSTS_FLEET, hs->k_fleet, sizeof(hs->k_fleet));
+    settings_key(s, KEY_HOSTS_WAKE, hs->k_wake, sizeof(hs->k_wake));
     unsigned char md[SHA_DIGEST_LENGTH];
     SHA1((const unsigned char *)ASK_LUA, strlen(ASK_LUA), md);
     for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
@@ -963,7 +1167,8 @@ struct hosts *hosts_new(struct event_base *base, const struct settings *s, long 
     long timeout =
         redis_timeout_ms < HOSTS_ASK_TIMEOUT_MS ? redis_timeout_ms : HOSTS_ASK_TIMEOUT_MS;
     hs->link = link_new(base, &s->redis, "politeness", timeout, hosts_on_link, hs);
-    if (hs->flush == NULL || hs->link == NULL) {
+    hs->wake = link_new(base, &s->redis, "politeness-wake", timeout, hosts_on_wake_link, hs);
+    if (hs->flush == NULL || hs->link == NULL || hs->wake == NULL) {
         snprintf(err, errlen, "out of memory");
         hosts_free(hs);
         return NULL;
@@ -977,6 +1182,7 @@ void hosts_free(struct hosts *hs)
         return;
     hs->closing = 1;
     link_free(hs->link); /* replies still out come back NULL: their tickets are freed there */
+    link_free(hs->wake);
     for (struct host *h = hs->list, *next; h; h = next) {
         next = h->next;
         while (h->head) {

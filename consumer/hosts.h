@@ -62,6 +62,18 @@ void hosts_gate(struct hosts *hs, struct fetch_gate *g);
 /* Requests waiting for their host, all hosts together. */
 int hosts_waiting(const struct hosts *hs);
 
+/* Work and waiting apart. A request its host made wait (rate, requests at once, pause, circuit)
+ * is parked: it holds no connection and no body, so it is no work of the worker's. Before it
+ * asks again it takes room, which room(arg) tells (requests the worker may take on now, <= 0:
+ * none); without room its host is starved until hosts_resume. Without a room function parked
+ * requests go on whenever their host allows. */
+void hosts_room(struct hosts *hs, int (*room)(void *arg), void *arg);
+/* Requests parked now, all hosts (0 for NULL). */
+int hosts_parked(const struct hosts *hs);
+/* Room may have come: starved hosts ask again, as far as room allows. The worker calls it
+ * before it reads new work, so that what waited goes first. */
+void hosts_resume(struct hosts *hs);
+
 /* What a worker shows of one host (/metrics). */
 struct host_view {
     const char *host;

@@ -30,6 +30,12 @@
 /* Each sentinel's connect and reply (loopback or one network away). */
 #define LINK_SENTINEL_TIMEOUT_MS 500
 
+struct link_call {
+    struct link *link;
+    link_reply_fn *fn;
+    void *arg;
+};
+
 struct link {
     struct event_base *base;
     const struct redis_target *target;
@@ -45,6 +51,7 @@ struct link {
     void *arg;
     struct link_watch *watch; /* with sentinels: the loop's +switch-master subscription */
     struct link *next_watched;
+    struct link_call sub; /* link_subscribe's: hiredis calls it for every message */
 };
 
 /* The links with sentinels on one loop, and their subscription. Links are made and freed on
@@ -57,12 +64,6 @@ struct link_watch {
 };
 
 static struct link_watch *link_watches;
-
-struct link_call {
-    struct link *link;
-    link_reply_fn *fn;
-    void *arg;
-};
 
 static void link_connect(struct link *l);
 
@@ -316,6 +317,24 @@ struct link *link_new(struct event_base *base, const struct redis_target *t, con
     evtimer_add(l->watchdog, &tick);
     link_connect(l);
     return l;
+}
+
+static void link_on_message(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct link_call *c = privdata; /* the link's own: kept for every message */
+    if (c->fn)
+        c->fn(c->link, reply, c->arg);
+}
+
+int link_subscribe(struct link *l, const char *channel, link_reply_fn *fn, void *arg)
+{
+    if (!l->up)
+        return -1;
+    l->sub = (struct link_call){l, fn, arg};
+    const char *argv[] = {"SUBSCRIBE", channel};
+    if (redisAsyncCommandArgv(l->ac, link_on_message, &l->sub, 2, argv, NULL) != REDIS_OK)
+        return -1;
+    return 0;
 }
 
 int link_up(const struct link *l)

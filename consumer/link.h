@@ -22,6 +22,10 @@ int link_up(const struct link *l);
 /* 0 when sent; -1 when the link is down (the callback will not be called). */
 int link_command(struct link *l, link_reply_fn *fn, void *arg, int argc, const char **argv,
                  const size_t *lens);
+/* Subscribe to `channel`; the link then carries nothing else. fn gets the confirmation and every
+ * message (the reply's array as Redis sends it), and NULL when the link drops: subscribe again
+ * when it comes back up. 0 when sent, -1 when the link is down. */
+int link_subscribe(struct link *l, const char *channel, link_reply_fn *fn, void *arg);
 void link_free(struct link *l);
 
 /* Helpers to read replies without repeating the type checks. */

@@ -17,7 +17,9 @@ int main(int argc, char **argv)
 
     const struct cfg_option own[] = {
         {"max-inflight", "PIXFLOW_MAX_INFLIGHT", cfg_long, &o.max_inflight, "128", 1, 10000,
-         .meta = "N", .help = "entries held at once (downloads + CPU + store)"},
+         .meta = "N",
+         .help = "entries worked on at once (downloads + CPU + store); those waiting for their "
+                 "host hold no slot, up to 3 times as many more"},
         {"threads", "PIXFLOW_THREADS", cfg_long, &o.threads, threads_default, 1, 256, .meta = "N",
          .help = "pool threads for decode, transforms, encoding and MongoDB"},
         {"max-attempts", "PIXFLOW_MAX_ATTEMPTS", cfg_long, &o.max_attempts, "5", 1, 100,

@@ -1072,18 +1072,41 @@ static void worker_abandon(struct worker *w)
         log_warn("event=abandoned entries=%d note=\"left pending for another worker\"", n);
 }
 
+/* Entries held in all, those parked waiting for their host included, at most this many times
+ * --max-inflight: a parked entry holds its stream entry, its URL and a transfer not yet sent. */
+#define HELD_PER_SLOT 4
+
+/* --max-inflight bounds the work: entries held, less those parked waiting for their host
+ * (hosts.h), which hold no connection and no body. So a host that makes its requests wait
+ * holds back only those, not the worker's other hosts. */
+static int worker_room(void *arg)
+{
+    struct worker *w = arg;
+    long busy = w->held + reprocess_held(w->rp) - hosts_parked(w->hosts);
+    return (int)(w->o->max_inflight - busy);
+}
+
+/* New entries: room for work, and within what may be held. */
+static int worker_slots(struct worker *w)
+{
+    long room = worker_room(w);
+    long held = w->o->max_inflight * HELD_PER_SLOT - w->held - reprocess_held(w->rp);
+    return (int)(room < held ? room : held);
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
     if (w->ndone >= 256 || ms_since(&w->last_flush) >= w->o->flush_ms)
         worker_flush(w);
+    hosts_resume(w->hosts); /* what waited for its host takes the room before new entries */
     if (!w->stopping) {
         if (!renditions_loaded(w->rends))
             return; /* every new URL gets every rendition: none is read before they are known */
-        int rp_held = reprocess_held(w->rp);
-        stream_read(w->st, (int)(w->o->max_inflight - w->held - rp_held));
+        int slots = worker_slots(w);
+        stream_read(w->st, slots);
         if (w->rp) /* at most half the slots (reprocess.c): live URLs keep the rest */
-            reprocess_tick(w->rp, (int)(w->o->max_inflight - w->held - rp_held));
+            reprocess_tick(w->rp, slots);
         return;
     }
     if (w->rp)
@@ -1178,7 +1201,7 @@ static void on_reclaim(evutil_socket_t fd, short what, void *arg)
     int early = now.tv_sec < w->reclaim_after.tv_sec ||
                 (now.tv_sec == w->reclaim_after.tv_sec && now.tv_nsec < w->reclaim_after.tv_nsec);
     if (!w->stopping && !early)
-        stream_reclaim(w->st, (int)(w->o->max_inflight - w->held));
+        stream_reclaim(w->st, worker_slots(w));
 }
 
 static void on_trim(evutil_socket_t fd, short what, void *arg)
@@ -1453,6 +1476,7 @@ int worker_run(const struct settings *s, const struct worker_options *o)
     struct fetch_gate gate;
     hosts_gate(w->hosts, &gate);
     fetch_engine_gate(w->fe, &gate);
+    hosts_room(w->hosts, worker_room, w);
     /* Pool threads wait for their picture's memory here rather than overdraw it. */
     process_budget_init((size_t)o->process.decode_memory);
     w->pool = pool_new(w->base, (int)o->threads, err, sizeof(err));

@@ -8,7 +8,7 @@
 #include "settings.h"
 
 struct worker_options {
-    long max_inflight;      /* entries held at once: read and not yet acked */
+    long max_inflight;      /* entries worked on at once (those waiting for a host aside) */
     long threads;           /* pool threads for decode/transform/encode/store */
     long max_attempts;      /* downloads per entry, and deliveries before it is a poison pill */
     long entry_deadline_ms; /* no retry starts after an entry is this old */

@@ -28,6 +28,10 @@
 #define KEY_HOST_PROBES ":probes"     /* sorted set: the half-open circuit's probes -> deadline */
 #define KEY_HOSTS       "hosts"       /* set: every host the fleet has asked for */
 #define KEY_HOSTS_FLEET "hosts:fleet" /* sorted set: worker -> its last ask (ms), for shares */
+/* sorted set: lease of an ask that found the host full -> when it joined (ms), served in turn */
+#define KEY_HOST_QUEUE  ":queue"
+/* channel KEY_HOSTS_WAKE<worker>: "HOST LEASE WAIT_MS", a slot handed to its queued ask */
+#define KEY_HOSTS_WAKE  "hosts:wake:"
 
 /* ---- fields of a host's KEY_HOST_STATE (times in ms of Redis's clock) ---- */
 #define HOST_TAT         "tat"          /* GCRA: theoretical arrival time of the next request */

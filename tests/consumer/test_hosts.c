@@ -86,19 +86,22 @@ static struct verdict ask_as(const char *worker, struct limits l, const char *le
 #define NUM(fmt, v) (snprintf(nums[k], sizeof(nums[k]), fmt, v), argv[a++] = nums[k++])
     argv[a++] = "EVAL";
     argv[a++] = ASK_LUA;
-    argv[a++] = "5";
+    argv[a++] = "6";
     argv[a++] = "u:hosts";
     argv[a++] = "u:hosts:fleet";
     argv[a++] = "u:host:h:state";
     argv[a++] = "u:host:h:leases";
     argv[a++] = "u:host:h:probes";
+    argv[a++] = "u:host:h:queue";
     argv[a++] = worker;
+    argv[a++] = "u:" KEY_HOSTS_WAKE;
     argv[a++] = "1";
     argv[a++] = "h";
     NUM("%g", l.rate);
     NUM("%d", l.burst);
     NUM("%d", l.inflight);
     argv[a++] = lease ? lease : "";
+    argv[a++] = "1"; /* as if queued before: a lease held is found */
     NUM("%ld", lease_ms);
     argv[a++] = "0.5";
     NUM("%d", nrep);
@@ -121,7 +124,7 @@ static struct verdict ask_as(const char *worker, struct limits l, const char *le
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     assert_int_equal(r->elements, 1);
     redisReply *s = r->element[0];
-    assert_int_equal(s->elements, 7);
+    assert_int_equal(s->elements, 8);
     struct verdict v = {s->element[0]->integer, s->element[1]->integer, s->element[2]->integer,
                         s->element[3]->integer, s->element[4]->integer, s->element[5]->integer};
     freeReplyObject(r);
@@ -317,6 +320,27 @@ static void test_fleet_count(void **state)
     assert_int_equal(ask_as("w3", l, "", 1000, 0, NULL).fleet, 3);
 }
 
+/* A full host queues the ask; a freed slot goes only to a worker that listens on its channel:
+ * a killed one's queued ask is dropped, not handed a slot it would hold until its deadline. */
+static void test_queue_skips_deaf_workers(void **state)
+{
+    struct limits l = {1000, 100, 1};
+    assert_int_equal(ask_as("a", l, "a:1", 60000, 0, NULL).verdict, 1);
+    assert_int_equal(ask_as("ghost", l, "ghost:1", 60000, 0, NULL).verdict, 4);
+    redisReply *r = redisCommand(rc, "ZRANGE u:host:h:queue 0 -1");
+    assert_int_equal(r->elements, 1);
+    assert_string_equal(r->element[0]->str, "ghost:1");
+    freeReplyObject(r);
+    const char *rep[] = {"a:1,1,-1,5"};
+    ask_as("a", l, NULL, 60000, 1, rep);
+    r = redisCommand(rc, "ZCARD u:host:h:leases");
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    r = redisCommand(rc, "ZCARD u:host:h:queue");
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+}
+
 /* ---- hosts.c on a loop ----------------------------------------------------------------------- */
 
 static struct settings settings_for(int port, const char *limits)
@@ -379,9 +403,13 @@ static void test_loop_rate(void **state)
     assert_int_equal(hosts_waiting(hs), 8);
     assert_true(run_until(base, &g.n, 8, 5));
     assert_false(g.waited[0]);
+    /* Each goes at its own start, one interval after the one before (burst 2: the first two at
+     * once), never earlier; a timer late on a busy machine delays only its own. */
     for (int i = 2; i < 8; i++) {
         assert_true(g.waited[i]);
-        assert_true(g.at[i] - g.at[i - 1] > 40 && g.at[i] - g.at[i - 1] < 70);
+        double since = g.at[i] - g.at[0];
+        if (since < (i - 1) * 50 - 10 || since > (i - 1) * 50 + 60)
+            fail_msg("request %d went %.1f ms after the first", i, since);
     }
     long long calls, reqs;
     hosts_calls(hs, &calls, &reqs);
@@ -407,7 +435,8 @@ static void test_loop_rate(void **state)
     event_base_free(base);
 }
 
-/* A full host: the head asks again as soon as one of our own requests to it ends. */
+/* A full host: the head goes as soon as one of our own requests to it ends (the report hands
+ * the slot to the first queued ask; before the subscription is up, the head asks at once). */
 static void test_loop_full_then_done(void **state)
 {
     struct event_base *base = event_base_new();
@@ -429,6 +458,88 @@ static void test_loop_full_then_done(void **state)
     assert_true(g.at[2] - t0 < 100);
     assert_true(g.waited[2]);
     hosts_drop(c); /* in flight, abandoned: the slot comes back too */
+    hosts_done(b, HOST_OK, -1, 5);
+    hosts_free(hs);
+    event_base_free(base);
+}
+
+/* A full host: the ask waits in the host's queue and is handed the slot that frees, told on the
+ * worker's channel; it never asks again meanwhile. */
+static void test_loop_full_woken(void **state)
+{
+    struct event_base *base = event_base_new();
+    struct settings s = settings_for(redis.port, "*:rate=1000,burst=100,inflight=1");
+    char err[256];
+    struct hosts *hs = hosts_new(base, &s, 1000, 1000, err, sizeof(err));
+    assert_true(link_wait(base, hs));
+    for (double end = tserver_now() + 5; tserver_now() < end && !hs->subscribed;)
+        event_base_loop(base, EVLOOP_ONCE);
+    assert_true(hs->subscribed);
+    struct limits l = {1000, 100, 1};
+    assert_int_equal(ask_as("other", l, "other:1", 60000, 0, NULL).verdict, 1);
+    struct gone g = {0};
+    struct host_ticket *t = hosts_ask(hs, "http://h/1", on_go, &g);
+    assert_false(run_until(base, &g.n, 1, 0.3)); /* full: queued */
+    long long calls, reqs, before;
+    hosts_calls(hs, &before, &reqs);
+    assert_int_equal(before, 1);
+    assert_false(run_until(base, &g.n, 1, 1)); /* no poll meanwhile */
+    hosts_calls(hs, &calls, &reqs);
+    assert_int_equal(calls, before);
+    redisReply *r = redisCommand(rc, "ZCARD u:host:h:queue");
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    double freed = hosts_now_ms();
+    const char *rep[] = {"other:1,1,-1,5"}; /* the other worker's request ends */
+    assert_int_equal(ask_as("other", l, NULL, 60000, 1, rep).verdict, 0);
+    assert_true(run_until(base, &g.n, 1, 2));
+    assert_true(g.at[0] - freed < 200);
+    assert_true(g.waited[0]);
+    hosts_calls(hs, &calls, &reqs);
+    assert_int_equal(calls, before); /* handed over: no ask of ours */
+    r = redisCommand(rc, "ZRANGE u:host:h:leases 0 -1");
+    assert_int_equal(r->elements, 1);
+    assert_string_equal(r->element[0]->str, "loop:1");
+    freeReplyObject(r);
+    hosts_done(t, HOST_OK, -1, 5);
+    hosts_free(hs);
+    event_base_free(base);
+}
+
+static int room_of(void *arg)
+{
+    return *(int *)arg;
+}
+
+/* A request its host made wait is parked: no work of the worker's until it asks again, which
+ * takes room; without room its host waits for hosts_resume. */
+static void test_loop_parked_needs_room(void **state)
+{
+    struct event_base *base = event_base_new();
+    struct settings s = settings_for(redis.port, "*:rate=1000,burst=100,inflight=1");
+    char err[256];
+    struct hosts *hs = hosts_new(base, &s, 1000, 1000, err, sizeof(err));
+    assert_true(link_wait(base, hs));
+    int room = 0;
+    hosts_room(hs, room_of, &room);
+    struct gone g = {0};
+    struct host_ticket *a = hosts_ask(hs, "http://h/1", on_go, &g);
+    assert_int_equal(hosts_parked(hs), 0); /* a first ask is work: it has not waited */
+    assert_true(run_until(base, &g.n, 1, 3));
+    struct host_ticket *b = hosts_ask(hs, "http://h/2", on_go, &g);
+    struct host_ticket *c = hosts_ask(hs, "http://h/3", on_go, &g);
+    assert_false(run_until(base, &g.n, 2, 0.2)); /* the host is full */
+    assert_int_equal(hosts_parked(hs), 2);
+    hosts_done(a, HOST_OK, -1, 5); /* a slot, but no room: b stays parked */
+    assert_false(run_until(base, &g.n, 2, 0.3));
+    assert_int_equal(hosts_parked(hs), 2);
+    room = 1;
+    hosts_resume(hs);
+    assert_int_equal(hosts_parked(hs), 1); /* b took the room at once */
+    assert_true(run_until(base, &g.n, 2, 3));
+    assert_true(g.waited[1]);
+    hosts_drop(c);
+    assert_int_equal(hosts_parked(hs), 0);
     hosts_done(b, HOST_OK, -1, 5);
     hosts_free(hs);
     event_base_free(base);
@@ -487,8 +598,11 @@ int main(void)
         cmocka_unit_test_setup(test_circuit_breaker, flush_db),
         cmocka_unit_test_setup(test_adaptive_concurrency, flush_db),
         cmocka_unit_test_setup(test_fleet_count, flush_db),
+        cmocka_unit_test_setup(test_queue_skips_deaf_workers, flush_db),
         cmocka_unit_test_setup(test_loop_rate, flush_db),
         cmocka_unit_test_setup(test_loop_full_then_done, flush_db),
+        cmocka_unit_test_setup(test_loop_parked_needs_room, flush_db),
+        cmocka_unit_test_setup(test_loop_full_woken, flush_db),
         cmocka_unit_test_setup(test_loop_local_share, flush_db),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -2,9 +2,10 @@
 the server's own count of requests at once per host never passes the limit and its requests per
 second stay within rate + burst; a 429 storm pauses the whole fleet until Retry-After lapses,
 and the entries that waited are neither retried, nor counted as attempts, nor dead-lettered, nor
-reclaimed; a failing host opens the circuit, then recovers; the slots of a worker killed with
--9 come back within the fetch timeout plus the margin; and with Redis gone each worker keeps its
-own share of the limit.
+reclaimed; a paused host holds back only its own entries, parked without a slot, while the
+worker's other host flows at its own rate; a failing host opens the circuit, then recovers; the
+slots of a worker killed with -9 come back within the fetch timeout plus the margin; and with
+Redis gone each worker keeps its own share of the limit.
 
 Each test runs its own pixflow-picsum (global fault rates would reach every other test on a
 shared one) and the stack's Redis and MongoDB under its own prefix."""
@@ -40,9 +41,11 @@ class OwnPicsum:
         fields = dict(line.split("=", 1) for line in ready.read_text().split())
         self.http, self.https, self.ca = int(fields["http"]), int(fields["https"]), fields["ca"]
 
-    def env(self, base):
+    def env(self, base, hosts=("picsum.photos", FASTLY)):
+        """Workers' settings that send each of `hosts` here (its certificate also names
+        localhost: a second source host on the same server)."""
         hops = []
-        for host in ("picsum.photos", FASTLY):
+        for host in hosts:
             hops += [f"{host}:443:127.0.0.1:{self.https}", f"{host}:80:127.0.0.1:{self.http}"]
         return dict(base, PIXFLOW_CONNECT_TO=",".join(hops), PIXFLOW_CA_FILE=self.ca)
 
@@ -163,6 +166,57 @@ def test_429_storm_pauses_the_whole_fleet(env, picsum, keys, mongo_db, fleet):
     assert stats["host_waits"] >= before, stats  # each request turned away waited after
     assert all(d["attempts"] == 1 for d in documents(mongo_db))
     assert picsum.control("stats")["by_status"]["429"] == before
+
+
+# ---- hosts wait apart ----
+
+
+def test_a_paused_host_holds_back_only_its_own(env, picsum, keys, mongo_db, fleet):
+    """One worker with 4 slots. picsum.photos answers its first URL with 429 and Retry-After: 6,
+    then gets 8 more URLs, twice the worker's slots: they wait for the pause parked, holding their
+    stream entries but no slot, so the worker reads on and the 20 URLs of its other host
+    (localhost: the same server under another name) flow at that host's own rate of 20 a second,
+    all stored while picsum.photos is still paused. Then picsum.photos resumes. No wait costs an
+    attempt, nothing is dead-lettered, downloads at once stay within the slots, and the worker
+    never holds more than 4 times its slots."""
+    hosts = ("picsum.photos", FASTLY, "localhost")
+    wenv = dict(picsum.env(env, hosts), PIXFLOW_ALLOWED_HOSTS=",".join(hosts),
+                PIXFLOW_HOST_LIMITS="localhost:rate=20,burst=1,inflight=50;"
+                                    "*:rate=200,burst=20,inflight=50")
+    first, *more = [f"{PICSUM}/{w}/{h}?u={token()}" for w, h in sizes(9)]
+    other = [f"https://localhost/{w}/{h}?u={token()}" for w, h in sizes(20, 401, 800)]
+    keys.xadd_all([first + "&fault=429&retry_after=6&times=1"])
+    w = fleet.start(wenv, "w1", "--max-inflight", "4", "--max-attempts", "1", "--exit-when-idle",
+                    "1s")
+    wait_for("the pause", lambda: host_state(keys, "picsum.photos").get("pause_until"), 20, 0.01)
+    paused = time.monotonic()
+    keys.xadd_all(more + other)
+    most = 0
+
+    def others_stored():
+        nonlocal most
+        most = max(most, keys.pending())
+        return keys.stats().get("stored", 0) >= len(other)
+
+    wait_for("the other host's URLs", others_stored, 6, 0.02)
+    during = time.monotonic() - paused
+    assert picsum.host("picsum.photos")["requests"] == 1, "a request during the pause"
+    sec, usec = keys.r.time()
+    assert host_state(keys, "picsum.photos")["pause_until"] > sec * 1000 + usec / 1000
+    assert during >= (len(other) - 1) / 20, during  # at localhost's own rate
+    assert picsum.host("localhost")["peak_per_second"] <= 20 + 1 + 1
+    while w.running():
+        most = max(most, keys.pending())
+        time.sleep(0.02)
+    w.assert_clean_exit(1)
+    assert most <= 4 * 4, most
+    assert picsum.host("picsum.photos")["requests"] == 1 + len(more) + 1  # the 429 went again
+    for name in hosts:
+        assert picsum.host(name)["peak_in_flight"] <= 4, (name, picsum.host(name))
+    assert_all_stored(keys, mongo_db, 1 + len(more) + len(other))
+    stats = keys.stats()
+    assert stats.get("retries", 0) == 0 and stats["host_waits"] >= len(more) + 1, stats
+    assert all(d["attempts"] == 1 for d in documents(mongo_db))
 
 
 # ---- the circuit breaker ----
