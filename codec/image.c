@@ -390,14 +390,25 @@ static enum image_status image_png_decode(const unsigned char *data, size_t len,
     return IMAGE_OK;
 }
 
-enum image_status image_decode_request(const unsigned char *data, size_t len,
-                                       const struct image_info *info,
-                                       const struct image_request *req,
-                                       const struct image_limits *lim, struct pixflow_image *out,
-                                       char *err, size_t errlen)
+void image_decoder_coefficients(struct image_decoder *dec)
+{
+    dec->library = JPEG_LIBRARY;
+    dec->version = JPEG_LIBRARY_VERSION;
+    dec->path = IMAGE_PATH_COEFFICIENTS;
+    dec->scale = 1;
+}
+
+enum image_status image_decode_traced(const unsigned char *data, size_t len,
+                                      const struct image_info *info,
+                                      const struct image_request *req,
+                                      const struct image_limits *lim, struct pixflow_image *out,
+                                      struct image_decoder *dec, char *err, size_t errlen)
 {
     static const struct image_limits defaults = {IMAGE_DEFAULT_MAX_SCANS, IMAGE_DEFAULT_CPU_MS,
                                                  IMAGE_DEFAULT_MAX_MEMORY};
+    /* IMAGE_STB_VERSION: from stb_image.h's first line (codec/CMakeLists.txt) */
+    const struct image_decoder stb = {"stb_image", IMAGE_STB_VERSION, IMAGE_PATH_PIXELS, 1};
+    struct image_decoder used = stb;
     int channels = req->channels;
     enum image_status st;
 
@@ -407,8 +418,8 @@ enum image_status image_decode_request(const unsigned char *data, size_t len,
         return IMAGE_CORRUPT;
     }
     if (info->format == IMAGE_FORMAT_JPEG)
-        st = jpeg_decode(data, len, info, req, lim != NULL ? lim : &defaults, image_alloc, out, err,
-                         errlen);
+        st = jpeg_decode(data, len, info, req, lim != NULL ? lim : &defaults, image_alloc, out,
+                         &used, err, errlen);
     else
         st = image_png_decode(data, len, info, channels, out, err, errlen);
     if (st == IMAGE_OK)
@@ -416,8 +427,19 @@ enum image_status image_decode_request(const unsigned char *data, size_t len,
     if (st != IMAGE_OK) {
         free(out->pixels);
         memset(out, 0, sizeof(*out));
+    } else if (dec != NULL) {
+        *dec = used;
     }
     return st;
+}
+
+enum image_status image_decode_request(const unsigned char *data, size_t len,
+                                       const struct image_info *info,
+                                       const struct image_request *req,
+                                       const struct image_limits *lim, struct pixflow_image *out,
+                                       char *err, size_t errlen)
+{
+    return image_decode_traced(data, len, info, req, lim, out, NULL, err, errlen);
 }
 
 enum image_status image_decode_limited(const unsigned char *data, size_t len,

@@ -58,13 +58,40 @@ struct image_request {
                                    * (libjpeg's DCT scaling); 0: whole */
 };
 
-/* image_decode_limited() as req asks. A shrunk picture has out->source_width/height set to the
- * upright size of the whole one. */
+/* Which decoder made the pixels and how: a change of path may move a gray level here and there,
+ * so stored documents record it (SPEC §6, `decoder`) beside the chain. */
+struct image_decoder {
+    const char *library; /* "libjpeg-turbo", "stb_image" */
+    const char *version; /* the library's, as built */
+    const char *path;    /* IMAGE_PATH_* */
+    int scale;           /* 1, or 2, 4, 8: a JPEG shrunk in the IDCT */
+};
+
+/* The paths: luma, libjpeg asked for gray (a gray JPEG's plane, a YCbCr one's Y as coded); rgb,
+ * libjpeg's RGB (CMYK converted), made gray after when asked; pixels, stb_image's PNG at the
+ * channels asked for; coefficients, nothing decoded: a JPEG's luma coefficients kept (jpegw.h). */
+#define IMAGE_PATH_LUMA         "luma"
+#define IMAGE_PATH_RGB          "rgb"
+#define IMAGE_PATH_PIXELS       "pixels"
+#define IMAGE_PATH_COEFFICIENTS "coefficients"
+
+/* image_decode_limited() as req asks, *dec (may be NULL) told how. A shrunk picture has
+ * out->source_width/height set to the upright size of the whole one. */
+enum image_status image_decode_traced(const unsigned char *data, size_t len,
+                                      const struct image_info *info,
+                                      const struct image_request *req,
+                                      const struct image_limits *lim, struct pixflow_image *out,
+                                      struct image_decoder *dec, char *err, size_t errlen);
+
+/* image_decode_traced() without the decoder's account. */
 enum image_status image_decode_request(const unsigned char *data, size_t len,
                                        const struct image_info *info,
                                        const struct image_request *req,
                                        const struct image_limits *lim, struct pixflow_image *out,
                                        char *err, size_t errlen);
+
+/* The decoder of a JPEG's coefficients, read but never decoded (IMAGE_PATH_COEFFICIENTS). */
+void image_decoder_coefficients(struct image_decoder *dec);
 
 /* Decodes a probed picture to `channels` (1, 3 or 4) 8-bit samples per pixel, under lim (NULL:
  * the defaults above), turned upright by info->orientation (so out may be info's height x

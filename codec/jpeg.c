@@ -319,8 +319,8 @@ __attribute__((noinline)) static unsigned jpeg_pick_scale(const struct image_inf
 
 enum image_status jpeg_decode(const unsigned char *data, size_t len, const struct image_info *info,
                               const struct image_request *req, const struct image_limits *lim,
-                              void *(*alloc)(size_t), struct pixflow_image *out, char *err,
-                              size_t errlen)
+                              void *(*alloc)(size_t), struct pixflow_image *out,
+                              struct image_decoder *dec, char *err, size_t errlen)
 {
     struct jpeg_decompress_struct c;
     struct jpeg_guard g;
@@ -379,5 +379,9 @@ enum image_status jpeg_decode(const unsigned char *data, size_t len, const struc
     out->stride = w * (size_t)channels;
     out->flags = PIXFLOW_IMAGE_WRITABLE;
     out->pixels = pixels;
+    dec->library = JPEG_LIBRARY;
+    dec->version = JPEG_LIBRARY_VERSION;
+    dec->path = got == 1 ? IMAGE_PATH_LUMA : IMAGE_PATH_RGB;
+    dec->scale = (int)scale;
     return IMAGE_OK;
 }

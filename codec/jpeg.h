@@ -44,13 +44,19 @@ enum image_status jpeg_check_scans(const unsigned char *data, size_t len,
 enum image_status jpeg_probe(const unsigned char *data, size_t len, struct image_info *info,
                              char *err, size_t errlen);
 
+/* libjpeg-turbo's version as built against ("2.1.5"): the 2.x API has no runtime query. */
+#define JPEG_STR_(x)         #x
+#define JPEG_STR(x)          JPEG_STR_(x)
+#define JPEG_LIBRARY         "libjpeg-turbo"
+#define JPEG_LIBRARY_VERSION JPEG_STR(LIBJPEG_TURBO_VERSION)
+
 /* Decodes as req asks (image.h) under lim (scans, CPU time, libjpeg's working memory), leaving
- * the picture as stored (image.c turns it upright). out->pixels comes from alloc; a shrunk
- * picture has out->source_width/height set to the stored size. */
+ * the picture as stored (image.c turns it upright), and fills *dec with the path taken. out->pixels
+ * comes from alloc; a shrunk picture has out->source_width/height set to the stored size. */
 enum image_status jpeg_decode(const unsigned char *data, size_t len, const struct image_info *info,
                               const struct image_request *req, const struct image_limits *lim,
-                              void *(*alloc)(size_t), struct pixflow_image *out, char *err,
-                              size_t errlen);
+                              void *(*alloc)(size_t), struct pixflow_image *out,
+                              struct image_decoder *dec, char *err, size_t errlen);
 
 /* Start-of-scan markers in the file, counted without decoding (stops at EOI); -1: truncated. */
 long jpeg_count_scans(const unsigned char *d, size_t len);

@@ -191,6 +191,13 @@ static enum process_status process_encode(const struct chain *chain,
     }
     if (failed)
         return process_fail(reason, rlen, nomem ? "out_of_memory" : "encode_failed");
+    if (f->kind == FORMAT_JPEG)
+        snprintf(out->encoder, sizeof(out->encoder), "jpeg:quality=%d",
+                 f->quality > 0 ? f->quality : FORMAT_JPEG_DEFAULT_QUALITY);
+    else if (f->kind == FORMAT_WEBP)
+        snprintf(out->encoder, sizeof(out->encoder), "webp:lossless");
+    else
+        snprintf(out->encoder, sizeof(out->encoder), "png:level=%d", f->level);
     out->format = f->name;
     out->width = (int)img->width;
     out->height = (int)img->height;
@@ -227,6 +234,8 @@ static enum process_status process_coefficients(const struct process_limits *lim
     if (is != IMAGE_OK)
         return process_fail(reason, rlen, process_image_reason(is));
     out->format = "jpeg";
+    image_decoder_coefficients(&out->decoder);
+    snprintf(out->encoder, sizeof(out->encoder), "jpeg:coefficients");
     out->width = info->width;
     out->height = info->height;
     out->channels = 1;
@@ -321,8 +330,10 @@ process_pixels(const struct chain *const *chains, int n, const struct image_requ
         if (done[i])
             continue;
         struct pixflow_image decoded;
-        enum image_status is = image_decode_request(
-            data, len, info, &reqs[i], lim != NULL ? &lim->image : NULL, &decoded, err, errlen);
+        struct image_decoder dec;
+        enum image_status is =
+            image_decode_traced(data, len, info, &reqs[i], lim != NULL ? &lim->image : NULL,
+                                &decoded, &dec, err, errlen);
         if (is != IMAGE_OK)
             return process_fail(reason, rlen, process_image_reason(is));
         outs[i].timing.decode_us = process_lap(lap);
@@ -334,6 +345,7 @@ process_pixels(const struct chain *const *chains, int n, const struct image_requ
             if (done[j] || !process_same_request(&reqs[i], &reqs[j]))
                 continue;
             done[j] = 1;
+            outs[j].decoder = dec;
             enum process_status st = process_one(chains[j], &decoded, j == last, n == 1, &outs[j],
                                                  held, lap, reason, rlen, err, errlen);
             if (st != PROCESS_OK) {

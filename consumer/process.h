@@ -39,7 +39,10 @@ struct process_out {    /* everything the store needs */
     char origin_format[8];       /* "jpeg", "png" */
     int origin_width, origin_height;
     int orientation; /* EXIF orientation of the download (1..8); the stored picture is upright */
-    char origin_sha256[65]; /* of the downloaded bytes */
+    char origin_sha256[65];       /* of the downloaded bytes */
+    struct image_decoder decoder; /* what made the pixels from the download (the lineage's) */
+    char encoder[32];             /* the format with its settings: "png:level=0", "jpeg:quality=90",
+                                     "jpeg:coefficients" (jpegw.h), "webp:lossless" */
     struct process_timing timing;
 };
 

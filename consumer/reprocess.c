@@ -227,7 +227,7 @@ static void work_work(void *arg)
     d.image_b64_len = e->out.b64_len;
     d.image = e->out.png;
     d.image_len = e->out.png_len;
-    d.format = "png";
+    d.format = e->out.format;
     d.width = e->out.width;
     d.height = e->out.height;
     d.channels = e->out.channels;
@@ -241,6 +241,8 @@ static void work_work(void *arg)
     d.origin.format = e->out.origin_format;
     d.transforms = xf->lineage;
     d.ntransforms = xf->nlineage;
+    d.decoder = &e->out.decoder;
+    d.encoder = e->out.encoder;
     d.rendition = e->name;
     d.stream_id = e->id;
     d.consumer = rp->env.s->consumer;

@@ -527,6 +527,9 @@ static int work_store_renditions(struct entry *e, const struct store_doc *url_do
         d.width = o->width;
         d.height = o->height;
         d.channels = o->channels;
+        d.format = o->format;
+        d.decoder = &o->decoder;
+        d.encoder = o->encoder;
         d.transforms = r->xf->lineage;
         d.ntransforms = r->xf->nlineage;
         d.rendition = r->name;
@@ -577,6 +580,8 @@ static void work_run(void *arg)
     d.raw = w->raw ? e->raw : NULL;
     d.transforms = e->xf->lineage;
     d.ntransforms = e->xf->nlineage;
+    d.decoder = &e->out.decoder;
+    d.encoder = e->out.encoder;
     d.stream_id = e->id;
     d.consumer = w->s->consumer;
     d.attempts = e->attempts;

@@ -129,6 +129,8 @@
 #define DOC_SOURCE      "source"
 #define DOC_ORIGIN      "origin"
 #define DOC_TRANSFORMS  "transforms"
+#define DOC_DECODER     "decoder" /* what made the pixels from the download: DECODER_* */
+#define DOC_ENCODER     "encoder" /* the stored format with its settings: "png:level=0" */
 #define DOC_INSERTED_AT "inserted_at"
 #define DOC_STREAM_ID   "stream_id"
 #define DOC_CONSUMER    "consumer"
@@ -145,6 +147,11 @@
 #define LINK_NAME           "name"
 #define LINK_VERSION        "version"
 #define LINK_CONFIG         "config" /* in `renditions` chains: the link's configuration */
+
+/* ---- fields of DOC_DECODER (besides LINK_VERSION, the library's) ---- */
+#define DECODER_LIBRARY "library" /* "libjpeg-turbo", "stb_image" */
+#define DECODER_PATH    "path"    /* "luma", "rgb", "pixels", "coefficients" (codec/image.h) */
+#define DECODER_SCALE   "scale"   /* 1, 2, 4 or 8: a JPEG shrunk in the IDCT */
 
 /* ---- `originals` document fields (besides DOC_ID = the sha256 of the downloaded bytes,
  * DOC_BYTES, DOC_FORMAT, DOC_WIDTH, DOC_HEIGHT, DOC_SOURCE, DOC_INSERTED_AT, and

@@ -666,6 +666,8 @@ static void store_meta_build(const struct store_doc *d, bson_t *meta)
     bson_init(meta);
     BSON_APPEND_UTF8(meta, DOC_SHA256, d->sha256);
     store_append_str(meta, DOC_FORMAT, d->format);
+    if (d->encoder)
+        BSON_APPEND_UTF8(meta, DOC_ENCODER, d->encoder);
     BSON_APPEND_INT32(meta, DOC_WIDTH, d->width);
     BSON_APPEND_INT32(meta, DOC_HEIGHT, d->height);
     BSON_APPEND_INT32(meta, DOC_CHANNELS, d->channels);
@@ -683,6 +685,15 @@ static void store_meta_build(const struct store_doc *d, bson_t *meta)
     if (d->origin.orientation > 0)
         BSON_APPEND_INT32(&sub, ORIGIN_ORIENTATION, d->origin.orientation);
     bson_append_document_end(meta, &sub);
+
+    if (d->decoder) {
+        BSON_APPEND_DOCUMENT_BEGIN(meta, DOC_DECODER, &sub);
+        store_append_str(&sub, DECODER_LIBRARY, d->decoder->library);
+        store_append_str(&sub, LINK_VERSION, d->decoder->version);
+        store_append_str(&sub, DECODER_PATH, d->decoder->path);
+        BSON_APPEND_INT32(&sub, DECODER_SCALE, d->decoder->scale);
+        bson_append_document_end(meta, &sub);
+    }
 
     BSON_APPEND_ARRAY_BEGIN(meta, DOC_TRANSFORMS, &arr);
     for (int i = 0; i < d->ntransforms; i++) {
@@ -754,6 +765,12 @@ static int store_doc_check(const struct store_doc *d, char *err, size_t errlen)
         store_check_str(DOC_CONSUMER, d->consumer, 0, err, errlen) < 0 ||
         store_check_str(ORIG_RAW, d->raw, 0, err, errlen) < 0 ||
         store_check_str(DOC_RENDITION, d->rendition, 0, err, errlen) < 0 ||
+        store_check_str(DOC_ENCODER, d->encoder, 0, err, errlen) < 0 ||
+        (d->decoder &&
+         (store_check_str(DOC_DECODER "." DECODER_LIBRARY, d->decoder->library, 0, err, errlen) <
+              0 ||
+          store_check_str(DOC_DECODER "." LINK_VERSION, d->decoder->version, 0, err, errlen) < 0 ||
+          store_check_str(DOC_DECODER "." DECODER_PATH, d->decoder->path, 0, err, errlen) < 0)) ||
         store_check_str(DOC_ORIGIN "." DOC_FORMAT, d->origin.format, 0, err, errlen) < 0)
         return -1;
     if (d->raw && (d->origin.sha256 == NULL || strlen(d->origin.sha256) != 64 ||

@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 
+#include "image.h"
 #include "lineage.h"
 
 #define STORE_ERR_TRANSIENT (-1)
@@ -59,6 +60,8 @@ struct store_doc {
                         no raw store, and no `originals` document */
     const struct lineage_link *transforms;
     int ntransforms;
+    const struct image_decoder *decoder; /* what made the pixels; NULL: `decoder` left out */
+    const char *encoder; /* the format with its settings ("png:level=0"); NULL: left out */
     const char *rendition; /* the rendition it is (`images.rendition`); NULL: "default" */
     const char *stream_id, *consumer;
     int attempts;

@@ -2,7 +2,8 @@
  * (the image server's generator): the luma plane of a colour JPEG for a chain that begins with
  * gray, a JPEG shrunk by DCT scaling for a chain that begins by shrinking, and the stored
  * pictures these give against the whole, full-colour decode. Tolerances are stated here and in
- * the README ("Decoding only what the chain uses"). */
+ * the README ("Decoding only what the chain uses"). The stage also tells, for each stored
+ * picture, which decoder and path made its pixels and the encoder's settings (the lineage). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -15,6 +16,7 @@
 #include "chain.h"
 #include "hostile.h"
 #include "image.h"
+#include "jpeg.h"
 #include "process.h"
 #include "testload.h"
 
@@ -289,6 +291,105 @@ static void test_cmyk_source_never_gets_the_luma_plane(void **unused)
     chain_free(c);
 }
 
+/* What the stage tells the store about each stored picture: the decoder, its path and scale,
+ * and the encoder's settings, for every way a picture can be made. */
+struct told {
+    const char *spec;   /* the chain */
+    int source;         /* 0 colour JPEG, 1 gray JPEG, 2 CMYK JPEG, 3 colour PNG */
+    const char *library, *path;
+    int scale;
+    const char *encoder;
+};
+
+static void assert_told(const struct told *t, const struct process_out *o)
+{
+    if (strcmp(o->decoder.library, t->library) != 0 || strcmp(o->decoder.path, t->path) != 0 ||
+        o->decoder.scale != t->scale || strcmp(o->encoder, t->encoder) != 0)
+        fail_msg("%s on source %d: told %s %s 1/%d %s, not %s %s 1/%d %s", t->spec, t->source,
+                 o->decoder.library, o->decoder.path, o->decoder.scale, o->encoder, t->library,
+                 t->path, t->scale, t->encoder);
+    assert_true(strcmp(o->decoder.library, "stb_image") == 0 ||
+                strcmp(o->decoder.version, JPEG_LIBRARY_VERSION) == 0);
+    assert_true(o->decoder.version[0] != '\0' &&
+                strspn(o->decoder.version, "0123456789.") == strlen(o->decoder.version));
+}
+
+static void test_stage_tells_its_decoder_and_encoder(void **unused)
+{
+    static const struct told cases[] = {
+        {"grayscale", 0, "libjpeg-turbo", "luma", 1, "png:level=0"},
+        {"grayscale,thumbnail:size=256", 0, "libjpeg-turbo", "luma", 2, "png:level=0"},
+        {"grayscale,thumbnail:size=64", 0, "libjpeg-turbo", "luma", 8, "png:level=1"},
+        {"thumbnail:size=100", 0, "libjpeg-turbo", "rgb", 4, "png:level=0"},
+        {"invert", 0, "libjpeg-turbo", "rgb", 1, "png:level=0"},
+        {"grayscale,jpeg", 0, "libjpeg-turbo", "coefficients", 1, "jpeg:coefficients"},
+        {"grayscale,jpeg:quality=75", 0, "libjpeg-turbo", "luma", 1, "jpeg:quality=75"},
+        {"thumbnail:size=200,jpeg", 0, "libjpeg-turbo", "rgb", 2, "jpeg:quality=90"},
+        {"grayscale,webp", 0, "libjpeg-turbo", "luma", 1, "webp:lossless"},
+        {"grayscale", 1, "libjpeg-turbo", "luma", 1, "png:level=0"},
+        {"grayscale,thumbnail:size=64", 1, "libjpeg-turbo", "luma", 4, "png:level=0"},
+        {"grayscale", 2, "libjpeg-turbo", "rgb", 1, "png:level=0"},
+        {"grayscale,thumbnail:size=64", 2, "libjpeg-turbo", "rgb", 4, "png:level=0"},
+        {"grayscale", 3, "stb_image", "pixels", 1, "png:level=12"},
+        {"grayscale,thumbnail:size=64", 3, "stb_image", "pixels", 1, "png:level=0"},
+    };
+    unsigned char *src[4];
+    size_t len[4];
+    struct process_out colour_png, out;
+    char why[64], err[512];
+
+    testload_photo(5, 1024, 768, &src[0], &len[0]);
+    src[1] = hostile_jpeg(640, 480, 1, -1, 1, &len[1]);
+    src[2] = hostile_jpeg(640, 480, 4, -1, 1, &len[2]);
+    assert_non_null(src[1]);
+    assert_non_null(src[2]);
+    assert_int_equal(process_run(NULL, NULL, src[0], len[0], &colour_png, why, sizeof(why), err,
+                                 sizeof(err)),
+                     PROCESS_OK);
+    src[3] = colour_png.png;
+    len[3] = colour_png.png_len;
+    /* no chain: the whole colour picture, the default encoder */
+    assert_told(&(struct told){"(none)", 0, "libjpeg-turbo", "rgb", 1, "png:level=0"},
+                &colour_png);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const struct told *t = &cases[i];
+        char spec[128];
+
+        /* a level other than the default is named, and told as named */
+        snprintf(spec, sizeof(spec), "%s%s", t->spec,
+                 strcmp(t->encoder, "png:level=1") == 0    ? ",png:level=1"
+                 : strcmp(t->encoder, "png:level=12") == 0 ? ",png:level=12"
+                                                           : "");
+        struct chain *c = testload_chain(spec);
+        if (process_run(c, NULL, src[t->source], len[t->source], &out, why, sizeof(why), err,
+                        sizeof(err)) != PROCESS_OK)
+            fail_msg("%s: %s: %s", spec, why, err);
+        assert_told(t, &out);
+        process_out_free(&out);
+        chain_free(c);
+    }
+
+    /* renditions of one download: each output tells its own decode, shared or not */
+    struct chain *chains[3] = {testload_chain("grayscale"), testload_chain("invert,webp"),
+                               testload_chain("grayscale,thumbnail:size=256")};
+    struct process_out outs[3];
+    assert_int_equal(process_run_all((const struct chain *const *)chains, 3, NULL, src[0], len[0],
+                                     outs, why, sizeof(why), err, sizeof(err)),
+                     PROCESS_OK);
+    assert_told(&cases[0], &outs[0]);
+    assert_told(&(struct told){"invert,webp", 0, "libjpeg-turbo", "rgb", 1, "webp:lossless"},
+                &outs[1]);
+    assert_told(&cases[1], &outs[2]);
+    for (int i = 0; i < 3; i++) {
+        process_out_free(&outs[i]);
+        chain_free(chains[i]);
+    }
+    process_out_free(&colour_png);
+    free(src[0]);
+    free(src[1]);
+    free(src[2]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -298,6 +399,7 @@ int main(void)
         cmocka_unit_test(test_old_plugin_gets_the_whole_picture),
         cmocka_unit_test(test_png_source_decoded_whole),
         cmocka_unit_test(test_cmyk_source_never_gets_the_luma_plane),
+        cmocka_unit_test(test_stage_tells_its_decoder_and_encoder),
     };
 
     return cmocka_run_group_tests(tests, setup, testload_teardown);

@@ -3,6 +3,7 @@ dropped into a running worker's folder and switched on with SIGHUP; a failed rel
 the chain; a plugin that crashes the worker, which must lose nothing and end as a poison pill."""
 import base64
 import hashlib
+import json
 import re
 import shutil
 import signal
@@ -235,14 +236,14 @@ def test_only_files_nobody_else_can_write_are_loaded(tmp_path, env, fleet):
 # ---- output formats: what the chain's last element names is what is stored and read back ----
 
 
-@pytest.mark.parametrize("chain, fmt, magic", [
-    ("grayscale,jpeg", "jpeg", b"\xff\xd8\xff"),
-    ("grayscale,jpeg:quality=80", "jpeg", b"\xff\xd8\xff"),
-    ("grayscale,webp", "webp", b"RIFF"),
-    ("grayscale,png:level=6", "png", b"\x89PNG"),
+@pytest.mark.parametrize("chain, fmt, magic, encoder, path", [
+    ("grayscale,jpeg", "jpeg", b"\xff\xd8\xff", "jpeg:coefficients", "coefficients"),
+    ("grayscale,jpeg:quality=80", "jpeg", b"\xff\xd8\xff", "jpeg:quality=80", "luma"),
+    ("grayscale,webp", "webp", b"RIFF", "webp:lossless", "luma"),
+    ("grayscale,png:level=6", "png", b"\x89PNG", "png:level=6", "luma"),
 ])
 def test_output_format_stored_verified_and_served(env, keys, mongo_db, fleet, tmp_path, chain,
-                                                  fmt, magic):
+                                                  fmt, magic, encoder, path):
     from conftest import run
     urls = [f"https://picsum.photos/{w}/{h}" for w, h in sizes(3)]
     keys.xadd_all(urls)
@@ -254,17 +255,24 @@ def test_output_format_stored_verified_and_served(env, keys, mongo_db, fleet, tm
         data = base64.b64decode(d["image"])
         assert d["format"] == fmt and data.startswith(magic), (chain, d["format"], data[:12])
         assert hashlib.sha256(data).hexdigest() == d["_id"] and d["bytes"] == len(data)
+        # the lineage says what made these bytes: the decoder's path and the encoder's settings
+        assert d["encoder"] == encoder, d
+        assert d["decoder"]["library"] == "libjpeg-turbo" and d["decoder"]["path"] == path, d
+        assert d["decoder"]["scale"] == 1 and re.fullmatch(r"[0-9.]+", d["decoder"]["version"])
         out = tmp_path / f"{d['_id']}.{fmt}"
         got = run("pixflow", "get", d["_id"], "-o", out, env=fenv)
         assert got.returncode == 0 and out.read_bytes() == data, got.stderr
+        shown = json.loads(run("pixflow", "get", d["_id"], "--json", env=fenv).stdout)
+        assert shown["encoder"] == encoder and shown["decoder"] == d["decoder"], shown
     checked = run("pixflow", "verify", "--json", env=fenv)
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_pictures_of_an_older_png_encoder_verify(env, keys, mongo_db, fleet, tmp_path):
     """Pictures stored by the PNG encoder before (libdeflate level 1, what `png:level=1` still
-    writes) and by today's default (Huffman-only deflate) sit side by side: verify calls neither
-    corrupt, and get returns each one's bytes, which decode to gray pixels."""
+    writes) and by today's default (Huffman-only deflate) sit side by side, each document naming
+    its encoder's settings and its decoder, and some from before documents named them: verify
+    calls none corrupt, and get returns each one's bytes, which decode to gray pixels."""
     from conftest import run
     old_urls = [f"https://picsum.photos/{w}/{h}" for w, h in sizes(3)]
     new_urls = [f"https://picsum.photos/{w}/{h}" for w, h in sizes(3, 401, 600)]
@@ -276,6 +284,12 @@ def test_pictures_of_an_older_png_encoder_verify(env, keys, mongo_db, fleet, tmp
                 "--exit-when-idle", "1s").assert_clean_exit(60)
     docs = list(mongo_db["images"].find({}))
     assert sorted(d["source"] for d in docs) == sorted(old_urls + new_urls)
+    for d in docs:
+        assert d["encoder"] == ("png:level=1" if d["source"] in old_urls else "png:level=0"), d
+        assert d["decoder"]["path"] == "luma", d
+    # a document written before the lineage named decoder and encoder
+    mongo_db["images"].update_one({"_id": docs[0]["_id"]}, {"$unset": {"decoder": "",
+                                                                       "encoder": ""}})
     for d in docs:
         data = base64.b64decode(d["image"])
         assert d["format"] == "png" and hashlib.sha256(data).hexdigest() == d["_id"]

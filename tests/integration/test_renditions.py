@@ -406,3 +406,34 @@ def test_a_rendition_added_while_workers_run_is_reprocessed_not_dead_lettered(en
     stats = keys.stats()
     assert stats["reprocessed"] == 3 * len(urls) and stats.get("reprocess_failed", 0) == 0, stats
     assert_reconciled(keys, mongo_db)
+
+
+def test_rendition_images_record_their_format_and_lineage(env, keys, mongo_db, fleet):
+    """A rendition whose chain names another format is stored in it, and its image names that
+    format, the encoder's settings and the decoder's path, whether made from the URL's download
+    or later from the raw store; verify calls none of them corrupt."""
+    small = "grayscale,thumbnail:size=64,jpeg:quality=70"
+    assert run("pixflow", "renditions", "add", "small", small, env=env).returncode == 0
+    urls = [f"{PICSUM}/{w}/{h}" for w, h in sizes(2, 300, 640)]
+    keys.xadd_all(urls)
+    fleet.start(env, "w1", "--exit-when-idle", "1s").assert_clean_exit(60)
+    assert run("pixflow", "renditions", "add", "lossless", "grayscale,webp", env=env) \
+        .returncode == 0
+    queued = run("pixflow", "reprocess", "lossless", env=env)
+    assert queued.returncode == 0, queued.stderr
+    fleet.start(env, "w2", "--exit-when-idle", "2s").assert_clean_exit(60)
+    want = {"default": ("png", "png:level=0"), "small": ("jpeg", "jpeg:quality=70"),
+            "lossless": ("webp", "webp:lossless")}
+    for url in urls:
+        origin = mongo_db["sources"].find_one({"_id": url})["origin"]
+        for name, (fmt, encoder) in want.items():
+            r = mongo_db["renditions"].find_one({"_id": f"{origin}/{name}"})
+            assert r is not None, (url, name)
+            image = mongo_db["images"].find_one({"_id": r["image"]})
+            assert (image["format"], image["encoder"]) == (fmt, encoder), (name, image)
+            dec = image["decoder"]
+            assert dec["library"] == "libjpeg-turbo" and dec["path"] == "luma", (name, dec)
+            # only the thumbnail begins by shrinking, so only it is decoded smaller
+            assert (dec["scale"] > 1) == (name == "small"), (name, dec)
+    checked = run("pixflow", "verify", "--json", env=env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -159,6 +159,8 @@ def test_gallery_pages_and_pngs(pipeline, console):
     status, meta = console.json(f"/api/images/{image}")
     assert status == 200 and "image" not in meta["image"]
     assert [t["name"] for t in meta["image"]["transforms"]] == ["grayscale"]
+    assert meta["image"]["encoder"] == "png:level=0"
+    assert meta["image"]["decoder"]["path"] == "luma", meta["image"]
     assert all(re.fullmatch(r"[0-9a-f]{64}", t["sha256"]) for t in meta["image"]["transforms"])
     assert meta["image"]["origin"]["content_type"].startswith("image/jpeg")
     assert {s["_id"]: s["role"] for s in meta["sources"]} == {STORED: "source", ALIASED: "alias"}

@@ -187,6 +187,8 @@ def test_gallery_shows_the_stored_thumbnails(browser, console, pipeline):
     full = browser.find_element(By.CSS_SELECTOR, "#full img")
     wait(browser, lambda d: d.execute_script("return arguments[0].naturalWidth", full) > 0)
     assert "grayscale" in browser.find_element(By.ID, "transforms").text
+    assert browser.find_element(By.ID, "meta-encoder").text == "png:level=0"
+    assert "libjpeg-turbo" in browser.find_element(By.ID, "meta-decoder").text
     kept = browser.find_element(By.ID, "original")
     assert "image/jpeg" in kept.text and "s3://" in kept.text, kept.text
     assert browser.find_element(By.ID, "original-link").get_attribute("href").startswith(

@@ -141,6 +141,8 @@ static const struct lineage_link test_chain[] = {
     {"resize", "0.3.1", NULL, ""},
 };
 
+static const struct image_decoder test_decoder = {"libjpeg-turbo", "2.1.5", "luma", 2};
+
 static struct store_doc doc_of(const struct timg *t, const char *url)
 {
     struct store_doc d = {
@@ -162,6 +164,8 @@ static struct store_doc doc_of(const struct timg *t, const char *url)
                    .height = 200},
         .transforms = test_chain,
         .ntransforms = 2,
+        .decoder = &test_decoder,
+        .encoder = "png:level=0",
         .stream_id = "1700000000000-0",
         .consumer = "host-42",
         .attempts = 1,
@@ -439,6 +443,11 @@ static void test_insert_fields(void **state)
     expect_str(doc, "transforms.1.version", "0.3.1");
     assert_false(has_field(doc, "transforms.1.sha256"));
     assert_false(has_field(doc, "transforms.2"));
+    expect_str(doc, "encoder", "png:level=0");
+    expect_str(doc, "decoder.library", "libjpeg-turbo");
+    expect_str(doc, "decoder.version", "2.1.5");
+    expect_str(doc, "decoder.path", "luma");
+    expect_int(doc, "decoder.scale", BSON_TYPE_INT32, 2);
     assert_true(bson_iter_init_find(&it, doc, "inserted_at"));
     assert_int_equal(bson_iter_type(&it), BSON_TYPE_DATE_TIME);
     int64_t at = bson_iter_date_time(&it);
@@ -551,6 +560,11 @@ static void test_invalid_is_permanent(void **state)
     d = doc_of(&a, "https://picsum.photos/5/\xff\xfe");
     assert_int_equal(store_put(c->st, &d, &out, err, sizeof(err)), STORE_ERR_PERMANENT);
     assert_true(strstr(err, "UTF-8") != NULL);
+    const struct image_decoder bad = {"libjpeg-turbo", "2.1.5", "lu\xffma", 1};
+    d = doc_of(&a, "https://picsum.photos/5/5");
+    d.decoder = &bad;
+    assert_int_equal(store_put(c->st, &d, &out, err, sizeof(err)), STORE_ERR_PERMANENT);
+    assert_true(strstr(err, "decoder.path") != NULL);
     d = doc_of(&a, "https://picsum.photos/5/5");
     d.image_b64 = NULL;
     assert_int_equal(store_put(c->st, &d, &out, err, sizeof(err)), STORE_ERR_PERMANENT);

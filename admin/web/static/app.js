@@ -357,6 +357,12 @@ async function showGallery(params) {
         el("span", { class: "muted", text: i.source })))));
 }
 
+// What made the pixels, as documents record it: library and version, path, and the DCT scale.
+function decoderText(d) {
+  if (!d) return "not recorded (stored before documents named it)";
+  return d.library + " " + d.version + ", " + d.path + (d.scale > 1 ? ", decoded at 1/" + d.scale : "");
+}
+
 async function showImage(id) {
   let d;
   try {
@@ -371,6 +377,7 @@ async function showImage(id) {
       el("img", { class: "full", src: "/api/images/" + i._id + ".png", alt: i.source || i._id }))),
     el("dl", { class: "meta", id: "meta" },
       row("id (sha256)", i._id), row("size", i.width + "×" + i.height + ", " + i.channels + " channel(s), " + fmtInt(i.bytes) + " bytes, " + i.format),
+      row("encoder", i.encoder || "not recorded", "meta-encoder"), row("decoder", decoderText(i.decoder), "meta-decoder"),
       row("first produced by", i.source, "meta-source"), row("stored at", i.inserted_at),
       row("entry", i.stream_id), row("consumer", i.consumer), row("attempts", i.attempts),
       i.storage ? row("storage", i.storage) : null),
