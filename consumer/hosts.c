@@ -1064,6 +1064,8 @@ int hosts_parked(const struct hosts *hs)
 
 void hosts_resume(struct hosts *hs)
 {
+    if (hs == NULL)
+        return;
     for (struct host *h = hs->list; h; h = h->next) {
         if (!h->starved)
             continue;
@@ -1105,6 +1107,8 @@ void hosts_calls(const struct hosts *hs, long long *calls, long long *requests)
 /* Host names come from checked URLs ([a-z0-9.-]): labels need no escaping. */
 void hosts_metrics(const struct hosts *hs, struct evbuffer *out)
 {
+    if (hs == NULL) /* PIXFLOW_HOST_LIMITS=off */
+        return;
     static const struct {
         const char *name, *type, *help;
     } families[] = {

@@ -1474,14 +1474,18 @@ int worker_run(const struct settings *s, const struct worker_options *o)
     w->fe = fetch_engine_new(w->base, s, &o->fetch, err, sizeof(err));
     if (w->fe == NULL)
         goto fail;
-    w->hosts = hosts_new(w->base, s, o->fetch.total_timeout_ms, o->redis_timeout_ms, err,
-                         sizeof(err));
-    if (w->hosts == NULL)
-        goto fail;
-    struct fetch_gate gate;
-    hosts_gate(w->hosts, &gate);
-    fetch_engine_gate(w->fe, &gate);
-    hosts_room(w->hosts, worker_room, w);
+    if (s->host_limits.off) { /* no gate: every request goes at once */
+        log_warn("event=host_limits_off note=\"no request rate or concurrency limit per host\"");
+    } else {
+        w->hosts = hosts_new(w->base, s, o->fetch.total_timeout_ms, o->redis_timeout_ms, err,
+                             sizeof(err));
+        if (w->hosts == NULL)
+            goto fail;
+        struct fetch_gate gate;
+        hosts_gate(w->hosts, &gate);
+        fetch_engine_gate(w->fe, &gate);
+        hosts_room(w->hosts, worker_room, w);
+    }
     /* Pool threads wait for their picture's memory here rather than overdraw it. */
     process_budget_init((size_t)o->process.decode_memory);
     w->pool = pool_new(w->base, (int)o->threads, err, sizeof(err));

@@ -113,6 +113,11 @@ int host_limits_parse(const char *text, struct host_limits *out, char *err, size
     struct host_limits l;
     memset(&l, 0, sizeof(l));
     hostlimits_defaults(&l.any, "*", 1);
+    if (strcasecmp(text, "off") == 0) {
+        l.off = 1;
+        *out = l;
+        return 0;
+    }
     const char *p = text;
     while (*p) {
         while (*p == ' ')

@@ -27,12 +27,14 @@ struct host_limit {
 };
 
 struct host_limits {
+    int off;               /* "off": no limit at all, for sources one owns (README "Politeness") */
     struct host_limit any; /* "*" */
     int count;
     struct host_limit hosts[HOST_LIMITS_MAX];
 };
 
-/* Parse `text` into out (replacing it). 0, or -1 with one line in err naming what is wrong. */
+/* Parse `text` into out (replacing it): entries, or "off" alone. 0, or -1 with one line in err
+ * naming what is wrong. */
 int host_limits_parse(const char *text, struct host_limits *out, char *err, size_t errlen);
 
 /* The limit of a host (case-insensitive), or the `*` one. */

@@ -24,6 +24,21 @@ static void test_default(void **state)
     assert_true(host_limits_for(&l, "x")->rate == HOST_RATE_DEFAULT);
 }
 
+/* "off" alone turns every limit off; beside an entry it is a bad host entry. */
+static void test_off(void **state)
+{
+    struct host_limits l;
+    char err[256];
+    assert_int_equal(host_limits_parse("off", &l, err, sizeof(err)), 0);
+    assert_true(l.off);
+    assert_int_equal(host_limits_parse("OFF", &l, err, sizeof(err)), 0);
+    assert_true(l.off);
+    assert_int_equal(host_limits_parse(HOST_LIMITS_DEFAULT, &l, err, sizeof(err)), 0);
+    assert_false(l.off);
+    assert_int_equal(host_limits_parse("off;*:rate=5", &l, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "'off'"));
+}
+
 static void test_hosts_and_defaults(void **state)
 {
     struct host_limits l;
@@ -71,6 +86,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default),
+        cmocka_unit_test(test_off),
         cmocka_unit_test(test_hosts_and_defaults),
         cmocka_unit_test(test_errors),
     };
