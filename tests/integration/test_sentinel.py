@@ -354,6 +354,7 @@ def test_ingest_and_two_workers_through_a_failover_hold_the_answer_key(
     wait_for("the run drained", lambda: keys.stats().get("received", 0) >= len(queued)
              and keys.pending() == 0, 90)
     for w in workers:
+        assert f" redis={topology.url()} " in w.log(), w.log()[:3000]  # the start line
         assert f"redis=127.0.0.1:{topology.ports['replica']}" in w.log(), w.log()[-3000:]
         w.signal(signal.SIGTERM)
     for w in workers:
