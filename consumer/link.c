@@ -97,9 +97,16 @@ static void link_down(struct link *l, const char *why)
     l->ac = NULL;
     l->up = 0;
     l->waiting = 0;
-    if (was_up || !l->ever_up)
-        log_warn("event=redis_down link=%s redis=%s:%d error=\"%s\" retry_ms=%ld", l->name,
-                 l->at.host, l->at.port, why, l->backoff_ms);
+    if (was_up || !l->ever_up) {
+        /* With sentinels and no primary known yet, the sentinels asked are where it failed. */
+        char shown[SET_REDIS_SHOWN_MAX];
+        if (l->at.host[0])
+            settings_node_shown(&l->at, shown, sizeof(shown));
+        else
+            settings_redis_shown(l->target, shown, sizeof(shown));
+        log_warn("event=redis_down link=%s redis=%s error=\"%s\" retry_ms=%ld", l->name, shown, why,
+                 l->backoff_ms);
+    }
     l->ever_up = 1; /* log the first failure, then only transitions */
     link_schedule(l);
     if (was_up && l->state)

@@ -1549,9 +1549,11 @@ int worker_run(const struct settings *s, const struct worker_options *o)
         log_info("event=http_listening addr=%s port=%d", o->http_addr, http_port(w->http));
     }
 
-    log_info("event=start consumer=%s group=%s stream=%surls transforms=%s threads=%ld "
+    char redis[SET_REDIS_SHOWN_MAX];
+    log_info("event=start consumer=%s group=%s redis=%s stream=%surls transforms=%s threads=%ld "
              "max_inflight=%ld",
-             s->consumer, s->group, s->prefix, w->xf->spec, o->threads, o->max_inflight);
+             s->consumer, s->group, settings_redis_shown(&s->redis, redis, sizeof(redis)),
+             s->prefix, w->xf->spec, o->threads, o->max_inflight);
     event_base_dispatch(w->base);
     worker_abandon(w);
     http_free(w->http);

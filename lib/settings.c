@@ -506,6 +506,39 @@ const char *settings_key(const struct settings *s, const char *name, char *buf, 
     return buf;
 }
 
+/* host:port at dst + *used, an IPv6 address in brackets; *used grows by what was written. */
+static void settings_hostport_shown(const char *host, int port, char *dst, size_t cap, size_t *used)
+{
+    const char *open = strchr(host, ':') ? "[" : "", *close = *open ? "]" : "";
+    if (*used < cap)
+        *used += (size_t)snprintf(dst + *used, cap - *used, "%s%s%s:%d", open, host, close, port);
+}
+
+const char *settings_node_shown(const struct redis_node *n, char *dst, size_t cap)
+{
+    size_t used = 0;
+    settings_hostport_shown(n->host, n->port, dst, cap, &used);
+    return dst;
+}
+
+const char *settings_redis_shown(const struct redis_target *t, char *dst, size_t cap)
+{
+    size_t used = 0;
+    if (t->nsentinels == 0) {
+        settings_hostport_shown(t->host, t->port, dst, cap, &used);
+        return dst;
+    }
+    used = (size_t)snprintf(dst, cap, "redis-sentinel://");
+    for (int i = 0; i < t->nsentinels; i++) {
+        if (i && used < cap)
+            used += (size_t)snprintf(dst + used, cap - used, ",");
+        settings_hostport_shown(t->sentinels[i].host, t->sentinels[i].port, dst, cap, &used);
+    }
+    if (used < cap)
+        snprintf(dst + used, cap - used, "/%d#%s", t->db, t->master);
+    return dst;
+}
+
 const struct connect_to *settings_connect_to(const struct settings *s, const char *host, int port)
 {
     for (int i = 0; i < s->connect_to_count; i++)

@@ -103,6 +103,15 @@ int settings_load(struct settings *s, unsigned which, const struct cfg_option *o
 /* "<prefix><name>", e.g. "pixflow:urls". */
 const char *settings_key(const struct settings *s, const char *name, char *buf, size_t len);
 
+/* A node as logs name it: "host:port", "[v6]:port". Returns dst. */
+const char *settings_node_shown(const struct redis_node *n, char *dst, size_t cap);
+
+/* Where t leads, as logs name it (never its credentials): "host:port", or with sentinels
+ * "redis-sentinel://host:port,.../db#MASTER", which fits SET_REDIS_SHOWN_MAX bytes. Returns
+ * dst. */
+#define SET_REDIS_SHOWN_MAX (SET_SENTINELS_MAX * 270 + 160)
+const char *settings_redis_shown(const struct redis_target *t, char *dst, size_t cap);
+
 /* The connect-to entry that redirects host:port, or NULL. */
 const struct connect_to *settings_connect_to(const struct settings *s, const char *host, int port);
 

@@ -2,8 +2,9 @@
 sentinels on loopback, started here; the stack's FerretDB and image server. a failover
 mid-run (kill -9 of the primary, or its demotion): the workers and the tools move to the promoted
 replica, every URL is stored once and the counters reconcile. Ingest with
-PIXFLOW_REDIS_WAIT_REPLICAS through a failover queues every line once; a WAIT that cannot be met
-is reported, never claimed; +switch-master moves an idle worker."""
+PIXFLOW_REDIS_WAIT_REPLICAS through a failover queues every line once, and with two workers
+storing its catalog meanwhile the answer key holds; a WAIT that cannot be met is reported, never
+claimed; +switch-master moves an idle worker."""
 import contextlib
 import os
 import shutil
@@ -126,6 +127,25 @@ def sentinel_env(env, topology):
     return dict(env, PIXFLOW_REDIS_URL=topology.url())
 
 
+# Workers' timings for a failover mid-run: entries held through it are reclaimed in seconds.
+TIMING = ["--entry-deadline", "2s", "--fetch-timeout", "3s", "--reclaim-idle", "4s",
+          "--reclaim-every", "300ms", "--max-inflight", "8"]
+
+
+def fail_over(topology, how):
+    """kill -9 of the primary, or SENTINEL FAILOVER; returns once the sentinels name the replica.
+    A killed primary comes back (its machine restarted) with the configuration the sentinels
+    rewrote: a replica of the new primary, so that a WAIT for one replica can be met again.
+    (Back empty as a primary, it would be synced from and wipe the data.)"""
+    if how == "kill-9":
+        topology.kill("primary")
+    else:
+        topology.sentinel().execute_command("SENTINEL", "FAILOVER", MASTER)
+    wait_for("the failover", lambda: topology.primary_port() == topology.ports["replica"], 30)
+    if how == "kill-9":
+        topology.server("primary", "--replicaof", "127.0.0.1", str(topology.ports["replica"]))
+
+
 @pytest.mark.parametrize("how", ["kill-9", "demoted"])
 def test_failover_mid_run_loses_nothing(env, topology, fleet, how):
     """kill -9 of the primary (its connections die with it), or SENTINEL FAILOVER (the old
@@ -139,17 +159,11 @@ def test_failover_mid_run_loses_nothing(env, topology, fleet, how):
             for i, (w, h) in enumerate(dims)]
     keys.xadd_all(urls)
     assert primary.execute_command("WAIT", 1, 5000) == 1
-    timing = ["--entry-deadline", "2s", "--fetch-timeout", "3s", "--reclaim-idle", "4s",
-              "--reclaim-every", "300ms", "--max-inflight", "8"]
-    a = fleet.start(penv, "A", *timing)
-    b = fleet.start(penv, "B", *timing)
+    a = fleet.start(penv, "A", *TIMING)
+    b = fleet.start(penv, "B", *TIMING)
     wait_for("work under way", lambda: keys.stats().get("stored", 0) >= 8, 30)
     assert keys.pending() > 0, "nothing in flight at the failover"
-    if how == "kill-9":
-        topology.kill("primary")
-    else:
-        topology.sentinel().execute_command("SENTINEL", "FAILOVER", MASTER)
-    wait_for("the failover", lambda: topology.primary_port() == topology.ports["replica"], 30)
+    fail_over(topology, how)
     new = topology.client("replica")
     keys = Keys(new, penv["PIXFLOW_PREFIX"])
     wait_for("every URL", lambda: keys.stats().get("stored", 0) >= len(urls), 60)
@@ -217,9 +231,11 @@ def test_failover_with_an_acl_user_and_password(env, tmp_path):
         topology.close()
 
 
-def wait_catalog(t, n):
+def wait_catalog(t, n, faults=False):
     """n lines: unique URLs, every 10th a repeat of the line before it, every 25th invalid.
-    Returns the lines and {line number: URL} of the lines that must be queued."""
+    With faults, for workers to fetch: every 7th URL answers after a second (work in flight at
+    any moment), every 50th is a 404 (a dead letter). Returns the lines and {line number: URL}
+    of the lines that must be queued."""
     lines, queued = [], {}
     for i in range(n):
         if i % 25 == 24:
@@ -227,7 +243,12 @@ def wait_catalog(t, n):
         elif i % 10 == 9:
             lines.append(lines[-1])
         else:
-            lines.append(f"{PICSUM}/{1 + i % 1000}/{1 + i // 1000}?u={t}")
+            fault = ""
+            if faults and i % 50 == 3:
+                fault = "&fault=404"
+            elif faults and i % 7 == 1:
+                fault = "&fault=slow&delay_ms=1000"
+            lines.append(f"{PICSUM}/{1 + i % 1000}/{1 + i // 1000}?u={t}{fault}")
             queued[i + 1] = lines[-1]
     return lines, queued
 
@@ -246,33 +267,36 @@ def assert_queued_once(client, prefix, lines, queued):
     assert stats["ingest_duplicates"] == len(lines) - len(queued) - invalid, stats
 
 
-def feed_slowly(proc, lines):
-    """Write lines to proc's stdin 20 at a time, so that what a test does comes mid-ingest."""
+def feed_slowly(proc, lines, pause):
+    """Write lines to proc's stdin 20 at a time, pause seconds apart, so that what a test does
+    comes mid-ingest."""
     try:
         for i in range(0, len(lines), 20):
             proc.stdin.write(("\n".join(lines[i:i + 20]) + "\n").encode())
             proc.stdin.flush()
-            time.sleep(0.02)
+            time.sleep(pause)
         proc.stdin.close()
     except BrokenPipeError:
         pass  # ingest stopped: the test reads why
 
 
 @contextlib.contextmanager
-def ingest_under_way(penv, topology, tmp_path, lines):
-    """Ingest (waiting for one replica) fed lines slowly, once its first 200 entries are on the
-    primary; yields (process, stdout file, stderr file), and ends it when the test is done."""
+def ingest_under_way(penv, topology, tmp_path, lines, started=200, pause=0.02):
+    """Ingest (waiting for one replica) fed lines slowly (feed_slowly), once its first `started`
+    entries are on the primary; yields (process, stdout file, stderr file), and ends it when the
+    test is done."""
     out, err = tmp_path / "ingest.out", tmp_path / "ingest.err"
     with open(out, "wb") as o, open(err, "wb") as e:
         proc = subprocess.Popen([binary("pixflow-ingest"), "--batch", "20", "--retries", "15",
                                  "--source", "catalog", "-"],
                                 env=dict(penv, PIXFLOW_REDIS_WAIT_REPLICAS="1"),
                                 stdin=subprocess.PIPE, stdout=o, stderr=e)
-    feeder = threading.Thread(target=feed_slowly, args=(proc, lines))
+    feeder = threading.Thread(target=feed_slowly, args=(proc, lines, pause))
     feeder.start()
     try:
         stream = penv["PIXFLOW_PREFIX"] + "urls"
-        wait_for("ingest under way", lambda: topology.client("primary").xlen(stream) >= 200, 30)
+        wait_for("ingest under way",
+                 lambda: topology.client("primary").xlen(stream) >= started, 30)
         yield proc, out, err
     finally:
         if proc.poll() is None:
@@ -290,21 +314,71 @@ def test_ingest_waiting_for_a_replica_queues_every_line_once_through_a_failover(
     penv = sentinel_env(env, topology)
     lines, queued = wait_catalog(token(), 3000)
     with ingest_under_way(penv, topology, tmp_path, lines) as (proc, out, err):
-        if how == "kill-9":
-            topology.kill("primary")
-        else:
-            topology.sentinel().execute_command("SENTINEL", "FAILOVER", MASTER)
-        wait_for("the failover", lambda: topology.primary_port() == topology.ports["replica"], 30)
-        if how == "kill-9":
-            # Its machine back, with the configuration the sentinels rewrote: a replica of the
-            # new primary. (Back empty as a primary, it would be synced from and wipe the data:
-            # ingest then stops, naming the batches WAIT had confirmed.)
-            topology.server("primary", "--replicaof", "127.0.0.1", str(topology.ports["replica"]))
+        fail_over(topology, how)
         assert proc.wait(timeout=120) == 0, err.read_text()[-3000:]
     log = err.read_text()
     assert "event=redis_retry" in log, log[-3000:]  # the failover came mid-ingest
     assert f"lines={len(lines)} queued={len(queued)} " in out.read_text(), out.read_text()
     assert_queued_once(topology.client("replica"), penv["PIXFLOW_PREFIX"], lines, queued)
+
+
+@pytest.mark.parametrize("how", ["kill-9", "demoted"])
+def test_ingest_and_two_workers_through_a_failover_hold_the_answer_key(
+        env, topology, tmp_path, fleet, mongo_db, how):
+    """The whole run: ingest (WAIT 1) reads a catalog with bad lines and repeats while two workers
+    store it; the failover lands mid-ingest with downloads in flight. Nothing restarts, the run
+    drains on the new primary, and every URL is kept or dead-lettered exactly once."""
+    penv = sentinel_env(env, topology)
+    prefix = penv["PIXFLOW_PREFIX"]
+    lines, queued = wait_catalog(token(), 400, faults=True)
+    missing = {u for u in queued.values() if "fault=404" in u}
+    valid = set(queued.values()) - missing
+    workers = [fleet.start(penv, name, *TIMING, "--trim-every", "600s") for name in "AB"]
+    for w in workers:
+        wait_for(f"worker {w.name} ready", lambda: "event=group_ready" in w.log(), 30)
+    keys = Keys(topology.client("primary"), prefix)
+    with ingest_under_way(penv, topology, tmp_path, lines, started=100, pause=0.1) as (proc, out,
+                                                                                       err):
+        wait_for("downloads in flight", lambda: keys.pending() > 0, 10)
+        fail_over(topology, how)
+        assert proc.wait(timeout=120) == 0, err.read_text()[-3000:]
+    assert "event=redis_retry" in err.read_text(), err.read_text()[-3000:]
+    assert f"lines={len(lines)} queued={len(queued)} " in out.read_text(), out.read_text()
+
+    new = topology.client("replica")
+    keys = Keys(new, prefix)
+    wait_for("the run drained", lambda: keys.stats().get("received", 0) >= len(queued)
+             and keys.pending() == 0, 90)
+    for w in workers:
+        assert f" redis={topology.url()} " in w.log(), w.log()[:3000]  # the start line
+        assert f"redis=127.0.0.1:{topology.ports['replica']}" in w.log(), w.log()[-3000:]
+        w.signal(signal.SIGTERM)
+    for w in workers:
+        w.assert_clean_exit(15)
+
+    # Ingest's answer: every line to queue in the stream once, the rest counted as it said.
+    assert_queued_once(new, prefix, lines, queued)
+    # The workers': every URL stored or aliased once, every 404 dead-lettered once.
+    sources = [d["_id"] for d in mongo_db["sources"].find({}, {"_id": 1})]
+    assert len(sources) == len(set(sources)) and set(sources) == valid, \
+        f"{len(set(sources) - valid)} unexpected, {len(valid - set(sources))} lost"
+    dead = [d["url"] for d in keys.dead()]
+    assert sorted(dead) == sorted(missing), dead
+    stats = keys.stats()
+    assert stats["received"] == len(queued), stats
+    assert stats["stored"] + stats.get("aliased", 0) == len(valid), stats
+    assert stats["failed"] == stats["failed:http_404"] == len(missing), stats
+    assert stats.get("duplicates", 0) == stats.get("invalid", 0) == 0, stats
+    assert reconcile(stats, mongo_db["images"].count_documents({})) is None
+    assert keys.pending() == 0
+    # The tools find the new primary through the sentinels: verify judges every image and URL
+    # (their entries are acked), and finds each sound and named.
+    res = run("pixflow", "verify", env=penv)
+    report = res.stdout.decode() + res.stderr.decode()
+    assert res.returncode in (0, 1) and "Sanitizer" not in report, report
+    n = stats["stored"]
+    assert f"checked {n} images ({n} ok, 0 corrupt) and {len(valid)} sources; 0 layout " \
+        "problems" in report, report
 
 
 def test_a_wait_that_cannot_be_met_is_reported_not_claimed(env, topology, tmp_path):

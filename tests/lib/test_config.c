@@ -287,7 +287,7 @@ static int redis_url(struct settings *s, const char *text, char *err, size_t err
 static void test_redis_urls(void **state)
 {
     struct settings s;
-    char err[CFG_ERR_MAX];
+    char err[CFG_ERR_MAX], shown[SET_REDIS_SHOWN_MAX];
     memset(&s, 0, sizeof(s));
     assert_int_equal(redis_url(&s, "redis://cache.example", err, sizeof(err)), 0);
     assert_string_equal(s.redis.host, "cache.example");
@@ -313,6 +313,7 @@ static void test_redis_urls(void **state)
     assert_int_equal(s.redis.db, 15);
 
     assert_int_equal(redis_url(&s, "redis://[::1]:6390/2", err, sizeof(err)), 0);
+    assert_string_equal(settings_redis_shown(&s.redis, shown, sizeof(shown)), "[::1]:6390");
     assert_string_equal(s.redis.host, "::1");
     assert_int_equal(s.redis.port, 6390);
     assert_int_equal(s.redis.db, 2);
@@ -329,6 +330,12 @@ static void test_redis_urls(void **state)
     assert_string_equal(s.redis.sentinels[2].host, "s3");
     assert_int_equal(s.redis.db, 2);
     assert_string_equal(s.redis.master, "main");
+    /* As logs name it: the sentinels, never the credentials. */
+    assert_string_equal(settings_redis_shown(&s.redis, shown, sizeof(shown)),
+                        "redis-sentinel://s1:26380,[::1]:26379,s3:26379/2#main");
+    assert_string_equal(settings_node_shown(&s.redis.sentinels[1], shown, sizeof(shown)),
+                        "[::1]:26379");
+    assert_string_equal(settings_redis_shown(&s.redis, shown, 20), "redis-sentinel://s1");
 
     assert_int_equal(redis_url(&s, "redis-sentinel://127.0.0.1:5000#mymaster", err, sizeof(err)),
                      0);
