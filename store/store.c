@@ -1111,6 +1111,9 @@ int store_put(struct store *st, const struct store_doc *d, enum store_outcome *o
     }
     const char *owner = d->stream_id ? d->stream_id : "";
     int wrote = 0; /* an image inserted by an earlier round of this call */
+    /* The image and original the URL's claim names in the end, for step 3: this call's own, or
+     * those of an earlier delivery of the entry (a cut, or two deliveries at once). */
+    char rend_image[65] = "", rend_origin[65] = "";
     for (int round = 0; round < STORE_PUT_ROUNDS; round++) {
         struct store_claim cl;
         struct store_image im = {0};
@@ -1137,6 +1140,8 @@ int store_put(struct store *st, const struct store_doc *d, enum store_outcome *o
             o.origin.sha256 = orphan_origin[0] ? orphan_origin : NULL;
             if (store_claim_insert(&c, &o, STORE_FOUND_SOURCE, &dup, &e) == 0) {
                 *out = STORE_INSERTED;
+                snprintf(rend_image, sizeof(rend_image), "%s", orphan);
+                snprintf(rend_origin, sizeof(rend_origin), "%s", orphan_origin);
                 rc = 0;
                 goto done;
             }
@@ -1166,6 +1171,9 @@ int store_put(struct store *st, const struct store_doc *d, enum store_outcome *o
             int role = created ? STORE_FOUND_SOURCE : STORE_FOUND_ALIAS;
             if (store_claim_insert(&c, d, role, &dup, &e) == 0) {
                 *out = created ? STORE_INSERTED : STORE_ALIASED;
+                snprintf(rend_image, sizeof(rend_image), "%s", d->sha256);
+                snprintf(rend_origin, sizeof(rend_origin), "%s",
+                         d->origin.sha256 ? d->origin.sha256 : "");
                 rc = 0;
                 goto done;
             }
@@ -1189,6 +1197,8 @@ int store_put(struct store *st, const struct store_doc *d, enum store_outcome *o
             goto done;
         }
         if (r == RESOLVED) {
+            snprintf(rend_image, sizeof(rend_image), "%s", cl.image);
+            snprintf(rend_origin, sizeof(rend_origin), "%s", cl.origin);
             rc = 0;
             goto done;
         }
@@ -1196,11 +1206,16 @@ int store_put(struct store *st, const struct store_doc *d, enum store_outcome *o
     snprintf(err, errlen, "mongo: %s: no stable outcome after %d rounds", d->source,
              STORE_PUT_ROUNDS);
 done:
-    /* Step 3: the kept original's `default` rendition, when this entry recorded the URL. */
-    if (rc == 0 && *out != STORE_ALREADY && d->raw && d->origin.sha256 &&
-        store_rendition_insert(&c, d, d->origin.sha256, REND_DEFAULT, NULL, &e) < 0 &&
-        !store_is_dup(&e))
-        rc = store_fail(err, errlen, &e, "insert rendition %s/" REND_DEFAULT, d->origin.sha256);
+    /* Step 3: the kept original's `default` rendition, when this entry recorded the URL: the
+     * image and original its claim names, which are not this call's when another delivery of
+     * the entry won (this call's image was removed then, and its original stays unnamed). */
+    if (rc == 0 && *out != STORE_ALREADY && d->raw && rend_image[0] && rend_origin[0]) {
+        struct store_doc named = *d;
+        named.sha256 = rend_image;
+        if (store_rendition_insert(&c, &named, rend_origin, REND_DEFAULT, NULL, &e) < 0 &&
+            !store_is_dup(&e))
+            rc = store_fail(err, errlen, &e, "insert rendition %s/" REND_DEFAULT, rend_origin);
+    }
     store_conn_close(st, &c);
     bson_destroy(&meta);
     return rc;

@@ -14,12 +14,19 @@ per request (the workers' pixflow_host_calls_total / pixflow_host_requests_total
 every command Redis ran per request (INFO commandstats, which counts the commands inside scripts
 too, and the stream's, the acks' and the heartbeats'), and the requests that waited for their host.
 
+Then what limits cost when they do not bind: bench_pipeline's run (b) over --urls distinct
+pictures, with the stack's limits (`*:rate=5000,burst=1000,inflight=1000`, far above what two
+cores reach) against PIXFLOW_HOST_LIMITS=off (no gate, no script), alternated --rounds times, each
+by its median rate (target: at most 5 % slower), and the Redis time the politeness script takes per
+request (INFO commandstats: the scripts' time with limits less that without, per request).
+
     python3 tests/bench/bench_hosts.py [--build-dir DIR] [--workers N] [--rate R...]
-        [--burst B] [--inflight N] [--warmup S] [--seconds S]
+        [--burst B] [--inflight N] [--warmup S] [--seconds S] [--urls N] [--rounds N]
 """
 import argparse
 import json
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -110,6 +117,48 @@ def one_rate(args, stack, rate, folder):
           f"{'' if left else '  (backlog ran out: figures cover less than the window)'}")
 
 
+def script_usec(r):
+    """Microseconds Redis has spent in scripts so far (EVAL, EVALSHA, FCALL and their _RO)."""
+    stats = r.info("commandstats")
+    return sum(v["usec"] for k, v in stats.items()
+               if k.removeprefix("cmdstat_").split("|")[0] in ("eval", "evalsha", "eval_ro",
+                                                               "evalsha_ro", "fcall", "fcall_ro"))
+
+
+def overhead(args, stack, folder):
+    """The pipeline with limits that do not bind against none at all."""
+    import redis
+    r = redis.Redis.from_url(stack.env["PIXFLOW_REDIS_URL"])
+    sizes = bp.pipeline_sizes(args.urls, 2024)
+    pics = list(zip(sizes, bp.fetch_pictures(stack.env["PIXFLOW_PICSUM_HTTP"], sizes,
+                                             folder / "pictures")))
+    modes = [("limits", {"PIXFLOW_HOST_LIMITS": stack.env["PIXFLOW_HOST_LIMITS"]}),
+             ("off", {"PIXFLOW_HOST_LIMITS": "off"})]
+    out = {label: [] for label, _ in modes}
+    for k in range(args.rounds):
+        for label, extra in modes:
+            u0 = script_usec(r)
+            p = bp.pipeline(args, stack, pics, folder, prefix=f"hosts{label}{k}:",
+                            database=f"bench_hosts_{label}{k}", extra=extra)
+            p["script_usec"] = script_usec(r) - u0
+            out[label].append(p)
+    rate = {label: statistics.median(p["images_per_s"] for p in runs)
+            for label, runs in out.items()}
+    print(f"limits that do not bind ({stack.env['PIXFLOW_HOST_LIMITS']}) against none, "
+          f"{args.urls} pictures, {args.workers} workers, {args.rounds} round(s), median rate:")
+    for label, runs in out.items():
+        rates = " ".join(f"{p['images_per_s']:.1f}" for p in runs)
+        print(f"  {label:<7} {rate[label]:6.1f} pictures/s  (runs: {rates})")
+    ratio = rate["limits"] / rate["off"] if rate["off"] else 0
+    print(f"  limits / off = {ratio:.3f}: {(1 - ratio) * 100:+.1f} % slower (target <= 5 %)"
+          f"{'' if ratio >= 1 - TARGET_LOSS else '  MISSED'}")
+    # Two requests a picture (picsum.photos, then its redirect to fastly.picsum.photos).
+    extra_us = statistics.median(p["script_usec"] for p in out["limits"]) - \
+        statistics.median(p["script_usec"] for p in out["off"])
+    print(f"  Redis time in the politeness script: {extra_us / (2 * args.urls):.1f} us per request "
+          f"(scripts' time with limits less without, INFO commandstats)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build-dir", type=Path, default=bp.ROOT / "build")
@@ -119,6 +168,10 @@ def main():
     ap.add_argument("--inflight", type=int, default=32)
     ap.add_argument("--warmup", type=float, default=3)
     ap.add_argument("--seconds", type=float, default=15)
+    ap.add_argument("--urls", type=int, default=600, help="pictures of the overhead runs")
+    ap.add_argument("--rounds", type=int, default=2, help="overhead runs of each kind")
+    ap.add_argument("--threads", type=int, default=0, help="pool threads per worker (cores)")
+    ap.add_argument("--pipeline-seconds", type=float, default=60)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-hosts-") as tmp:
         folder = Path(tmp)
@@ -129,6 +182,8 @@ def main():
                   f"{args.inflight}, {args.warmup:g} s warm-up then {args.seconds:g} s measured")
             for rate in args.rate:
                 one_rate(args, stack, rate, folder)
+            (folder / "pictures").mkdir()
+            overhead(args, stack, folder)
         finally:
             stack.stop()
 
