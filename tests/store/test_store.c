@@ -987,6 +987,7 @@ struct racer {
     const struct timg *img;
     char url[128];
     char stream[STORE_OWNER_MAX]; /* "": race() gives the racer an entry of its own */
+    char origin[65];              /* "": no raw store; else the original it kept */
     int rc;
     enum store_outcome out;
 };
@@ -997,6 +998,10 @@ static void *racer_run(void *arg)
     char err[512] = "";
     struct store_doc d = doc_of(r->img, r->url);
     d.stream_id = r->stream;
+    if (r->origin[0]) {
+        d.raw = "s3://pixflow/raw";
+        d.origin.sha256 = r->origin;
+    }
     pthread_barrier_wait(r->go);
     r->rc = store_put(r->c->st, &d, &r->out, err, sizeof(err));
     if (r->rc != 0)
@@ -1159,6 +1164,47 @@ static void test_race_same_entry(void **state)
     for (int i = 0; i < NTHREADS; i++)
         timg_free(&img[i]);
     timg_free(&x);
+}
+
+/* With originals kept, one entry delivered several times at once with other bytes each time
+ * (picsum): the winner's claim names one image and one original, and the `default` rendition
+ * recorded is that pair's, never a loser's removed image. */
+static void test_race_same_entry_kept_originals(void **state)
+{
+    struct ctx *c = *state;
+    struct timg img[NTHREADS];
+    struct racer r[NTHREADS] = {0};
+    const char *u = "https://picsum.photos/79/1";
+    for (int i = 0; i < NTHREADS; i++) {
+        timg_make(&img[i], 170 + (uint32_t)i, 1500);
+        r[i].img = &img[i];
+        snprintf(r[i].url, sizeof(r[i].url), "%s", u);
+        snprintf(r[i].stream, sizeof(r[i].stream), "1700000000600-0");
+        snprintf(r[i].origin, sizeof(r[i].origin), "%064x", 0xabc0 + i);
+    }
+    race(c, r, NTHREADS);
+    for (int i = 0; i < NTHREADS; i++) {
+        assert_int_equal(r[i].rc, 0);
+        assert_int_equal(r[i].out, STORE_INSERTED);
+    }
+    bson_t *cl = claim_of(c, u);
+    bson_iter_t it;
+    assert_true(bson_iter_init_find(&it, cl, "image"));
+    char image[65], origin[65];
+    snprintf(image, sizeof(image), "%s", bson_iter_utf8(&it, NULL));
+    assert_true(bson_iter_init_find(&it, cl, "origin"));
+    snprintf(origin, sizeof(origin), "%s", bson_iter_utf8(&it, NULL));
+    bson_destroy(cl);
+    assert_int_equal(count_in(c, "renditions", bson_new()), 1);
+    char id[160];
+    snprintf(id, sizeof(id), "%s/default", origin);
+    assert_int_equal(count_in(c, "renditions", BCON_NEW("_id", BCON_UTF8(id), "image",
+                                                        BCON_UTF8(image))),
+                     1);
+    assert_int_equal(count_where(c, BCON_NEW("_id", BCON_UTF8(image))), 1);
+    assert_int_equal(count_in(c, "originals", bson_new()), NTHREADS); /* each kept its own */
+    for (int i = 0; i < NTHREADS; i++)
+        timg_free(&img[i]);
 }
 
 /* Two URLs upload the same large image at once: one document, one alias, and the losing upload
@@ -1436,6 +1482,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_race_same_bytes, ctx_setup, ctx_teardown),
         cmocka_unit_test_setup_teardown(test_race_same_url, ctx_setup, ctx_teardown),
         cmocka_unit_test_setup_teardown(test_race_same_entry, ctx_setup, ctx_teardown),
+        cmocka_unit_test_setup_teardown(test_race_same_entry_kept_originals, ctx_setup,
+                                        ctx_teardown),
         cmocka_unit_test_setup_teardown(test_race_large, ctx_setup, ctx_teardown),
         cmocka_unit_test_setup_teardown(test_race_same_url_into_existing, ctx_setup, ctx_teardown),
         cmocka_unit_test_setup_teardown(test_rendition_race, ctx_setup, ctx_teardown),
