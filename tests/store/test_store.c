@@ -1198,9 +1198,8 @@ static void test_race_same_entry_kept_originals(void **state)
     assert_int_equal(count_in(c, "renditions", bson_new()), 1);
     char id[160];
     snprintf(id, sizeof(id), "%s/default", origin);
-    assert_int_equal(count_in(c, "renditions", BCON_NEW("_id", BCON_UTF8(id), "image",
-                                                        BCON_UTF8(image))),
-                     1);
+    bson_t *named = BCON_NEW("_id", BCON_UTF8(id), "image", BCON_UTF8(image));
+    assert_int_equal(count_in(c, "renditions", named), 1);
     assert_int_equal(count_where(c, BCON_NEW("_id", BCON_UTF8(image))), 1);
     assert_int_equal(count_in(c, "originals", bson_new()), NTHREADS); /* each kept its own */
     for (int i = 0; i < NTHREADS; i++)
