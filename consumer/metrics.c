@@ -6,6 +6,7 @@
  * with its HELP and TYPE once, as the format requires. */
 #include "metrics.h"
 #include "names.h"
+#include "process.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -55,6 +56,14 @@ void metrics_observe(struct metrics *m, enum metric_stage s, double seconds)
     }
     h->count++;
     h->sum += seconds;
+}
+
+void metrics_observe_cpu(struct metrics *m, const struct process_timing *t)
+{
+    metrics_observe(m, STAGE_DECODE, t->decode_us / 1e6);
+    metrics_observe(m, STAGE_TRANSFORM, t->transform_us / 1e6);
+    metrics_observe(m, STAGE_ENCODE, t->encode_us / 1e6);
+    metrics_observe(m, STAGE_DIGEST, t->digest_us / 1e6);
 }
 
 static void family(struct evbuffer *out, const char *name, const char *type, const char *help)

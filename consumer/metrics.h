@@ -49,6 +49,9 @@ struct metrics_gauges {
 int metrics_init(struct metrics *m);
 void metrics_count(struct metrics *m, const char *name, long long delta);
 void metrics_observe(struct metrics *m, enum metric_stage s, double seconds);
+struct process_timing;
+/* The CPU stage's parts (decode, transform, encode, digest) of one picture. */
+void metrics_observe_cpu(struct metrics *m, const struct process_timing *t);
 void metrics_render(const struct metrics *m, const struct metrics_gauges *g, struct evbuffer *out);
 void metrics_free(struct metrics *m);
 

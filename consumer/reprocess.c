@@ -269,6 +269,8 @@ static void work_done(void *arg)
         return;
     free(e->bytes);
     e->bytes = NULL;
+    if (e->pstatus != PROCESS_TRANSIENT) /* the picture was processed, well or not */
+        metrics_observe_cpu(e->rp->env.metrics, &e->out.timing);
     if (e->pstatus != PROCESS_OK) {
         rp_done(e, e->reason, e->error);
     } else if (e->rc == STORE_ERR_PERMANENT) {

@@ -612,11 +612,7 @@ static void work_done(void *arg)
     if (e->processed && e->res->body && (w->raw == NULL || e->kept))
         fetch_result_drop_body(e->res);
     if (e->processed && !e->observed) { /* once, not again for a store retry */
-        const struct process_timing *t = &e->out.timing;
-        metrics_observe(&w->metrics, STAGE_DECODE, t->decode_us / 1e6);
-        metrics_observe(&w->metrics, STAGE_TRANSFORM, t->transform_us / 1e6);
-        metrics_observe(&w->metrics, STAGE_ENCODE, t->encode_us / 1e6);
-        metrics_observe(&w->metrics, STAGE_DIGEST, t->digest_us / 1e6);
+        metrics_observe_cpu(&w->metrics, &e->out.timing);
         e->observed = 1;
     }
     if (e->pstatus == PROCESS_PERMANENT) {
