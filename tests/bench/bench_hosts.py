@@ -163,7 +163,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build-dir", type=Path, default=bp.ROOT / "build")
     ap.add_argument("--workers", type=int, default=4)
-    ap.add_argument("--rate", type=float, nargs="+", default=[20, 50])
+    ap.add_argument("--rate", type=float, nargs="*", default=[20, 50],
+                    help="rates to hold the fleet at (none: only the overhead runs)")
     ap.add_argument("--burst", type=int, default=5)
     ap.add_argument("--inflight", type=int, default=32)
     ap.add_argument("--warmup", type=float, default=3)
