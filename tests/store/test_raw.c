@@ -791,7 +791,7 @@ static void test_s3_errors_by_status(void **state)
     raw_free(r);
     script_stop();
 
-    script_start(err400, 2);
+    script_start(err400, 1);
     r = script_store(NULL);
     assert_int_equal(raw_put(r, b.sha, b.bytes, b.len, "", &res), -1);
     assert_int_equal(res.status, RAW_PERMANENT);
