@@ -3,6 +3,7 @@
  * any pixel is decoded, and each stage frees its input as soon as the next one has its output,
  * so a picture never holds more than two copies of itself. */
 #include "process.h"
+#include "store.h"
 
 #include <malloc.h>
 #include <pthread.h>
@@ -450,4 +451,19 @@ void process_out_free(struct process_out *out)
     out->png = NULL;
     out->b64 = NULL;
     out->png_len = out->b64_len = 0;
+}
+
+void process_out_doc(const struct process_out *out, struct store_doc *d)
+{
+    d->sha256 = out->sha256;
+    d->image_b64 = out->b64;
+    d->image_b64_len = out->b64_len;
+    d->image = out->png;
+    d->image_len = out->png_len;
+    d->format = out->format;
+    d->width = out->width;
+    d->height = out->height;
+    d->channels = out->channels;
+    d->decoder = &out->decoder;
+    d->encoder = out->encoder;
 }

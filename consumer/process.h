@@ -79,6 +79,11 @@ enum process_status process_run_all(const struct chain *const *chains, int n,
 
 void process_out_free(struct process_out *out);
 
+struct store_doc;
+/* The stored picture's own fields of d (its bytes, base64, hash, format, size, decoder and
+ * encoder) from out, which must outlive d. The rest of d is the caller's. */
+void process_out_doc(const struct process_out *out, struct store_doc *d);
+
 /* Bytes the stage takes from the budget to decode a picture of this header to `channels` and run
  * the chain: the larger of pixels + decoder working memory (+ a copy to turn it upright) and
  * pixels in + pixels out. After the chain this is exchanged for the output's pixels + its PNG +

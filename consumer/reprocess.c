@@ -222,15 +222,7 @@ static void work_work(void *arg)
         return;
     struct store_doc d;
     memset(&d, 0, sizeof(d));
-    d.sha256 = e->out.sha256;
-    d.image_b64 = e->out.b64;
-    d.image_b64_len = e->out.b64_len;
-    d.image = e->out.png;
-    d.image_len = e->out.png_len;
-    d.format = e->out.format;
-    d.width = e->out.width;
-    d.height = e->out.height;
-    d.channels = e->out.channels;
+    process_out_doc(&e->out, &d);
     d.source = e->orig.source;
     d.origin.content_type = e->orig.content_type;
     d.origin.sha256 = e->original;
@@ -241,8 +233,6 @@ static void work_work(void *arg)
     d.origin.format = e->out.origin_format;
     d.transforms = xf->lineage;
     d.ntransforms = xf->nlineage;
-    d.decoder = &e->out.decoder;
-    d.encoder = e->out.encoder;
     d.rendition = e->name;
     d.stream_id = e->id;
     d.consumer = rp->env.s->consumer;

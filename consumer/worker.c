@@ -519,17 +519,7 @@ static int work_store_renditions(struct entry *e, const struct store_doc *url_do
         if (o->png == NULL)
             continue;
         struct store_doc d = *url_doc;
-        d.sha256 = o->sha256;
-        d.image_b64 = o->b64;
-        d.image_b64_len = o->b64_len;
-        d.image = o->png;
-        d.image_len = o->png_len;
-        d.width = o->width;
-        d.height = o->height;
-        d.channels = o->channels;
-        d.format = o->format;
-        d.decoder = &o->decoder;
-        d.encoder = o->encoder;
+        process_out_doc(o, &d);
         d.transforms = r->xf->lineage;
         d.ntransforms = r->xf->nlineage;
         d.rendition = r->name;
@@ -559,15 +549,7 @@ static void work_run(void *arg)
         return; /* the loop records that the store begins, then submits the store */
     struct store_doc d;
     memset(&d, 0, sizeof(d));
-    d.sha256 = e->out.sha256;
-    d.image_b64 = e->out.b64;
-    d.image_b64_len = e->out.b64_len;
-    d.image = e->out.png;
-    d.image_len = e->out.png_len;
-    d.format = e->out.format;
-    d.width = e->out.width;
-    d.height = e->out.height;
-    d.channels = e->out.channels;
+    process_out_doc(&e->out, &d);
     d.source = e->url.norm;
     d.origin.final_url = e->res->final_url;
     d.origin.content_type = e->res->content_type;
@@ -580,8 +562,6 @@ static void work_run(void *arg)
     d.raw = w->raw ? e->raw : NULL;
     d.transforms = e->xf->lineage;
     d.ntransforms = e->xf->nlineage;
-    d.decoder = &e->out.decoder;
-    d.encoder = e->out.encoder;
     d.stream_id = e->id;
     d.consumer = w->s->consumer;
     d.attempts = e->attempts;
