@@ -47,7 +47,7 @@ if [ $quick = 0 ]; then
         cmake --build build-fuzz -j2 --target fuzz_url fuzz_jpeg fuzz_png pixflow-hostile \
             >build-fuzz/build-output.log 2>&1 ||
             { tail -50 build-fuzz/build-output.log; exit 1; }
-        ctest --test-dir build-fuzz -R '^fuzz\.' --output-on-failure || status=1
+        ctest --test-dir build-fuzz -R '^fuzz\.' --output-on-failure -j"$jobs" || status=1
     fi
 fi
 exit $status

@@ -29,8 +29,9 @@ from pixflow_helpers import Fleet, Keys, mongo_for, reconcile, sizes, token  # n
 PICSUM = "https://picsum.photos"
 DRAIN_S = 1.0
 # Deadlines short enough that a killed worker's entries come back within seconds, long enough
-# for a retry of a slow download on a loaded machine.
-WORKER_ARGS = ["--entry-deadline", "4s", "--fetch-timeout", "3s", "--reclaim-idle", "8s",
+# for a retry of a slow download on a loaded machine: an 800 ms download has taken over 3 s
+# under the sanitizers with both cores busy, and an entry past its deadline gets no retry.
+WORKER_ARGS = ["--entry-deadline", "12s", "--fetch-timeout", "6s", "--reclaim-idle", "8s",
                "--reclaim-every", "300ms", "--drain-timeout", f"{int(DRAIN_S * 1000)}ms",
                "--max-inflight", "16"]
 
