@@ -9,12 +9,14 @@
  * A rendition no longer in the hash (removed since) is a dead letter, unknown_rendition.
  * A rendition this worker cannot load (a plugin it lacks) is not failed: the entry is held
  * for PASS_MS, then handed back to the stream (a copy queued and this one acked, in one script),
- * for a worker that can; it counts nothing. MongoDB or the raw store failing is an outage, not
- * the entry's fault: tried again with a backoff, leased meanwhile, never failed. Permanent
- * failures (the original missing from the raw store or MongoDB, a picture the chain refuses) are
- * dead letters, `reprocess_failed:<reason>`. Every outcome is acked with its counters by the
- * stream's FINISH script, which also releases the (original, rendition) pair from the queued
- * set, so `pixflow reprocess` may queue it again later. Loop thread, but for the pool parts. */
+ * for a worker that can; it counts nothing. After a hand-back the worker reads no reprocess entry
+ * for PASS_MS, so the copies go to the workers that can rather than bouncing back here.
+ * MongoDB or the raw store failing is an outage, not the entry's fault: tried again with a
+ * backoff, leased meanwhile, never failed. Permanent failures (the original missing from the raw
+ * store or MongoDB, a picture the chain refuses) are dead letters, `reprocess_failed:<reason>`.
+ * Every outcome is acked with its counters by the stream's FINISH script, which also releases
+ * the (original, rendition) pair from the queued set, so `pixflow reprocess` may queue it again
+ * later. Loop thread, but for the pool parts. */
 #include "reprocess.h"
 #include "counters.h"
 #include "log.h"
@@ -80,6 +82,7 @@ struct reprocess {
     long long lag, pending;
     struct event *tick, *lease, *reclaim, *trim, *group;
     struct timespec last_flush;
+    struct timespec passed; /* the last hand-back: no read for PASS_MS after it */
     char k_stream[SET_KEY_MAX];
 };
 
@@ -392,6 +395,7 @@ static void on_passed(struct link *l, redisReply *r, void *arg)
     }
     e->rp->held--;
     rp_unlink(&e->rp->live, e);
+    clock_gettime(CLOCK_MONOTONIC, &e->rp->passed);
     rp_entry_free(e);
 }
 
@@ -587,16 +591,21 @@ static void on_stream_link(void *arg, int up)
 
 /* --- the worker's side --- */
 
+static long rp_since_ms(const struct timespec *now, const struct timespec *then)
+{
+    return (now->tv_sec - then->tv_sec) * 1000 + (now->tv_nsec - then->tv_nsec) / 1000000;
+}
+
 void reprocess_tick(struct reprocess *rp, int slots)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    long since = (now.tv_sec - rp->last_flush.tv_sec) * 1000 +
-                 (now.tv_nsec - rp->last_flush.tv_nsec) / 1000000;
-    if (rp->ndone >= 256 || since >= rp->env.o->flush_ms)
+    if (rp->ndone >= 256 || rp_since_ms(&now, &rp->last_flush) >= rp->env.o->flush_ms)
         rp_flush(rp);
     int room = rp_cap(rp) - rp->held;
-    if (!rp->stopping)
+    int quiet =
+        (rp->passed.tv_sec || rp->passed.tv_nsec) && rp_since_ms(&now, &rp->passed) < PASS_MS;
+    if (!rp->stopping && !quiet)
         stream_read(rp->st, room < slots ? room : slots);
 }
 
