@@ -63,6 +63,8 @@
 #define HOSTS_RIDE_MS        1000    /* ... or for an ask due within this long */
 #define HOSTS_FLEET_TTL_MS   30000   /* a worker that has not asked for this long is gone */
 #define HOSTS_STATE_TTL_MS   3600000 /* a host nobody asked for in an hour is forgotten */
+#define HOSTS_REFRESH_MS     60000   /* a host's keys get their TTL again this often */
+#define HOSTS_BEAT_MS        1000    /* a worker tells the fleet it lives this often */
 #define HOSTS_PAUSE_MIN_MS   100     /* the shortest pause a 429/503 brings */
 #define HOSTS_PAUSE_BASE_MS  1000    /* the first backoff without Retry-After; doubles */
 #define HOSTS_PAUSE_MAX_MS   300000  /* the longest pause, Retry-After or not */
@@ -81,14 +83,15 @@
 #define HOSTS_STR(x)         HOSTS_STR_(x)
 
 /* KEYS: hosts set, fleet, then per section: state, leases, probes, queue.
- * ARGV: worker, wake channel prefix, n sections, then per section: host, rate, burst, inflight,
- * ask lease ("" none), queued (1: that lease found the host full before), lease_ms, jitter
- * (0..1), n reports, then per report: lease, outcome, retry_after_ms, ms, waited (1: it had
- * waited for the host, counted in HOST_WAITS).
- * Returns per section {verdict, wait_ms, concurrency, pause_left_ms, circuit, fleet, leases,
- * hint_ms}: verdict 0 no ask, 1 go after wait_ms (slot taken), 2 paused, 3 circuit open or
- * probes out, 4 full: queued, wait_ms until the first lease lapses, hint_ms a time to ask again
- * for a worker that cannot be told (no subscription). */
+ * ARGV: worker, wake channel prefix, beat (1: count the worker in the fleet, at most once a
+ * HOSTS_BEAT_MS), n sections, then per section: host, rate, burst, inflight, ask lease ("" none),
+ * queued (1: that lease found the host full before), lease_ms, jitter (0..1), n reports, then per
+ * report: lease, outcome, retry_after_ms, ms, waited (1: it had waited for the host, counted in
+ * HOST_WAITS).
+ * Returns per section {verdict, wait_ms, concurrency, pause_left_ms, circuit, fleet (0 but on a
+ * beat), leases, hint_ms}: verdict 0 no ask, 1 go after wait_ms (slot taken), 2 paused, 3 circuit
+ * open or probes out, 4 full: queued, wait_ms until the first lease lapses, hint_ms a time to ask
+ * again for a worker that cannot be told (no subscription). */
 /* clang-format off */
 static const char ASK_LUA[] =
     "if redis.replicate_commands then pcall(redis.replicate_commands) end\n"
@@ -96,18 +99,24 @@ static const char ASK_LUA[] =
     "local F_FAILS, F_CIRC, F_OU = '" HOST_FAILS "', '" HOST_CIRCUIT "', '" HOST_OPEN_UNTIL "'\n"
     "local F_OMS, F_LIM, F_CUT = '" HOST_OPEN_MS "', '" HOST_LIMIT "', '" HOST_CUT_AT "'\n"
     "local F_DUR, F_CAP, F_RATE = '" HOST_DURATION "', '" HOST_INFLIGHT "', '" HOST_RATE "'\n"
-    "local F_WAITS = '" HOST_WAITS "'\n"
+    "local F_WAITS, F_KEPT = '" HOST_WAITS "', '" HOST_KEPT "'\n"
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000\n"
     "local function f3(x) return string.format('%.3f', x) end\n"
-    "local me, wake, n = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
-    "redis.call('ZADD', KEYS[2], f3(now), me)\n"
-    "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf',"
-    "  f3(now - " HOSTS_STR(HOSTS_FLEET_TTL_MS) "))\n"
-    "redis.call('PEXPIRE', KEYS[2], " HOSTS_STR(HOSTS_STATE_TTL_MS) ")\n"
-    "local fleet = redis.call('ZCARD', KEYS[2])\n"
-    "redis.call('PEXPIRE', KEYS[1], " HOSTS_STR(HOSTS_STATE_TTL_MS) ")\n"
-    "local out, a = {}, 4\n"
+    "local me, wake, n = ARGV[1], ARGV[2], tonumber(ARGV[4])\n"
+    "local function keep(k) redis.call('PEXPIRE', k, " HOSTS_STR(HOSTS_STATE_TTL_MS) ") end\n"
+    /* Most calls touch only the host's own keys: the fleet's on a beat, the TTLs once a
+     * HOSTS_REFRESH_MS per host and when a key is made, so a call runs about 7 commands. */
+    "local fleet = 0\n"
+    "if ARGV[3] == '1' then\n"
+    "  redis.call('ZADD', KEYS[2], f3(now), me)\n"
+    "  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf',"
+    "    f3(now - " HOSTS_STR(HOSTS_FLEET_TTL_MS) "))\n"
+    "  fleet = redis.call('ZCARD', KEYS[2])\n"
+    "  keep(KEYS[2])\n"
+    "  keep(KEYS[1])\n"
+    "end\n"
+    "local out, a = {}, 5\n"
     "for s = 1, n do\n"
     "  local kst, kls, kpr, kq = KEYS[4 * s - 1], KEYS[4 * s], KEYS[4 * s + 1], KEYS[4 * s + 2]\n"
     "  local host, rate = ARGV[a], tonumber(ARGV[a + 1])\n"
@@ -116,10 +125,17 @@ static const char ASK_LUA[] =
     "  local lease_ms, jitter = tonumber(ARGV[a + 6]), tonumber(ARGV[a + 7])\n"
     "  local nrep = tonumber(ARGV[a + 8])\n"
     "  a = a + 9\n"
-    "  redis.call('SADD', KEYS[1], host)\n"
     "  local h = {}\n"
     "  local raw = redis.call('HGETALL', kst)\n"
     "  for i = 1, #raw, 2 do h[raw[i]] = tonumber(raw[i + 1]) end\n"
+    "  local kept = h[F_KEPT] or 0\n"
+    "  local refresh = now - kept >= " HOSTS_STR(HOSTS_REFRESH_MS) "\n"
+    "  if refresh then\n"
+    "    kept = now\n"
+    "    redis.call('SADD', KEYS[1], host)\n"
+    "    keep(KEYS[1])\n"
+    "  end\n"
+    "  local made = false\n"
     "  local T = 1000 / rate\n"
     "  local tau = (burst - 1) * T\n"
     "  local tat, pu, pms = h[F_TAT] or 0, h[F_PU] or 0, h[F_PMS] or 0\n"
@@ -167,7 +183,8 @@ static const char ASK_LUA[] =
     "    if ARGV[a + 4] == '1' then redis.call('HINCRBY', kst, F_WAITS, 1) end\n"
     "    a = a + 5\n"
     "    redis.call('ZREM', kls, lease)\n"
-    "    redis.call('ZREM', kpr, lease)\n"
+    /* a closed circuit has no probes: every way to it deletes them */
+    "    if circ ~= 0 then redis.call('ZREM', kpr, lease) end\n"
     /* a lease given back unused may still be queued: a request that went no longer is */
     "    if oc == 0 then redis.call('ZREM', kq, lease) end\n"
     "    if oc == 1 then\n"
@@ -185,6 +202,7 @@ static const char ASK_LUA[] =
     "  local function reserve(lease)\n"
     "    local start = math.max(now, math.max(tat, now) - tau)\n"
     "    tat = math.max(tat, now) + T\n"
+    "    if busy == 0 then made = true end\n"
     "    busy = busy + redis.call('ZADD', kls, f3(start + lease_ms), lease)\n"
     "    return start - now\n"
     "  end\n"
@@ -225,7 +243,7 @@ static const char ASK_LUA[] =
     "      if verdict == 0 then\n"
     "        if busy >= slots then\n"
     "          redis.call('ZADD', kq, 'NX', f3(now), ask)\n"
-    "          redis.call('PEXPIRE', kq, " HOSTS_STR(HOSTS_STATE_TTL_MS) ")\n"
+    "          keep(kq)\n"
     "          local first = redis.call('ZRANGE', kls, 0, 0, 'WITHSCORES')\n"
     "          verdict, wait = 4, math.max(0, tonumber(first[2]) - now)\n"
     "          hint = math.min(math.max(dur / slots, " HOSTS_STR(HOSTS_FULL_WAIT_MIN) "), "
@@ -233,7 +251,10 @@ static const char ASK_LUA[] =
     "        else\n"
     "          verdict, wait = 1, reserve(ask)\n"
     "          if queued then redis.call('ZREM', kq, ask) end\n"
-    "          if probe then redis.call('ZADD', kpr, f3(now + wait + lease_ms), ask) end\n"
+    "          if probe then\n"
+    "            redis.call('ZADD', kpr, f3(now + wait + lease_ms), ask)\n"
+    "            keep(kpr)\n"
+    "          end\n"
     "        end\n"
     "      end\n"
     "    end\n"
@@ -241,10 +262,10 @@ static const char ASK_LUA[] =
     "  redis.call('HSET', kst, F_TAT, f3(tat), F_PU, f3(pu), F_PMS, f3(pms), F_FAILS, fails,\n"
     "    F_CIRC, circ, F_OU, f3(ou), F_OMS, f3(oms), F_LIM, f3(lim), F_CUT, f3(cut),\n"
     "    F_DUR, f3(dur),\n"
-    "    F_CAP, cap, F_RATE, rate)\n"
-    "  for _, k in ipairs({kst, kls, kpr}) do\n"
-    "    redis.call('PEXPIRE', k, " HOSTS_STR(HOSTS_STATE_TTL_MS) ")\n"
-    "  end\n"
+    "    F_CAP, cap, F_RATE, rate, F_KEPT, f3(kept))\n"
+    "  if refresh then\n"
+    "    for _, k in ipairs({kst, kls, kpr, kq}) do keep(k) end\n"
+    "  elseif made then keep(kls) end\n"
     "  out[s] = {verdict, math.ceil(wait), math.floor(lim), math.max(0, math.ceil(pu - now)),\n"
     "    circ,\n"
     "    fleet, busy, math.ceil(hint)}\n"
@@ -316,11 +337,12 @@ struct hosts {
     struct host *list;
     struct event *flush;
     long long serial, calls, requests;
-    int fleet;   /* workers Redis last counted, >= 1 */
-    int loaded;  /* Redis has the script (an EVAL went through since the link came up) */
-    int closing; /* hosts_free: replies coming back NULL decide nothing */
-    int waiting; /* tickets waiting, all hosts */
-    int parked;  /* of them, parked (hosts_room) */
+    int fleet;      /* workers Redis last counted, >= 1 */
+    double beat_at; /* when a call last counted this worker in the fleet (local clock) */
+    int loaded;     /* Redis has the script (an EVAL went through since the link came up) */
+    int closing;    /* hosts_free: replies coming back NULL decide nothing */
+    int waiting;    /* tickets waiting, all hosts */
+    int parked;     /* of them, parked (hosts_room) */
     int (*room)(void *arg);
     void *room_arg;
 };
@@ -543,7 +565,7 @@ static int hosts_send(struct hosts *hs, struct host *asker, int eval)
     if (n == 0)
         return 0;
     struct hosts_call *c = calloc(1, sizeof(*c));
-    size_t argc = 9 + (size_t)n * 13 + (size_t)nrep * 5;
+    size_t argc = 10 + (size_t)n * 13 + (size_t)nrep * 5;
     const char **argv = calloc(argc, sizeof(*argv));
     if (c == NULL || argv == NULL)
         goto err;
@@ -572,6 +594,11 @@ static int hosts_send(struct hosts *hs, struct host *asker, int eval)
     }
     argv[a++] = hs->s->consumer;
     argv[a++] = hs->k_wake;
+    double now = hosts_now_ms();
+    int beat = now - hs->beat_at >= HOSTS_BEAT_MS;
+    if (beat)
+        hs->beat_at = now;
+    argv[a++] = beat ? "1" : "0";
     argv[a++] = hosts_num(c, "%.0f", n);
     for (int i = 0; i < n; i++) {
         struct host *h = c->hosts[i];
@@ -628,7 +655,8 @@ static void host_answer(struct host *h, struct host_ticket *t, const redisReply 
     h->pause_until = hosts_now_ms() + (double)v[3];
     h->circuit = (int)v[4];
     h->busy = (int)v[6];
-    hs->fleet = v[5] > 0 ? (int)v[5] : 1;
+    if (v[5] > 0) /* counted on this call's beat */
+        hs->fleet = (int)v[5];
     if (t == NULL)
         return;
     h->asking = NULL;

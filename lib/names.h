@@ -47,6 +47,7 @@
 #define HOST_INFLIGHT    "max_inflight" /* the configured inflight of the last ask */
 #define HOST_RATE        "max_rate"     /* the configured rate of the last ask */
 #define HOST_WAITS       "waits"        /* requests that waited for the host, ever */
+#define HOST_KEPT        "kept_at"      /* when the host's keys last had their TTL renewed */
 
 /* ---- input stream fields ---- */
 #define FIELD_URL    "url"

@@ -76,6 +76,8 @@ struct verdict {
     long long verdict, wait, limit, pause, circuit, fleet;
 };
 
+static const char *beat = "1"; /* the calls count their worker in the fleet, unless a test says */
+
 /* One section call for host "h": an optional ask and up to 4 reports "lease,outcome,ra,ms". */
 static struct verdict ask_as(const char *worker, struct limits l, const char *lease, long lease_ms,
                              int nrep, const char *const *reps)
@@ -95,6 +97,7 @@ static struct verdict ask_as(const char *worker, struct limits l, const char *le
     argv[a++] = "u:host:h:queue";
     argv[a++] = worker;
     argv[a++] = "u:" KEY_HOSTS_WAKE;
+    argv[a++] = beat;
     argv[a++] = "1";
     argv[a++] = "h";
     NUM("%g", l.rate);
@@ -318,6 +321,63 @@ static void test_fleet_count(void **state)
     redisReply *r = redisCommand(rc, "ZADD u:hosts:fleet %f old", redis_ms() - 31000);
     freeReplyObject(r);
     assert_int_equal(ask_as("w3", l, "", 1000, 0, NULL).fleet, 3);
+}
+
+/* Between beats a call leaves the fleet alone and says 0 for it (the worker keeps its last). */
+static void test_fleet_only_on_a_beat(void **state)
+{
+    struct limits l = {1000, 1000, 100};
+    assert_int_equal(ask_as("w1", l, "", 1000, 0, NULL).fleet, 1);
+    beat = "0";
+    struct verdict v = ask_as("w2", l, "", 1000, 0, NULL);
+    beat = "1";
+    assert_int_equal(v.fleet, 0);
+    redisReply *r = redisCommand(rc, "ZCARD u:hosts:fleet");
+    assert_int_equal(r->integer, 1); /* w2 not counted */
+    freeReplyObject(r);
+    assert_int_equal(ask_as("w2", l, "", 1000, 0, NULL).fleet, 2);
+}
+
+static long long pttl(const char *key)
+{
+    redisReply *r = redisCommand(rc, "PTTL %s", key);
+    long long ms = r->integer;
+    freeReplyObject(r);
+    return ms;
+}
+
+static double kept_at(void)
+{
+    redisReply *r = redisCommand(rc, "HGET u:host:h:state " HOST_KEPT);
+    double at = r->type == REDIS_REPLY_STRING ? atof(r->str) : 0;
+    freeReplyObject(r);
+    return at;
+}
+
+/* Every key a host's state lives in expires: renewed once a HOSTS_REFRESH_MS, not on every call,
+ * and a leases set made again (after its last lease went) gets its TTL when made. */
+static void test_host_keys_expire_without_a_renewal_per_call(void **state)
+{
+    struct limits l = {1000, 1000, 100};
+    assert_int_equal(ask(l, "k1", 0, NULL).verdict, 1);
+    assert_true(pttl("u:host:h:state") > 3500000);
+    assert_true(pttl("u:host:h:leases") > 3500000);
+    assert_true(pttl("u:hosts") > 3500000 && pttl("u:hosts:fleet") > 3500000);
+    double first = kept_at();
+    assert_true(first > 0);
+    const char *done[] = {"k1,1,-1,5"};
+    ask(l, "", 1, done); /* the only lease reported: the set is gone */
+    assert_int_equal(pttl("u:host:h:leases"), -2);
+    redisReply *r = redisCommand(rc, "PERSIST u:host:h:state");
+    freeReplyObject(r);
+    assert_int_equal(ask(l, "k2", 0, NULL).verdict, 1);
+    assert_true(pttl("u:host:h:leases") > 3500000); /* made again, with its TTL */
+    assert_int_equal(pttl("u:host:h:state"), -1);   /* not renewed: the last was just now */
+    assert_true(kept_at() == first);
+    hset(HOST_KEPT, redis_ms() - 61000);
+    ask(l, "", 0, NULL);
+    assert_true(pttl("u:host:h:state") > 3500000); /* renewed a minute on */
+    assert_true(kept_at() > first);
 }
 
 /* A full host queues the ask; a freed slot goes only to a worker that listens on its channel:
@@ -598,6 +658,8 @@ int main(void)
         cmocka_unit_test_setup(test_circuit_breaker, flush_db),
         cmocka_unit_test_setup(test_adaptive_concurrency, flush_db),
         cmocka_unit_test_setup(test_fleet_count, flush_db),
+        cmocka_unit_test_setup(test_fleet_only_on_a_beat, flush_db),
+        cmocka_unit_test_setup(test_host_keys_expire_without_a_renewal_per_call, flush_db),
         cmocka_unit_test_setup(test_queue_skips_deaf_workers, flush_db),
         cmocka_unit_test_setup(test_loop_rate, flush_db),
         cmocka_unit_test_setup(test_loop_full_then_done, flush_db),
