@@ -99,7 +99,7 @@ static const char ASK_LUA[] =
     "local F_FAILS, F_CIRC, F_OU = '" HOST_FAILS "', '" HOST_CIRCUIT "', '" HOST_OPEN_UNTIL "'\n"
     "local F_OMS, F_LIM, F_CUT = '" HOST_OPEN_MS "', '" HOST_LIMIT "', '" HOST_CUT_AT "'\n"
     "local F_DUR, F_CAP, F_RATE = '" HOST_DURATION "', '" HOST_INFLIGHT "', '" HOST_RATE "'\n"
-    "local F_WAITS, F_KEPT = '" HOST_WAITS "', '" HOST_KEPT "'\n"
+    "local F_WAITS, F_KEPT, F_QD = '" HOST_WAITS "', '" HOST_KEPT "', '" HOST_QUEUED "'\n"
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000\n"
     "local function f3(x) return string.format('%.3f', x) end\n"
@@ -136,6 +136,8 @@ static const char ASK_LUA[] =
     "    keep(KEYS[1])\n"
     "  end\n"
     "  local made = false\n"
+    /* the queue may hold asks: unknown (no field) counts as yes */
+    "  local qd = h[F_QD] ~= 0\n"
     "  local T = 1000 / rate\n"
     "  local tau = (burst - 1) * T\n"
     "  local tat, pu, pms = h[F_TAT] or 0, h[F_PU] or 0, h[F_PMS] or 0\n"
@@ -186,7 +188,7 @@ static const char ASK_LUA[] =
     /* a closed circuit has no probes: every way to it deletes them */
     "    if circ ~= 0 then redis.call('ZREM', kpr, lease) end\n"
     /* a lease given back unused may still be queued: a request that went no longer is */
-    "    if oc == 0 then redis.call('ZREM', kq, lease) end\n"
+    "    if oc == 0 and qd then redis.call('ZREM', kq, lease) end\n"
     "    if oc == 1 then\n"
     "      fails, pms = 0, 0\n"
     "      if circ ~= 0 then circ, oms = 0, 0; redis.call('DEL', kpr) end\n"
@@ -209,9 +211,9 @@ static const char ASK_LUA[] =
     /* Free slots go to the asks queued for them, oldest first, each told on its worker's
      * channel: no worker polls a full host, and a freed slot wakes one worker, not all. */
     "  if circ == 0 and now >= pu then\n"
-    "    while busy < slots do\n"
+    "    while qd and busy < slots do\n"
     "      local first = redis.call('ZPOPMIN', kq)\n"
-    "      if #first == 0 then break end\n"
+    "      if #first == 0 then qd = false; break end\n"
     "      local w = string.match(first[1], '^(.*):%d+$')\n"
     /* only to a worker that listens: a killed one's connection is closed, and a slot handed to
      * it would be lost until its lease lapsed */
@@ -244,6 +246,7 @@ static const char ASK_LUA[] =
     "        if busy >= slots then\n"
     "          redis.call('ZADD', kq, 'NX', f3(now), ask)\n"
     "          keep(kq)\n"
+    "          qd = true\n"
     "          local first = redis.call('ZRANGE', kls, 0, 0, 'WITHSCORES')\n"
     "          verdict, wait = 4, math.max(0, tonumber(first[2]) - now)\n"
     "          hint = math.min(math.max(dur / slots, " HOSTS_STR(HOSTS_FULL_WAIT_MIN) "), "
@@ -262,7 +265,7 @@ static const char ASK_LUA[] =
     "  redis.call('HSET', kst, F_TAT, f3(tat), F_PU, f3(pu), F_PMS, f3(pms), F_FAILS, fails,\n"
     "    F_CIRC, circ, F_OU, f3(ou), F_OMS, f3(oms), F_LIM, f3(lim), F_CUT, f3(cut),\n"
     "    F_DUR, f3(dur),\n"
-    "    F_CAP, cap, F_RATE, rate, F_KEPT, f3(kept))\n"
+    "    F_CAP, cap, F_RATE, rate, F_KEPT, f3(kept), F_QD, qd and 1 or 0)\n"
     "  if refresh then\n"
     "    for _, k in ipairs({kst, kls, kpr, kq}) do keep(k) end\n"
     "  elseif made then keep(kls) end\n"

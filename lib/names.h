@@ -48,6 +48,7 @@
 #define HOST_RATE        "max_rate"     /* the configured rate of the last ask */
 #define HOST_WAITS       "waits"        /* requests that waited for the host, ever */
 #define HOST_KEPT        "kept_at"      /* when the host's keys last had their TTL renewed */
+#define HOST_QUEUED      "queued"       /* 0: the queue is empty (no ask waits for a slot) */
 
 /* ---- input stream fields ---- */
 #define FIELD_URL    "url"

@@ -346,12 +346,13 @@ static long long pttl(const char *key)
     return ms;
 }
 
-static double kept_at(void)
+/* A field of the host's state, 0 when missing. */
+static double state_field(const char *field)
 {
-    redisReply *r = redisCommand(rc, "HGET u:host:h:state " HOST_KEPT);
-    double at = r->type == REDIS_REPLY_STRING ? atof(r->str) : 0;
+    redisReply *r = redisCommand(rc, "HGET u:host:h:state %s", field);
+    double v = r->type == REDIS_REPLY_STRING ? atof(r->str) : 0;
     freeReplyObject(r);
-    return at;
+    return v;
 }
 
 /* Every key a host's state lives in expires: renewed once a HOSTS_REFRESH_MS, not on every call,
@@ -363,7 +364,7 @@ static void test_host_keys_expire_without_a_renewal_per_call(void **state)
     assert_true(pttl("u:host:h:state") > 3500000);
     assert_true(pttl("u:host:h:leases") > 3500000);
     assert_true(pttl("u:hosts") > 3500000 && pttl("u:hosts:fleet") > 3500000);
-    double first = kept_at();
+    double first = state_field(HOST_KEPT);
     assert_true(first > 0);
     const char *done[] = {"k1,1,-1,5"};
     ask(l, "", 1, done); /* the only lease reported: the set is gone */
@@ -373,11 +374,11 @@ static void test_host_keys_expire_without_a_renewal_per_call(void **state)
     assert_int_equal(ask(l, "k2", 0, NULL).verdict, 1);
     assert_true(pttl("u:host:h:leases") > 3500000); /* made again, with its TTL */
     assert_int_equal(pttl("u:host:h:state"), -1);   /* not renewed: the last was just now */
-    assert_true(kept_at() == first);
+    assert_true(state_field(HOST_KEPT) == first);
     hset(HOST_KEPT, redis_ms() - 61000);
     ask(l, "", 0, NULL);
     assert_true(pttl("u:host:h:state") > 3500000); /* renewed a minute on */
-    assert_true(kept_at() > first);
+    assert_true(state_field(HOST_KEPT) > first);
 }
 
 /* A full host queues the ask; a freed slot goes only to a worker that listens on its channel:
@@ -399,6 +400,12 @@ static void test_queue_skips_deaf_workers(void **state)
     r = redisCommand(rc, "ZCARD u:host:h:queue");
     assert_int_equal(r->integer, 0);
     freeReplyObject(r);
+    /* Found empty, the queue is no longer looked at; a full host's ask queues again. */
+    assert_int_equal(state_field(HOST_QUEUED), 0);
+    assert_int_equal(ask_as("a", l, "a:2", 60000, 0, NULL).verdict, 1);
+    assert_int_equal(state_field(HOST_QUEUED), 0);
+    assert_int_equal(ask_as("b", l, "b:1", 60000, 0, NULL).verdict, 4);
+    assert_int_equal(state_field(HOST_QUEUED), 1);
 }
 
 /* ---- hosts.c on a loop ----------------------------------------------------------------------- */
