@@ -88,10 +88,10 @@
  * queued (1: that lease found the host full before), lease_ms, jitter (0..1), n reports, then per
  * report: lease, outcome, retry_after_ms, ms, waited (1: it had waited for the host, counted in
  * HOST_WAITS).
- * Returns per section {verdict, wait_ms, concurrency, pause_left_ms, circuit, fleet (0 but on a
- * beat), leases, hint_ms}: verdict 0 no ask, 1 go after wait_ms (slot taken), 2 paused, 3 circuit
- * open or probes out, 4 full: queued, wait_ms until the first lease lapses, hint_ms a time to ask
- * again for a worker that cannot be told (no subscription). */
+ * Returns per section {verdict, wait_ms, concurrency, pause_left_ms, circuit, fleet, leases,
+ * hint_ms}: verdict 0 no ask, 1 go after wait_ms (slot taken), 2 paused, 3 circuit open or
+ * probes out, 4 full: queued, wait_ms until the first lease lapses, hint_ms a time to ask again
+ * for a worker that cannot be told (no subscription). */
 /* clang-format off */
 static const char ASK_LUA[] =
     "if redis.replicate_commands then pcall(redis.replicate_commands) end\n"
@@ -106,16 +106,16 @@ static const char ASK_LUA[] =
     "local me, wake, n = ARGV[1], ARGV[2], tonumber(ARGV[4])\n"
     "local function keep(k) redis.call('PEXPIRE', k, " HOSTS_STR(HOSTS_STATE_TTL_MS) ") end\n"
     /* Most calls touch only the host's own keys: the fleet's on a beat, the TTLs once a
-     * HOSTS_REFRESH_MS per host and when a key is made, so a call runs about 7 commands. */
-    "local fleet = 0\n"
+     * HOSTS_REFRESH_MS per host and when a key is made, so a call runs about 8 commands. */
     "if ARGV[3] == '1' then\n"
     "  redis.call('ZADD', KEYS[2], f3(now), me)\n"
     "  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf',"
     "    f3(now - " HOSTS_STR(HOSTS_FLEET_TTL_MS) "))\n"
-    "  fleet = redis.call('ZCARD', KEYS[2])\n"
     "  keep(KEYS[2])\n"
     "  keep(KEYS[1])\n"
     "end\n"
+    /* counted on every call: a worker that just joined halves the others' shares at once */
+    "local fleet = redis.call('ZCARD', KEYS[2])\n"
     "local out, a = {}, 5\n"
     "for s = 1, n do\n"
     "  local kst, kls, kpr, kq = KEYS[4 * s - 1], KEYS[4 * s], KEYS[4 * s + 1], KEYS[4 * s + 2]\n"
@@ -658,8 +658,7 @@ static void host_answer(struct host *h, struct host_ticket *t, const redisReply 
     h->pause_until = hosts_now_ms() + (double)v[3];
     h->circuit = (int)v[4];
     h->busy = (int)v[6];
-    if (v[5] > 0) /* counted on this call's beat */
-        hs->fleet = (int)v[5];
+    hs->fleet = v[5] > 0 ? (int)v[5] : 1;
     if (t == NULL)
         return;
     h->asking = NULL;
