@@ -13,7 +13,11 @@
  * timeout each, only while the link is down: the loop waits at most that long per reconnection.
  * The links of one loop also share one subscription to the sentinels' +switch-master
  * (lib/sentinel_watch.h): each drops a connection to a node that is no longer the primary at
- * once, idle or not, as the watchdog would (every waiting callback gets NULL). */
+ * once, idle or not, as the watchdog would (every waiting callback gets NULL), and its next
+ * connection goes to the node announced without asking the sentinels again: one that has not
+ * heard of the failover yet would name the old primary, which keeps answering ROLE as a primary
+ * until the sentinels demote it, seconds later, and whatever was written there meanwhile is lost
+ * with it. */
 #include "link.h"
 #include "aconn.h"
 #include "log.h"
@@ -43,6 +47,7 @@ struct link {
     const char *name;
     redisAsyncContext *ac;
     int up, ever_up;
+    int announced; /* `at` came with +switch-master: the next connection goes there directly */
     long backoff_ms, timeout_ms;
     int waiting;            /* commands sent, no reply yet */
     struct timespec active; /* last reply, or when the first waiting command was sent */
@@ -192,7 +197,9 @@ static int link_send(struct link *l, link_reply_fn *fn, void *arg, int argc, con
 static void link_connect(struct link *l)
 {
     const struct redis_target *t = l->target;
-    if (t->nsentinels) {
+    if (t->nsentinels && l->announced)
+        l->announced = 0; /* once: ROLE still checks it, and a failure asks the sentinels */
+    else if (t->nsentinels) {
         char why[1024];
         if (sentinel_primary(t, LINK_SENTINEL_TIMEOUT_MS, &l->at, why, sizeof(why)) < 0) {
             link_down(l, why);
@@ -229,13 +236,22 @@ static void link_on_switch(const struct redis_node *primary, void *arg)
     struct link *next;
     for (struct link *l = lw->links; l; l = next) {
         next = l->next_watched;
-        if (l->ac == NULL ||
-            (strcmp(l->at.host, primary->host) == 0 && l->at.port == primary->port))
+        if (strcmp(l->at.host, primary->host) == 0 && l->at.port == primary->port)
             continue;
+        if (l->ac == NULL) { /* down: its retry goes there, soon rather than after its backoff */
+            l->at = *primary;
+            l->announced = 1;
+            evtimer_del(l->retry);
+            l->backoff_ms = LINK_BACKOFF_MIN;
+            link_schedule(l);
+            continue;
+        }
         log_warn("event=redis_switch link=%s from=%s:%d to=%s:%d", l->name, l->at.host, l->at.port,
                  primary->host, primary->port);
         redisAsyncContext *ac = l->ac;
         link_down(l, "+switch-master: the sentinels promoted another node");
+        l->at = *primary;
+        l->announced = 1;
         redisAsyncFree(ac); /* every waiting callback gets NULL */
     }
 }
