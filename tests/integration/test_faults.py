@@ -227,7 +227,7 @@ def test_a_lost_ack_reply_counts_once(env, redis_client, mongo_db, fleet):
     acks nothing, so no counter (outcomes, bytes_in, bytes_out, transform:*) is added twice."""
     keys = Keys(redis_client, env["PIXFLOW_PREFIX"])
     port = int(env["PIXFLOW_REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
-    proxy = DroppingProxy(port, b"local i, acked = 3, 0", drops=3)
+    proxy = DroppingProxy(port, b"local i, acked, sum, names, done = 3, 0", drops=3)
     try:
         urls = [f"{PICSUM}/{w}/{h}" for w, h in sizes(12)]
         keys.xadd_all(urls)
