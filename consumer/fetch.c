@@ -23,6 +23,7 @@
  * each TLS context from CURLOPT_SSL_CTX_FUNCTION, after curl has loaded its defaults (from its
  * CA store cache: see fetch_ca_defaults). */
 #include "fetch.h"
+#include "clock.h"
 
 #include <ctype.h>
 #include <netdb.h>
@@ -137,13 +138,6 @@ struct fetch {
 
     struct fetch *prev, *next;
 };
-
-static double fetch_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* ---- results ---------------------------------------------------------------------------- */
 
@@ -680,7 +674,7 @@ static void fetch_finish(struct fetch *f, enum fetch_class cls, const char *reas
         f->e->holders = r;
     }
     fetch_budget_wake(f->e); /* its estimate, if nothing else, was given back */
-    r->total_ms = fetch_now_ms() - f->start_ms;
+    r->total_ms = clock_now_ms() - f->start_ms;
     log_debug("event=fetch_done url=%s result=%s reason=%s http=%ld bytes=%zu redirects=%d "
               "ms=%.1f",
               r->final_url,
@@ -715,7 +709,7 @@ static void fetch_hop_reset(struct fetch *f)
 
 static long fetch_remaining_ms(const struct fetch *f)
 {
-    double left = f->deadline_ms - fetch_now_ms();
+    double left = f->deadline_ms - clock_now_ms();
     return left < 1 ? 0 : (long)left;
 }
 
@@ -777,7 +771,7 @@ static int fetch_hop(struct fetch *f, long left_ms)
         curl_multi_add_handle(f->e->multi, f->easy) != CURLM_OK)
         return -1;
     f->in_multi = 1;
-    f->hop_ms = fetch_now_ms();
+    f->hop_ms = clock_now_ms();
     return 0;
 }
 
@@ -928,7 +922,7 @@ static int fetch_gate_done(struct fetch *f, CURLcode rc, long code)
         end = FETCH_HOP_LOCAL;
     void *ticket = f->ticket;
     f->ticket = NULL;
-    f->e->gate.done(ticket, end, code, f->res->retry_after_ms, fetch_now_ms() - f->hop_ms);
+    f->e->gate.done(ticket, end, code, f->res->retry_after_ms, clock_now_ms() - f->hop_ms);
     long left = f->res->redirects ? fetch_remaining_ms(f) : f->e->lim.total_timeout_ms;
     if (end != FETCH_HOP_ANSWERED || f->abort_reason[0] || code != 429 || left == 0)
         return 0;
@@ -1113,7 +1107,7 @@ static int fetch_send(struct fetch *f)
     f->sent = 1;
     f->estimate = fetch_estimate(f);
     f->e->pending += f->estimate;
-    f->deadline_ms = fetch_now_ms() + (double)f->e->lim.total_timeout_ms;
+    f->deadline_ms = clock_now_ms() + (double)f->e->lim.total_timeout_ms;
     if (fetch_hop(f, f->e->lim.total_timeout_ms) == 0)
         return 0;
     fetch_pending_clear(f);
@@ -1145,13 +1139,13 @@ static void fetch_gate_go(void *arg, int waited)
 {
     struct fetch *f = arg;
     f->res->host_waits += waited;
-    f->res->host_wait_ms += fetch_now_ms() - f->gate_ms;
+    f->res->host_wait_ms += clock_now_ms() - f->gate_ms;
     if (!f->sent) {
         if (fetch_admit(f) < 0)
             fetch_finish(f, FETCH_TRANSIENT, "internal", "cannot start the transfer");
         return;
     }
-    f->deadline_ms = fetch_now_ms() + (double)f->gate_left_ms;
+    f->deadline_ms = clock_now_ms() + (double)f->gate_left_ms;
     if (fetch_hop(f, f->gate_left_ms) < 0)
         fetch_finish(f, FETCH_TRANSIENT, "internal", "cannot start hop %d", f->res->redirects);
 }
@@ -1163,7 +1157,7 @@ static int fetch_gate_ask(struct fetch *f, long left_ms)
     if (e->gate.ask == NULL)
         return 0;
     f->gate_left_ms = left_ms;
-    f->gate_ms = fetch_now_ms();
+    f->gate_ms = clock_now_ms();
     f->ticket = e->gate.ask(e->gate.ctx, f->res->final_url, fetch_gate_go, f);
     return f->ticket != NULL;
 }
@@ -1176,7 +1170,7 @@ struct fetch *fetch_start(struct fetch_engine *e, const char *url, fetch_done_fn
     f->e = e;
     f->done = done;
     f->arg = arg;
-    f->start_ms = fetch_now_ms();
+    f->start_ms = clock_now_ms();
     f->deadline_ms = f->start_ms + (double)e->lim.total_timeout_ms;
     f->res = fetch_result_new(e, url);
     f->later = evtimer_new(e->base, fetch_later_cb, f);

@@ -46,6 +46,7 @@
  * (KEY_HOSTS_FLEET: the workers that asked within HOSTS_FLEET_TTL_MS), and pauses on its own 429s.
  */
 #include "hosts.h"
+#include "clock.h"
 #include "link.h"
 #include "log.h"
 #include "names.h"
@@ -350,13 +351,6 @@ struct hosts {
     void *room_arg;
 };
 
-static double hosts_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 static double hosts_jitter(void)
 {
     return (double)random() / ((double)RAND_MAX + 1.0);
@@ -373,14 +367,14 @@ static void hosts_timer(struct event *ev, double ms)
 static void host_wait(struct host *h, enum host_timer kind, double ms)
 {
     h->timer_kind = kind;
-    h->timer_at = hosts_now_ms() + ms;
+    h->timer_at = clock_now_ms() + ms;
     hosts_timer(h->timer, ms);
 }
 
 /* Milliseconds until the next ask a report could ride on, -1 when none is due. */
 static double hosts_next_ask(const struct hosts *hs)
 {
-    double next = -1, now = hosts_now_ms();
+    double next = -1, now = clock_now_ms();
     for (const struct host *h = hs->list; h; h = h->next)
         if (h->timer_kind != TIMER_NONE && h->head && (next < 0 || h->timer_at - now < next))
             next = h->timer_at - now < 0 ? 0 : h->timer_at - now;
@@ -597,7 +591,7 @@ static int hosts_send(struct hosts *hs, struct host *asker, int eval)
     }
     argv[a++] = hs->s->consumer;
     argv[a++] = hs->k_wake;
-    double now = hosts_now_ms();
+    double now = clock_now_ms();
     int beat = now - hs->beat_at >= HOSTS_BEAT_MS;
     if (beat)
         hs->beat_at = now;
@@ -655,7 +649,7 @@ static void host_answer(struct host *h, struct host_ticket *t, const redisReply 
         if (r->element[i]->type == REDIS_REPLY_INTEGER)
             v[i] = r->element[i]->integer;
     h->limit = (int)v[2];
-    h->pause_until = hosts_now_ms() + (double)v[3];
+    h->pause_until = clock_now_ms() + (double)v[3];
     h->circuit = (int)v[4];
     h->busy = (int)v[6];
     hs->fleet = v[5] > 0 ? (int)v[5] : 1;
@@ -760,7 +754,7 @@ static void host_local(struct host *h)
     struct host_ticket *t = h->head;
     if (t == NULL || h->reserved || evtimer_pending(h->timer, NULL))
         return;
-    double now = hosts_now_ms(), share = hs->fleet > 0 ? hs->fleet : 1;
+    double now = clock_now_ms(), share = hs->fleet > 0 ? hs->fleet : 1;
     if (now < h->pause_until) {
         host_waits(h);
         host_wait(h, TIMER_ASK, h->pause_until - now);
@@ -998,7 +992,7 @@ void hosts_done(struct host_ticket *t, enum host_outcome o, long retry_after_ms,
         p = p < HOSTS_PAUSE_MIN_MS   ? HOSTS_PAUSE_MIN_MS
             : p > HOSTS_PAUSE_MAX_MS ? HOSTS_PAUSE_MAX_MS
                                      : p;
-        double until = hosts_now_ms() + (double)p;
+        double until = clock_now_ms() + (double)p;
         if (until > h->pause_until)
             h->pause_until = until;
     }
@@ -1110,7 +1104,7 @@ void hosts_resume(struct hosts *hs)
 
 void hosts_each(const struct hosts *hs, void (*fn)(void *arg, const struct host_view *v), void *arg)
 {
-    double now = hosts_now_ms();
+    double now = clock_now_ms();
     for (const struct host *h = hs->list; h; h = h->next) {
         struct host_view v = {
             .host = h->name,
@@ -1156,7 +1150,7 @@ void hosts_metrics(const struct hosts *hs, struct evbuffer *out)
     for (size_t f = 0; f < sizeof(families) / sizeof(*families); f++) {
         evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", families[f].name, families[f].help,
                             families[f].name, families[f].type);
-        double now = hosts_now_ms();
+        double now = clock_now_ms();
         for (const struct host *h = hs->list; h; h = h->next) {
             double v[] = {(double)h->requests,
                           (double)h->waits,

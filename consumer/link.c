@@ -20,6 +20,7 @@
  * with it. */
 #include "link.h"
 #include "aconn.h"
+#include "clock.h"
 #include "log.h"
 #include "sentinel.h"
 #include "sentinel_watch.h"
@@ -80,13 +81,6 @@ int reply_is_error(const redisReply *r)
 const char *reply_error(const redisReply *r)
 {
     return r == NULL ? "connection lost" : r->type == REDIS_REPLY_ERROR ? r->str : "";
-}
-
-static long link_since_ms(const struct timespec *t)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
 }
 
 static void link_schedule(struct link *l)
@@ -306,10 +300,10 @@ static void link_on_retry(evutil_socket_t fd, short what, void *arg)
 static void link_on_watchdog(evutil_socket_t fd, short what, void *arg)
 {
     struct link *l = arg;
-    if (l->ac == NULL || l->waiting == 0 || link_since_ms(&l->active) < l->timeout_ms)
+    if (l->ac == NULL || l->waiting == 0 || clock_ms_since(&l->active) < l->timeout_ms)
         return;
     log_warn("event=redis_timeout link=%s waiting=%d silent_ms=%ld", l->name, l->waiting,
-             link_since_ms(&l->active));
+             clock_ms_since(&l->active));
     redisAsyncContext *ac = l->ac;
     link_down(l, "timeout");
     redisAsyncFree(ac); /* every waiting callback gets NULL */

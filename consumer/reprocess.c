@@ -18,6 +18,7 @@
  * the (original, rendition) pair from the queued set, so `pixflow reprocess` may queue it again
  * later. Loop thread, but for the pool parts. */
 #include "reprocess.h"
+#include "clock.h"
 #include "counters.h"
 #include "log.h"
 #include "names.h"
@@ -591,20 +592,12 @@ static void on_stream_link(void *arg, int up)
 
 /* --- the worker's side --- */
 
-static long rp_since_ms(const struct timespec *now, const struct timespec *then)
-{
-    return (now->tv_sec - then->tv_sec) * 1000 + (now->tv_nsec - then->tv_nsec) / 1000000;
-}
-
 void reprocess_tick(struct reprocess *rp, int slots)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (rp->ndone >= 256 || rp_since_ms(&now, &rp->last_flush) >= rp->env.o->flush_ms)
+    if (rp->ndone >= 256 || clock_ms_since(&rp->last_flush) >= rp->env.o->flush_ms)
         rp_flush(rp);
     int room = rp_cap(rp) - rp->held;
-    int quiet =
-        (rp->passed.tv_sec || rp->passed.tv_nsec) && rp_since_ms(&now, &rp->passed) < PASS_MS;
+    int quiet = (rp->passed.tv_sec || rp->passed.tv_nsec) && clock_ms_since(&rp->passed) < PASS_MS;
     if (!rp->stopping && !quiet)
         stream_read(rp->st, room < slots ? room : slots);
 }

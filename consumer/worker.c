@@ -23,6 +23,7 @@
  * Everything here runs on the loop thread except the two pool functions, lookup_work and
  * work_run, which touch only their own entry while the loop leaves it alone. */
 #include "worker.h"
+#include "clock.h"
 #include "counters.h"
 #include "link.h"
 #include "transforms.h"
@@ -158,11 +159,6 @@ static double seconds_since(const struct timespec *t)
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (double)(now.tv_sec - t->tv_sec) + (now.tv_nsec - t->tv_nsec) / 1e9;
-}
-
-static long ms_since(const struct timespec *t)
-{
-    return (long)(seconds_since(t) * 1000);
 }
 
 static void add_ms(struct timespec *t, long ms)
@@ -417,7 +413,7 @@ static void entry_retry(struct entry *e, const char *reason, const char *err, lo
 {
     const struct worker_options *o = e->w->o;
     long delay = retry_delay(e, retry_after_ms);
-    if (e->attempts >= o->max_attempts || ms_since(&e->born) + delay > o->entry_deadline_ms) {
+    if (e->attempts >= o->max_attempts || clock_ms_since(&e->born) + delay > o->entry_deadline_ms) {
         entry_done(e, C_FAILED, reason, err);
         return;
     }
@@ -435,7 +431,7 @@ static void entry_park_retry(struct entry *e, enum park_on on, const char *event
     struct worker *w = e->w;
     log_warn("event=%s entry=%s attempt=%d error=\"%s\"", event, e->id, e->attempts, e->error);
     long delay = retry_delay(e, -1);
-    if (ms_since(&e->born) + delay <= w->o->entry_deadline_ms) {
+    if (clock_ms_since(&e->born) + delay <= w->o->entry_deadline_ms) {
         e->attempts++;
         entry_wait(e, event, delay, again);
         return;
@@ -1078,7 +1074,7 @@ static int worker_slots(struct worker *w)
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
-    if (w->ndone >= 256 || ms_since(&w->last_flush) >= w->o->flush_ms)
+    if (w->ndone >= 256 || clock_ms_since(&w->last_flush) >= w->o->flush_ms)
         worker_flush(w);
     hosts_resume(w->hosts); /* what waited for its host takes the room before new entries */
     if (!w->stopping) {
@@ -1092,7 +1088,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     }
     if (w->rp)
         reprocess_tick(w->rp, 0); /* its acks */
-    long stopping_ms = ms_since(&w->stop_began);
+    long stopping_ms = clock_ms_since(&w->stop_began);
     /* Parked entries wait for MongoDB, which may take any time: waiting for them is no drain. */
     int all_parked = w->nparked > 0 && w->held == w->nparked + w->ndone + w->nflight;
     if (!w->abandoning && (stopping_ms >= w->o->drain_timeout_ms || all_parked)) {
@@ -1277,7 +1273,7 @@ static void on_group(void *arg, long long lag, long long pending)
     } else if (!w->idle) {
         w->idle = 1;
         clock_gettime(CLOCK_MONOTONIC, &w->idle_since);
-    } else if (ms_since(&w->idle_since) >= w->o->exit_when_idle_ms) {
+    } else if (clock_ms_since(&w->idle_since) >= w->o->exit_when_idle_ms) {
         worker_stop(w, "idle");
     }
 }
@@ -1286,7 +1282,7 @@ static void on_group(void *arg, long long lag, long long pending)
 static void on_ping(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
-    if (w->nparked || ms_since(&w->last_ping) >= PING_EVERY_MS)
+    if (w->nparked || clock_ms_since(&w->last_ping) >= PING_EVERY_MS)
         worker_ping(w);
 }
 
